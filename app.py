@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""The CDK app: `cdk synth|deploy -c env=NAME` (local, dev, staging, prod; default dev)."""
+
+from __future__ import annotations
+
+import sys
+
+import aws_cdk as cdk
+
+from stacks.config import ConfigError, load_config, with_overrides
+from stacks.nag import add_nag_packs
+from stacks.pipeline_stack import PipelineStack
+from stacks.stateful_stack import StatefulStack
+
+
+def build_app(app: cdk.App) -> cdk.App:
+    context = app.node.try_get_context
+    config = with_overrides(
+        load_config(context("env")), alarm_email=context("alarmEmail"), account=context("account")
+    )
+    env = cdk.Environment(account=config.account, region=config.region)
+    prefix = f"ResilientPipeline-{config.name}"
+    stateful = StatefulStack(
+        app,
+        f"{prefix}-Stateful",
+        config=config,
+        env=env,
+        synthesizer=cdk.DefaultStackSynthesizer(
+            generate_bootstrap_version_rule=config.bootstrap_version_rule
+        ),
+        description=f"resilient-pipeline ({config.name}): job table and data bucket",
+    )
+    pipeline = PipelineStack(
+        app,
+        f"{prefix}-Pipeline",
+        config=config,
+        job_table_name_export=stateful.job_table_name_export,
+        data_bucket_name_export=stateful.data_bucket_name_export,
+        env=env,
+        synthesizer=cdk.DefaultStackSynthesizer(
+            generate_bootstrap_version_rule=config.bootstrap_version_rule
+        ),
+        description=f"resilient-pipeline ({config.name}): ingest, segmented-job state machine, alarms",
+    )
+    pipeline.add_stack_dependency(stateful)
+    for key, value in config.tags.items():
+        cdk.Tags.of(app).add(key, value)
+    add_nag_packs(app)
+    return app
+
+
+def main() -> None:
+    app = cdk.App()
+    try:
+        build_app(app)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

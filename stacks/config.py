@@ -1,0 +1,320 @@
+"""Per-environment configuration: one frozen, typed object per environment carries every knob.
+
+Configuration flows one way: `-c env=NAME` -> `load_config(NAME)` -> stacks -> constructs. Nothing here
+reads `os.environ` or calls AWS, so `cdk synth` works offline. `validate()` enforces the resilience rules
+that must hold before anything is deployed; each violation names the numbers involved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from stacks import rules
+
+ENVIRONMENT_NAMES = ("local", "dev", "staging", "prod")
+DEFAULT_ENVIRONMENT = "dev"
+
+
+class ConfigError(ValueError):
+    """A configuration that would deploy an unsafe or impossible pipeline."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionConfig:
+    memory_mb: int
+    timeout_seconds: int
+    # None = unreserved (shares the account pool). A number caps the function and protects the rest.
+    reserved_concurrency: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestConfig:
+    function: FunctionConfig
+    batch_size: int
+    max_batching_window_seconds: int
+    # Caps concurrent ingest invocations from the SQS poller (minimum 2, an AWS rule).
+    max_concurrency: int
+    # When None, derived as the smallest value the visibility-timeout rule allows.
+    visibility_timeout_seconds: int | None = None
+    max_receive_count: int = 5
+    queue_retention_days: int = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    function: FunctionConfig
+    safety_margin_ms: int
+    default_chunk_bytes: int
+    # 0 = segments bounded by time only. A cap makes small inputs span many segments (local demo).
+    max_chunks_per_segment: int = 0
+    max_reject_ratio: float = 0.05
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateMachineConfig:
+    # Worker passes per execution before continue-as-new; checked against the history quota.
+    segment_budget: int
+    execution_timeout_minutes: int
+    retry_interval_seconds: int
+    retry_max_attempts: int
+    retry_backoff_rate: float
+    retry_max_delay_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmConfig:
+    email: str | None
+    queue_age_threshold_seconds: int
+    evaluation_period_seconds: int = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig:
+    name: str
+    account: str | None
+    region: str
+    # Stateful resources survive `cdk destroy` and cannot be deleted by accident.
+    protect_stateful: bool
+    log_retention_days: int
+    dlq_retention_days: int
+    job_ttl_days: int
+    output_expiration_days: int
+    fault_injection_allowed: bool
+    # None: the layer is left out (the local cloud cannot hold the public layer; see docs).
+    powertools_layer_version: int | None
+    # Synthesized without the CDK bootstrap-version rule (moto cannot update that parameter).
+    bootstrap_version_rule: bool
+    ingest: IngestConfig
+    worker: WorkerConfig
+    state_machine: StateMachineConfig
+    alarms: AlarmConfig
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ingest_visibility_timeout_seconds(self) -> int:
+        if self.ingest.visibility_timeout_seconds is not None:
+            return self.ingest.visibility_timeout_seconds
+        return rules.minimum_visibility_timeout(
+            function_timeout_seconds=self.ingest.function.timeout_seconds,
+            batching_window_seconds=self.ingest.max_batching_window_seconds,
+        )
+
+    def validate(self) -> EnvironmentConfig:
+        """Fail fast, with the numbers, on any rule a deployed pipeline would break."""
+        problems: list[str] = []
+        problems += rules.check_visibility_timeout(
+            visibility_timeout_seconds=self.ingest_visibility_timeout_seconds,
+            function_timeout_seconds=self.ingest.function.timeout_seconds,
+            batching_window_seconds=self.ingest.max_batching_window_seconds,
+        )
+        problems += rules.check_segment_budget(
+            self.state_machine.segment_budget, retry_max_attempts=self.state_machine.retry_max_attempts
+        )
+        problems += rules.check_max_receive_count(self.ingest.max_receive_count)
+        problems += rules.check_log_retention(self.log_retention_days)
+        problems += rules.check_worker_margin(
+            safety_margin_ms=self.worker.safety_margin_ms,
+            timeout_seconds=self.worker.function.timeout_seconds,
+        )
+        problems += rules.check_range("ingest.batch_size", self.ingest.batch_size, 1, 10_000)
+        if self.ingest.max_batching_window_seconds == 0 and self.ingest.batch_size > 10:
+            problems.append(
+                f"ingest.batch_size is {self.ingest.batch_size}: above 10 SQS needs "
+                "max_batching_window_seconds >= 1"
+            )
+        problems += rules.check_range(
+            "ingest.max_batching_window_seconds", self.ingest.max_batching_window_seconds, 0, 300
+        )
+        problems += rules.check_range("ingest.max_concurrency", self.ingest.max_concurrency, 2, 1000)
+        problems += rules.check_range("ingest.queue_retention_days", self.ingest.queue_retention_days, 1, 14)
+        problems += rules.check_range("dlq_retention_days", self.dlq_retention_days, 1, 14)
+        if self.dlq_retention_days < self.ingest.queue_retention_days:
+            problems.append(
+                f"dlq_retention_days ({self.dlq_retention_days}) is shorter than the ingest queue's "
+                f"retention ({self.ingest.queue_retention_days}): SQS keeps a message's original enqueue "
+                "time when it moves to the DLQ, so it would expire there early"
+            )
+        problems += rules.check_range(
+            "worker.default_chunk_bytes", self.worker.default_chunk_bytes, 64 * 1024, 64 * 1024 * 1024
+        )
+        problems += rules.check_range(
+            "worker.max_chunks_per_segment", self.worker.max_chunks_per_segment, 0, 1_000_000
+        )
+        if not 0.0 <= self.worker.max_reject_ratio <= 1.0:
+            problems.append(f"worker.max_reject_ratio is {self.worker.max_reject_ratio}: must be within 0..1")
+        for label, fn in (("ingest", self.ingest.function), ("worker", self.worker.function)):
+            problems += rules.check_range(f"{label}.function.timeout_seconds", fn.timeout_seconds, 1, 900)
+            problems += rules.check_range(f"{label}.function.memory_mb", fn.memory_mb, 128, 10_240)
+            if fn.reserved_concurrency is not None:
+                problems += rules.check_range(
+                    f"{label}.function.reserved_concurrency", fn.reserved_concurrency, 1, 1000
+                )
+        if (
+            self.ingest.function.reserved_concurrency is not None
+            and self.ingest.function.reserved_concurrency < self.ingest.max_concurrency
+        ):
+            problems.append(
+                f"ingest.function.reserved_concurrency ({self.ingest.function.reserved_concurrency}) is below "
+                f"ingest.max_concurrency ({self.ingest.max_concurrency}): the SQS poller would be throttled "
+                "and messages would burn receives towards the DLQ"
+            )
+        sm = self.state_machine
+        problems += rules.check_range(
+            "state_machine.retry_interval_seconds", sm.retry_interval_seconds, 1, 3600
+        )
+        problems += rules.check_range(
+            "state_machine.retry_max_attempts", sm.retry_max_attempts, 0, 99_999_999
+        )
+        problems += rules.check_range(
+            "state_machine.retry_max_delay_seconds",
+            sm.retry_max_delay_seconds,
+            sm.retry_interval_seconds,
+            31_622_400,
+        )
+        if sm.retry_backoff_rate < 1.0:
+            problems.append(f"state_machine.retry_backoff_rate is {sm.retry_backoff_rate}: must be >= 1.0")
+        if self.fault_injection_allowed and self.name in ("staging", "prod"):
+            problems.append(
+                f"fault_injection_allowed is on in {self.name}: only local and dev may inject faults"
+            )
+        if self.name in ("staging", "prod") and not self.protect_stateful:
+            problems.append(f"protect_stateful is off in {self.name}: its table and bucket must be retained")
+        if problems:
+            raise ConfigError(
+                f"invalid configuration for environment '{self.name}':\n  - " + "\n  - ".join(problems)
+            )
+        return self
+
+
+_PROD_LIKE_ALARMS = AlarmConfig(email=None, queue_age_threshold_seconds=300)
+
+_CONFIGS: dict[str, EnvironmentConfig] = {
+    "local": EnvironmentConfig(
+        name="local",
+        # The local cloud's fixed dummy account, so that synthesized ARNs match what moto serves.
+        account="123456789012",
+        region="us-east-1",
+        protect_stateful=False,
+        log_retention_days=1,
+        dlq_retention_days=14,
+        job_ttl_days=1,
+        output_expiration_days=1,
+        fault_injection_allowed=True,
+        powertools_layer_version=None,
+        bootstrap_version_rule=False,
+        ingest=IngestConfig(
+            function=FunctionConfig(memory_mb=256, timeout_seconds=10),
+            batch_size=10,
+            max_batching_window_seconds=0,
+            max_concurrency=2,
+            max_receive_count=3,
+            queue_retention_days=4,
+        ),
+        worker=WorkerConfig(
+            function=FunctionConfig(memory_mb=512, timeout_seconds=10),
+            safety_margin_ms=2_000,
+            default_chunk_bytes=64 * 1024,
+            # Small cap: the demo's few-MiB input spans dozens of segments in seconds.
+            max_chunks_per_segment=1,
+            max_reject_ratio=0.5,
+        ),
+        state_machine=StateMachineConfig(
+            segment_budget=20,
+            execution_timeout_minutes=30,
+            retry_interval_seconds=1,
+            retry_max_attempts=6,
+            retry_backoff_rate=1.5,
+            retry_max_delay_seconds=2,
+        ),
+        alarms=AlarmConfig(email=None, queue_age_threshold_seconds=60, evaluation_period_seconds=60),
+        tags={"project": "resilient-pipeline", "environment": "local"},
+    ),
+    "dev": EnvironmentConfig(
+        name="dev",
+        account=None,
+        region="us-east-1",
+        protect_stateful=False,
+        log_retention_days=14,
+        dlq_retention_days=14,
+        job_ttl_days=7,
+        output_expiration_days=7,
+        fault_injection_allowed=True,
+        powertools_layer_version=38,
+        bootstrap_version_rule=True,
+        ingest=IngestConfig(
+            function=FunctionConfig(memory_mb=256, timeout_seconds=30),
+            batch_size=10,
+            max_batching_window_seconds=1,
+            max_concurrency=5,
+            max_receive_count=5,
+        ),
+        worker=WorkerConfig(
+            function=FunctionConfig(memory_mb=1024, timeout_seconds=300),
+            safety_margin_ms=20_000,
+            default_chunk_bytes=8 * 1024 * 1024,
+        ),
+        state_machine=StateMachineConfig(
+            segment_budget=500,
+            execution_timeout_minutes=24 * 60,
+            retry_interval_seconds=2,
+            retry_max_attempts=6,
+            retry_backoff_rate=2.0,
+            retry_max_delay_seconds=60,
+        ),
+        alarms=AlarmConfig(email=None, queue_age_threshold_seconds=600),
+        tags={"project": "resilient-pipeline", "environment": "dev"},
+    ),
+}
+_CONFIGS["staging"] = replace(
+    _CONFIGS["dev"],
+    name="staging",
+    protect_stateful=True,
+    log_retention_days=30,
+    job_ttl_days=30,
+    output_expiration_days=30,
+    fault_injection_allowed=False,
+    alarms=_PROD_LIKE_ALARMS,
+    tags={"project": "resilient-pipeline", "environment": "staging"},
+)
+_CONFIGS["prod"] = replace(
+    _CONFIGS["staging"],
+    name="prod",
+    log_retention_days=90,
+    job_ttl_days=90,
+    output_expiration_days=90,
+    ingest=replace(
+        _CONFIGS["dev"].ingest,
+        max_concurrency=20,
+        function=FunctionConfig(memory_mb=256, timeout_seconds=30, reserved_concurrency=20),
+    ),
+    worker=replace(
+        _CONFIGS["dev"].worker,
+        function=FunctionConfig(memory_mb=2048, timeout_seconds=900, reserved_concurrency=100),
+        safety_margin_ms=60_000,
+        default_chunk_bytes=16 * 1024 * 1024,
+    ),
+    alarms=_PROD_LIKE_ALARMS,
+    tags={"project": "resilient-pipeline", "environment": "prod"},
+)
+
+
+def load_config(name: str | None) -> EnvironmentConfig:
+    """The validated configuration for `name` (default dev); unknown names list the valid ones."""
+    env_name = name or DEFAULT_ENVIRONMENT
+    if env_name not in _CONFIGS:
+        raise ConfigError(
+            f"unknown environment '{env_name}': valid environments are {', '.join(ENVIRONMENT_NAMES)}"
+        )
+    return _CONFIGS[env_name].validate()
+
+
+def with_overrides(
+    config: EnvironmentConfig, *, alarm_email: str | None = None, account: str | None = None
+) -> EnvironmentConfig:
+    """Values a deployer supplies per account (`-c alarmEmail=...`, `-c account=...`), re-validated."""
+    updated = config
+    if alarm_email:
+        updated = replace(updated, alarms=replace(updated.alarms, email=alarm_email))
+    if account:
+        updated = replace(updated, account=account)
+    return updated.validate()

@@ -1,0 +1,47 @@
+"""The data bucket: job inputs (JSON Lines) and outputs (`out/JOB_ID/part-*.jsonl`)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+OUTPUT_PREFIX = "out/"
+
+
+class DataBucket(Construct):
+    """Invariant: encrypted, TLS-only, never public; outputs expire after `output_expiration_days`.
+    Versioned and retained when `protect` is set, so an overwrite or a delete can be undone."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, protect: bool, output_expiration_days: int
+    ) -> None:
+        super().__init__(scope, construct_id)
+        lifecycle = [
+            s3.LifecycleRule(
+                id="expire-outputs", prefix=OUTPUT_PREFIX, expiration=Duration.days(output_expiration_days)
+            ),
+            s3.LifecycleRule(
+                id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)
+            ),
+        ]
+        if protect:
+            lifecycle.append(
+                s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30))
+            )
+        self._bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=protect,
+            lifecycle_rules=lifecycle,
+            # No auto_delete_objects: it deploys a custom-resource Lambda; an emptied bucket deletes cleanly.
+            removal_policy=RemovalPolicy.RETAIN if protect else RemovalPolicy.DESTROY,
+        )
+
+    @property
+    def bucket(self) -> s3.IBucket:
+        return self._bucket

@@ -1,0 +1,128 @@
+"""A pipeline Lambda function with the project's resilient defaults in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks import rules
+
+LAMBDA_SOURCE_DIR = Path(__file__).resolve().parents[2] / "lambda_src"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+# Never shipped to Lambda: tests, caches and editor droppings would change the asset hash for nothing.
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "tests", "**/.pytest_cache", "**/.mypy_cache", "**/.DS_Store"]
+
+POWERTOOLS_ACCOUNT = "017000801446"
+
+
+def powertools_layer_arn(*, region: str, version: int) -> str:
+    """The public Powertools for AWS Lambda (Python) v3 layer for this runtime and architecture."""
+    runtime_tag = RUNTIME.name.replace(".", "")  # python3.14 -> python314
+    return f"arn:aws:lambda:{region}:{POWERTOOLS_ACCOUNT}:layer:AWSLambdaPowertoolsPythonV3-{runtime_tag}-arm64:{version}"
+
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+}
+assert set(_RETENTION) == set(rules.LOG_RETENTION_DAYS)
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    """The CloudWatch Logs retention for `days` (the config has already checked it is one CloudWatch accepts)."""
+    return _RETENTION[days]
+
+
+class PipelineFunction(Construct):
+    """Invariant: arm64, current Python runtime, explicit memory and timeout, X-Ray active, its own log
+    group with retention, a role that may write only to that log group (no managed policies), recursive
+    loops terminated by Lambda. Callers grant data access with exact actions."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        memory_mb: int,
+        timeout_seconds: int,
+        reserved_concurrency: int | None,
+        environment: dict[str, str],
+        log_retention_days: int,
+        powertools_layer_version: int | None,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention(log_retention_days),
+            removal_policy=removal_policy,
+        )
+        self._role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} (execution role)",
+        )
+        self._role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self._log_group.log_group_arn],
+            )
+        )
+        layers = []
+        if powertools_layer_version is not None:
+            layers.append(
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self,
+                    "Powertools",
+                    powertools_layer_arn(region=Stack.of(self).region, version=powertools_layer_version),
+                )
+            )
+        self._function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=handler,
+            code=lambda_.Code.from_asset(str(LAMBDA_SOURCE_DIR), exclude=ASSET_EXCLUDES),
+            memory_size=memory_mb,
+            timeout=Duration.seconds(timeout_seconds),
+            reserved_concurrent_executions=reserved_concurrency,
+            environment=environment,
+            layers=layers,
+            role=self._role,
+            log_group=self._log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE,
+            recursive_loop=lambda_.RecursiveLoop.TERMINATE,
+        )
+
+    @property
+    def function(self) -> lambda_.IFunction:
+        return self._function
+
+    @property
+    def role(self) -> iam.IRole:
+        return self._role
+
+    @property
+    def log_group(self) -> logs.ILogGroup:
+        return self._log_group

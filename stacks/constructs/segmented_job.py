@@ -1,0 +1,351 @@
+"""The segmented-job state machine: drives one job through time-budgeted worker segments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Arn, ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from stacks import rules
+from stacks.constructs.pipeline_function import log_retention
+
+# Exception class names raised by lambda_src (the Lambda errorType is the ASL error name).
+TRANSIENT_ERRORS = ["TransientError"]
+CANCELLED_ERRORS = ["JobCancelledError"]
+# Lambda service-side failures worth retrying. Sandbox.Timedout: a worker killed mid-chunk lost at most
+# one uncommitted chunk; the retry resumes from the last checkpoint.
+LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Sandbox.Timedout",
+]
+DYNAMODB_TRANSIENT_ERRORS = [
+    "DynamoDB.ProvisionedThroughputExceededException",
+    "DynamoDB.RequestLimitExceeded",
+    "DynamoDB.ThrottlingException",
+    "DynamoDB.InternalServerErrorException",
+]
+CONDITIONAL_CHECK_FAILED = "DynamoDB.ConditionalCheckFailedException"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    interval_seconds: int
+    max_attempts: int
+    backoff_rate: float
+    max_delay_seconds: int
+
+
+def _key() -> dict[str, tasks.DynamoAttributeValue]:
+    return {"job_id": tasks.DynamoAttributeValue.from_string(sfn.JsonPath.string_at("$.job_id"))}
+
+
+def _string(path: str) -> tasks.DynamoAttributeValue:
+    return tasks.DynamoAttributeValue.from_string(sfn.JsonPath.string_at(path))
+
+
+def _literal(value: str) -> tasks.DynamoAttributeValue:
+    return tasks.DynamoAttributeValue.from_string(value)
+
+
+class SegmentedJobStateMachine(Construct):
+    """Invariant: every job execution ends SUCCEEDED (job SUCCEEDED), handed over to its next execution
+    (continue-as-new before the history quota), Cancelled, or failed with the job marked FAILED and its
+    request in the DLQ. Transient errors are retried with full jitter; nothing else is."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        state_machine_name: str,
+        worker: lambda_.IFunction,
+        table: dynamodb.ITable,
+        dead_letter_queue: sqs.IQueue,
+        segment_budget: int,
+        retry: RetryPolicy,
+        execution_timeout: Duration,
+        log_retention_days: int,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._name = state_machine_name
+        problems = rules.check_segment_budget(segment_budget, retry_max_attempts=retry.max_attempts)
+        if problems:
+            raise ValueError("; ".join(problems))
+        stack = Stack.of(self)
+        # Continue-as-new starts this very state machine: a physical name lets the definition and the
+        # role name their own ARN without a circular reference.
+        self._arn = Arn.format(
+            {
+                "service": "states",
+                "resource": "stateMachine",
+                "resource_name": state_machine_name,
+                "arn_format": ArnFormat.COLON_RESOURCE_NAME,
+            },
+            stack,
+        )
+        failed = sfn.Fail(
+            self,
+            "JobFailed",
+            error="JobFailed",
+            cause="The job is marked FAILED (see its record's error) and its request is in the DLQ",
+        )
+        send_to_dlq = self._send_to_dlq(dead_letter_queue, retry)
+        send_to_dlq.add_catch(failed, errors=["States.ALL"], result_path="$.dlq_error")
+        send_to_dlq.next(failed)
+
+        mark_failed = tasks.DynamoUpdateItem(
+            self,
+            "MarkFailed",
+            table=table,
+            key=_key(),
+            update_expression="SET #status = :failed, #error = :error, updated_at = :now",
+            condition_expression="#status IN (:pending, :running)",
+            expression_attribute_names={"#status": "status", "#error": "error"},
+            expression_attribute_values={
+                ":failed": _literal("FAILED"),
+                ":pending": _literal("PENDING"),
+                ":running": _literal("RUNNING"),
+                ":error": tasks.DynamoAttributeValue.from_map(
+                    {"type": _string("$.error.Error"), "cause": _string("$.error.Cause")}
+                ),
+                ":now": _string("$$.State.EnteredTime"),
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        self._retry_dynamodb(mark_failed, retry)
+        # The DLQ message matters more than the status write: on any failure here, still send it.
+        mark_failed.add_catch(send_to_dlq, errors=["States.ALL"], result_path="$.mark_failed_error")
+        mark_failed.next(send_to_dlq)
+
+        cancelled = sfn.Succeed(self, "Cancelled", comment="The job was cancelled or already finished")
+
+        mark_running = tasks.DynamoUpdateItem(
+            self,
+            "MarkRunning",
+            table=table,
+            key=_key(),
+            update_expression=(
+                "SET #status = :running, updated_at = :now, executions = if_not_exists(executions, :zero) + :one"
+            ),
+            condition_expression="#status IN (:pending, :running)",
+            expression_attribute_names={"#status": "status"},
+            expression_attribute_values={
+                ":running": _literal("RUNNING"),
+                ":pending": _literal("PENDING"),
+                ":now": _string("$$.State.EnteredTime"),
+                ":zero": tasks.DynamoAttributeValue.from_number(0),
+                ":one": tasks.DynamoAttributeValue.from_number(1),
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        self._retry_dynamodb(mark_running, retry)
+        mark_running.add_catch(cancelled, errors=[CONDITIONAL_CHECK_FAILED], result_path="$.error")
+        mark_running.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
+
+        start_loop = sfn.Pass(
+            self,
+            "StartSegments",
+            result=sfn.Result.from_object({"segments_in_execution": 0, "done": False}),
+            result_path="$.segment",
+        )
+
+        process_segment = tasks.LambdaInvoke(
+            self,
+            "ProcessSegment",
+            lambda_function=worker,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "job_id": sfn.JsonPath.string_at("$.job_id"),
+                    "attempt": sfn.JsonPath.number_at("$.attempt"),
+                    "execution": sfn.JsonPath.number_at("$.execution"),
+                    "segments_in_execution": sfn.JsonPath.number_at("$.segment.segments_in_execution"),
+                    "retry_count": sfn.JsonPath.number_at("$$.State.RetryCount"),
+                }
+            ),
+            # Only what the Choice needs: the state stays small however long the job runs.
+            result_selector={
+                "done.$": "$.Payload.done",
+                "cursor.$": "$.Payload.cursor",
+                "segments_in_execution.$": "$.Payload.segments_in_execution",
+            },
+            result_path="$.segment",
+            # Our own Retry below covers these with full jitter; CDK's default one has none.
+            retry_on_service_exceptions=False,
+        )
+        process_segment.add_retry(
+            errors=TRANSIENT_ERRORS + LAMBDA_SERVICE_ERRORS,
+            interval=Duration.seconds(retry.interval_seconds),
+            max_attempts=retry.max_attempts,
+            backoff_rate=retry.backoff_rate,
+            max_delay=Duration.seconds(retry.max_delay_seconds),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        process_segment.add_catch(cancelled, errors=CANCELLED_ERRORS, result_path="$.error")
+        process_segment.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
+
+        mark_succeeded = tasks.DynamoUpdateItem(
+            self,
+            "MarkSucceeded",
+            table=table,
+            key=_key(),
+            update_expression="SET #status = :succeeded, updated_at = :now",
+            condition_expression="#status = :running",
+            expression_attribute_names={"#status": "status"},
+            expression_attribute_values={
+                ":succeeded": _literal("SUCCEEDED"),
+                ":running": _literal("RUNNING"),
+                ":now": _string("$$.State.EnteredTime"),
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        self._retry_dynamodb(mark_succeeded, retry)
+        mark_succeeded.add_catch(cancelled, errors=[CONDITIONAL_CHECK_FAILED], result_path="$.error")
+        mark_succeeded.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
+        mark_succeeded.next(sfn.Succeed(self, "Succeeded"))
+
+        next_execution = sfn.Pass(
+            self,
+            "NextExecution",
+            parameters={"number.$": "States.MathAdd($.execution, 1)"},
+            result_path="$.next",
+        )
+        handed_over = sfn.Succeed(self, "HandedOver", comment="The job continues in its next execution")
+        continue_as_new = tasks.StepFunctionsStartExecution(
+            self,
+            "ContinueAsNew",
+            state_machine=sfn.StateMachine.from_state_machine_arn(self, "Self", self._arn),
+            name=sfn.JsonPath.format("{}-a{}-e{}", "$.job_id", "$.attempt", "$.next.number"),
+            input=sfn.TaskInput.from_object(
+                {
+                    "job_id": sfn.JsonPath.string_at("$.job_id"),
+                    "attempt": sfn.JsonPath.number_at("$.attempt"),
+                    "execution": sfn.JsonPath.number_at("$.next.number"),
+                    "request": sfn.JsonPath.string_at("$.request"),
+                    "source_message_id": sfn.JsonPath.string_at("$.source_message_id"),
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        continue_as_new.add_retry(
+            errors=["StepFunctions.SdkClientException", "StepFunctions.ExecutionLimitExceededException"],
+            interval=Duration.seconds(retry.interval_seconds),
+            max_attempts=retry.max_attempts,
+            backoff_rate=retry.backoff_rate,
+            max_delay=Duration.seconds(retry.max_delay_seconds),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        # A retried hand-over whose first try went through: the next execution already runs.
+        continue_as_new.add_catch(
+            handed_over, errors=["StepFunctions.ExecutionAlreadyExistsException"], result_path="$.error"
+        )
+        continue_as_new.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
+        next_execution.next(continue_as_new)
+        continue_as_new.next(handed_over)
+
+        route = (
+            sfn.Choice(self, "SegmentDone?")
+            .when(sfn.Condition.boolean_equals("$.segment.done", True), mark_succeeded)
+            .when(
+                sfn.Condition.number_greater_than_equals("$.segment.segments_in_execution", segment_budget),
+                next_execution,
+                comment=f"Budget of {segment_budget} segments per execution keeps history under the quota",
+            )
+            .otherwise(process_segment)
+        )
+        definition = mark_running.next(start_loop).next(process_segment).next(route)
+
+        self._log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention(log_retention_days), removal_policy=removal_policy
+        )
+        self._state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=state_machine_name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=execution_timeout,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self._log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            removal_policy=removal_policy,
+        )
+        # CDK cannot see the self-reference through the imported ARN: grant it exactly.
+        self._state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[self._arn])
+        )
+        self._state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letter_queue.queue_arn])
+        )
+
+    def _send_to_dlq(self, dead_letter_queue: sqs.IQueue, retry: RetryPolicy) -> sfn.CustomState:
+        # tasks.SqsSendMessage cannot set MessageAttributes; the reason must travel as attributes.
+        attribute = {"DataType": "String"}
+        state = sfn.CustomState(
+            self,
+            "SendToDLQ",
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Stack.of(self).partition}:states:::sqs:sendMessage",
+                "Parameters": {
+                    "QueueUrl": dead_letter_queue.queue_url,
+                    "MessageBody.$": "$.request",
+                    "MessageAttributes": {
+                        "error_type": {**attribute, "StringValue.$": "$.error.Error"},
+                        "error_message": {**attribute, "StringValue.$": "$.error.Cause"},
+                        "source_message_id": {**attribute, "StringValue.$": "$.source_message_id"},
+                        "job_id": {**attribute, "StringValue.$": "$.job_id"},
+                    },
+                },
+                "ResultPath": None,
+            },
+        )
+        state.add_retry(
+            errors=["SQS.SdkClientException", "SQS.AmazonSQSException", "SQS.RequestThrottledException"],
+            interval=Duration.seconds(retry.interval_seconds),
+            max_attempts=retry.max_attempts,
+            backoff_rate=retry.backoff_rate,
+            max_delay=Duration.seconds(retry.max_delay_seconds),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return state
+
+    @staticmethod
+    def _retry_dynamodb(task: sfn.TaskStateBase, retry: RetryPolicy) -> None:
+        task.add_retry(
+            errors=DYNAMODB_TRANSIENT_ERRORS,
+            interval=Duration.seconds(retry.interval_seconds),
+            max_attempts=retry.max_attempts,
+            backoff_rate=retry.backoff_rate,
+            max_delay=Duration.seconds(retry.max_delay_seconds),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+
+    @property
+    def state_machine(self) -> sfn.IStateMachine:
+        return self._state_machine
+
+    @property
+    def state_machine_arn(self) -> str:
+        """The formatted ARN (no token reference to the resource, usable where a cycle would form)."""
+        return self._arn
+
+    @property
+    def state_machine_name(self) -> str:
+        return self._name
+
+    @property
+    def log_group(self) -> logs.ILogGroup:
+        return self._log_group
