@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import Construct, IConstruct
 
@@ -57,7 +57,11 @@ def acknowledge_pipeline(
     queues: IngestQueue,
     data_bucket_name_export: str,
 ) -> None:
-    bucket_arn = f"arn:<AWS::Partition>:s3:::{data_bucket_name_export}"
+    # cdk-nag renders an unresolved partition as <AWS::Partition>; a stack with a concrete account and
+    # region gets a literal one.
+    partition = Stack.of(worker).partition
+    rendered_partition = "<AWS::Partition>" if Token.is_unresolved(partition) else partition
+    bucket_arn = f"arn:{rendered_partition}:s3:::{data_bucket_name_export}"
     for function in (ingest, worker):
         _ack(_default_policy(function), "AwsSolutions::AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
         _ack(
@@ -98,4 +102,13 @@ def acknowledge_pipeline(
         "Serverless::Serverless-LambdaEventSourceMappingDestination",
         "For an SQS source the failure destination is the queue's own redrive policy (DLQ after "
         "maxReceiveCount); permanent errors are sent to the same DLQ by the function with their reason",
+    )
+
+
+def acknowledge_alarm_subscriptions(topic: IConstruct) -> None:
+    _ack(
+        topic,
+        "Serverless::Serverless-SNSRedrivePolicy",
+        "E-mail is a courtesy copy of the alarm: the state itself stays in CloudWatch and on the dashboard, "
+        "and SNS already retries e-mail delivery; a DLQ of undelivered e-mails would alert no one",
     )

@@ -17,7 +17,7 @@ from stacks.constructs.data_bucket import OUTPUT_PREFIX
 from stacks.constructs.ingest_queue import IngestQueue
 from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.constructs.segmented_job import RetryPolicy, SegmentedJobStateMachine
-from stacks.nag import acknowledge_pipeline
+from stacks.nag import acknowledge_alarm_subscriptions, acknowledge_pipeline
 
 
 class PipelineStack(Stack):
@@ -184,6 +184,9 @@ class PipelineStack(Stack):
             queues=queues,
             data_bucket_name_export=data_bucket_name_export,
         )
+
+        if config.alarms.email:
+            acknowledge_alarm_subscriptions(alarms.topic)
 
         CfnOutput(self, "IngestQueueUrl", value=queues.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=queues.dead_letter_queue.queue_url)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Arn, Duration, Stack
+from aws_cdk import Arn, ArnComponents, Duration, Stack
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -38,7 +38,7 @@ class IngestQueue(Construct):
 
         # The DLQ's redrive-allow policy names the ingest queue, and the ingest queue's redrive policy names
         # the DLQ: a cycle of references. A physical name for the ingest queue breaks it (ARN by format).
-        ingest_arn = Arn.format({"service": "sqs", "resource": queue_name}, Stack.of(self))
+        ingest_arn = Arn.format(ArnComponents(service="sqs", resource=queue_name), Stack.of(self))
         self._dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Arn, ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import Arn, ArnComponents, ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -87,12 +87,12 @@ class SegmentedJobStateMachine(Construct):
         # Continue-as-new starts this very state machine: a physical name lets the definition and the
         # role name their own ARN without a circular reference.
         self._arn = Arn.format(
-            {
-                "service": "states",
-                "resource": "stateMachine",
-                "resource_name": state_machine_name,
-                "arn_format": ArnFormat.COLON_RESOURCE_NAME,
-            },
+            ArnComponents(
+                service="states",
+                resource="stateMachine",
+                resource_name=state_machine_name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
             stack,
         )
         failed = sfn.Fail(
@@ -226,7 +226,12 @@ class SegmentedJobStateMachine(Construct):
             self,
             "ContinueAsNew",
             state_machine=sfn.StateMachine.from_state_machine_arn(self, "Self", self._arn),
-            name=sfn.JsonPath.format("{}-a{}-e{}", "$.job_id", "$.attempt", "$.next.number"),
+            name=sfn.JsonPath.format(
+                "{}-a{}-e{}",
+                sfn.JsonPath.string_at("$.job_id"),
+                sfn.JsonPath.string_at("$.attempt"),
+                sfn.JsonPath.string_at("$.next.number"),
+            ),
             input=sfn.TaskInput.from_object(
                 {
                     "job_id": sfn.JsonPath.string_at("$.job_id"),

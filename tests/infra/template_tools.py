@@ -1,0 +1,72 @@
+"""Helpers to read synthesized templates: resources by type, and the state machine definition as data."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_}
+
+
+def only(template: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = list(resources(template, type_).values())
+    assert len(found) == 1, f"expected one {type_}, found {len(found)}"
+    return found[0]
+
+
+def render(value: Any) -> str:
+    """Flatten an Fn::Join of strings and references into one string, references as <...>."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(render(part) for part in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    if isinstance(value, dict) and "Fn::ImportValue" in value:
+        return f"<import:{value['Fn::ImportValue']}>"
+    return "<token>"
+
+
+def state_machine_definition(template: dict[str, Any]) -> dict[str, Any]:
+    machine = only(template, "AWS::StepFunctions::StateMachine")
+    return dict(json.loads(render(machine["Properties"]["DefinitionString"])))
+
+
+def policy_statements(template: dict[str, Any], logical_id_prefix: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for logical_id, policy in resources(template, "AWS::IAM::Policy").items():
+        if logical_id.startswith(logical_id_prefix):
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def actions_of(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        action = statement["Action"]
+        found.update([action] if isinstance(action, str) else action)
+    return found
+
+
+def mask_volatile(value: Any) -> Any:
+    """Asset hashes and CDK version analytics change on every code edit or upgrade: mask them so a
+    snapshot diff shows infrastructure changes only."""
+    if isinstance(value, dict):
+        return {
+            k: mask_volatile(v)
+            for k, v in value.items()
+            if not (isinstance(v, dict) and v.get("Type") == "AWS::CDK::Metadata")
+        }
+    if isinstance(value, list):
+        return [mask_volatile(v) for v in value]
+    if isinstance(value, str):
+        return HASH.sub("<ASSET-HASH>", value)
+    return value
