@@ -12,7 +12,9 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 # `cdk.json` runs `python3 app.py`: make that the project's interpreter.
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
-CDK := node_modules/.bin/cdk
+# Offline by default: no update notices, no CLI telemetry.
+export CDK_DISABLE_CLI_TELEMETRY := true
+CDK := node_modules/.bin/cdk --no-notices
 
 .PHONY: help install test test-unit test-infra lint format typecheck synth deploy bench snapshot-update clean
 
@@ -54,7 +56,7 @@ format: install ## Apply ruff's formatting and safe fixes
 synth: install ## Synthesize every environment into cdk.out/<env>/ (offline, no credentials)
 	@for env in $(ENVS); do \
 		echo "==> cdk synth -c env=$$env"; \
-		$(CDK) synth --quiet --all -c env=$$env -o cdk.out/$$env || exit 1; \
+		$(CDK) synth --quiet -c env=$$env -o cdk.out/$$env || exit 1; \
 	done
 
 deploy: install ## Deploy one environment: make deploy ENV=dev (needs AWS credentials and a bootstrapped account)
