@@ -1,0 +1,392 @@
+"""`pipeline submit | status | wait | jobs | cancel` against an environment resolved through CloudFormation."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_cli import jobs
+
+from .conftest import Deployed, Result, drain
+
+Run = Callable[..., Result]
+
+
+# ---------------------------------------------------------------------------------------------- submit
+
+
+def test_submit_local_file_uploads_it_and_sends_exactly_the_contract(
+    deployed: Deployed, run: Run, tmp_path: Path
+) -> None:
+    source = tmp_path / "input.jsonl"
+    source.write_text('{"a": 1}\n{"a": 2}\n')
+
+    result = run(
+        "submit", "--input", str(source), "--job-id", "job-1", "--chunk-bytes", "65536",
+        "--fault-rate", "0.3", "--fault-seed", "7", "--env", "dev",
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    assert result.out == "job-1\n"
+    bucket = deployed.outputs["DataBucketName"]
+    stored = deployed.s3.get_object(Bucket=bucket, Key="in/job-1/input.jsonl")["Body"].read()
+    assert stored == source.read_bytes()
+    [message] = drain(deployed.sqs, deployed.ingest_url)
+    assert json.loads(message["Body"]) == {
+        "job_id": "job-1",
+        "input": f"s3://{bucket}/in/job-1/input.jsonl",
+        "chunk_bytes": 65536,
+        "fault_injection": {"transient_error_rate": 0.3, "seed": 7},
+    }
+
+
+def test_submit_s3_input_generates_a_job_id_and_sends_only_the_fields_set(
+    deployed: Deployed, run: Run
+) -> None:
+    result = run("submit", "--input", "s3://some-bucket/data/in.jsonl", "--env", "dev", "--json")
+
+    assert result.code == 0, result.err
+    printed = json.loads(result.out)
+    job_id = printed["job_id"]
+    assert re.fullmatch(r"job-\d{8}-\d{6}-[0-9a-f]{4}", job_id)
+    [message] = drain(deployed.sqs, deployed.ingest_url)
+    assert json.loads(message["Body"]) == {"job_id": job_id, "input": "s3://some-bucket/data/in.jsonl"}
+    assert printed["request"] == json.loads(message["Body"])
+    assert printed["message_id"] == message["MessageId"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--job-id", "bad id!"],
+            r"--job-id 'bad id!' is invalid: a job id must match ^[A-Za-z0-9_-]{1,64}$",
+        ),
+        (["--job-id", "x" * 65], "--job-id 'xxx"),
+        (["--chunk-bytes", "1024"], "chunk_bytes must be between 65536 (64 KiB) and 67108864 (64 MiB)"),
+        (["--fault-rate", "0.95", "--fault-seed", "1"], "transient_error_rate must be within 0..0.9"),
+        (["--fault-rate", "0.2"], "--fault-rate and --fault-seed go together"),
+    ],
+)
+def test_submit_rejects_bad_fields_before_sending(
+    deployed: Deployed, run: Run, argv: list[str], expected: str
+) -> None:
+    result = run("submit", "--input", "s3://b/k.jsonl", "--env", "dev", *argv)
+
+    assert result.code == 2
+    assert result.err.startswith("error: ")
+    assert expected in result.err
+    assert "Traceback" not in result.err
+    assert drain(deployed.sqs, deployed.ingest_url) == []
+
+
+def test_submit_missing_local_file_names_the_field(deployed: Deployed, run: Run, tmp_path: Path) -> None:
+    result = run("submit", "--input", str(tmp_path / "nope.jsonl"), "--env", "dev")
+
+    assert result.code == 2
+    assert "--input" in result.err and "does not exist" in result.err
+
+
+# ---------------------------------------------------------------------------------------------- status
+
+
+def test_status_of_unknown_job_exits_2_with_message(deployed: Deployed, run: Run) -> None:
+    result = run("status", "nope", "--env", "dev")
+
+    assert result.code == 2
+    assert result.err == "error: unknown job 'nope' in environment dev\n"
+
+
+def running_record(deployed: Deployed, job_id: str = "job-7") -> None:
+    deployed.put_job(
+        job_id,
+        "RUNNING",
+        input="s3://bucket/in/job-7/input.jsonl",
+        transform="normalize",
+        output_prefix="s3://bucket/out/job-7/",
+        cursor=262144,
+        input_bytes=1048576,
+        records_in=1000,
+        records_out=998,
+        records_rejected=2,
+        segments=12,
+        executions=2,
+    )
+
+
+def test_status_shows_progress_counters_and_the_latest_execution(deployed: Deployed, run: Run) -> None:
+    running_record(deployed)
+    machine = deployed.outputs["StateMachineArn"]
+    deployed.stepfunctions.start_execution(stateMachineArn=machine, name="job-7-a1-e1", input="{}")
+
+    result = run("status", "job-7", "--env", "dev")
+
+    assert result.code == 0, result.err
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.out.splitlines())
+    assert lines["status"] == "RUNNING"
+    assert lines["progress"] == "25.0% (cursor 262,144 of 1,048,576 bytes)"
+    assert lines["records"] == "1,000 in, 998 out, 2 rejected"
+    assert lines["segments"] == "12"
+    assert lines["executions"] == "2 (attempt 1)"
+    assert lines["output"] == "s3://bucket/out/job-7/"
+    assert lines["execution"].startswith("job-7-a1-e1 ")
+
+
+def test_status_json_is_the_record_with_plain_numbers(deployed: Deployed, run: Run) -> None:
+    running_record(deployed)
+    deployed.set_fields("job-7", error={"type": "TransientError", "cause": "boom"})
+
+    result = run("status", "job-7", "--env", "dev", "--json")
+
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    assert record["status"] == "RUNNING"
+    assert record["cursor"] == 262144 and isinstance(record["cursor"], int)
+    assert record["records_rejected"] == 2
+    assert record["error"] == {"type": "TransientError", "cause": "boom"}
+    # The state machine was never started for this job: absence is tolerated, not an error.
+    assert record["latest_execution"] is None
+
+
+# ------------------------------------------------------------------------------------------------ wait
+
+
+class FakeTime:
+    """A clock that only moves when the CLI sleeps, and runs scripted changes at given poll numbers."""
+
+    def __init__(self, script: dict[int, Callable[[], None]]) -> None:
+        self.now = 0.0
+        self.sleeps = 0
+        self.script = script
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.sleeps += 1
+        if self.sleeps in self.script:
+            self.script[self.sleeps]()
+
+
+@pytest.fixture
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[int, Callable[[], None]]], FakeTime]:
+    def install(script: dict[int, Callable[[], None]]) -> FakeTime:
+        fake = FakeTime(script)
+        monkeypatch.setattr(jobs, "_clock", fake.clock)
+        monkeypatch.setattr(jobs, "_sleep", fake.sleep)
+        return fake
+
+    return install
+
+
+def test_wait_waits_for_the_record_to_appear_then_exits_0_on_success(
+    deployed: Deployed, run: Run, fake_time: Any
+) -> None:
+    fake_time(
+        {
+            1: lambda: deployed.put_job("job-w", "PENDING"),
+            2: lambda: deployed.set_fields("job-w", status="RUNNING", cursor=50, input_bytes=100, segments=1),
+            3: lambda: deployed.set_fields(
+                "job-w", status="SUCCEEDED", cursor=100, records_in=10, records_out=10
+            ),
+        }
+    )
+
+    result = run("wait", "job-w", "--env", "dev", "--interval", "1", "--timeout", "60")
+
+    assert result.code == 0, result.err
+    assert "waiting for the job record" in result.err
+    assert "job-w: RUNNING    50.0%  segments 1" in result.err
+    assert result.out.startswith("job job-w SUCCEEDED: 10 records in, 10 out, 0 rejected")
+
+
+def test_wait_exits_1_and_prints_the_error_when_the_job_fails(
+    deployed: Deployed, run: Run, fake_time: Any
+) -> None:
+    deployed.put_job("job-f", "RUNNING")
+    cause = json.dumps({"errorType": "InputNotFoundError", "errorMessage": "no such key in/x.jsonl"})
+    fake_time(
+        {
+            1: lambda: deployed.set_fields(
+                "job-f", status="FAILED", error={"type": "InputNotFoundError", "cause": cause}
+            )
+        }
+    )
+
+    result = run("wait", "job-f", "--env", "dev", "--interval", "1")
+
+    assert result.code == 1
+    assert "job job-f FAILED" in result.out
+    assert "error: InputNotFoundError: no such key in/x.jsonl" in result.err
+
+
+def test_wait_exits_1_on_cancelled_and_json_prints_the_final_record(
+    deployed: Deployed, run: Run, fake_time: Any
+) -> None:
+    deployed.put_job("job-c", "CANCELLED")
+    fake_time({})
+
+    result = run("wait", "job-c", "--env", "dev", "--json")
+
+    assert result.code == 1
+    assert json.loads(result.out)["status"] == "CANCELLED"
+
+
+def test_wait_exits_3_on_timeout(deployed: Deployed, run: Run, fake_time: Any) -> None:
+    deployed.put_job("job-slow", "RUNNING", cursor=10, input_bytes=40)
+    fake = fake_time({})
+
+    result = run("wait", "job-slow", "--env", "dev", "--timeout", "10", "--interval", "3")
+
+    assert result.code == 3
+    assert "error: timed out after 10s waiting for job job-slow (RUNNING, 25.0%)" in result.err
+    assert fake.now == 10  # slept 3 + 3 + 3 + 1: never past the deadline
+    # Not a TTY: one plain line, not repeated while nothing changes.
+    assert result.err.count("job-slow: RUNNING") == 1
+
+
+def test_wait_exits_3_when_the_record_never_appears(deployed: Deployed, run: Run, fake_time: Any) -> None:
+    fake_time({})
+
+    result = run("wait", "ghost", "--env", "dev", "--timeout", "4")
+
+    assert result.code == 3
+    assert "job ghost did not appear in environment dev within 4s" in result.err
+
+
+def test_submit_wait_behaves_like_wait(deployed: Deployed, run: Run, fake_time: Any) -> None:
+    fake_time({1: lambda: deployed.put_job("job-sw", "SUCCEEDED")})
+
+    result = run("submit", "--input", "s3://b/k.jsonl", "--job-id", "job-sw", "--wait", "--env", "dev")
+
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0] == "job-sw"
+    assert "job job-sw SUCCEEDED" in result.out
+
+
+def test_tty_progress_is_one_rewritten_line() -> None:
+    class Tty:
+        def __init__(self) -> None:
+            self.text = ""
+
+        def write(self, text: str) -> int:
+            self.text += text
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    stream = Tty()
+    reporter = jobs.ProgressReporter("j", stream=stream, tty=True, clock=lambda: 0.0)  # type: ignore[arg-type]
+    reporter({"job_id": "j", "status": "RUNNING", "cursor": 30, "input_bytes": 100, "segments": 2})
+    reporter({"job_id": "j", "status": "RUNNING", "cursor": 60, "input_bytes": 100, "segments": 4})
+    reporter.finish()
+
+    assert stream.text.count("\r") == 2 and stream.text.endswith("\n") and stream.text.count("\n") == 1
+    assert "[############--------]  60.0%" in stream.text
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+
+
+def seed_jobs(deployed: Deployed) -> None:
+    deployed.put_job("old-failed", "FAILED", "2026-11-20T08:00:00.000Z", segments=3)
+    deployed.put_job("new-failed", "FAILED", "2026-11-23T08:00:00.000Z", segments=5, records_in=1200)
+    deployed.put_job("running", "RUNNING", "2026-11-22T08:00:00.000Z", executions=1)
+    deployed.put_job("done", "SUCCEEDED", "2026-11-21T08:00:00.000Z")
+
+
+def test_jobs_with_status_queries_the_index_newest_first(
+    deployed: Deployed, run: Run, api_calls: list[tuple[str, dict[str, Any]]]
+) -> None:
+    seed_jobs(deployed)
+
+    result = run("jobs", "--status", "failed", "--env", "dev")
+
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["JOB", "STATUS", "SEGMENTS", "EXECUTIONS", "IN", "OUT", "REJECTED", "UPDATED"]
+    assert [line.split()[0] for line in lines[1:]] == ["new-failed", "old-failed"]
+    assert "1,200" in lines[1]
+    # Aligned: every row is as wide as the header up to the last column.
+    assert len({line.index("2026-") for line in lines[1:]}) == 1
+    operations = [name for name, _ in api_calls]
+    assert "Scan" not in operations
+    [query] = [params for name, params in api_calls if name == "Query"]
+    assert query["IndexName"] == "by-status" and query["ScanIndexForward"] is False
+
+
+def test_jobs_without_status_merges_one_query_per_status_never_a_scan(
+    deployed: Deployed, run: Run, api_calls: list[tuple[str, dict[str, Any]]]
+) -> None:
+    seed_jobs(deployed)
+
+    result = run("jobs", "--env", "dev", "--limit", "3", "--json")
+
+    assert result.code == 0, result.err
+    assert [record["job_id"] for record in json.loads(result.out)] == ["new-failed", "running", "done"]
+    operations = [name for name, _ in api_calls]
+    assert "Scan" not in operations
+    queried = sorted(
+        params["ExpressionAttributeValues"][":s"]["S"] for name, params in api_calls if name == "Query"
+    )
+    assert queried == sorted(jobs.STATUSES)
+
+
+def test_jobs_says_when_there_are_none(deployed: Deployed, run: Run) -> None:
+    result = run("jobs", "--status", "REJECTED", "--env", "dev")
+
+    assert result.code == 0
+    assert result.out == "no REJECTED jobs in environment dev\n"
+
+
+# ---------------------------------------------------------------------------------------------- cancel
+
+
+def test_cancel_pending_job(deployed: Deployed, run: Run) -> None:
+    deployed.put_job("job-p", "PENDING")
+
+    result = run("cancel", "job-p", "--env", "dev")
+
+    assert result.code == 0, result.err
+    assert "cancelled job job-p (was PENDING)" in result.out
+    item = deployed.dynamodb.get_item(TableName=deployed.table, Key={"job_id": {"S": "job-p"}})["Item"]
+    assert item["status"]["S"] == "CANCELLED"
+    updated = datetime.strptime(item["updated_at"]["S"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - updated).total_seconds()) < 60
+
+
+def test_cancel_running_job_json(deployed: Deployed, run: Run) -> None:
+    deployed.put_job("job-r", "RUNNING", segments=4)
+
+    result = run("cancel", "job-r", "--env", "dev", "--json")
+
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    assert record["status"] == "CANCELLED" and record["segments"] == 4
+
+
+def test_cancel_terminal_job_says_its_status(deployed: Deployed, run: Run) -> None:
+    deployed.put_job("job-s", "SUCCEEDED")
+
+    result = run("cancel", "job-s", "--env", "dev")
+
+    assert result.code == 2
+    assert "error: job job-s is SUCCEEDED, not PENDING or RUNNING" in result.err
+    item = deployed.dynamodb.get_item(TableName=deployed.table, Key={"job_id": {"S": "job-s"}})["Item"]
+    assert item["status"]["S"] == "SUCCEEDED"
+
+
+def test_cancel_unknown_job_creates_nothing(deployed: Deployed, run: Run) -> None:
+    result = run("cancel", "nope", "--env", "dev")
+
+    assert result.code == 2
+    assert result.err == "error: unknown job 'nope' in environment dev\n"
+    assert "Item" not in deployed.dynamodb.get_item(TableName=deployed.table, Key={"job_id": {"S": "nope"}})
