@@ -1,0 +1,77 @@
+"""SQS event source -> jobcore.ingest, with partial batch responses (ReportBatchItemFailures)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from handlers.observability import logger, metrics
+from jobcore.adapters.dynamodb import DynamoJobStore
+from jobcore.adapters.messaging import SqsDeadLetters, StepFunctionsStarter
+from jobcore.aws import client
+from jobcore.errors import TransientError
+from jobcore.ingest import Ingest, IngestMessage
+from jobcore.retry import Deadline
+from jobcore.settings import Settings
+
+# Records not yet started when less than this remains are handed back to SQS instead of risking a
+# timeout that would redeliver the whole batch.
+RESERVE_MS = 2_000
+
+
+@functools.cache
+def _settings() -> Settings:
+    return Settings.from_env(os.environ).require_ingest()
+
+
+def _attribute(record: dict[str, Any], name: str) -> str | None:
+    value = record.get("messageAttributes", {}).get(name, {}).get("stringValue")
+    return str(value) if value else None
+
+
+def to_message(record: dict[str, Any]) -> IngestMessage:
+    return IngestMessage(
+        message_id=record["messageId"],
+        body=record.get("body", ""),
+        job_id_attribute=_attribute(record, "job_id"),
+        source_message_id_attribute=_attribute(record, "source_message_id"),
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    settings = _settings()
+    ingest = Ingest(
+        jobs=DynamoJobStore(client("dynamodb"), settings.job_table_name),
+        executions=StepFunctionsStarter(client("stepfunctions"), settings.state_machine_arn),
+        dead_letters=SqsDeadLetters(client("sqs"), settings.dlq_url),
+        settings=settings,
+        deadline=Deadline(remaining_ms=context.get_remaining_time_in_millis, reserve_ms=RESERVE_MS),
+    )
+    failures: list[dict[str, str]] = []
+    for record in event.get("Records", []):
+        message_id = record["messageId"]
+        if context.get_remaining_time_in_millis() < RESERVE_MS:
+            failures.append({"itemIdentifier": message_id})
+            metrics.add_metric(name="RequestsHandedBack", unit=MetricUnit.Count, value=1)
+            continue
+        try:
+            outcome = ingest.handle(to_message(record))
+        except TransientError as error:
+            logger.warning(
+                "transient error; SQS will redeliver", extra={"message_id": message_id, "reason": str(error)}
+            )
+            failures.append({"itemIdentifier": message_id})
+            metrics.add_metric(name="RequestsRetried", unit=MetricUnit.Count, value=1)
+            continue
+        except Exception:  # noqa: BLE001 - one bad record must not fail its batch; redrive bounds the retries
+            logger.exception("unexpected error; SQS will redeliver", extra={"message_id": message_id})
+            failures.append({"itemIdentifier": message_id})
+            metrics.add_metric(name="RequestsRetried", unit=MetricUnit.Count, value=1)
+            continue
+        metrics.add_metric(name=f"Requests{outcome.value.capitalize()}", unit=MetricUnit.Count, value=1)
+    return {"batchItemFailures": failures}

@@ -1,0 +1,77 @@
+"""State machine task -> one time-budgeted segment of a job (jobcore.segment)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from handlers.observability import logger, metrics, peak_memory_mb
+from jobcore.adapters.dynamodb import DynamoJobStore
+from jobcore.adapters.s3 import S3ObjectStore
+from jobcore.aws import client
+from jobcore.errors import ValidationError
+from jobcore.model import utc_now
+from jobcore.segment import SegmentLimits, SegmentRequest, run_segment
+from jobcore.settings import Settings
+
+
+@functools.cache
+def _settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+def to_request(event: dict[str, Any]) -> SegmentRequest:
+    job_id = event.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        raise ValidationError("job_id", "the worker payload needs a job_id")
+    return SegmentRequest(
+        job_id=job_id,
+        attempt=int(event.get("attempt", 1)),
+        execution=int(event.get("execution", 0)),
+        segments_in_execution=int(event.get("segments_in_execution", 0)),
+        retry_count=int(event.get("retry_count", 0)),
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
+    settings = _settings()
+    request = to_request(event)
+    logger.append_keys(
+        job_id=request.job_id,
+        attempt=request.attempt,
+        execution=request.execution,
+        segment=request.segments_in_execution + 1,
+    )
+    result = run_segment(
+        request,
+        jobs=DynamoJobStore(client("dynamodb"), settings.job_table_name),
+        objects=S3ObjectStore(client("s3")),
+        remaining_ms=context.get_remaining_time_in_millis,
+        limits=SegmentLimits(
+            safety_margin_ms=settings.safety_margin_ms,
+            max_chunks=settings.max_chunks_per_segment,
+            max_reject_ratio=settings.max_reject_ratio,
+            fault_injection_allowed=settings.fault_injection_allowed,
+        ),
+        now=utc_now,
+    )
+    for name, value in (
+        ("RecordsIn", result.records_in),
+        ("RecordsOut", result.records_out),
+        ("RecordsRejected", result.records_rejected),
+        ("Chunks", result.chunks),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=result.bytes_in)
+    metrics.add_metric(name="RemainingTimeAtExit", unit=MetricUnit.Milliseconds, value=result.remaining_ms)
+    metrics.add_metric(name="PeakMemory", unit=MetricUnit.Megabytes, value=peak_memory_mb())
+    logger.info(
+        "segment finished",
+        extra={"cursor": result.cursor, "done": result.done, "chunks": result.chunks, "stale": result.stale},
+    )
+    return result.as_payload()

@@ -1,0 +1,41 @@
+"""Step Functions (starting executions) and SQS (the dead-letter queue) for the ingest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jobcore.errors import error_code
+
+
+class StepFunctionsStarter:
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        self._sfn = client
+        self._arn = state_machine_arn
+
+    def start(self, *, name: str, payload: dict[str, Any]) -> bool:
+        try:
+            self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+        except Exception as error:
+            # Same name: a duplicate delivery or a retried batch already started it.
+            if error_code(error) == "ExecutionAlreadyExists":
+                return False
+            raise
+        return True
+
+
+class SqsDeadLetters:
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._sqs = client
+        self._url = queue_url
+
+    def send(self, *, body: str, attributes: dict[str, str]) -> None:
+        self._sqs.send_message(
+            QueueUrl=self._url,
+            MessageBody=body,
+            MessageAttributes={
+                # SQS refuses empty attribute values; the reason is what matters, so keep it non-empty.
+                name: {"DataType": "String", "StringValue": value or "-"}
+                for name, value in attributes.items()
+            },
+        )

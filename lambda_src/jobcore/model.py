@@ -1,0 +1,85 @@
+"""The job record and the values that travel between the functions, the table and the state machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+PENDING, RUNNING, SUCCEEDED, FAILED, REJECTED, CANCELLED = (
+    "PENDING",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "REJECTED",
+    "CANCELLED",
+)
+TERMINAL = frozenset({SUCCEEDED, FAILED, REJECTED, CANCELLED})
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with milliseconds, as `$$.State.EnteredTime` writes it, so the GSI sorts by time."""
+    now = dt.datetime.now(dt.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def execution_name(job_id: str, attempt: int, execution: int) -> str:
+    return f"{job_id}-a{attempt}-e{execution}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` -> (bucket, key). The ingest has already validated the shape."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultInjection:
+    transient_error_rate: float
+    seed: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRecord:
+    job_id: str
+    status: str
+    input: str
+    transform: str
+    chunk_bytes: int
+    output_prefix: str
+    attempt: int = 1
+    cursor: int = 0
+    input_bytes: int | None = None
+    records_in: int = 0
+    records_out: int = 0
+    records_rejected: int = 0
+    bytes_in: int = 0
+    segments: int = 0
+    executions: int = 0
+    # Learned duration of one chunk (ms), so a new invocation's time guard starts informed.
+    chunk_ms: int = 0
+    fault_injection: FaultInjection | None = None
+    request: str = ""
+    source_message_id: str = ""
+    error: dict[str, str] | None = None
+    created_at: str = ""
+    updated_at: str = ""
+    expires_at: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint:
+    """Advance a job from `old_cursor` to `new_cursor`, adding this chunk's counts. Applied only if the
+    job is RUNNING in `attempt` and its cursor is still `old_cursor`: monotonic and idempotent."""
+
+    job_id: str
+    attempt: int
+    old_cursor: int
+    new_cursor: int
+    input_bytes: int
+    records_in: int
+    records_out: int
+    records_rejected: int
+    bytes_in: int
+    segments: int
+    chunk_ms: int
+    updated_at: str

@@ -1,0 +1,148 @@
+"""The job request (the SQS message body): parsed and validated against the contract in one place.
+
+Every rule that fails raises ValidationError naming the field and the rule, so the DLQ message says
+exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from jobcore.errors import ValidationError
+from jobcore.model import FaultInjection
+from jobcore.transforms import DEFAULT_TRANSFORM, TRANSFORMS
+
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Bucket names per S3's rules (3-63 lower-case letters, digits, dots, hyphens); any non-empty key.
+S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(\S.*)$")
+MAX_BODY_BYTES = 256 * 1024
+MIN_CHUNK_BYTES = 64 * 1024
+MAX_CHUNK_BYTES = 64 * 1024 * 1024
+MAX_FAULT_RATE = 0.9
+FIELDS = ("job_id", "input", "transform", "chunk_bytes", "fault_injection")
+FAULT_FIELDS = ("transient_error_rate", "seed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRequest:
+    job_id: str
+    input: str
+    transform: str
+    chunk_bytes: int | None
+    fault_injection: FaultInjection | None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def job_id_of(body: str) -> str | None:
+    """The request's job id if it has a valid one, even when the rest is invalid (to mark it REJECTED)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    job_id = data.get("job_id") if isinstance(data, dict) else None
+    return job_id if isinstance(job_id, str) and JOB_ID.match(job_id) else None
+
+
+def _fault_injection(value: Any, *, allowed: bool, environment: str) -> FaultInjection:
+    if not allowed:
+        raise ValidationError("fault_injection", f"not allowed in environment '{environment}'")
+    if not isinstance(value, dict):
+        raise ValidationError("fault_injection", "must be an object {transient_error_rate, seed}")
+    unknown = sorted(set(value) - set(FAULT_FIELDS))
+    if unknown:
+        raise ValidationError(
+            f"fault_injection.{unknown[0]}", f"unknown field (allowed: {', '.join(FAULT_FIELDS)})"
+        )
+    rate = value.get("transient_error_rate")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
+        raise ValidationError("fault_injection.transient_error_rate", "required, a number")
+    if not 0 <= rate <= MAX_FAULT_RATE:
+        raise ValidationError("fault_injection.transient_error_rate", f"must be within 0..{MAX_FAULT_RATE}")
+    seed = value.get("seed", 0)
+    if not _is_int(seed):
+        raise ValidationError("fault_injection.seed", "must be an integer")
+    return FaultInjection(transient_error_rate=float(rate), seed=int(seed))
+
+
+def _job_id(data: dict[str, Any], default: str) -> str:
+    job_id = data.get("job_id", default)
+    if not isinstance(job_id, str):
+        raise ValidationError("job_id", "must be a string")
+    if not JOB_ID.match(job_id):
+        raise ValidationError("job_id", f"{job_id[:80]!r} must match {JOB_ID.pattern}")
+    return job_id
+
+
+def _input(data: dict[str, Any]) -> str:
+    if "input" not in data:
+        raise ValidationError("input", "required")
+    uri = data["input"]
+    if not isinstance(uri, str):
+        raise ValidationError("input", "must be a string")
+    if not S3_URI.match(uri):
+        raise ValidationError("input", f"{uri[:200]!r} must be an s3://bucket/key URI")
+    return uri
+
+
+def _transform(data: dict[str, Any]) -> str:
+    transform = data.get("transform", DEFAULT_TRANSFORM)
+    if not isinstance(transform, str):
+        raise ValidationError("transform", "must be a string")
+    if transform not in TRANSFORMS:
+        raise ValidationError(
+            "transform", f"{transform[:80]!r} is not a registered transform ({', '.join(sorted(TRANSFORMS))})"
+        )
+    return transform
+
+
+def _chunk_bytes(data: dict[str, Any]) -> int | None:
+    chunk_bytes = data.get("chunk_bytes")
+    if chunk_bytes is None:
+        return None
+    if not _is_int(chunk_bytes):
+        raise ValidationError("chunk_bytes", "must be an integer")
+    if not MIN_CHUNK_BYTES <= chunk_bytes <= MAX_CHUNK_BYTES:
+        raise ValidationError(
+            "chunk_bytes", f"{chunk_bytes} must be within {MIN_CHUNK_BYTES}..{MAX_CHUNK_BYTES}"
+        )
+    return int(chunk_bytes)
+
+
+def parse_request(
+    body: str,
+    *,
+    default_job_id: str,
+    fault_injection_allowed: bool,
+    environment: str,
+) -> JobRequest:
+    size = len(body.encode("utf-8"))
+    if size > MAX_BODY_BYTES:
+        raise ValidationError("body", f"is {size} bytes: must be at most {MAX_BODY_BYTES}")
+    try:
+        data = json.loads(body)
+    except ValueError as error:
+        raise ValidationError("body", f"not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ValidationError("body", f"must be a JSON object, not {type(data).__name__}")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise ValidationError(unknown[0], f"unknown field (allowed: {', '.join(FIELDS)})")
+    fault = None
+    if "fault_injection" in data:
+        fault = _fault_injection(
+            data["fault_injection"], allowed=fault_injection_allowed, environment=environment
+        )
+    return JobRequest(
+        job_id=_job_id(data, default_job_id),
+        input=_input(data),
+        transform=_transform(data),
+        chunk_bytes=_chunk_bytes(data),
+        fault_injection=fault,
+    )

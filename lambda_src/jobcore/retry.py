@@ -1,0 +1,68 @@
+"""Retries for downstream calls: exponential backoff with full jitter, bounded by attempts *and* by the
+invocation's remaining time, so a retry never sleeps past the deadline and the function is never killed
+while waiting. botocore's own retry mode (see jobcore.aws) handles the first, quick layer."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from jobcore.errors import TransientError, classify
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deadline:
+    """Remaining time of the invocation; `reserve_ms` is kept for checkpointing and returning."""
+
+    remaining_ms: Callable[[], int]
+    reserve_ms: int = 0
+
+    def usable_ms(self) -> int:
+        return self.remaining_ms() - self.reserve_ms
+
+    @staticmethod
+    def unlimited() -> Deadline:
+        return Deadline(remaining_ms=lambda: 2**31)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay_s: float = 0.1
+    max_delay_s: float = 5.0
+    sleep: Callable[[float], None] = field(default=time.sleep)
+    random: Callable[[], float] = field(default=random.random)
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter (AWS Architecture Blog): uniform in [0, min(cap, base * 2^attempt))."""
+        return self.random() * min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+
+
+def call(fn: Callable[[], T], *, what: str, deadline: Deadline, policy: RetryPolicy | None = None) -> T:
+    """Run `fn`; retry transient failures; raise the classified error when out of attempts or time.
+    Errors we cannot classify (bugs) propagate unchanged."""
+    policy = policy or RetryPolicy()
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return fn()
+        except Exception as raw:
+            error = classify(raw)
+            delay = policy.delay(attempt)
+            retry = isinstance(error, TransientError) and attempt < policy.attempts
+            if retry and deadline.usable_ms() - delay * 1000 <= 0:
+                log.warning("%s: out of time after %d attempts: %s", what, attempt, error)
+                retry = False
+            if not retry:
+                if error is None or error is raw:
+                    raise
+                raise error from raw
+            log.info("%s: attempt %d failed (%s); retrying in %.3fs", what, attempt, error, delay)
+            policy.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover

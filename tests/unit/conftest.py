@@ -1,0 +1,132 @@
+"""moto-backed AWS for the handler tests: the job table (with its GSI), the data bucket, the queues and a
+state machine, shaped as the CDK app deploys them; the handlers' environment as the stacks set it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+REGION = "us-east-1"
+TABLE = "jobs"
+BUCKET = "data-bucket"
+
+
+@dataclass
+class Aws:
+    ddb: Any
+    s3: Any
+    sqs: Any
+    sfn: Any
+    dlq_url: str
+    queue_url: str
+    state_machine_arn: str
+
+    def dlq_messages(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.dlq_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                VisibilityTimeout=60,
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            messages += batch
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        item = self.ddb.get_item(TableName=TABLE, Key={"job_id": {"S": job_id}}).get("Item")
+        return {k: TypeDeserializer().deserialize(v) for k, v in item.items()} if item else None
+
+    def executions(self) -> list[dict[str, Any]]:
+        return list(self.sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"])
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_METRICS_NAMESPACE": "ResilientPipelineTest",
+        "POWERTOOLS_SERVICE_NAME": "test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from jobcore import aws as jobcore_aws
+
+    jobcore_aws.client.cache_clear()
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        ddb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[
+                {"AttributeName": "job_id", "AttributeType": "S"},
+                {"AttributeName": "status", "AttributeType": "S"},
+                {"AttributeName": "updated_at", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by-status",
+                    "KeySchema": [
+                        {"AttributeName": "status", "KeyType": "HASH"},
+                        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        sqs = boto3.client("sqs", region_name=REGION)
+        dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        queue_url = sqs.create_queue(
+            QueueName="ingest",
+            Attributes={
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})
+            },
+        )["QueueUrl"]
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = sfn.create_state_machine(
+            name="segmented-job",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        for name, value in {
+            "JOB_TABLE_NAME": TABLE,
+            "DATA_BUCKET_NAME": BUCKET,
+            "DLQ_URL": dlq_url,
+            "STATE_MACHINE_ARN": arn,
+            "ENVIRONMENT": "dev",
+            "FAULT_INJECTION_ALLOWED": "true",
+            "JOB_TTL_DAYS": "7",
+            "DEFAULT_CHUNK_BYTES": str(64 * 1024),
+            "SAFETY_MARGIN_MS": "1000",
+            "MAX_CHUNKS_PER_SEGMENT": "0",
+            "MAX_REJECT_RATIO": "0.5",
+        }.items():
+            monkeypatch.setenv(name, value)
+        from handlers import ingest, worker
+
+        ingest._settings.cache_clear()
+        worker._settings.cache_clear()
+        yield Aws(
+            ddb=ddb, s3=s3, sqs=sqs, sfn=sfn, dlq_url=dlq_url, queue_url=queue_url, state_machine_arn=arn
+        )
+        ingest._settings.cache_clear()
+        worker._settings.cache_clear()
+    jobcore_aws.client.cache_clear()

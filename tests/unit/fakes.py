@@ -1,0 +1,162 @@
+"""In-memory implementations of jobcore.ports with the same conditional semantics as the adapters, plus a
+Lambda context whose remaining time the test controls."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobcore.errors import InputNotFoundError, TransientError
+from jobcore.model import FAILED, PENDING, REJECTED, RUNNING, Checkpoint, JobRecord
+
+
+class FakeClock:
+    """Monotonic time the test advances; also serves as a Lambda context's remaining time."""
+
+    def __init__(self, *, timeout_ms: int = 60_000) -> None:
+        self.now_s = 0.0
+        self.deadline_s = timeout_ms / 1000
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
+
+    def remaining_ms(self) -> int:
+        return int((self.deadline_s - self.now_s) * 1000)
+
+
+@dataclass
+class FakeContext:
+    clock: FakeClock = field(default_factory=FakeClock)
+    function_name: str = "worker"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:worker"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.clock.remaining_ms()
+
+
+class MemoryObjects:
+    """An ObjectStore in memory. `on_read` lets a test spend time or fail on a read."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.reads: list[tuple[int, int]] = []
+        self.writes: list[str] = []
+        self.on_read: Any = None
+        self.fail_writes = 0
+
+    def put(self, uri_bucket: str, key: str, body: bytes) -> None:
+        self.objects[(uri_bucket, key)] = body
+
+    def size(self, bucket: str, key: str) -> int:
+        if (bucket, key) not in self.objects:
+            raise InputNotFoundError(f"input s3://{bucket}/{key} does not exist")
+        return len(self.objects[(bucket, key)])
+
+    def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        self.reads.append((start, end))
+        if self.on_read is not None:
+            self.on_read(start, end)
+        return self.objects[(bucket, key)][start:end]
+
+    def write(self, bucket: str, key: str, body: bytes) -> None:
+        if self.fail_writes:
+            self.fail_writes -= 1
+            raise TransientError("injected write failure")
+        self.writes.append(key)
+        self.objects[(bucket, key)] = body
+
+    def under(self, bucket: str, prefix: str) -> dict[str, bytes]:
+        return {k: v for (b, k), v in sorted(self.objects.items()) if b == bucket and k.startswith(prefix)}
+
+
+class MemoryJobs:
+    """A JobStore in memory with the DynamoDB adapter's conditions. `crash_on_checkpoint` raises once
+    *before* applying, like a function killed between writing a part and checkpointing."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, JobRecord] = {}
+        self.checkpoints: list[Checkpoint] = []
+        self.crash_on_checkpoint = 0
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.records.get(job_id)
+
+    def create(self, record: JobRecord) -> bool:
+        if record.job_id in self.records:
+            return False
+        self.records[record.job_id] = record
+        return True
+
+    def reject(self, record: JobRecord) -> bool:
+        assert record.status == REJECTED
+        return self.create(record)
+
+    def checkpoint(self, checkpoint: Checkpoint) -> bool:
+        if self.crash_on_checkpoint:
+            self.crash_on_checkpoint -= 1
+            raise RuntimeError("killed before the checkpoint")
+        current = self.records[checkpoint.job_id]
+        if (current.cursor, current.status, current.attempt) != (
+            checkpoint.old_cursor,
+            RUNNING,
+            checkpoint.attempt,
+        ):
+            return False
+        self.checkpoints.append(checkpoint)
+        self.records[checkpoint.job_id] = dataclasses.replace(
+            current,
+            cursor=checkpoint.new_cursor,
+            input_bytes=checkpoint.input_bytes,
+            chunk_ms=checkpoint.chunk_ms,
+            records_in=current.records_in + checkpoint.records_in,
+            records_out=current.records_out + checkpoint.records_out,
+            records_rejected=current.records_rejected + checkpoint.records_rejected,
+            bytes_in=current.bytes_in + checkpoint.bytes_in,
+            segments=current.segments + checkpoint.segments,
+            updated_at=checkpoint.updated_at,
+        )
+        return True
+
+    def resume(self, job_id: str, *, failed_attempt: int, updated_at: str) -> bool:
+        current = self.records[job_id]
+        if (current.status, current.attempt) != (FAILED, failed_attempt):
+            return False
+        self.records[job_id] = dataclasses.replace(
+            current, status=PENDING, attempt=failed_attempt + 1, error=None, updated_at=updated_at
+        )
+        return True
+
+    def fail(self, job_id: str, *, error: dict[str, str], updated_at: str) -> bool:
+        current = self.records[job_id]
+        if current.status not in (PENDING, RUNNING):
+            return False
+        self.records[job_id] = dataclasses.replace(current, status=FAILED, error=error, updated_at=updated_at)
+        return True
+
+    def set_status(self, job_id: str, status: str) -> None:
+        self.records[job_id] = dataclasses.replace(self.records[job_id], status=status)
+
+
+def running_job(
+    job_id: str = "job-1",
+    *,
+    input_uri: str = "s3://data/in/job-1.jsonl",
+    chunk_bytes: int = 64,
+    transform: str = "passthrough",
+    **changes: Any,
+) -> JobRecord:
+    return JobRecord(
+        job_id=job_id,
+        status=RUNNING,
+        input=input_uri,
+        transform=transform,
+        chunk_bytes=chunk_bytes,
+        output_prefix=f"s3://data/out/{job_id}/",
+        **changes,
+    )

@@ -1,0 +1,126 @@
+"""Classified retries: full jitter, bounded by attempts and by the invocation's remaining time."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+
+from jobcore import retry
+from jobcore.errors import (
+    AccessDeniedError,
+    InputNotFoundError,
+    PermanentError,
+    TransientError,
+    classify,
+)
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (client_error("ThrottlingException", 400), TransientError),
+        (client_error("ProvisionedThroughputExceededException", 400), TransientError),
+        (client_error("SlowDown", 503), TransientError),
+        (client_error("InternalError", 500), TransientError),
+        (client_error("Whatever", 502), TransientError),
+        (ConnectTimeoutError(endpoint_url="http://x"), TransientError),
+        (EndpointConnectionError(endpoint_url="http://x"), TransientError),
+        (client_error("NoSuchKey", 404), InputNotFoundError),
+        (client_error("AccessDenied", 403), AccessDeniedError),
+        (client_error("ValidationException", 400), PermanentError),
+    ],
+)
+def test_classification(error: Exception, expected: type) -> None:
+    assert type(classify(error)) is expected
+
+
+def test_programming_errors_are_not_classified() -> None:
+    assert classify(KeyError("x")) is None
+
+
+class Recorder:
+    def __init__(self, remaining_ms: int = 60_000) -> None:
+        self.sleeps: list[float] = []
+        self.remaining = remaining_ms
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.remaining -= int(seconds * 1000)
+
+
+def failing(times: int, error: Exception):  # type: ignore[no-untyped-def]
+    calls = {"n": 0}
+
+    def fn() -> str:
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise error
+        return "ok"
+
+    return fn, calls
+
+
+def test_transient_errors_are_retried_with_full_jitter_under_the_cap() -> None:
+    rec = Recorder()
+    policy = retry.RetryPolicy(
+        attempts=5, base_delay_s=0.1, max_delay_s=0.3, sleep=rec.sleep, random=lambda: 0.999
+    )
+    fn, calls = failing(4, client_error("ThrottlingException", 400))
+    assert (
+        retry.call(fn, what="x", deadline=retry.Deadline(remaining_ms=lambda: rec.remaining), policy=policy)
+        == "ok"
+    )
+    assert calls["n"] == 5
+    caps = [0.1, 0.2, 0.3, 0.3]
+    assert all(0 <= s <= cap for s, cap in zip(rec.sleeps, caps, strict=True))
+
+
+def test_full_jitter_spans_zero_to_the_cap() -> None:
+    policy = retry.RetryPolicy(base_delay_s=1.0, max_delay_s=8.0, random=lambda: 0.0)
+    assert policy.delay(3) == 0.0
+    assert retry.RetryPolicy(base_delay_s=1.0, max_delay_s=8.0, random=lambda: 0.5).delay(3) == 2.0
+
+
+def test_gives_up_after_the_attempts_with_the_classified_error() -> None:
+    rec = Recorder()
+    fn, calls = failing(10, client_error("ThrottlingException", 400))
+    policy = retry.RetryPolicy(attempts=3, sleep=rec.sleep)
+    with pytest.raises(TransientError):
+        retry.call(fn, what="x", deadline=retry.Deadline(remaining_ms=lambda: rec.remaining), policy=policy)
+    assert calls["n"] == 3
+
+
+def test_never_sleeps_past_the_deadline() -> None:
+    rec = Recorder(remaining_ms=1_500)
+    fn, calls = failing(100, client_error("ThrottlingException", 400))
+    policy = retry.RetryPolicy(
+        attempts=100, base_delay_s=0.4, max_delay_s=0.4, sleep=rec.sleep, random=lambda: 1.0
+    )
+    deadline = retry.Deadline(remaining_ms=lambda: rec.remaining, reserve_ms=500)
+    with pytest.raises(TransientError):
+        retry.call(fn, what="x", deadline=deadline, policy=policy)
+    assert sum(rec.sleeps) * 1000 <= 1_000, "slept into the reserve"
+    assert calls["n"] == len(rec.sleeps) + 1
+
+
+def test_permanent_errors_are_not_retried() -> None:
+    rec = Recorder()
+    fn, calls = failing(1, client_error("AccessDenied", 403))
+    with pytest.raises(AccessDeniedError):
+        retry.call(
+            fn, what="x", deadline=retry.Deadline.unlimited(), policy=retry.RetryPolicy(sleep=rec.sleep)
+        )
+    assert calls["n"] == 1 and rec.sleeps == []
+
+
+def test_unknown_errors_propagate_unchanged() -> None:
+    fn, calls = failing(1, KeyError("bug"))
+    with pytest.raises(KeyError):
+        retry.call(fn, what="x", deadline=retry.Deadline.unlimited())
+    assert calls["n"] == 1

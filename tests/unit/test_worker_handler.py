@@ -1,0 +1,94 @@
+"""The worker handler on moto S3 and DynamoDB: segments until done, the state machine's payload and
+result shapes, and the permanent errors it raises by class name."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from handlers.ingest import handler as ingest_handler
+from handlers.worker import handler
+from jobcore.errors import InputNotFoundError, JobCancelledError, ValidationError
+from tests.unit.conftest import BUCKET, Aws
+from tests.unit.fakes import FakeContext
+
+
+def submit(aws: Aws, body: bytes, **request: Any) -> None:
+    aws.s3.put_object(Bucket=BUCKET, Key="in/job-1.jsonl", Body=body)
+    message = {"job_id": "job-1", "input": f"s3://{BUCKET}/in/job-1.jsonl", **request}
+    record = {"messageId": "m-1", "body": json.dumps(message), "messageAttributes": {}}
+    assert ingest_handler({"Records": [record]}, FakeContext()) == {"batchItemFailures": []}
+    # MarkRunning, as the state machine does it.
+    aws.ddb.update_item(
+        TableName="jobs",
+        Key={"job_id": {"S": "job-1"}},
+        UpdateExpression="SET #s = :r",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":r": {"S": "RUNNING"}},
+    )
+
+
+def payload(segments: int = 0) -> dict[str, Any]:
+    return {
+        "job_id": "job-1",
+        "attempt": 1,
+        "execution": 0,
+        "segments_in_execution": segments,
+        "retry_count": 0,
+    }
+
+
+def test_segments_run_the_job_to_the_end(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_CHUNKS_PER_SEGMENT", "1")
+    lines = [json.dumps({"Name": f" n{i} ", "pad": "x" * 200}) for i in range(1200)]
+    submit(aws, ("\n".join(lines) + "\n").encode(), chunk_bytes=65536)
+    results = []
+    while not results or not results[-1]["done"]:
+        results.append(handler(payload(len(results)), FakeContext()))
+        assert len(results) < 50
+    assert len(results) >= 4, "the input spans several 64 KiB chunks, one per segment"
+    assert set(results[-1]) >= {"job_id", "done", "cursor", "segments_in_execution"}
+    job = aws.job("job-1")
+    assert job is not None
+    assert (job["records_in"], job["records_out"], job["records_rejected"]) == (1200, 1200, 0)
+    assert job["segments"] == len(results) and job["cursor"] == job["input_bytes"]
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="out/job-1/")["Contents"]]
+    assert keys == sorted(keys) and all(k.startswith("out/job-1/part-") for k in keys)
+    out = b"".join(aws.s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records == [{"name": f"n{i}", "pad": "x" * 200} for i in range(1200)]
+
+
+def test_missing_input_raises_input_not_found(aws: Aws) -> None:
+    submit(aws, b"")
+    aws.s3.delete_object(Bucket=BUCKET, Key="in/job-1.jsonl")
+    with pytest.raises(InputNotFoundError, match="does not exist"):
+        handler(payload(), FakeContext())
+
+
+def test_cancelled_job_raises_job_cancelled(aws: Aws) -> None:
+    submit(aws, b'{"a":1}\n')
+    aws.ddb.update_item(
+        TableName="jobs",
+        Key={"job_id": {"S": "job-1"}},
+        UpdateExpression="SET #s = :c",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":c": {"S": "CANCELLED"}},
+    )
+    with pytest.raises(JobCancelledError):
+        handler(payload(), FakeContext())
+
+
+def test_payload_without_job_id_is_a_validation_error(aws: Aws) -> None:
+    with pytest.raises(ValidationError, match="job_id"):
+        handler({"attempt": 1}, FakeContext())
+
+
+def test_error_class_names_match_the_state_machine() -> None:
+    from jobcore import errors
+    from stacks.constructs.segmented_job import CANCELLED_ERRORS, TRANSIENT_ERRORS
+
+    for name in TRANSIENT_ERRORS + CANCELLED_ERRORS:
+        assert isinstance(getattr(errors, name), type)
