@@ -1,0 +1,437 @@
+"""Dead-letter queue commands: `dlq list` (what failed and why) and `dlq redrive` (send it back).
+
+The DLQ holds requests the ingest rejected and jobs that failed, with message attributes `error_type`,
+`error_message`, `source_message_id` and `job_id` (docs/interfaces.md). Redrive prefers SQS's own
+StartMessageMoveTask and falls back to receive -> send -> delete, which moves nothing twice within a run
+and loses nothing: a message leaves the DLQ only after its copy is on the ingest queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline_cli.aws import Pipeline, add_common_options, error_code, error_message, open_pipeline
+from pipeline_cli.errors import CliError
+from pipeline_cli.jobs import print_json, render_table, validate_job_id
+
+# Attributes that describe the failure: they stay behind, so a redriven request is a clean request.
+ERROR_ATTRIBUTES = frozenset({"error_type", "error_message"})
+# Error codes with which an endpoint says it does not implement StartMessageMoveTask at all.
+UNSUPPORTED_CODES = frozenset(
+    {
+        "NotImplemented",
+        "NotImplementedException",
+        "UnknownOperation",
+        "UnknownOperationException",
+        "InvalidAction",
+    }
+)
+RECEIVE_WAIT_SECONDS = 1  # long polling asks every SQS server, so an empty answer means empty (or all hidden)
+LIST_VISIBILITY_SECONDS = 10
+REDRIVE_VISIBILITY_SECONDS = 60
+MAX_LIST_ROUNDS = 100  # x 10 messages per receive
+MAX_REDRIVE_ROUNDS = 1000
+BODY_WIDTH = 40
+MESSAGE_WIDTH = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class DlqMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: Mapping[str, Mapping[str, Any]]  # message attributes as SQS returns them
+    sent_at: str | None
+    receive_count: int
+
+    def attribute(self, name: str) -> str | None:
+        value = self.attributes.get(name, {}).get("StringValue")
+        return str(value) if value is not None else None
+
+    @property
+    def job_id(self) -> str | None:
+        """The attribute when the state machine wrote it, else the body's own `job_id` if it has one."""
+        from_attribute = self.attribute("job_id")
+        if from_attribute:
+            return from_attribute
+        try:
+            body = json.loads(self.body)
+        except ValueError:
+            return None
+        value = body.get("job_id") if isinstance(body, dict) else None
+        return value if isinstance(value, str) else None
+
+    def forwarded_attributes(self) -> dict[str, dict[str, Any]]:
+        forwarded: dict[str, dict[str, Any]] = {}
+        for name, value in self.attributes.items():
+            if name in ERROR_ATTRIBUTES:
+                continue
+            copy: dict[str, Any] = {"DataType": value["DataType"]}
+            for key in ("StringValue", "BinaryValue"):
+                if key in value:
+                    copy[key] = value[key]
+            forwarded[name] = copy
+        return forwarded
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "job_id": self.job_id,
+            "error_type": self.attribute("error_type"),
+            "error_message": self.attribute("error_message"),
+            "source_message_id": self.attribute("source_message_id"),
+            "sent_at": self.sent_at,
+            "receive_count": self.receive_count,
+            "body": self.body,
+        }
+
+
+@dataclass
+class MoveReport:
+    moved: list[str] = field(default_factory=list)  # DLQ message ids now on the ingest queue
+    skipped: int = 0  # not selected (another job's)
+    failed: list[str] = field(default_factory=list)  # send failed: still in the DLQ
+    not_deleted: list[str] = field(default_factory=list)  # sent, but still in the DLQ too
+    complete: bool = True  # False when the round bound stopped the loop
+
+
+class MoveTaskUnsupportedError(Exception):
+    """The endpoint has no StartMessageMoveTask (moto 5.2.5, hence the local cloud)."""
+
+
+# ---------------------------------------------------------------------------------------------- parsers
+
+
+def register(subparsers: Any) -> None:
+    dlq = subparsers.add_parser(
+        "dlq", help="inspect or redrive the dead-letter queue", description="Dead-letter queue commands."
+    )
+    commands = dlq.add_subparsers(dest="dlq_command", metavar="DLQ_COMMAND", required=True)
+    listing = commands.add_parser(
+        "list", help="show every message with its reason", description="Show DLQ messages and why."
+    )
+    add_common_options(listing)
+    listing.set_defaults(func=cmd_list)
+    redrive = commands.add_parser(
+        "redrive",
+        help="send DLQ messages back to the ingest queue",
+        description="Move DLQ messages back to the ingest queue (all of them, or one job's).",
+    )
+    redrive.add_argument("--job-id", metavar="ID", help="move only this job's messages")
+    add_common_options(redrive)
+    redrive.set_defaults(func=cmd_redrive)
+
+
+# --------------------------------------------------------------------------------------------- commands
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with open_pipeline(args) as pipeline:
+        queue_url = pipeline.outputs.dead_letter_queue_url
+        approximate = approximate_count(pipeline.sqs, queue_url)
+        messages = peek_messages(pipeline.sqs, queue_url)
+    if args.json:
+        print_json([message.summary() for message in messages])
+        return 0
+    if not messages:
+        print(f"the dead-letter queue of environment {pipeline.env} is empty")
+        return 0
+    print(messages_table(messages))
+    print(f"\n{len(messages)} message(s) in the dead-letter queue of environment {pipeline.env}")
+    if approximate > len(messages):
+        print(f"(SQS counts about {approximate}: the others are in flight elsewhere; list again to see them)")
+    return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    if args.job_id is not None:
+        validate_job_id(args.job_id)
+    with open_pipeline(args) as pipeline:
+        if args.job_id is None:
+            try:
+                result = start_move_task(pipeline)
+            except MoveTaskUnsupportedError as reason:
+                fallback_reason = str(reason)
+            else:
+                if args.json:
+                    print_json(result)
+                else:
+                    print(
+                        f"started a message move task ({result['approximate_messages']} message(s) approx.) "
+                        f"from the DLQ to the ingest queue: {result['task_handle']}\n"
+                        f"follow it with: aws sqs list-message-move-tasks --source-arn {result['source_arn']}"
+                    )
+                return 0
+        else:
+            fallback_reason = f"--job-id {args.job_id}: only that job's messages"
+        select = (lambda message: message.job_id == args.job_id) if args.job_id else (lambda _message: True)
+        report = move_messages(
+            pipeline.sqs,
+            source_url=pipeline.outputs.dead_letter_queue_url,
+            destination_url=pipeline.outputs.ingest_queue_url,
+            select=select,
+        )
+    if args.json:
+        print_json(
+            {
+                "method": "receive-send-delete",
+                "reason": fallback_reason,
+                "moved": len(report.moved),
+                "moved_message_ids": report.moved,
+                "skipped": report.skipped,
+                "failed_message_ids": report.failed,
+                "not_deleted_message_ids": report.not_deleted,
+                "complete": report.complete,
+            }
+        )
+    else:
+        print(redrive_summary(report, reason=fallback_reason, job_id=args.job_id))
+    if report.failed or report.not_deleted or not report.complete:
+        raise CliError(
+            "the redrive is incomplete (see above); run it again once the cause is fixed", exit_code=1
+        )
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ SQS helpers
+
+
+def approximate_count(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"
+    ]
+    return int(attributes.get("ApproximateNumberOfMessages", 0))
+
+
+def queue_arn(sqs: Any, queue_url: str) -> str:
+    return str(
+        sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    )
+
+
+def receive(sqs: Any, queue_url: str, *, visibility_timeout: int) -> list[DlqMessage]:
+    response = sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
+        VisibilityTimeout=visibility_timeout,
+        MessageAttributeNames=["All"],
+        MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+    )
+    return [to_message(raw) for raw in response.get("Messages", [])]
+
+
+def to_message(raw: Mapping[str, Any]) -> DlqMessage:
+    system = raw.get("Attributes", {})
+    sent = system.get("SentTimestamp")
+    return DlqMessage(
+        message_id=str(raw["MessageId"]),
+        receipt_handle=str(raw["ReceiptHandle"]),
+        body=str(raw.get("Body", "")),
+        attributes=raw.get("MessageAttributes", {}),
+        sent_at=epoch_ms_to_iso(sent) if sent else None,
+        receive_count=int(system.get("ApproximateReceiveCount", 0)),
+    )
+
+
+def release(sqs: Any, queue_url: str, receipt_handles: Iterable[str]) -> None:
+    """Make received messages visible again at once (visibility 0), ten per call."""
+    handles = list(receipt_handles)
+    for start in range(0, len(handles), 10):
+        entries = [
+            {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+            for index, handle in enumerate(handles[start : start + 10])
+        ]
+        # Best effort: a handle that expired meanwhile means the message is visible already.
+        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+
+
+def peek_messages(sqs: Any, queue_url: str, *, max_rounds: int = MAX_LIST_ROUNDS) -> list[DlqMessage]:
+    """Every message in the queue, oldest first, left in the queue.
+
+    SQS has no "peek": reading a message means receiving it, which hides it for the visibility timeout
+    and raises its receive count. The trade-off taken: a short visibility timeout (if this process dies,
+    the messages reappear within seconds), hidden while the listing runs so that each is read once, then
+    released at once (visibility 0). A message that reappears anyway (a very long listing) is dropped by
+    MessageId. The rounds are bounded, so a queue that keeps growing cannot keep us here. A redrive or
+    consumer running at the same moment skips the messages for those few seconds; the DLQ has no redrive
+    policy of its own, so the higher receive count moves nothing.
+    """
+    seen: dict[str, DlqMessage] = {}
+    receipts: dict[str, str] = {}  # message id -> latest receipt handle (an older one may not release it)
+    try:
+        for _ in range(max_rounds):
+            batch = receive(sqs, queue_url, visibility_timeout=LIST_VISIBILITY_SECONDS)
+            receipts.update((message.message_id, message.receipt_handle) for message in batch)
+            fresh = [message for message in batch if message.message_id not in seen]
+            if not fresh:
+                break
+            seen.update((message.message_id, message) for message in fresh)
+    finally:
+        release(sqs, queue_url, receipts.values())
+    return sorted(seen.values(), key=lambda message: (message.sent_at or "", message.message_id))
+
+
+def start_move_task(pipeline: Pipeline) -> dict[str, Any]:
+    """SQS's own redrive: server-side, throttled, resumable. Raises MoveTaskUnsupportedError where the
+    endpoint lacks the action, so the caller can fall back."""
+    source_arn = queue_arn(pipeline.sqs, pipeline.outputs.dead_letter_queue_url)
+    destination_arn = queue_arn(pipeline.sqs, pipeline.outputs.ingest_queue_url)
+    approximate = approximate_count(pipeline.sqs, pipeline.outputs.dead_letter_queue_url)
+    # One attempt on the local cloud: moto answers an unknown action with HTTP 500, which botocore would
+    # otherwise retry with backoff before we could fall back.
+    sqs = pipeline.client("sqs", max_attempts=1) if pipeline.is_local else pipeline.sqs
+    try:
+        response = sqs.start_message_move_task(SourceArn=source_arn, DestinationArn=destination_arn)
+    except NotImplementedError as error:
+        # moto in-process (mock_aws) raises this from inside the client call.
+        raise MoveTaskUnsupportedError(f"StartMessageMoveTask is not implemented here ({error})") from error
+    except ClientError as error:
+        if move_task_unsupported(error, local=pipeline.is_local):
+            raise MoveTaskUnsupportedError(
+                f"the endpoint does not support StartMessageMoveTask ({error_code(error)}: "
+                f"{error_message(error)[:80].strip()})"
+            ) from error
+        raise
+    return {
+        "method": "message-move-task",
+        "task_handle": response["TaskHandle"],
+        "source_arn": source_arn,
+        "destination_arn": destination_arn,
+        "approximate_messages": approximate,
+    }
+
+
+def move_task_unsupported(error: ClientError, *, local: bool) -> bool:
+    code = error_code(error)
+    if code in UNSUPPORTED_CODES:
+        return True
+    # moto's server mode raises NotImplementedError inside Flask: an HTML 500 whose code botocore cannot
+    # parse (it reports the status, "500"). Only trusted on the local cloud: on AWS a 500 is transient.
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return local and status == 500 and code == "500"
+
+
+def move_messages(
+    sqs: Any,
+    *,
+    source_url: str,
+    destination_url: str,
+    select: Callable[[DlqMessage], bool],
+    max_rounds: int = MAX_REDRIVE_ROUNDS,
+) -> MoveReport:
+    """Receive -> SendMessage to the destination -> DeleteMessage, one message at a time.
+
+    The delete comes only after the send succeeded, so a crash between the two leaves a copy in both
+    queues (at least once), never in neither; the ingest is idempotent per job id. Messages seen once
+    are not handled again in this run, even if they reappear. One send per message rather than
+    SendMessageBatch: a batch has a total size limit that ten large requests can exceed, and per-message
+    calls keep the failure accounting exact; this path serves hand-run redrives, not bulk traffic.
+    """
+    report = MoveReport()
+    handled: set[str] = set()
+    # Received but still in the source queue (not selected, send failed, or seen again): message id ->
+    # latest receipt handle, released together at the end so that this loop does not receive them again.
+    held: dict[str, str] = {}
+    try:
+        for _ in range(max_rounds):
+            batch = receive(sqs, source_url, visibility_timeout=REDRIVE_VISIBILITY_SECONDS)
+            fresh = [message for message in batch if message.message_id not in handled]
+            held.update((m.message_id, m.receipt_handle) for m in batch if m.message_id in handled)
+            if not fresh:
+                break
+            for message in fresh:
+                handled.add(message.message_id)
+                if not select(message):
+                    report.skipped += 1
+                elif move_one(
+                    sqs, message, source_url=source_url, destination_url=destination_url, report=report
+                ):
+                    continue
+                held[message.message_id] = message.receipt_handle
+        else:
+            report.complete = False
+    finally:
+        release(sqs, source_url, held.values())
+    return report
+
+
+def move_one(
+    sqs: Any, message: DlqMessage, *, source_url: str, destination_url: str, report: MoveReport
+) -> bool:
+    """True when the message left the source queue; False when it is still there (send failed)."""
+    request: dict[str, Any] = {"QueueUrl": destination_url, "MessageBody": message.body}
+    attributes = message.forwarded_attributes()
+    if attributes:
+        request["MessageAttributes"] = attributes
+    try:
+        sqs.send_message(**request)
+    except ClientError:
+        report.failed.append(message.message_id)
+        return False
+    try:
+        sqs.delete_message(QueueUrl=source_url, ReceiptHandle=message.receipt_handle)
+    except ClientError:
+        # Sent, and still in the DLQ: reported so a person can delete it; releasing it early would only
+        # make this run see it again.
+        report.not_deleted.append(message.message_id)
+        return True
+    report.moved.append(message.message_id)
+    return True
+
+
+# ----------------------------------------------------------------------------------------------- output
+
+
+def epoch_ms_to_iso(value: str) -> str:
+    moment = datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def shorten(text: str | None, width: int) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+def messages_table(messages: Sequence[DlqMessage]) -> str:
+    headers = ("SENT", "JOB", "ERROR TYPE", "ERROR MESSAGE", "SOURCE MESSAGE", "BODY")
+    rows = [
+        (
+            message.sent_at or "-",
+            message.job_id or "-",
+            message.attribute("error_type") or "-",
+            shorten(message.attribute("error_message"), MESSAGE_WIDTH) or "-",
+            message.attribute("source_message_id") or "-",
+            shorten(message.body, BODY_WIDTH),
+        )
+        for message in messages
+    ]
+    return render_table(headers, rows)
+
+
+def redrive_summary(report: MoveReport, *, reason: str, job_id: str | None) -> str:
+    scope = f"job {job_id}'s messages" if job_id else "messages"
+    lines = [
+        f"moved {len(report.moved)} {scope} from the DLQ to the ingest queue by receive/send/delete ({reason})"
+    ]
+    if report.skipped:
+        lines.append(f"left {report.skipped} other message(s) in the DLQ")
+    if report.failed:
+        lines.append(f"could not send {len(report.failed)} message(s); they stay in the DLQ: {report.failed}")
+    if report.not_deleted:
+        lines.append(
+            f"sent but could not delete {len(report.not_deleted)} message(s) from the DLQ (a later redrive "
+            f"would send them again): {report.not_deleted}"
+        )
+    if not report.complete:
+        lines.append("stopped at the round limit before the DLQ was drained: run the redrive again")
+    if job_id and not report.moved and not report.failed:
+        lines.append(f"no message of job {job_id} was in the DLQ")
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""`pipeline dlq list | redrive` on moto (which has no StartMessageMoveTask: the fallback path)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline_cli import aws
+
+from .conftest import MAX_RECEIVE_COUNT, Deployed, Result, dlq_attributes, drain
+
+Run = Callable[..., Result]
+
+
+def dead_letter(
+    deployed: Deployed, job_id: str | None, index: int, error_type: str = "TransientError"
+) -> str:
+    body = json.dumps({"job_id": job_id, "input": f"s3://b/{index}.jsonl"}) if job_id else f"not json {index}"
+    deployed.sqs.send_message(
+        QueueUrl=deployed.dlq_url,
+        MessageBody=body,
+        MessageAttributes=dlq_attributes(job_id, error_type, f"failure number {index}", f"source-{index}"),
+    )
+    return body
+
+
+def redriven_by_sqs(deployed: Deployed, body: str) -> None:
+    """A message that reached the DLQ the other way: received maxReceiveCount times, never deleted."""
+    deployed.sqs.send_message(QueueUrl=deployed.ingest_url, MessageBody=body)
+    for _ in range(MAX_RECEIVE_COUNT + 1):
+        deployed.sqs.receive_message(QueueUrl=deployed.ingest_url, VisibilityTimeout=0)
+
+
+def visible_count(deployed: Deployed, queue_url: str) -> int:
+    attributes = deployed.sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def test_dlq_list_shows_every_message_with_its_reason_and_leaves_them(deployed: Deployed, run: Run) -> None:
+    dead_letter(deployed, "job-a", 1, "InputNotFoundError")
+    dead_letter(deployed, None, 2, "ValidationError")
+    redriven_by_sqs(deployed, json.dumps({"job_id": "job-b", "input": "s3://b/k"}))
+
+    result = run("dlq", "list", "--env", "dev")
+
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].split()[:4] == ["SENT", "JOB", "ERROR", "TYPE"]
+    assert any(
+        "job-a" in line and "InputNotFoundError" in line and "failure number 1" in line for line in lines
+    )
+    assert any("ValidationError" in line and "source-2" in line and "not json 2" in line for line in lines)
+    assert any("job-b" in line for line in lines)  # job id from the body when there is no attribute
+    assert "3 message(s) in the dead-letter queue of environment dev" in result.out
+    # Released at once: all three are visible again, none in flight.
+    assert visible_count(deployed, deployed.dlq_url) == 3
+
+
+def test_dlq_list_json_and_truncated_bodies(deployed: Deployed, run: Run) -> None:
+    long_body = json.dumps({"job_id": "job-l", "input": "s3://b/" + "k" * 200})
+    deployed.sqs.send_message(
+        QueueUrl=deployed.dlq_url,
+        MessageBody=long_body,
+        MessageAttributes=dlq_attributes("job-l", "PermanentError", "x", "src"),
+    )
+
+    table = run("dlq", "list", "--env", "dev")
+    as_json = run("dlq", "list", "--env", "dev", "--json")
+
+    assert long_body not in table.out and "..." in table.out
+    [message] = json.loads(as_json.out)
+    assert message["body"] == long_body
+    assert message["job_id"] == "job-l"
+    assert message["error_type"] == "PermanentError"
+    assert message["sent_at"].endswith("Z")
+
+
+def test_dlq_list_reads_each_message_once_over_many_rounds(deployed: Deployed, run: Run) -> None:
+    bodies = [dead_letter(deployed, f"job-{index}", index) for index in range(23)]
+
+    result = run("dlq", "list", "--env", "dev", "--json")
+
+    assert sorted(message["body"] for message in json.loads(result.out)) == sorted(bodies)
+
+
+def test_dlq_list_empty(deployed: Deployed, run: Run) -> None:
+    result = run("dlq", "list", "--env", "dev")
+
+    assert result.out == "the dead-letter queue of environment dev is empty\n"
+
+
+def test_redrive_falls_back_and_moves_every_message_exactly_once(deployed: Deployed, run: Run) -> None:
+    bodies = [dead_letter(deployed, f"job-{index}", index) for index in range(24)]
+    redriven_by_sqs(deployed, "raw request")
+    bodies.append("raw request")
+
+    result = run("dlq", "redrive", "--env", "dev")
+
+    assert result.code == 0, result.err
+    assert "moved 25 messages" in result.out
+    assert "StartMessageMoveTask is not implemented" in result.out
+    assert visible_count(deployed, deployed.dlq_url) == 0
+    moved = drain(deployed.sqs, deployed.ingest_url)
+    assert Counter(message["Body"] for message in moved) == Counter(bodies)
+    first = next(message for message in moved if message["Body"] == bodies[0])
+    # The reason stays behind; the identity travels with the request.
+    assert set(first["MessageAttributes"]) == {"job_id", "source_message_id"}
+    assert first["MessageAttributes"]["source_message_id"]["StringValue"] == "source-0"
+
+
+def test_redrive_job_id_moves_only_that_jobs_messages(deployed: Deployed, run: Run) -> None:
+    mine = [dead_letter(deployed, "job-x", index) for index in range(2)]
+    others = [dead_letter(deployed, "job-y", index) for index in range(2, 14)]
+
+    result = run("dlq", "redrive", "--job-id", "job-x", "--env", "dev", "--json")
+
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["method"] == "receive-send-delete"
+    assert report["moved"] == 2 and report["skipped"] == 12
+    assert sorted(message["Body"] for message in drain(deployed.sqs, deployed.ingest_url)) == sorted(mine)
+    # The others are left, visible again at once (released, not waiting out a visibility timeout).
+    assert visible_count(deployed, deployed.dlq_url) == 12
+    assert sorted(message["Body"] for message in drain(deployed.sqs, deployed.dlq_url)) == sorted(others)
+
+
+def patch_sqs(monkeypatch: Any, **methods: Callable[..., Any]) -> None:
+    """Replace methods of the CLI's SQS clients; each replacement gets the real method first."""
+    real_client = aws.Pipeline.client
+
+    def client(self: aws.Pipeline, service: str, *, max_attempts: int | None = None) -> Any:
+        created = real_client(self, service, max_attempts=max_attempts)
+        if service == "sqs":
+            for name, replacement in methods.items():
+                setattr(created, name, functools.partial(replacement, getattr(created, name, None)))
+        return created
+
+    monkeypatch.setattr(aws.Pipeline, "client", client)
+
+
+def test_redrive_deletes_nothing_whose_send_failed(deployed: Deployed, run: Run, monkeypatch: Any) -> None:
+    bodies = [dead_letter(deployed, "job-z", index) for index in range(3)]
+    sends = Counter[str]()
+
+    def second_send_fails(real: Callable[..., Any], **params: Any) -> Any:
+        sends["n"] += 1
+        if sends["n"] == 2:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "SendMessage")
+        return real(**params)
+
+    patch_sqs(monkeypatch, send_message=second_send_fails)
+
+    result = run("dlq", "redrive", "--env", "dev")
+
+    assert result.code == 1
+    assert "moved 2 messages" in result.out and "could not send 1 message(s)" in result.out
+    assert "error: the redrive is incomplete" in result.err
+    moved = [message["Body"] for message in drain(deployed.sqs, deployed.ingest_url)]
+    left = [message["Body"] for message in drain(deployed.sqs, deployed.dlq_url)]
+    assert len(moved) == 2 and len(left) == 1
+    assert sorted(moved + left) == sorted(bodies)
+
+
+def test_redrive_uses_the_move_task_where_the_endpoint_has_it(
+    deployed: Deployed, run: Run, monkeypatch: Any
+) -> None:
+    started: list[dict[str, Any]] = []
+
+    def start_message_move_task(_real: Any, **params: Any) -> dict[str, str]:
+        started.append(params)
+        return {"TaskHandle": "handle-123"}
+
+    patch_sqs(monkeypatch, start_message_move_task=start_message_move_task)
+    dead_letter(deployed, "job-m", 1)
+
+    result = run("dlq", "redrive", "--env", "dev", "--json")
+
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["task_handle"] == "handle-123" and report["method"] == "message-move-task"
+    assert report["approximate_messages"] == 1
+    assert started == [{"SourceArn": report["source_arn"], "DestinationArn": report["destination_arn"]}]
+    assert report["destination_arn"].endswith(":resilient-pipeline-dev-ingest")
