@@ -35,6 +35,7 @@ STATUS_INDEX_NAME = "by-status"  # stacks/constructs/job_table.py (the CLI does 
 
 JOB_ID_RULE = "^[A-Za-z0-9_-]{1,64}$"
 JOB_ID_PATTERN = re.compile(JOB_ID_RULE)
+S3_URI_PATTERN = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(\S.*)")
 MIN_CHUNK_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 64 * 1024 * 1024
 MAX_FAULT_RATE = 0.9
@@ -234,24 +235,31 @@ def validate_wait_options(timeout: float, interval: float) -> None:
 
 
 def fault_injection(rate: float | None, seed: int | None) -> dict[str, Any] | None:
-    if rate is None and seed is None:
+    if rate is None:
+        if seed is not None:
+            raise CliError(
+                "--fault-seed needs --fault-rate: fault_injection.transient_error_rate is required"
+            )
         return None
-    if rate is None or seed is None:
-        raise CliError(
-            "--fault-rate and --fault-seed go together: fault_injection needs both a rate and a seed"
-        )
     if not 0.0 <= rate <= MAX_FAULT_RATE:
         raise CliError(
             f"--fault-rate {rate} is out of range: fault_injection.transient_error_rate must be within "
             f"0..{MAX_FAULT_RATE}"
         )
-    return {"transient_error_rate": rate, "seed": seed}
+    fault: dict[str, Any] = {"transient_error_rate": rate}
+    if seed is not None:  # the ingest's default is 0
+        fault["seed"] = seed
+    return fault
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
-    match = re.fullmatch(r"s3://([^/]+)/(.+)", uri)
+    # The ingest's own rule (lambda_src/jobcore/request.py): an S3 bucket name and a non-empty key.
+    match = S3_URI_PATTERN.fullmatch(uri)
     if not match:
-        raise CliError(f"--input {uri!r} is not an s3://BUCKET/KEY URI (nor a local file path)")
+        raise CliError(
+            f"--input {uri!r} is not an s3://BUCKET/KEY URI (bucket: 3-63 lower-case letters, digits, "
+            "'.' or '-'; key: not empty) nor a local file"
+        )
     return match.group(1), match.group(2)
 
 

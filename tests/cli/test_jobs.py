@@ -71,19 +71,31 @@ def test_submit_s3_input_generates_a_job_id_and_sends_only_the_fields_set(
         (["--job-id", "x" * 65], "--job-id 'xxx"),
         (["--chunk-bytes", "1024"], "chunk_bytes must be between 65536 (64 KiB) and 67108864 (64 MiB)"),
         (["--fault-rate", "0.95", "--fault-seed", "1"], "transient_error_rate must be within 0..0.9"),
-        (["--fault-rate", "0.2"], "--fault-rate and --fault-seed go together"),
+        (["--fault-seed", "3"], "--fault-seed needs --fault-rate"),
+        (["--input", "s3://Bad_Bucket/k"], "is not an s3://BUCKET/KEY URI"),
+        (["--input", "s3://bucket/"], "key: not empty"),
     ],
 )
 def test_submit_rejects_bad_fields_before_sending(
     deployed: Deployed, run: Run, argv: list[str], expected: str
 ) -> None:
-    result = run("submit", "--input", "s3://b/k.jsonl", "--env", "dev", *argv)
+    result = run("submit", "--input", "s3://bucket/k.jsonl", "--env", "dev", *argv)
 
     assert result.code == 2
     assert result.err.startswith("error: ")
     assert expected in result.err
     assert "Traceback" not in result.err
     assert drain(deployed.sqs, deployed.ingest_url) == []
+
+
+def test_submit_fault_rate_alone_leaves_the_seed_to_the_ingest(deployed: Deployed, run: Run) -> None:
+    result = run(
+        "submit", "--input", "s3://bucket/k.jsonl", "--job-id", "j", "--fault-rate", "0.5", "--env", "dev"
+    )
+
+    assert result.code == 0, result.err
+    [message] = drain(deployed.sqs, deployed.ingest_url)
+    assert json.loads(message["Body"])["fault_injection"] == {"transient_error_rate": 0.5}
 
 
 def test_submit_missing_local_file_names_the_field(deployed: Deployed, run: Run, tmp_path: Path) -> None:
@@ -264,7 +276,7 @@ def test_wait_exits_3_when_the_record_never_appears(deployed: Deployed, run: Run
 def test_submit_wait_behaves_like_wait(deployed: Deployed, run: Run, fake_time: Any) -> None:
     fake_time({1: lambda: deployed.put_job("job-sw", "SUCCEEDED")})
 
-    result = run("submit", "--input", "s3://b/k.jsonl", "--job-id", "job-sw", "--wait", "--env", "dev")
+    result = run("submit", "--input", "s3://bucket/k.jsonl", "--job-id", "job-sw", "--wait", "--env", "dev")
 
     assert result.code == 0, result.err
     assert result.out.splitlines()[0] == "job-sw"
