@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK := node_modules/.bin/cdk --no-notices
 
-.PHONY: help install test test-unit test-infra lint format typecheck synth deploy bench snapshot-update clean
+.PHONY: help install demo test test-unit test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down bench snapshot-update clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(BIN)/.installed node_modules/.installed ## Create .venv with pinned packages and install the pinned CDK CLI
 
+demo: install ## Start the local cloud, deploy env=local with the CDK CLI, run five real jobs and check them
+	$(BIN)/pipeline demo
+
 test: install ## Run every test tier (unit, infrastructure, local cloud, integration)
 	$(BIN)/python -m pytest
 
@@ -43,6 +46,12 @@ test-unit: install ## Lambda runtime unit tests only (fast)
 
 test-infra: install ## CDK assertion, snapshot, cfn-lint and config tests
 	$(BIN)/python -m pytest tests/infra
+
+test-localcloud: install ## The local cloud's own glue (runner, poller, alarms, Step Functions fixes)
+	$(BIN)/python -m pytest tests/localcloud
+
+test-integration: install ## End-to-end scenarios on a local cloud deployed with the real CDK CLI
+	$(BIN)/python -m pytest tests/integration
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
@@ -62,6 +71,15 @@ synth: install ## Synthesize every environment into cdk.out/<env>/ (offline, no 
 deploy: install ## Deploy one environment: make deploy ENV=dev (needs AWS credentials and a bootstrapped account)
 	$(CDK) deploy --all -c env=$(ENV) -o cdk.out/$(ENV) $(CDK_ARGS)
 
+diff: install ## Infra diff of every environment against the merge base with main (DIFF_ARGS="--base REF --env dev")
+	$(BIN)/pipeline diff $(DIFF_ARGS)
+
+local-up: install ## Start (or reuse) the local cloud and deploy env=local; it keeps running in the background
+	$(BIN)/pipeline local up
+
+local-down: install ## Stop the local cloud
+	$(BIN)/pipeline local down
+
 bench: install ## Worker chunk-loop benchmark: peak RSS and records/s at 1e5 and 1e6 records vs a naive baseline
 	$(BIN)/python benchmarks/bench_worker.py
 
@@ -69,4 +87,4 @@ snapshot-update: install ## Re-record the template snapshots after an intended i
 	$(BIN)/python -m pytest tests/infra --snapshot-update
 
 clean: ## Remove build output (keeps .venv and node_modules)
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from pipeline_cli.errors import CliError
 
 # Modules that add sub-commands. A module missing here is simply not offered.
-COMMAND_MODULES = ("pipeline_cli.local", "pipeline_cli.jobs", "pipeline_cli.dlq", "pipeline_cli.diff")
+COMMAND_MODULES = (
+    "pipeline_cli.local",
+    "pipeline_cli.jobs",
+    "pipeline_cli.dlq",
+    "pipeline_cli.demo",
+    "pipeline_cli.diff",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
