@@ -170,7 +170,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
                     )
                 return 0
         else:
-            fallback_reason = f"--job-id {args.job_id}: only that job's messages"
+            fallback_reason = "--job-id selects messages, which only the fallback can do"
         select = (lambda message: message.job_id == args.job_id) if args.job_id else (lambda _message: True)
         report = move_messages(
             pipeline.sqs,
@@ -295,9 +295,11 @@ def start_move_task(pipeline: Pipeline) -> dict[str, Any]:
         raise MoveTaskUnsupportedError(f"StartMessageMoveTask is not implemented here ({error})") from error
     except ClientError as error:
         if move_task_unsupported(error, local=pipeline.is_local):
+            code = error_code(error)
+            # A numeric code means an unparsed (HTML) body: the status says all there is to say.
+            detail = f"HTTP {code}" if code.isdigit() else f"{code}: {shorten(error_message(error), 80)}"
             raise MoveTaskUnsupportedError(
-                f"the endpoint does not support StartMessageMoveTask ({error_code(error)}: "
-                f"{error_message(error)[:80].strip()})"
+                f"the endpoint does not support StartMessageMoveTask ({detail})"
             ) from error
         raise
     return {
@@ -417,12 +419,13 @@ def messages_table(messages: Sequence[DlqMessage]) -> str:
 
 
 def redrive_summary(report: MoveReport, *, reason: str, job_id: str | None) -> str:
-    scope = f"job {job_id}'s messages" if job_id else "messages"
+    scope = f" of job {job_id}" if job_id else ""
     lines = [
-        f"moved {len(report.moved)} {scope} from the DLQ to the ingest queue by receive/send/delete ({reason})"
+        f"moved {len(report.moved)} message(s){scope} from the DLQ to the ingest queue by "
+        f"receive/send/delete ({reason})"
     ]
     if report.skipped:
-        lines.append(f"left {report.skipped} other message(s) in the DLQ")
+        lines.append(f"left {report.skipped} message(s) of other jobs in the DLQ")
     if report.failed:
         lines.append(f"could not send {len(report.failed)} message(s); they stay in the DLQ: {report.failed}")
     if report.not_deleted:
@@ -432,6 +435,4 @@ def redrive_summary(report: MoveReport, *, reason: str, job_id: str | None) -> s
         )
     if not report.complete:
         lines.append("stopped at the round limit before the DLQ was drained: run the redrive again")
-    if job_id and not report.moved and not report.failed:
-        lines.append(f"no message of job {job_id} was in the DLQ")
     return "\n".join(lines)

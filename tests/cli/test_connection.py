@@ -112,7 +112,7 @@ def test_local_redrive_falls_back_when_moto_answers_500(local_cloud: LocalCloud,
     assert result.code == 0, result.err
     report = json.loads(result.out)
     assert report["method"] == "receive-send-delete" and report["moved"] == 12
-    assert "does not support StartMessageMoveTask (500" in report["reason"]
+    assert report["reason"] == "the endpoint does not support StartMessageMoveTask (HTTP 500)"
     assert len(drain(local_cloud.sqs, local_cloud.outputs["IngestQueueUrl"])) == 12
     assert drain(local_cloud.sqs, dlq_url) == []
 

@@ -106,7 +106,7 @@ def test_redrive_falls_back_and_moves_every_message_exactly_once(deployed: Deplo
     result = run("dlq", "redrive", "--env", "dev")
 
     assert result.code == 0, result.err
-    assert "moved 25 messages" in result.out
+    assert "moved 25 message(s) from the DLQ" in result.out
     assert "StartMessageMoveTask is not implemented" in result.out
     assert visible_count(deployed, deployed.dlq_url) == 0
     moved = drain(deployed.sqs, deployed.ingest_url)
@@ -162,7 +162,7 @@ def test_redrive_deletes_nothing_whose_send_failed(deployed: Deployed, run: Run,
     result = run("dlq", "redrive", "--env", "dev")
 
     assert result.code == 1
-    assert "moved 2 messages" in result.out and "could not send 1 message(s)" in result.out
+    assert "moved 2 message(s)" in result.out and "could not send 1 message(s)" in result.out
     assert "error: the redrive is incomplete" in result.err
     moved = [message["Body"] for message in drain(deployed.sqs, deployed.ingest_url)]
     left = [message["Body"] for message in drain(deployed.sqs, deployed.dlq_url)]
