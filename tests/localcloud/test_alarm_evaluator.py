@@ -1,0 +1,638 @@
+"""The alarm evaluator: alarms discovered from CloudFormation templates in a real moto server, evaluated
+on live SQS / Step Functions values, with SNS notifications on transitions only."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from localcloud.alarm_evaluator import (
+    ALARM,
+    INSUFFICIENT_DATA,
+    OK,
+    AlarmDefinition,
+    AlarmEvaluator,
+    Datapoint,
+    StackContext,
+    alarm_from_resource,
+    evaluate_alarm,
+    generated_alarm_name,
+)
+
+# Expected: moto's CloudFormation skips the alarms, which is why the evaluator exists.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudWatch..Alarm:UserWarning")
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://localhost:{port}"
+    finally:
+        server.stop()
+
+
+def client(endpoint: str, service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, message: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def alarm_resource(
+    metric: str, namespace: str, dimension: tuple[str, Any], threshold: float
+) -> dict[str, Any]:
+    """An alarm in the shape the CDK app synthesizes (see stacks/constructs/alarms.py)."""
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmActions": [{"Ref": "Topic"}],
+            "OKActions": [{"Ref": "Topic"}],
+            "AlarmDescription": f"{metric} is over {threshold}. First: look at it.",
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Dimensions": [{"Name": dimension[0], "Value": dimension[1]}],
+            "EvaluationPeriods": 1,
+            "MetricName": metric,
+            "Namespace": namespace,
+            "Period": 60,
+            "Statistic": "Maximum" if namespace == "AWS/SQS" else "Sum",
+            "Threshold": threshold,
+            "TreatMissingData": "notBreaching",
+            "Tags": [{"Key": "environment", "Value": "local"}],
+        },
+    }
+
+
+def pipeline_template(*, age_threshold: float = 1, dlq_threshold: float = 0) -> dict[str, Any]:
+    duration = alarm_resource("Duration", "AWS/Lambda", ("FunctionName", {"Ref": "WorkerFunctionName"}), 8000)
+    del duration["Properties"]["Statistic"]
+    duration["Properties"]["ExtendedStatistic"] = "p99"
+    return {
+        "Parameters": {
+            "StateMachineArn": {"Type": "String"},
+            "WorkerFunctionName": {"Type": "String", "Default": "worker-fn"},
+        },
+        "Resources": {
+            "DeadLetterQueue": {"Type": "AWS::SQS::Queue"},
+            "Queue": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {
+                    "VisibilityTimeout": 1,
+                    "RedrivePolicy": {
+                        "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+                        "maxReceiveCount": 1,
+                    },
+                },
+            },
+            "Topic": {"Type": "AWS::SNS::Topic"},
+            "DeadLetterQueueNotEmpty": alarm_resource(
+                "ApproximateNumberOfMessagesVisible",
+                "AWS/SQS",
+                ("QueueName", {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}),
+                dlq_threshold,
+            ),
+            "QueueBacklogAge": alarm_resource(
+                "ApproximateAgeOfOldestMessage",
+                "AWS/SQS",
+                ("QueueName", {"Fn::GetAtt": ["Queue", "QueueName"]}),
+                age_threshold,
+            ),
+            "StateMachineExecutionsFailed": alarm_resource(
+                "ExecutionsFailed", "AWS/States", ("StateMachineArn", {"Ref": "StateMachineArn"}), 0
+            ),
+            "WorkerErrors": alarm_resource(
+                "Errors", "AWS/Lambda", ("FunctionName", {"Ref": "WorkerFunctionName"}), 0
+            ),
+            "WorkerDurationNearTimeout": duration,
+        },
+        "Outputs": {
+            "AlarmTopicArn": {"Value": {"Ref": "Topic"}},
+            "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
+            "IngestQueueUrl": {"Value": {"Ref": "Queue"}},
+        },
+    }
+
+
+class Deployed:
+    """One stack of the shape above, an SQS inbox subscribed to its alarm topic, and an evaluator."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        state_machine_arn: str = "arn:aws:states:us-east-1:123456789012:stateMachine:none",
+    ) -> None:
+        self.endpoint = endpoint
+        self.cfn = client(endpoint, "cloudformation")
+        self.cw = client(endpoint, "cloudwatch")
+        self.sqs = client(endpoint, "sqs")
+        self.name = f"Test-{uuid.uuid4().hex[:8]}-Pipeline"
+        self.function_name = f"worker-{uuid.uuid4().hex[:8]}"
+        self.cfn.create_stack(
+            StackName=self.name,
+            TemplateBody=json.dumps(pipeline_template()),
+            Parameters=[
+                {"ParameterKey": "StateMachineArn", "ParameterValue": state_machine_arn},
+                {"ParameterKey": "WorkerFunctionName", "ParameterValue": self.function_name},
+            ],
+        )
+        outputs = {
+            o["OutputKey"]: o["OutputValue"]
+            for o in self.cfn.describe_stacks(StackName=self.name)["Stacks"][0]["Outputs"]
+        }
+        self.topic_arn = outputs["AlarmTopicArn"]
+        # Outputs carry moto's canonical URLs; talk to the queues through this endpoint.
+        self.dlq_url = self.local_url(outputs["DeadLetterQueueUrl"])
+        self.queue_url = self.local_url(outputs["IngestQueueUrl"])
+        self.inbox_url = self.sqs.create_queue(QueueName=f"inbox-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        inbox_arn = self.sqs.get_queue_attributes(QueueUrl=self.inbox_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        client(endpoint, "sns").subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=inbox_arn)
+        self.evaluator = AlarmEvaluator(
+            endpoint,
+            REGION,
+            interval_seconds=0.2,
+            discovery_interval_seconds=0.2,
+            publish_interval_seconds=0,
+            stack_filter=lambda name: name == self.name,
+        )
+        self.notifications: list[dict[str, Any]] = []
+
+    def local_url(self, url: str) -> str:
+        return str(self.sqs.get_queue_url(QueueName=url.rsplit("/", 1)[1])["QueueUrl"])
+
+    def alarm_name(self, logical_id: str) -> str:
+        return self.evaluator.alarm_names[(self.name, logical_id)]
+
+    def alarm(self, logical_id: str) -> dict[str, Any]:
+        alarms = self.cw.describe_alarms(AlarmNames=[self.alarm_name(logical_id)])["MetricAlarms"]
+        assert len(alarms) == 1
+        return dict(alarms[0])
+
+    def state(self, logical_id: str) -> str:
+        return str(self.alarm(logical_id)["StateValue"])
+
+    def read_inbox(self) -> list[dict[str, Any]]:
+        """Every notification received so far (SNS envelopes unwrapped), oldest first."""
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return self.notifications
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                notification = json.loads(envelope["Message"])
+                notification["_subject"] = envelope.get("Subject")
+                self.notifications.append(notification)
+                self.sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def notified(self, logical_id: str) -> list[str]:
+        name = self.alarm_name(logical_id)
+        return [n["NewStateValue"] for n in self.read_inbox() if n["AlarmName"] == name]
+
+
+@pytest.fixture
+def deployed(endpoint: str) -> Iterator[Deployed]:
+    stack = Deployed(endpoint)
+    try:
+        yield stack
+    finally:
+        stack.evaluator.stop()
+        stack.cfn.delete_stack(StackName=stack.name)
+
+
+# -- discovery -------------------------------------------------------------------------------------------
+
+
+def test_alarms_are_created_from_the_template(deployed: Deployed) -> None:
+    deployed.evaluator.run_once()
+    name = deployed.alarm_name("DeadLetterQueueNotEmpty")
+    assert re.fullmatch(rf"{deployed.name}-DeadLetterQueueNotEmpty-[0-9A-Z]{{12}}", name)
+    alarm = deployed.alarm("DeadLetterQueueNotEmpty")
+    dlq_name = deployed.dlq_url.rsplit("/", 1)[1]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": dlq_name}]
+    assert alarm["AlarmActions"] == [deployed.topic_arn]
+    assert alarm["OKActions"] == [deployed.topic_arn]
+    assert alarm["AlarmDescription"].startswith("ApproximateNumberOfMessagesVisible is over")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["Statistic"]) == (
+        0.0,
+        "GreaterThanThreshold",
+        "Maximum",
+    )
+    assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["TreatMissingData"]) == (60, 1, "notBreaching")
+    assert deployed.state("DeadLetterQueueNotEmpty") == OK
+    # A second pass finds the same alarms and changes nothing.
+    deployed.evaluator.run_once()
+    assert deployed.alarm_name("DeadLetterQueueNotEmpty") == name
+
+
+def test_stack_update_keeps_state_and_stack_delete_removes_alarms(deployed: Deployed) -> None:
+    deployed.evaluator.run_once()
+    deployed.sqs.send_message(QueueUrl=deployed.dlq_url, MessageBody="x")
+    deployed.evaluator.run_once()
+    assert deployed.state("DeadLetterQueueNotEmpty") == ALARM
+
+    deployed.cfn.update_stack(
+        StackName=deployed.name,
+        TemplateBody=json.dumps(pipeline_template(dlq_threshold=5)),
+        Parameters=[
+            {"ParameterKey": "StateMachineArn", "UsePreviousValue": True},
+            {"ParameterKey": "WorkerFunctionName", "UsePreviousValue": True},
+        ],
+    )
+    deployed.evaluator.discover()
+    alarm = deployed.alarm("DeadLetterQueueNotEmpty")
+    assert alarm["Threshold"] == 5.0
+    assert alarm["StateValue"] == ALARM  # an update keeps the state, as in CloudWatch
+    deployed.evaluator.evaluate()
+    assert deployed.state("DeadLetterQueueNotEmpty") == OK  # 1 message is not over 5
+
+    name = deployed.alarm_name("DeadLetterQueueNotEmpty")
+    deployed.cfn.delete_stack(StackName=deployed.name)
+    deployed.evaluator.discover()
+    assert deployed.cw.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
+    assert deployed.evaluator.alarm_names == {}
+
+
+# -- the DLQ alarm ---------------------------------------------------------------------------------------
+
+
+def test_dlq_alarm_goes_to_alarm_and_back_with_notifications_on_transitions_only(deployed: Deployed) -> None:
+    ev = deployed.evaluator
+    ev.run_once()
+    assert deployed.state("DeadLetterQueueNotEmpty") == OK
+    assert deployed.notified("DeadLetterQueueNotEmpty") == [OK]  # INSUFFICIENT_DATA -> OK, as in AWS
+
+    # A request lands in the DLQ through the queue's own redrive (maxReceiveCount 1).
+    deployed.sqs.send_message(QueueUrl=deployed.queue_url, MessageBody='{"job_id": "j1"}')
+    deployed.sqs.receive_message(QueueUrl=deployed.queue_url, VisibilityTimeout=0, WaitTimeSeconds=0)
+    assert (
+        deployed.sqs.receive_message(QueueUrl=deployed.queue_url, WaitTimeSeconds=0).get("Messages") is None
+    )
+    ev.evaluate()
+    alarm = deployed.alarm("DeadLetterQueueNotEmpty")
+    assert alarm["StateValue"] == ALARM
+    assert re.fullmatch(
+        r"Threshold Crossed: 1 datapoint \[1\.0 \(\d\d/\d\d/\d\d \d\d:\d\d:\d\d\)\] was greater than the "
+        r"threshold \(0\.0\)\.",
+        alarm["StateReason"],
+    )
+    assert json.loads(alarm["StateReasonData"])["recentDatapoints"] == [1.0]
+    ev.evaluate()  # still ALARM: no second notification
+    assert deployed.notified("DeadLetterQueueNotEmpty") == [OK, ALARM]
+    alarm_message = deployed.notifications[-1]
+    assert alarm_message["OldStateValue"] == OK
+    assert alarm_message["NewStateReason"] == alarm["StateReason"]
+    assert alarm_message["Trigger"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm_message["_subject"].startswith(f'ALARM: "{deployed.alarm_name("DeadLetterQueueNotEmpty")}')
+
+    # The datapoint the alarm saw is in CloudWatch too.
+    now = datetime.now(UTC)
+    stats = deployed.cw.get_metric_statistics(
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": deployed.dlq_url.rsplit("/", 1)[1]}],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert max(d["Maximum"] for d in stats) == 1.0
+
+    deployed.sqs.purge_queue(QueueUrl=deployed.dlq_url)
+    ev.evaluate()
+    alarm = deployed.alarm("DeadLetterQueueNotEmpty")
+    assert alarm["StateValue"] == OK
+    assert "was not greater than the threshold (0.0)" in alarm["StateReason"]
+    ev.evaluate()
+    assert deployed.notified("DeadLetterQueueNotEmpty") == [OK, ALARM, OK]
+
+
+def test_background_thread_raises_the_alarm(deployed: Deployed) -> None:
+    deployed.evaluator.start()
+    wait_until(lambda: bool(deployed.evaluator.alarm_names), message="alarm discovery")
+    wait_until(lambda: deployed.state("DeadLetterQueueNotEmpty") == OK, message="first evaluation")
+    deployed.sqs.send_message(QueueUrl=deployed.dlq_url, MessageBody="x")
+    wait_until(lambda: deployed.state("DeadLetterQueueNotEmpty") == ALARM, message="ALARM")
+    started = time.monotonic()
+    deployed.evaluator.stop()
+    assert time.monotonic() - started < 3
+
+
+# -- the queue age alarm ---------------------------------------------------------------------------------
+
+
+def test_queue_age_alarm_without_disturbing_the_queue(deployed: Deployed) -> None:
+    ev = deployed.evaluator
+    deployed.sqs.send_message(QueueUrl=deployed.queue_url, MessageBody="waiting")
+    ev.run_once()
+    assert deployed.state("QueueBacklogAge") == OK  # younger than the 1 s threshold
+    time.sleep(1.3)
+    ev.evaluate()
+    alarm = deployed.alarm("QueueBacklogAge")
+    assert alarm["StateValue"] == ALARM
+    assert float(json.loads(alarm["StateReasonData"])["recentDatapoints"][0]) > 1.0
+    # Measuring the age neither received the message nor hid it.
+    attributes = deployed.sqs.get_queue_attributes(QueueUrl=deployed.queue_url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert (
+        attributes["ApproximateNumberOfMessages"],
+        attributes["ApproximateNumberOfMessagesNotVisible"],
+    ) == (
+        "1",
+        "0",
+    )
+    message = deployed.sqs.receive_message(
+        QueueUrl=deployed.queue_url, MessageSystemAttributeNames=["All"], WaitTimeSeconds=0
+    )["Messages"][0]
+    assert message["Attributes"]["ApproximateReceiveCount"] == "1"
+    deployed.sqs.delete_message(QueueUrl=deployed.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    ev.evaluate()
+    assert deployed.state("QueueBacklogAge") == OK
+
+
+def test_set_alarm_state_by_hand_runs_the_actions_then_evaluation_resumes(deployed: Deployed) -> None:
+    deployed.evaluator.run_once()
+    name = deployed.alarm_name("DeadLetterQueueNotEmpty")
+    deployed.cw.set_alarm_state(AlarmName=name, StateValue=ALARM, StateReason="Testing the wiring")
+    deployed.evaluator.evaluate()
+    assert deployed.state("DeadLetterQueueNotEmpty") == ALARM  # kept until the next evaluation
+    assert deployed.notified("DeadLetterQueueNotEmpty") == [OK, ALARM]
+    assert deployed.notifications[-1]["NewStateReason"] == "Testing the wiring"
+    deployed.evaluator.evaluate()
+    assert deployed.state("DeadLetterQueueNotEmpty") == OK  # the DLQ is empty
+    assert deployed.notified("DeadLetterQueueNotEmpty") == [OK, ALARM, OK]
+
+
+# -- Lambda metrics, as the local runner publishes them --------------------------------------------------
+
+
+def test_lambda_alarms_read_published_metrics(deployed: Deployed) -> None:
+    def publish(metric: str, *values: float) -> None:
+        deployed.cw.put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[
+                {
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "FunctionName", "Value": deployed.function_name}],
+                    "Value": value,
+                    "Unit": "Milliseconds" if metric == "Duration" else "Count",
+                }
+                for value in values
+            ],
+        )
+
+    deployed.evaluator.run_once()
+    assert deployed.state("WorkerErrors") == OK  # no data: notBreaching
+    publish("Errors", 0.0, 0.0)
+    publish("Duration", 120.0, 300.0)
+    deployed.evaluator.evaluate()
+    assert (deployed.state("WorkerErrors"), deployed.state("WorkerDurationNearTimeout")) == (OK, OK)
+    publish("Errors", 1.0)
+    publish("Duration", 9500.0)
+    deployed.evaluator.evaluate()
+    assert deployed.state("WorkerErrors") == ALARM
+    errors = deployed.alarm("WorkerErrors")
+    assert "1 datapoint [1.0" in errors["StateReason"]  # Sum of 0, 0, 1
+    duration = deployed.alarm("WorkerDurationNearTimeout")
+    assert duration["StateValue"] == ALARM  # p99 read as the Maximum: 9500 > 8000
+    assert duration["ExtendedStatistic"] == "p99"
+
+
+# -- the state machine alarm -----------------------------------------------------------------------------
+
+
+def _moto_config(endpoint: str, config: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/config", data=json.dumps(config).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def test_state_machine_executions_failed_alarm(endpoint: str) -> None:
+    # moto serves Step Functions from its executing backend only while this switch is on: create the
+    # state machine and run the evaluator inside it, and switch back for the other tests.
+    _moto_config(endpoint, {"stepfunctions": {"execute_state_machine": True}})
+    stack: Deployed | None = None
+    try:
+        sfn = client(endpoint, "stepfunctions")
+        role = client(endpoint, "iam").create_role(
+            RoleName=f"sfn-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        machine = sfn.create_state_machine(
+            name=f"jobs-{uuid.uuid4().hex[:8]}",
+            roleArn=role,
+            definition=json.dumps(
+                {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "PermanentError"}}}
+            ),
+        )["stateMachineArn"]
+        stack = Deployed(endpoint, state_machine_arn=machine)
+        stack.evaluator.run_once()
+        assert stack.state("StateMachineExecutionsFailed") == OK
+
+        execution = sfn.start_execution(stateMachineArn=machine, name="job-1-a1-e0")["executionArn"]
+        wait_until(
+            lambda: sfn.describe_execution(executionArn=execution)["status"] == "FAILED", message="FAILED"
+        )
+        stack.evaluator.evaluate()
+        alarm = stack.alarm("StateMachineExecutionsFailed")
+        assert alarm["StateValue"] == ALARM
+        assert "1 datapoint [1.0" in alarm["StateReason"]
+        assert stack.notified("StateMachineExecutionsFailed") == [OK, ALARM]
+        now = datetime.now(UTC)
+        stats = stack.cw.get_metric_statistics(
+            Namespace="AWS/States",
+            MetricName="ExecutionsFailed",
+            Dimensions=[{"Name": "StateMachineArn", "Value": machine}],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now + timedelta(minutes=1),
+            Period=300,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        assert sum(d["Sum"] for d in stats) == 1.0
+        stack.evaluator.evaluate()  # the same failed execution is not published twice
+        stats = stack.cw.get_metric_statistics(
+            Namespace="AWS/States",
+            MetricName="ExecutionsFailed",
+            Dimensions=[{"Name": "StateMachineArn", "Value": machine}],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now + timedelta(minutes=1),
+            Period=300,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        assert sum(d["Sum"] for d in stats) == 1.0
+    finally:
+        if stack is not None:
+            stack.cfn.delete_stack(StackName=stack.name)
+        _moto_config(endpoint, {"stepfunctions": {"execute_state_machine": False}})
+
+
+# -- the project's own template --------------------------------------------------------------------------
+
+LOCAL_PIPELINE_SNAPSHOT = (
+    ROOT
+    / "tests/infra/__snapshots__/test_snapshots/test_template_snapshot[local-pipeline][local-pipeline].json"
+)
+
+
+def test_every_alarm_of_the_local_pipeline_template_resolves() -> None:
+    if not LOCAL_PIPELINE_SNAPSHOT.exists():
+        pytest.skip("no synthesized local pipeline template")
+    template = json.loads(LOCAL_PIPELINE_SNAPSHOT.read_text())
+    stack_name = "ResilientPipeline-local-Pipeline"
+    stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack_name}/abc"
+    physical = {
+        "AWS::SQS::Queue": lambda logical: f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{logical}-q",
+        "AWS::SNS::Topic": lambda logical: f"arn:aws:sns:{REGION}:{ACCOUNT}:{logical}",
+        "AWS::StepFunctions::StateMachine": lambda logical: (
+            f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical}"
+        ),
+    }
+    context = StackContext(
+        stack_name=stack_name,
+        stack_id=stack_id,
+        resources={
+            logical: (r["Type"], physical.get(r["Type"], lambda x: f"{x}-physical")(logical))
+            for logical, r in template["Resources"].items()
+        },
+        exports={"ResilientPipeline-local-Stateful-JobTableName": "jobs-table"},
+    )
+    alarms = {
+        logical: alarm_from_resource(context, logical, resource)
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    assert len(alarms) >= 10
+    by_metric = {a.metric_name: a for a in alarms.values()}
+    assert dict(by_metric["ApproximateNumberOfMessagesVisible"].dimensions)["QueueName"].endswith("-q")
+    assert dict(by_metric["ReadThrottleEvents"].dimensions) == {"TableName": "jobs-table"}
+    assert by_metric["Duration"].extended_statistic == "p99"
+    assert by_metric["Duration"].statistic is None
+    for alarm in alarms.values():
+        assert alarm.alarm_actions and alarm.alarm_actions == alarm.ok_actions
+        assert alarm.alarm_actions[0].startswith("arn:aws:sns:")
+        assert alarm.treat_missing_data == "notBreaching"
+        assert alarm.name.startswith(f"{stack_name}-{alarm.logical_id}-")
+
+
+# -- evaluation rules (no server) ------------------------------------------------------------------------
+
+
+def _definition(**overrides: Any) -> AlarmDefinition:
+    fields: dict[str, Any] = {
+        "name": "a",
+        "stack_name": "s",
+        "stack_id": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/s/x",
+        "logical_id": "A",
+        "namespace": "AWS/SQS",
+        "metric_name": "ApproximateNumberOfMessagesVisible",
+        "dimensions": (("QueueName", "q"),),
+        "statistic": "Maximum",
+        "extended_statistic": None,
+        "period": 60,
+        "evaluation_periods": 1,
+        "datapoints_to_alarm": None,
+        "threshold": 0.0,
+        "comparison": "GreaterThanThreshold",
+        "treat_missing_data": "notBreaching",
+    }
+    fields.update(overrides)
+    return AlarmDefinition(**fields)
+
+
+NOW = datetime(2026, 11, 22, 15, 4, 5, tzinfo=UTC)
+
+
+def _point(value: float) -> Datapoint:
+    return Datapoint(NOW, value)
+
+
+def test_single_datapoint_reasons_read_like_cloudwatch() -> None:
+    alarm = _definition()
+    breach = evaluate_alarm(alarm, [_point(3.0)], OK, NOW)
+    assert breach is not None and breach.state == ALARM
+    assert breach.reason == (
+        "Threshold Crossed: 1 datapoint [3.0 (22/11/26 15:04:05)] was greater than the threshold (0.0)."
+    )
+    fine = evaluate_alarm(alarm, [_point(0.0)], ALARM, NOW)
+    assert fine is not None and fine.state == OK
+    assert "was not greater than the threshold (0.0)" in fine.reason
+
+
+@pytest.mark.parametrize(
+    ("treat", "current", "expected"),
+    [
+        ("notBreaching", ALARM, OK),
+        ("breaching", OK, ALARM),
+        ("missing", OK, INSUFFICIENT_DATA),
+        ("ignore", ALARM, None),
+    ],
+)
+def test_missing_data_follows_treat_missing_data(treat: str, current: str, expected: str | None) -> None:
+    result = evaluate_alarm(_definition(treat_missing_data=treat), [None], current, NOW)
+    assert (result.state if result else None) == expected
+    if treat == "notBreaching":
+        assert result is not None
+        assert result.reason == (
+            "Threshold Crossed: no datapoints were received for 1 period and 1 missing datapoint was "
+            "treated as [NonBreaching]."
+        )
+
+
+def test_m_out_of_n_datapoints() -> None:
+    alarm = _definition(evaluation_periods=3, datapoints_to_alarm=2, threshold=5.0)
+    two = evaluate_alarm(alarm, [_point(6.0), _point(1.0), _point(7.0)], OK, NOW)
+    assert two is not None and two.state == ALARM
+    assert two.reason.startswith("Threshold Crossed: 2 out of the last 3 datapoints [6.0 (")
+    assert two.reason.endswith(
+        "were greater than the threshold (5.0) (minimum 2 datapoints for OK -> ALARM transition)."
+    )
+    one = evaluate_alarm(alarm, [_point(6.0), _point(1.0), None], OK, NOW)
+    assert one is not None and one.state == OK
+
+
+def test_generated_names_are_stable_and_cloudformation_shaped() -> None:
+    first = generated_alarm_name("Stack", "arn:stack/Stack/1", "MyAlarm")
+    assert first == generated_alarm_name("Stack", "arn:stack/Stack/1", "MyAlarm")
+    assert first != generated_alarm_name("Stack", "arn:stack/Stack/2", "MyAlarm")
+    assert re.fullmatch(r"Stack-MyAlarm-[0-9A-Z]{12}", first)
