@@ -1,0 +1,760 @@
+"""Runs the deployed Lambda code on this machine, in place of moto's Docker-based invocation.
+
+moto 5.2.5 invokes a function by running it in a Docker container (`LambdaFunction._invoke_lambda`), and
+without Docker it only echoes the input. `install()` replaces `LambdaFunction.invoke` (the one method every
+invocation path goes through: the Invoke API, Step Functions' `lambda:invoke`, moto's own triggers) with
+`LambdaRunner`, which behaves like Lambda's execution environments:
+
+- the function's zip (as deployed, from moto's backend) is unpacked once per code hash under
+  `HOME/functions/<sha256>/`;
+- each environment is a warm subprocess of this interpreter (`lambda_bootstrap`) that imports the handler
+  once and then serves one invocation at a time over a private pipe; module-level state is reused, a
+  second environment starts only when all are busy, and a new code hash or configuration retires the old
+  ones;
+- the function's timeout is enforced (the process is killed; `Sandbox.Timedout`), a crashed process is
+  replaced (`Runtime.ExitError`), reserved concurrency throttles (`TooManyRequestsException`);
+- unhandled exceptions come back as `{errorType, errorMessage, stackTrace}` with the FunctionError header,
+  so Step Functions sees the exception class name as the ASL error name;
+- the handler's stdout/stderr go to `HOME/logs/<function-name>.log` with START/END/REPORT lines;
+- every invocation is published to moto's CloudWatch (AWS/Lambda Invocations, Errors, Duration, Throttles)
+  so that the alarms can be evaluated.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.core.exceptions import JsonRESTError
+
+from localcloud.lambda_bootstrap import ProtocolClosed, write_frame
+from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
+
+LOG = logging.getLogger(__name__)
+
+BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
+# Lambda's init phase may take up to 10 s, separately from the invocation's own timeout.
+INIT_TIMEOUT_SECONDS = 10.0
+# A response that arrives this soon after the deadline is IPC latency, not an overrun.
+TIMEOUT_GRACE_SECONDS = 0.05
+# Lambda keeps an idle environment for minutes; so do we, then free the memory.
+IDLE_SECONDS = 600.0
+# Unreserved functions may scale far on Lambda; on a laptop, past this many processes per function an
+# invocation waits for a free environment instead (it is not throttled and its timeout has not started).
+DEFAULT_MAX_ENVIRONMENTS = 8
+LOG_TAIL_BYTES = 4096
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionSpec:
+    """What an execution environment is built from; a change to any field means new environments."""
+
+    name: str
+    arn: str
+    handler: str
+    runtime: str
+    timeout_seconds: float
+    memory_mb: int
+    version: str
+    environment: Mapping[str, str]
+    code_sha256: str
+    reserved_concurrency: int | None = None
+
+    @property
+    def config_key(self) -> str:
+        parts = json.dumps(
+            [
+                self.handler,
+                self.runtime,
+                self.timeout_seconds,
+                self.memory_mb,
+                self.code_sha256,
+                sorted(self.environment.items()),
+            ]
+        )
+        return hashlib.sha256(parts.encode()).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvocationResult:
+    request_id: str
+    payload: bytes
+    # The Lambda errorType when the function failed (FunctionError), else None.
+    error_type: str | None = None
+    duration_ms: float = 0.0
+    # Set on a cold start: the time the environment spent importing the handler.
+    init_ms: float | None = None
+    throttled: bool = False
+    log_tail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.error_type is not None
+
+
+class FunctionThrottled(Exception):
+    """Reserved concurrency is exhausted: Lambda answers 429 TooManyRequestsException."""
+
+
+class _EnvironmentFailed(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def _error_document(error_type: str, message: str, request_id: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type, "requestId": request_id}).encode()
+
+
+class _Environment:
+    """One execution environment: a bootstrap subprocess and the two ends of its protocol pipes."""
+
+    def __init__(self, spec: FunctionSpec, *, code_dir: Path, log_path: Path, env: dict[str, str]) -> None:
+        self.config_key = spec.config_key
+        self.last_used = time.monotonic()
+        self.invocations = 0
+        request_read, self._request_write = os.pipe()
+        self._response_read, response_write = os.pipe()
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap, no shell
+                [
+                    sys.executable,
+                    "-P",  # the bootstrap's own directory must not shadow the function's modules
+                    str(BOOTSTRAP),
+                    str(code_dir),
+                    spec.handler,
+                    str(request_read),
+                    str(response_write),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(request_read, response_write),
+                cwd=code_dir,
+                env=env,
+            )
+        # Only the child keeps these ends: its exit then reads as EOF here, our exit as EOF there.
+        os.close(request_read)
+        os.close(response_write)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_init(self) -> dict[str, Any]:
+        return self._read(time.monotonic() + INIT_TIMEOUT_SECONDS)
+
+    def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
+        try:
+            write_frame(self._request_write, request)
+        except OSError as error:
+            raise ProtocolClosed from error
+        return self._read(deadline)
+
+    def _read(self, deadline: float) -> dict[str, Any]:
+        header = self._read_exactly(4, deadline)
+        body = self._read_exactly(int.from_bytes(header, "big"), deadline)
+        message: dict[str, Any] = json.loads(body)
+        return message
+
+    def _read_exactly(self, size: int, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        remaining = size
+        while remaining:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self._response_read], [], [], wait)
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(self._response_read, min(remaining, 1 << 20))
+            if not chunk:
+                raise ProtocolClosed
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def exit_description(self) -> str:
+        try:
+            code = self.process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return "Runtime exited without providing a reason"
+        if code < 0:
+            return f"Runtime exited with error: signal {-code}"
+        return f"Runtime exited with error: exit status {code}"
+
+    def close(self, *, kill: bool = False) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._request_write)
+        with contextlib.suppress(OSError):
+            os.close(self._response_read)
+        if kill:
+            self.process.kill()
+        try:
+            # Closing the request pipe is the polite way: the bootstrap exits at EOF.
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class _Pool:
+    """The environments of one function; only those with the current config key are reused."""
+
+    config_key: str
+    idle: list[_Environment] = field(default_factory=list)
+    busy: int = 0
+
+
+class LambdaRunner:
+    """Invokes functions in warm subprocess environments. Thread-safe: one call per invoking thread."""
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        endpoint: str,
+        region: str = REGION,
+        max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
+        on_invocation: Callable[[FunctionSpec, InvocationResult], None] | None = None,
+    ) -> None:
+        self._functions_dir = home / "functions"
+        self._logs_dir = home / "logs"
+        self._functions_dir.mkdir(parents=True, exist_ok=True)
+        self._logs_dir.mkdir(parents=True, exist_ok=True)
+        self._endpoint = endpoint
+        self._region = region
+        self._max_environments = max_environments
+        self._on_invocation = on_invocation
+        self._lock = threading.Condition()
+        self._unpack_lock = threading.Lock()
+        self._pools: dict[str, _Pool] = {}
+        self._closed = False
+
+    # -- public API -----------------------------------------------------------------------------------
+
+    def invoke(
+        self,
+        spec: FunctionSpec,
+        payload: bytes,
+        *,
+        code: Callable[[], bytes],
+        client_context: Any = None,
+    ) -> InvocationResult:
+        """Run one invocation of `spec` with the JSON `payload`. `code` returns the zip when it is needed."""
+        request_id = str(uuid.uuid4())
+        try:
+            environment = self._acquire(spec)
+        except FunctionThrottled:
+            result = InvocationResult(
+                request_id=request_id,
+                payload=_error_document("TooManyRequestsException", "Rate Exceeded.", request_id),
+                throttled=True,
+            )
+            self._notify(spec, result)
+            raise
+        log_path = self.log_path(spec.name)
+        log_start = _file_size(log_path)
+        init_ms: float | None = None
+        keep = False
+        try:
+            if environment is None:
+                environment, init_ms, init_error = self._start_environment(spec, code)
+                if environment is None or init_error is not None:
+                    self._log(
+                        log_path, f"INIT_REPORT Init Duration: {init_ms:.2f} ms Phase: init Status: error"
+                    )
+                    failure = init_error or _error_document("Runtime.Unknown", "init failed", request_id)
+                    result = InvocationResult(
+                        request_id=request_id, payload=failure, error_type=_error_type(failure)
+                    )
+                    return self._finish(spec, result, log_path, log_start)
+            result, keep = self._run(
+                environment=environment,
+                spec=spec,
+                payload=payload,
+                request_id=request_id,
+                client_context=client_context,
+                init_ms=init_ms,
+            )
+            return self._finish(spec, result, log_path, log_start)
+        finally:
+            self._release(spec, environment, keep=keep)
+
+    def log_path(self, function_name: str) -> Path:
+        return self._logs_dir / f"{function_name}.log"
+
+    def environment_pids(self, function_name: str) -> list[int]:
+        """Pids of the idle environments of a function (for tests and diagnostics)."""
+        with self._lock:
+            pool = self._pools.get(function_name)
+            return [env.pid for env in pool.idle] if pool else []
+
+    def reap_idle(self, max_idle_seconds: float = IDLE_SECONDS) -> int:
+        """Stop environments idle for longer than `max_idle_seconds`; returns how many were stopped."""
+        cutoff = time.monotonic() - max_idle_seconds
+        stale: list[_Environment] = []
+        with self._lock:
+            for pool in self._pools.values():
+                stale += [env for env in pool.idle if env.last_used < cutoff]
+                pool.idle = [env for env in pool.idle if env.last_used >= cutoff]
+        for env in stale:
+            env.close()
+        return len(stale)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            environments = [env for pool in self._pools.values() for env in pool.idle]
+            self._pools.clear()
+            self._lock.notify_all()
+        for env in environments:
+            env.close()
+
+    # -- environments ---------------------------------------------------------------------------------
+
+    def _acquire(self, spec: FunctionSpec) -> _Environment | None:
+        """An idle environment, or None when the caller must start one (a slot is reserved for it)."""
+        key = spec.config_key
+        retired: list[_Environment] = []
+        try:
+            with self._lock:
+                while True:
+                    if self._closed:
+                        raise RuntimeError("the Lambda runner is shut down")
+                    pool = self._pools.get(spec.name)
+                    if pool is None or pool.config_key != key:
+                        # New code or configuration: Lambda never reuses an environment across them.
+                        if pool is not None:
+                            retired = pool.idle
+                        pool = self._pools[spec.name] = _Pool(config_key=key, busy=pool.busy if pool else 0)
+                    if spec.reserved_concurrency is not None and pool.busy >= spec.reserved_concurrency:
+                        raise FunctionThrottled(spec.name)
+                    if pool.idle:
+                        pool.busy += 1
+                        # Most recently used first: the warmest environment, and idle ones age out.
+                        return pool.idle.pop()
+                    if pool.busy < self._max_environments:
+                        pool.busy += 1
+                        return None
+                    self._lock.wait()
+        finally:
+            for env in retired:
+                env.close()
+
+    def _release(self, spec: FunctionSpec, environment: _Environment | None, *, keep: bool) -> None:
+        discard = environment is not None and not keep
+        with self._lock:
+            pool = self._pools.get(spec.name)
+            if pool is not None:
+                pool.busy = max(pool.busy - 1, 0)
+                if environment is not None and keep:
+                    if pool.config_key == environment.config_key and not self._closed:
+                        environment.last_used = time.monotonic()
+                        pool.idle.append(environment)
+                    else:
+                        discard = True
+            elif environment is not None:
+                discard = True
+            self._lock.notify()
+        if discard and environment is not None:
+            environment.close(kill=not keep)
+
+    def _start_environment(
+        self, spec: FunctionSpec, code: Callable[[], bytes]
+    ) -> tuple[_Environment | None, float, bytes | None]:
+        """A ready environment, or None and the init error document (the environment is then gone)."""
+        code_dir = self._unpack(spec.code_sha256, code)
+        environment = _Environment(
+            spec, code_dir=code_dir, log_path=self.log_path(spec.name), env=self._process_env(spec, code_dir)
+        )
+        started = time.monotonic()
+        try:
+            message = environment.wait_init()
+        except TimeoutError:
+            environment.close(kill=True)
+            failure = _error_document("Sandbox.Timedout", "INIT phase timed out", "")
+            return None, (time.monotonic() - started) * 1000, failure
+        except ProtocolClosed:
+            failure = _error_document("Runtime.ExitError", environment.exit_description(), "")
+            environment.close(kill=True)
+            return None, (time.monotonic() - started) * 1000, failure
+        init_ms = float(message.get("init_ms", (time.monotonic() - started) * 1000))
+        if not message.get("ok"):
+            environment.close(kill=True)
+            return None, init_ms, str(message["payload"]).encode()
+        return environment, init_ms, None
+
+    def _run(
+        self,
+        *,
+        environment: _Environment,
+        spec: FunctionSpec,
+        payload: bytes,
+        request_id: str,
+        client_context: Any,
+        init_ms: float | None,
+    ) -> tuple[InvocationResult, bool]:
+        log_path = self.log_path(spec.name)
+        self._log(log_path, f"START RequestId: {request_id} Version: {spec.version}")
+        started = time.monotonic()
+        deadline_ms = int(time.time() * 1000 + spec.timeout_seconds * 1000)
+        request = {
+            "request_id": request_id,
+            "payload": payload.decode("utf-8"),
+            "deadline_ms": deadline_ms,
+            "invoked_function_arn": spec.arn,
+            "client_context": client_context,
+            "trace_id": _trace_id(),
+        }
+        keep = True
+        try:
+            message = environment.call(request, started + spec.timeout_seconds + TIMEOUT_GRACE_SECONDS)
+        except TimeoutError:
+            keep = False
+            duration_ms = spec.timeout_seconds * 1000
+            text = f"RequestId: {request_id} Error: Task timed out after {spec.timeout_seconds:.2f} seconds"
+            self._log(log_path, f"{datetime.now(UTC).isoformat()} {text}")
+            result = InvocationResult(
+                request_id=request_id,
+                payload=_error_document("Sandbox.Timedout", text, request_id),
+                error_type="Sandbox.Timedout",
+                duration_ms=duration_ms,
+                init_ms=init_ms,
+            )
+            max_memory = "-"
+        except ProtocolClosed:
+            keep = False
+            duration_ms = (time.monotonic() - started) * 1000
+            text = f"RequestId: {request_id} Error: {environment.exit_description()}"
+            self._log(log_path, text)
+            result = InvocationResult(
+                request_id=request_id,
+                payload=_error_document("Runtime.ExitError", text, request_id),
+                error_type="Runtime.ExitError",
+                duration_ms=duration_ms,
+                init_ms=init_ms,
+            )
+            max_memory = "-"
+        else:
+            environment.invocations += 1
+            duration_ms = float(message.get("duration_ms", (time.monotonic() - started) * 1000))
+            body = str(message["payload"]).encode("utf-8")
+            result = InvocationResult(
+                request_id=request_id,
+                payload=body,
+                error_type=None if message.get("ok") else _error_type(body),
+                duration_ms=duration_ms,
+                init_ms=init_ms,
+            )
+            max_memory = str(message.get("max_memory_mb", "-"))
+        self._log(log_path, f"END RequestId: {request_id}")
+        init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms is not None else ""
+        self._log(
+            log_path,
+            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+            f"Billed Duration: {int(duration_ms) + 1} ms\tMemory Size: {spec.memory_mb} MB\t"
+            f"Max Memory Used: {max_memory} MB{init}",
+        )
+        return result, keep
+
+    def _finish(
+        self, spec: FunctionSpec, result: InvocationResult, log_path: Path, log_start: int
+    ) -> InvocationResult:
+        tail = _read_tail(log_path, log_start)
+        final = InvocationResult(
+            request_id=result.request_id,
+            payload=result.payload,
+            error_type=result.error_type,
+            duration_ms=result.duration_ms,
+            init_ms=result.init_ms,
+            throttled=result.throttled,
+            log_tail=tail,
+        )
+        self._notify(spec, final)
+        return final
+
+    def _notify(self, spec: FunctionSpec, result: InvocationResult) -> None:
+        if self._on_invocation is None:
+            return
+        try:
+            self._on_invocation(spec, result)
+        except Exception:  # a metrics problem must never fail the invocation itself
+            LOG.exception("publishing invocation metrics of %s failed", spec.name)
+
+    def _unpack(self, code_sha256: str, code: Callable[[], bytes]) -> Path:
+        target = self._functions_dir / code_sha256
+        if target.is_dir():
+            return target
+        with self._unpack_lock:
+            if target.is_dir():
+                return target
+            staging = self._functions_dir / f".{code_sha256}.{os.getpid()}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            with zipfile.ZipFile(_BytesReader(code())) as archive:
+                # extractall drops absolute paths and `..` components: a zip cannot write outside.
+                archive.extractall(staging)
+            staging.rename(target)
+            LOG.info("unpacked code %s into %s", code_sha256[:12], target)
+        return target
+
+    def _process_env(self, spec: FunctionSpec, code_dir: Path) -> dict[str, str]:
+        now = datetime.now(UTC)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "PYTHONUNBUFFERED": "1",
+            # Whatever the function sets, it talks to the local cloud only, as the local account.
+            **spec.environment,
+            "LAMBDA_TASK_ROOT": str(code_dir),
+            "_HANDLER": spec.handler,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{now:%Y/%m/%d}/[{spec.version}]{uuid.uuid4().hex}",
+            "AWS_REGION": self._region,
+            "AWS_DEFAULT_REGION": self._region,
+            "AWS_ENDPOINT_URL": self._endpoint,
+            **DUMMY_CREDENTIALS,
+            # The host's AWS config and instance metadata must not leak in (nor slow down boto3).
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        return env
+
+    @staticmethod
+    def _log(path: Path, line: str) -> None:
+        with path.open("a", encoding="utf-8") as log:
+            log.write(line + "\n")
+
+
+class _BytesReader:
+    """A seekable view of bytes for zipfile without copying them into a BytesIO first."""
+
+    def __init__(self, data: bytes) -> None:
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size < 0 else min(self._pos + size, len(self._view))
+        chunk = bytes(self._view[self._pos : end])
+        self._pos = end
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: len(self._view)}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seekable(self) -> bool:
+        return True
+
+
+def _error_type(payload: bytes) -> str:
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return "Unhandled"
+    if isinstance(document, dict) and isinstance(document.get("errorType"), str):
+        return str(document["errorType"])
+    return "Unhandled"
+
+
+def _trace_id() -> str:
+    epoch = f"{int(time.time()):08x}"
+    return f"Root=1-{epoch}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_tail(path: Path, start: int) -> str:
+    # Concurrent environments share the log file, so this tail may hold their lines too; it is a debugging
+    # aid (`--log-type Tail`), not an exact per-request log.
+    try:
+        with path.open("rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            log.seek(max(start, size - LOG_TAIL_BYTES))
+            return log.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+# -- moto glue ----------------------------------------------------------------------------------------
+
+
+class TooManyRequestsException(JsonRESTError):
+    code = 429
+
+    def __init__(self) -> None:
+        super().__init__("TooManyRequestsException", "Rate Exceeded.")
+
+
+class InvalidRequestContentException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidRequestContentException", message)
+
+
+def spec_from_moto(function: Any) -> FunctionSpec:
+    """A FunctionSpec from moto's `LambdaFunction` (names as in moto 5.2.5's model)."""
+    arn = str(function.function_arn)
+    if arn.endswith(":$LATEST"):
+        # Invoked without a qualifier, Lambda reports the unqualified ARN.
+        arn = arn[: -len(":$LATEST")]
+    reserved = function.reserved_concurrency
+    return FunctionSpec(
+        name=function.function_name,
+        arn=arn,
+        handler=function.handler or "",
+        runtime=function.run_time or "python3",
+        timeout_seconds=float(function.timeout),
+        memory_mb=int(function.memory_size),
+        version=str(function.version),
+        environment={str(k): str(v) for k, v in (function.environment_vars or {}).items()},
+        code_sha256=getattr(function, "code_digest", "") or hashlib.sha256(function.code_bytes).hexdigest(),
+        reserved_concurrency=None if reserved in (None, "") else int(reserved),
+    )
+
+
+def cloudwatch_publisher(
+    account_id: str = ACCOUNT_ID, region: str = REGION
+) -> Callable[[FunctionSpec, InvocationResult], None]:
+    """Publishes Lambda's own per-invocation metrics into moto's CloudWatch, in process."""
+
+    def publish(spec: FunctionSpec, result: InvocationResult) -> None:
+        dimensions = [{"Name": "FunctionName", "Value": spec.name}]
+        if result.throttled:
+            data = [{"MetricName": "Throttles", "Value": 1.0, "Unit": "Count"}]
+        else:
+            data = [
+                {"MetricName": "Invocations", "Value": 1.0, "Unit": "Count"},
+                {"MetricName": "Errors", "Value": 1.0 if result.failed else 0.0, "Unit": "Count"},
+                {"MetricName": "Throttles", "Value": 0.0, "Unit": "Count"},
+                {"MetricName": "Duration", "Value": result.duration_ms, "Unit": "Milliseconds"},
+            ]
+        backend = cloudwatch_backends[account_id][region]
+        # No Timestamp: moto stamps the datum itself, in the naive UTC its queries compare against.
+        backend.put_metric_data("AWS/Lambda", [{**datum, "Dimensions": dimensions} for datum in data])
+
+    return publish
+
+
+@contextlib.contextmanager
+def installed(runner: LambdaRunner) -> Iterator[LambdaRunner]:
+    """Route every moto Lambda invocation through `runner` while the block runs."""
+    undo = install(runner)
+    try:
+        yield runner
+    finally:
+        undo()
+
+
+def install(runner: LambdaRunner) -> Callable[[], None]:
+    """Replace moto's `LambdaFunction.invoke` with the runner; returns a function that restores it."""
+    original = LambdaFunction.invoke
+
+    def invoke(
+        self: Any, body: str | bytes | None, request_headers: Any, response_headers: dict[str, str]
+    ) -> bytes:
+        headers = request_headers or {}
+        invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
+        payload = body if isinstance(body, bytes) else (body or "").encode("utf-8")
+        if not payload.strip():
+            payload = b"{}"
+        try:
+            json.loads(payload)
+        except ValueError as error:
+            raise InvalidRequestContentException(f"Could not parse request body into json: {error}") from None
+        spec = spec_from_moto(self)
+        client_context = _client_context(_header(headers, "X-Amz-Client-Context"))
+        response_headers["x-amz-executed-version"] = spec.version
+        if invocation_type == "DryRun":
+            return b""
+        if invocation_type == "Event":
+            # Asynchronous invocation: accepted at once, run in the background (no retries, no
+            # destinations: a gap against Lambda's async queue).
+            threading.Thread(
+                target=_invoke_quietly,
+                args=(runner, spec, payload, self),
+                name=f"lambda-event-{spec.name}",
+                daemon=True,
+            ).start()
+            return b""
+        try:
+            result = runner.invoke(
+                spec, payload, code=lambda: bytes(self.code_bytes), client_context=client_context
+            )
+        except FunctionThrottled:
+            raise TooManyRequestsException() from None
+        if result.failed:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        response_headers["x-amz-log-result"] = base64.b64encode(
+            result.log_tail.encode("utf-8")[-LOG_TAIL_BYTES:]
+        ).decode("ascii")
+        return result.payload
+
+    LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+
+    def undo() -> None:
+        LambdaFunction.invoke = original  # type: ignore[method-assign]
+
+    return undo
+
+
+def _invoke_quietly(runner: LambdaRunner, spec: FunctionSpec, payload: bytes, function: Any) -> None:
+    try:
+        runner.invoke(spec, payload, code=lambda: bytes(function.code_bytes))
+    except Exception:
+        LOG.exception("asynchronous invocation of %s failed", spec.name)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    # Werkzeug headers are case-insensitive; moto's internal callers pass plain dicts.
+    value = headers.get(name)
+    if value is None:
+        value = headers.get(name.lower())
+    return str(value) if value is not None else None
+
+
+def _client_context(encoded: str | None) -> Any:
+    if not encoded:
+        return None
+    try:
+        return json.loads(base64.b64decode(encoded))
+    except ValueError:
+        return None
