@@ -90,6 +90,8 @@ ALWAYS_ZERO = frozenset(
 # SQS: a message received more than this many times no longer counts for the age of the oldest message.
 POISON_RECEIVE_COUNT = 3
 HISTORY_SECONDS = 24 * 3600
+# The reason moto gives an alarm on every PutMetricAlarm (it resets the state to OK).
+INITIAL_REASON = "Unchecked: Initial alarm creation"
 REGION_NAMES = {
     "us-east-1": "US East (N. Virginia)",
     "us-east-2": "US East (Ohio)",
@@ -344,11 +346,14 @@ def alarm_from_resource(
     comparison = context.resolve_str(props.get("ComparisonOperator", ""))
     if comparison not in COMPARISONS:
         raise Unresolvable(f"ComparisonOperator {comparison} is not supported")
-    name = (
-        context.resolve_str(props["AlarmName"])
-        if "AlarmName" in props
-        else generated_alarm_name(context.stack_name, context.stack_id, logical_id)
-    )
+    deployed = context.resources.get(logical_id)
+    if deployed is not None and deployed[0] == "AWS::CloudWatch::Alarm":
+        # CloudFormation itself created it (the server process registers a model for alarms): adopt its name.
+        name = deployed[1]
+    elif "AlarmName" in props:
+        name = context.resolve_str(props["AlarmName"])
+    else:
+        name = generated_alarm_name(context.stack_name, context.stack_id, logical_id)
 
     def strings(key: str) -> tuple[str, ...]:
         return tuple(context.resolve_str(v) for v in context.resolve(props.get(key) or []))
@@ -769,16 +774,12 @@ class AlarmEvaluator:
         self._cw.put_metric_alarm(**definition.put_metric_alarm_kwargs())
         # moto's PutMetricAlarm resets the state to OK; CloudWatch keeps it on update and starts a new
         # alarm in INSUFFICIENT_DATA. No actions run for either.
-        state = existing["StateValue"] if existing is not None else INSUFFICIENT_DATA
-        self._cw.set_alarm_state(
-            AlarmName=definition.name,
-            StateValue=state,
-            StateReason=(
-                (existing.get("StateReason") or "Configuration updated")
-                if existing is not None
-                else "Unchecked: Initial alarm creation"
-            ),
-        )
+        # An alarm CloudFormation has just created (moto's initial reason) counts as new.
+        if existing is not None and existing.get("StateReason") != INITIAL_REASON:
+            state, reason = existing["StateValue"], existing.get("StateReason") or "Configuration updated"
+        else:
+            state, reason = INSUFFICIENT_DATA, INITIAL_REASON
+        self._cw.set_alarm_state(AlarmName=definition.name, StateValue=state, StateReason=reason)
         self._managed[definition.name] = _Managed(definition, datetime.now(UTC), state)
         logger.info(
             "alarm %s %s (%s %s %s %s)",
@@ -819,7 +820,14 @@ class AlarmEvaluator:
                     self._stack_cache.pop(alarm.stack_id, None)
                     continue
                 state = current[name]["StateValue"]
-                if state != managed.last_state:
+                if state != managed.last_state and current[name].get("StateReason") == INITIAL_REASON:
+                    # Re-put by a CloudFormation update, which resets the state in moto; CloudWatch keeps
+                    # an updated alarm's state, so put it back without running any action.
+                    self._cw.set_alarm_state(
+                        AlarmName=name, StateValue=managed.last_state, StateReason="Configuration updated"
+                    )
+                    state = managed.last_state
+                elif state != managed.last_state:
                     # Set from outside (`aws cloudwatch set-alarm-state`, the usual way to test the
                     # wiring): CloudWatch runs the new state's actions, then the next evaluation decides.
                     logger.info("alarm %s: set to %s from outside; running its actions", name, state)

@@ -403,6 +403,37 @@ def test_set_alarm_state_by_hand_runs_the_actions_then_evaluation_resumes(deploy
     assert deployed.notified("DeadLetterQueueNotEmpty") == [OK, ALARM, OK]
 
 
+def test_a_cloudformation_re_put_keeps_the_state_silently(deployed: Deployed) -> None:
+    # moto's PutMetricAlarm (what a CloudFormation update of an alarm does in the server) resets the state
+    # to OK; CloudWatch keeps an updated alarm's state and runs no action.
+    deployed.sqs.send_message(QueueUrl=deployed.dlq_url, MessageBody="x")
+    deployed.evaluator.run_once()
+    assert deployed.state("DeadLetterQueueNotEmpty") == ALARM
+    alarm = deployed.alarm("DeadLetterQueueNotEmpty")
+    deployed.cw.put_metric_alarm(
+        **{
+            k: alarm[k]
+            for k in (
+                "AlarmName",
+                "Namespace",
+                "MetricName",
+                "Dimensions",
+                "Period",
+                "EvaluationPeriods",
+                "Threshold",
+                "ComparisonOperator",
+                "Statistic",
+                "AlarmActions",
+                "OKActions",
+            )
+        }
+    )
+    assert deployed.state("DeadLetterQueueNotEmpty") == OK  # moto's reset
+    deployed.evaluator.evaluate()
+    assert deployed.state("DeadLetterQueueNotEmpty") == ALARM
+    assert deployed.notified("DeadLetterQueueNotEmpty") == [ALARM]
+
+
 # -- Lambda metrics, as the local runner publishes them --------------------------------------------------
 
 
@@ -534,6 +565,8 @@ def test_every_alarm_of_the_local_pipeline_template_resolves() -> None:
         resources={
             logical: (r["Type"], physical.get(r["Type"], lambda x: f"{x}-physical")(logical))
             for logical, r in template["Resources"].items()
+            # As plain moto deploys it: alarms are skipped, so their names are generated here.
+            if r["Type"] != "AWS::CloudWatch::Alarm"
         },
         exports={"ResilientPipeline-local-Stateful-JobTableName": "jobs-table"},
     )
@@ -553,6 +586,31 @@ def test_every_alarm_of_the_local_pipeline_template_resolves() -> None:
         assert alarm.alarm_actions[0].startswith("arn:aws:sns:")
         assert alarm.treat_missing_data == "notBreaching"
         assert alarm.name.startswith(f"{stack_name}-{alarm.logical_id}-")
+
+
+def test_an_alarm_created_by_cloudformation_keeps_its_physical_name() -> None:
+    stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/S/1"
+    context = StackContext(
+        stack_name="S",
+        stack_id=stack_id,
+        resources={
+            "Dlq": ("AWS::SQS::Queue", f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/dlq"),
+            "Topic": ("AWS::SNS::Topic", f"arn:aws:sns:{REGION}:{ACCOUNT}:topic"),
+            "DlqAlarm": ("AWS::CloudWatch::Alarm", "S-DlqAlarm-MADEBYCFN123"),
+        },
+    )
+    resource = alarm_resource(
+        "ApproximateNumberOfMessagesVisible",
+        "AWS/SQS",
+        ("QueueName", {"Fn::GetAtt": ["Dlq", "QueueName"]}),
+        0,
+    )
+    assert alarm_from_resource(context, "DlqAlarm", resource).name == "S-DlqAlarm-MADEBYCFN123"
+    assert alarm_from_resource(context, "Other", resource).name == generated_alarm_name(
+        "S", stack_id, "Other"
+    )
+    resource["Properties"]["AlarmName"] = {"Fn::Sub": "${AWS::StackName}-dlq"}
+    assert alarm_from_resource(context, "Other", resource).name == "S-dlq"
 
 
 # -- evaluation rules (no server) ------------------------------------------------------------------------
