@@ -777,14 +777,16 @@ class AlarmEvaluator:
         # An alarm CloudFormation has just created (moto's initial reason) counts as new.
         if existing is not None and existing.get("StateReason") != INITIAL_REASON:
             state, reason = existing["StateValue"], existing.get("StateReason") or "Configuration updated"
+            verb = "updated"
         else:
             state, reason = INSUFFICIENT_DATA, INITIAL_REASON
+            verb = "created" if existing is None else "adopted from CloudFormation"
         self._cw.set_alarm_state(AlarmName=definition.name, StateValue=state, StateReason=reason)
         self._managed[definition.name] = _Managed(definition, datetime.now(UTC), state)
         logger.info(
             "alarm %s %s (%s %s %s %s)",
             definition.name,
-            "updated" if existing is not None else "created",
+            verb,
             definition.metric_name,
             definition.statistic_label,
             definition.comparison,
