@@ -14,7 +14,7 @@ from pathlib import Path
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 # moto accepts any credentials; these make boto3 and the CDK CLI sign requests without a real account.
-DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # noqa: S105
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 def default_home() -> Path:
