@@ -1,0 +1,337 @@
+"""The local cloud's long-running process: moto on loopback plus the glue that runs the deployed app.
+
+    python -m localcloud.server --port N --home DIR
+
+serves every AWS API on 127.0.0.1:N (address it as http://localhost:N: moto misreads CDK asset bucket
+names when the host is an IP), with, in this process:
+
+- Step Functions executing state machines (moto's ASL interpreter) and the fixes in `localcloud.sfn`;
+- Lambda invocations running the deployed code through `localcloud.lambda_runner` (DIR/functions,
+  DIR/logs/<function>.log), publishing AWS/Lambda metrics;
+- the SQS event-source poller and the alarm evaluator, when their modules are present.
+
+It runs until SIGTERM or SIGINT, then stops the poller and evaluator, the Lambda environments and the
+HTTP server, in that order. Its own log goes to stderr (`cloud.up` sends it to DIR/server.log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+from moto.cloudformation import parsing as cfn_parsing
+from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.core.common_models import CloudFormationModel
+from moto.core.config import default_user_config
+from moto.server import ThreadedMotoServer
+
+from localcloud import lambda_runner, sfn
+from localcloud.state import DUMMY_CREDENTIALS, REGION
+
+LOG = logging.getLogger("localcloud.server")
+
+# Seconds between sweeps that stop Lambda environments idle for too long.
+REAP_INTERVAL_SECONDS = 60.0
+
+
+class Service(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class RunningCloud:
+    """Handles on everything `start_cloud` started, so that `stop` can undo it in order."""
+
+    port: int
+    home: Path
+    server: Any
+    runner: Any
+    services: list[Service] = field(default_factory=list)
+    undo: list[Callable[[], None]] = field(default_factory=list)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def stop(self) -> None:
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        for service in reversed(self.services):
+            try:
+                service.stop()
+            except Exception:
+                LOG.exception("stopping %s failed", type(service).__name__)
+        self.runner.shutdown()
+        self.server.stop()
+        for step in reversed(self.undo):
+            step()
+        LOG.info("local cloud on port %d stopped", self.port)
+
+
+class CloudWatchAlarmResource(CloudFormationModel):
+    """`AWS::CloudWatch::Alarm` for moto's CloudFormation, which has no model for it (moto 5.2.5).
+
+    Without one, moto skips every alarm, and a template that references an alarm (the dashboard's alarm
+    status widget does, with Fn::GetAtt Arn) fails to deploy. With it, each alarm is created in moto's
+    CloudWatch with the template's metric, threshold and actions, where the alarm evaluator finds it.
+    Metric-math alarms (`Metrics`) are created without their queries: the template has none.
+    """
+
+    # moto's model metaclass files every model under the second component of its module name, which
+    # `python -m localcloud.server` would make `__main__` (no second component): name the module.
+    __module__ = "localcloud.server"
+
+    def __init__(self, alarm: Any) -> None:
+        self.alarm = alarm
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "AlarmName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudWatch::Alarm"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        if attribute_name == "Arn":
+            return self.alarm.alarm_arn
+        raise UnformattedGetAttTemplateException()
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(self.alarm.name)
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> CloudWatchAlarmResource:
+        properties = cloudformation_json.get("Properties", {})
+        if properties.get("Metrics"):
+            LOG.warning("alarm %s: metric-math queries are not modelled locally", resource_name)
+        alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
+            name=properties.get("AlarmName", resource_name),
+            namespace=properties.get("Namespace"),
+            metric_name=properties.get("MetricName"),
+            comparison_operator=properties["ComparisonOperator"],
+            evaluation_periods=int(properties["EvaluationPeriods"]),
+            period=int(properties["Period"]) if "Period" in properties else 60,
+            threshold=float(properties.get("Threshold", 0)),
+            statistic=properties.get("Statistic"),
+            description=properties.get("AlarmDescription", ""),
+            dimensions=list(properties.get("Dimensions", [])),
+            alarm_actions=list(properties.get("AlarmActions", [])),
+            datapoints_to_alarm=int(properties["DatapointsToAlarm"])
+            if "DatapointsToAlarm" in properties
+            else None,
+            extended_statistic=properties.get("ExtendedStatistic"),
+            ok_actions=list(properties.get("OKActions", [])),
+            insufficient_data_actions=list(properties.get("InsufficientDataActions", [])),
+            unit=properties.get("Unit"),
+            actions_enabled=_cfn_bool(properties.get("ActionsEnabled", True)),
+            treat_missing_data=properties.get("TreatMissingData"),
+            evaluate_low_sample_count_percentile=properties.get("EvaluateLowSampleCountPercentile"),
+            threshold_metric_id=properties.get("ThresholdMetricId"),
+            tags=list(properties.get("Tags", [])),
+        )
+        return cls(alarm)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> CloudWatchAlarmResource:
+        properties = cloudformation_json.get("Properties", {})
+        name = properties.get("AlarmName", original_resource.physical_resource_id)
+        if name != original_resource.physical_resource_id:
+            cls.delete_from_cloudformation_json(
+                original_resource.physical_resource_id, cloudformation_json, account_id, region_name
+            )
+        # PutMetricAlarm on an existing name replaces its configuration, as UpdateStack does.
+        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+
+def _cfn_bool(value: Any) -> bool:
+    return str(value).lower() != "false"
+
+
+def _register_cloudformation_models() -> Callable[[], None]:
+    """Make moto's CloudFormation see the models defined here (its type map is computed once, cached)."""
+    for cached in (cfn_parsing.get_model_list, cfn_parsing.get_model_map, cfn_parsing.get_name_type_map):
+        cached.cache_clear()
+    if (
+        cfn_parsing.get_model_map().get(CloudWatchAlarmResource.cloudformation_type())
+        is not CloudWatchAlarmResource
+    ):
+        raise RuntimeError("moto did not pick up the AWS::CloudWatch::Alarm model")
+    return lambda: None
+
+
+def _prepare_process_environment(port: int, region: str) -> None:
+    # moto's Step Functions interpreter reaches the other services at localhost:$MOTO_PORT, and every
+    # boto3 client in this process (poller, evaluator) must sign with dummy credentials, never real ones.
+    os.environ["MOTO_PORT"] = str(port)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(DUMMY_CREDENTIALS)
+    os.environ["AWS_DEFAULT_REGION"] = region
+    os.environ["AWS_REGION"] = region
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+def _optional(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as error:
+        if error.name != module_name:
+            raise
+        LOG.warning("%s is not available: running without it", module_name)
+        return None
+
+
+def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
+    """Patch moto, start its HTTP server and the background services; returns when requests are served."""
+    _prepare_process_environment(port, region)
+    home.mkdir(parents=True, exist_ok=True)
+    endpoint = f"http://localhost:{port}"
+    undo: list[Callable[[], None]] = []
+
+    previous = dict(default_user_config.get("stepfunctions", {}))
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    undo.append(lambda: default_user_config.update({"stepfunctions": previous}))  # type: ignore[typeddict-item]
+    undo.append(sfn.install())
+    undo.append(_register_cloudformation_models())
+
+    runner = lambda_runner.LambdaRunner(
+        home=home,
+        endpoint=endpoint,
+        region=region,
+        on_invocation=lambda_runner.cloudwatch_publisher(region=region),
+    )
+    undo.append(lambda_runner.install(runner))
+
+    poller_module = _optional("localcloud.poller")
+    if poller_module is not None:
+        # Before any mapping exists: moto's own push would invoke functions inside SendMessage.
+        poller_module.disable_moto_sqs_push()
+
+    _check_port_free(port)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    cloud = RunningCloud(port=port, home=home, server=server, runner=runner, undo=undo)
+    LOG.info("moto %s serving %s (home %s)", _moto_version(), endpoint, home)
+
+    if poller_module is not None:
+        poller = poller_module.EventSourcePoller(endpoint, region)
+        poller.start()
+        cloud.services.append(poller)
+    evaluator_module = _optional("localcloud.alarm_evaluator")
+    if evaluator_module is not None:
+        evaluator = evaluator_module.AlarmEvaluator(endpoint, region)
+        evaluator.start()
+        cloud.services.append(evaluator)
+
+    threading.Thread(target=_reap_idle_environments, args=(cloud,), name="lambda-reaper", daemon=True).start()
+    return cloud
+
+
+def _check_port_free(port: int) -> None:
+    # ThreadedMotoServer binds in its own thread and would wait forever for a port it cannot have.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+
+
+def _reap_idle_environments(cloud: RunningCloud) -> None:
+    while not cloud.stopped.wait(REAP_INTERVAL_SECONDS):
+        stopped = cloud.runner.reap_idle()
+        if stopped:
+            LOG.info("stopped %d idle Lambda environment(s)", stopped)
+
+
+def _moto_version() -> str:
+    return version("moto")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # One line per HTTP request is noise at this rate (the CDK deploy alone makes hundreds).
+    logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.WARNING)
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m localcloud.server", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
+    parser.add_argument("--home", type=Path, required=True, help="directory for code, logs and state")
+    parser.add_argument("--region", default=REGION)
+    parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    _configure_logging(args.verbose)
+    home = args.home.resolve()
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        LOG.info("received %s: shutting down", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        cloud = start_cloud(port=args.port, home=home, region=args.region)
+    except OSError as error:
+        LOG.error("cannot serve on 127.0.0.1:%d: %s", args.port, error)
+        return 1
+    # Wait in short slices: a signal handler runs only between bytecodes of the main thread.
+    while not stop_requested.wait(0.5):
+        pass
+    cloud.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

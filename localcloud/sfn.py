@@ -1,0 +1,307 @@
+"""Step Functions fixes applied inside the local cloud's server process (moto 5.2.5).
+
+With `{"stepfunctions": {"execute_state_machine": True}}` moto executes ASL with its interpreter (a port of
+LocalStack's). Running the deployed segmented-job definition needs four more things:
+
+1. CloudFormation puts state machines into moto's *non-executing* backend, so StartExecution on a deployed
+   machine fails with StateMachineDoesNotExist: route their create/update/delete to the executing one.
+2. `arn:aws:states:::states:startExecution` (ContinueAsNew) passes the task's PascalCase parameters
+   (StateMachineArn, Name, Input) straight to boto3, whose Step Functions API is camelCase: map them onto
+   the operation's input shape, and its response back to PascalCase (`ExecutionArn`, `StartDate` as an
+   ISO-8601 string: a datetime left in the state breaks DescribeExecution).
+3. `$$.State.EnteredTime` is Python's isoformat (`...05.123456+00:00`) where AWS gives
+   `2026-11-22T15:04:05.123Z`; the job table's (status, updated_at) index sorts on that string, so it
+   must look the same whoever wrote it.
+4. Step Functions publishes AWS/States execution metrics (ExecutionsStarted/Succeeded/Failed/TimedOut/
+   Aborted, ExecutionTime) that the alarms watch; moto publishes none.
+
+`install()` applies them all and returns a function that undoes them (tests restore moto afterwards).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from botocore import xform_name
+from botocore.model import ServiceModel, StructureShape
+from botocore.session import get_session
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.asl.component.state import state as asl_state
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+from moto.stepfunctions.utils import cfn_to_api_tags
+
+LOG = logging.getLogger(__name__)
+
+Undo = Callable[[], None]
+
+
+def install() -> Undo:
+    """Apply every fix; the returned function restores moto as it was."""
+    undos = [
+        _route_cloudformation_to_executing_backend(),
+        _normalise_sfn_task_parameters(),
+        _aws_entered_time(),
+        _publish_execution_metrics(),
+    ]
+
+    def undo() -> None:
+        for step in reversed(undos):
+            step()
+
+    return undo
+
+
+# -- 1. CloudFormation -> executing backend ------------------------------------------------------------
+
+
+def executing_backend(account_id: str, region_name: str) -> Any:
+    return stepfunctions_parser_backends[account_id][region_name]
+
+
+def _definition(properties: dict[str, Any]) -> str:
+    # CDK emits DefinitionString; CloudFormation also allows a Definition object with substitutions.
+    definition = properties.get("DefinitionString")
+    if definition is None and "Definition" in properties:
+        definition = json.dumps(properties["Definition"])
+    text = str(definition or "")
+    for key, value in (properties.get("DefinitionSubstitutions") or {}).items():
+        text = text.replace("${" + key + "}", str(value))
+    return text
+
+
+def _create_from_cloudformation_json(
+    cls: type[StateMachine],
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> StateMachine:
+    properties = cloudformation_json["Properties"]
+    state_machine: StateMachine = executing_backend(account_id, region_name).create_state_machine(
+        name=properties.get("StateMachineName", resource_name),
+        definition=_definition(properties),
+        roleArn=properties.get("RoleArn", ""),
+        tags=cfn_to_api_tags(properties.get("Tags", [])),
+        sm_type=properties.get("StateMachineType"),
+    )
+    return state_machine
+
+
+def _delete_from_cloudformation_json(
+    cls: type[StateMachine],
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> None:
+    executing_backend(account_id, region_name).delete_state_machine(resource_name)
+
+
+def _update_from_cloudformation_json(  # noqa: PLR0917 - moto's classmethod signature
+    cls: type[StateMachine],
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> StateMachine:
+    properties = cloudformation_json.get("Properties", {})
+    name = properties.get("StateMachineName", original_resource.name)
+    if name != original_resource.name:
+        # A new name is a replacement, as in CloudFormation.
+        cloudformation_json["Properties"] = original_resource.get_cfn_properties(properties)
+        replacement = _create_from_cloudformation_json(
+            cls, name, cloudformation_json, account_id, region_name
+        )
+        _delete_from_cloudformation_json(
+            cls, original_resource.arn, cloudformation_json, account_id, region_name
+        )
+        return replacement
+    backend = executing_backend(account_id, region_name)
+    state_machine: StateMachine = backend.update_state_machine(
+        original_resource.arn, definition=_definition(properties) or None, role_arn=properties.get("RoleArn")
+    )
+    backend.tagger.tag_resource(state_machine.arn, cfn_to_api_tags(properties.get("Tags", [])))
+    return state_machine
+
+
+def _route_cloudformation_to_executing_backend() -> Undo:
+    originals = {
+        name: StateMachine.__dict__[name]
+        for name in (
+            "create_from_cloudformation_json",
+            "delete_from_cloudformation_json",
+            "update_from_cloudformation_json",
+        )
+    }
+    StateMachine.create_from_cloudformation_json = classmethod(_create_from_cloudformation_json)  # type: ignore[assignment,method-assign]
+    StateMachine.delete_from_cloudformation_json = classmethod(_delete_from_cloudformation_json)  # type: ignore[assignment,method-assign]
+    StateMachine.update_from_cloudformation_json = classmethod(_update_from_cloudformation_json)  # type: ignore[assignment,method-assign]
+
+    def undo() -> None:
+        for name, original in originals.items():
+            setattr(StateMachine, name, original)
+
+    return undo
+
+
+# -- 2. startExecution parameters -----------------------------------------------------------------------
+
+
+@cache
+def _service_model(service_name: str) -> ServiceModel:
+    return get_session().get_service_model(service_name)
+
+
+@cache
+def _operation_shapes(service_name: str, action: str) -> tuple[StructureShape | None, StructureShape | None]:
+    """Input and output shapes of `action` (snake_case, e.g. start_execution) in botocore's model."""
+    model = _service_model(service_name)
+    for operation_name in model.operation_names:
+        if xform_name(operation_name) == action:
+            operation = model.operation_model(operation_name)
+            return operation.input_shape, operation.output_shape
+    return None, None
+
+
+def _normalise_sfn_task_parameters() -> Undo:
+    original_parameters = StateTaskServiceSfn._normalise_parameters
+    original_response = StateTaskServiceSfn._normalise_response
+
+    def normalise_parameters(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original_parameters(self, parameters, boto_service_name, service_action_name)
+        input_shape, _ = _operation_shapes(
+            self._get_boto_service_name(boto_service_name), self._get_boto_service_action(service_action_name)
+        )
+        if input_shape is not None:
+            # StateMachineArn -> stateMachineArn, Name -> name, Input -> input (matched by snake_case).
+            self._to_boto_request(parameters, input_shape)
+
+    def normalise_response(
+        self: Any,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original_response(self, response, boto_service_name, service_action_name)
+        _, output_shape = _operation_shapes(
+            self._get_boto_service_name(boto_service_name), self._get_boto_service_action(service_action_name)
+        )
+        if output_shape is not None and isinstance(response, dict):
+            # executionArn -> ExecutionArn, startDate -> StartDate: the task result as AWS returns it.
+            self._from_boto_response(response, output_shape)
+            # A datetime in the state would make DescribeExecution fail to serialize the output.
+            for key, value in response.items():
+                if isinstance(value, dt.datetime):
+                    response[key] = aws_timestamp(value.isoformat())
+
+    StateTaskServiceSfn._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
+    StateTaskServiceSfn._normalise_response = normalise_response  # type: ignore[method-assign]
+
+    def undo() -> None:
+        StateTaskServiceSfn._normalise_parameters = original_parameters  # type: ignore[method-assign]
+        StateTaskServiceSfn._normalise_response = original_response  # type: ignore[method-assign]
+
+    return undo
+
+
+# -- 3. $$.State.EnteredTime ----------------------------------------------------------------------------
+
+
+def aws_timestamp(value: str) -> str:
+    """`2026-11-22T15:04:05.123456+00:00` -> `2026-11-22T15:04:05.123Z` (milliseconds, UTC, Z)."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _aws_entered_time() -> Undo:
+    original = asl_state.StateData
+
+    def state_data(**fields: Any) -> Any:
+        if isinstance(fields.get("EnteredTime"), str):
+            fields["EnteredTime"] = aws_timestamp(fields["EnteredTime"])
+        return original(**fields)
+
+    asl_state.StateData = state_data  # type: ignore[assignment,misc]
+
+    def undo() -> None:
+        asl_state.StateData = original  # type: ignore[misc]
+
+    return undo
+
+
+# -- 4. AWS/States metrics ------------------------------------------------------------------------------
+
+_END_METRICS = {
+    "SUCCEEDED": "ExecutionsSucceeded",
+    "FAILED": "ExecutionsFailed",
+    "TIMED_OUT": "ExecutionsTimedOut",
+    "ABORTED": "ExecutionsAborted",
+}
+
+
+def _put_states_metrics(execution: Any, data: list[tuple[str, float, str]]) -> None:
+    try:
+        backend = cloudwatch_backends[execution.account_id][execution.region_name]
+        dimensions = [{"Name": "StateMachineArn", "Value": execution.state_machine_arn}]
+        # No Timestamp: moto stamps the datum itself, in the naive UTC its queries compare against.
+        backend.put_metric_data(
+            "AWS/States",
+            [
+                {"MetricName": name, "Value": value, "Unit": unit, "Dimensions": dimensions}
+                for name, value, unit in data
+            ],
+        )
+    except Exception:  # metrics must never break an execution
+        LOG.exception("publishing AWS/States metrics failed")
+
+
+def _publish_execution_metrics() -> Undo:
+    original_start = Execution.start
+    original_terminated = BaseExecutionWorkerCommunication.terminated
+
+    def start(self: Any) -> None:
+        original_start(self)
+        _put_states_metrics(self, [("ExecutionsStarted", 1.0, "Count")])
+
+    def terminated(self: Any) -> None:
+        original_terminated(self)
+        execution = self.execution
+        status = getattr(execution.exec_status, "value", str(execution.exec_status))
+        data = []
+        if status in _END_METRICS:
+            data.append((_END_METRICS[status], 1.0, "Count"))
+        if execution.stop_date is not None and execution.start_date is not None:
+            elapsed_ms = (execution.stop_date - execution.start_date).total_seconds() * 1000
+            data.append(("ExecutionTime", elapsed_ms, "Milliseconds"))
+        _put_states_metrics(execution, data)
+
+    Execution.start = start  # type: ignore[method-assign]
+    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]
+
+    def undo() -> None:
+        Execution.start = original_start  # type: ignore[method-assign]
+        BaseExecutionWorkerCommunication.terminated = original_terminated  # type: ignore[method-assign]
+
+    return undo
