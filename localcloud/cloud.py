@@ -1,0 +1,280 @@
+"""Start, find and stop the local cloud: the API behind `pipeline local up|down` and the integration tests.
+
+`up()` reuses the cloud recorded in the state file when its process is alive and its port answers;
+otherwise it starts `python -m localcloud.server` detached (its own session, so it outlives the terminal
+and the calling process), waits until it answers, deploys the `local` environment with the real CDK CLI,
+and records port, pid and stack outputs in `<home>/state.json`. Calling `up()` on a running cloud deploys
+again (`--method=direct`), which is how code changes reach it. `down()` stops it with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from localcloud import deploy as cdk_deploy
+from localcloud.state import (
+    LocalCloudState,
+    clear_state,
+    default_home,
+    read_state,
+    write_state,
+)
+
+START_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 15.0
+SERVER_MODULE = "localcloud.server"
+
+Progress = Callable[[str], None]
+
+# Servers started by this process, so that `down()` can reap them (no zombie left behind in tests).
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class LocalCloudError(Exception):
+    """The local cloud cannot be started, reached or deployed; the message says what to do."""
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def up(
+    *,
+    port: int | None = None,
+    home: Path | None = None,
+    deploy: bool = True,
+    progress: Progress | None = None,
+) -> LocalCloudState:
+    """A running local cloud with the `local` environment deployed (unless `deploy` is False)."""
+    say = progress or _quiet
+    home = (home or default_home()).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    with _locked(home):
+        state = running(home)
+        recorded = read_state(home)
+        if (
+            state is None
+            and recorded is not None
+            and _is_alive(recorded.pid)
+            and _is_our_server(recorded.pid)
+        ):
+            raise LocalCloudError(
+                f"the local cloud (pid {recorded.pid}) is running but does not answer on {recorded.endpoint}; "
+                f"see {home / 'server.log'} and stop it with `pipeline local down`"
+            )
+        if state is not None and port is not None and port != state.port:
+            raise LocalCloudError(
+                f"a local cloud already runs on port {state.port} (pid {state.pid}); "
+                "stop it first with `pipeline local down`, or omit --port"
+            )
+        if state is None:
+            clear_state(home)
+            state = _start(port=port, home=home, say=say)
+            # Recorded before the deploy: a failed deploy leaves a cloud that `down` can still stop.
+            write_state(state, home)
+        else:
+            say(f"reusing the local cloud at {state.endpoint} (pid {state.pid})")
+        if deploy:
+            state = _deploy(state, home=home, say=say)
+            write_state(state, home)
+        return state
+
+
+def down(home: Path | None = None) -> bool:
+    """Stop the recorded local cloud and clear its state; False when none was running."""
+    home = (home or default_home()).resolve()
+    with _locked(home):
+        state = read_state(home)
+        if state is None:
+            return False
+        stopped = False
+        if _is_alive(state.pid) and _is_our_server(state.pid):
+            os.kill(state.pid, signal.SIGTERM)
+            if not _wait_for_exit(state.pid, STOP_TIMEOUT_SECONDS):
+                os.kill(state.pid, signal.SIGKILL)
+                _wait_for_exit(state.pid, 5.0)
+            stopped = True
+        clear_state(home)
+        return stopped
+
+
+def running(home: Path | None = None) -> LocalCloudState | None:
+    """The recorded cloud if its process is alive and its endpoint answers, else None."""
+    state = read_state((home or default_home()).resolve())
+    if state is None or not _is_alive(state.pid) or not answers(state.endpoint):
+        return None
+    return state
+
+
+def answers(endpoint: str, timeout: float = 2.0) -> bool:
+    """True when a moto server answers at `endpoint` (its management API, not just any listener)."""
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=timeout) as response:  # noqa: S310 - http://localhost only
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_server(*, port: int, home: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """Launch the server process detached from this one (new session, output to `log_path`)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - this interpreter running our own module
+            [sys.executable, "-m", SERVER_MODULE, "--port", str(port), "--home", str(home)],
+            cwd=cdk_deploy.PROJECT_DIR,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _STARTED[process.pid] = process
+    return process
+
+
+def _start(*, port: int | None, home: Path, say: Progress) -> LocalCloudState:
+    if port is None:
+        port = free_port()
+    elif port_in_use(port):
+        raise LocalCloudError(f"port {port} is already in use on 127.0.0.1: choose another with --port")
+    log_path = home / "server.log"
+    say(f"starting the local cloud on http://localhost:{port} (log: {log_path})")
+    process = start_server(port=port, home=home, log_path=log_path)
+    endpoint = f"http://localhost:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not answers(endpoint, timeout=1.0):
+        if process.poll() is not None:
+            raise LocalCloudError(
+                f"the local cloud server exited with status {process.returncode} while starting:\n"
+                + _tail(log_path)
+            )
+        if time.monotonic() > deadline:
+            _terminate(process)
+            raise LocalCloudError(
+                f"the local cloud did not answer on {endpoint} within {START_TIMEOUT_SECONDS:.0f}s:\n"
+                + _tail(log_path)
+            )
+        time.sleep(0.1)
+    return LocalCloudState(port=port, pid=process.pid)
+
+
+def _deploy(state: LocalCloudState, *, home: Path, say: Progress) -> LocalCloudState:
+    say("deploying the local environment with the CDK CLI (cdk deploy --all --method=direct)")
+    try:
+        result = cdk_deploy.deploy(
+            state.endpoint,
+            outdir=home / "cdk.out",
+            log_path=home / "logs" / "deploy.log",
+            region=state.region,
+            progress=say,
+        )
+    except cdk_deploy.DeployError as error:
+        raise LocalCloudError(
+            f"{error}\nThe local cloud is still running at {state.endpoint}: fix the cause and run "
+            "`pipeline local up` again, or stop it with `pipeline local down`."
+        ) from error
+    say(f"deployed in {result.seconds:.1f}s")
+    return LocalCloudState(
+        port=state.port, pid=state.pid, region=state.region, account=state.account, outputs=result.outputs
+    )
+
+
+@contextlib.contextmanager
+def _locked(home: Path) -> Iterator[None]:
+    # Two `up`s from two terminals must not start two servers for one state file.
+    with (home / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _is_alive(pid: int) -> bool:
+    process = _STARTED.get(pid)
+    if process is not None:
+        return process.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _is_our_server(pid: int) -> bool:
+    # A recycled pid must never be signalled: check the command line where /proc can tell.
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return SERVER_MODULE.encode() in cmdline.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    process = _STARTED.get(pid)
+    if process is not None:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        _STARTED.pop(pid, None)
+        return True
+    deadline = time.monotonic() + timeout
+    while _is_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    _STARTED.pop(process.pid, None)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return "    (no server log)"
+    return "\n".join(f"    {line}" for line in text.splitlines()[-lines:])

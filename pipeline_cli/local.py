@@ -1,0 +1,111 @@
+"""`pipeline local up|down|status`: the embedded local cloud that runs the `local` environment.
+
+`up` starts (or reuses) the cloud, deploys the CDK app into it with the real CDK CLI and prints the
+endpoint and the stack outputs; progress goes to stderr, the result to stdout (`--json` for scripts).
+The cloud keeps running in the background until `pipeline local down`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+# cloud imports neither moto nor the CDK: the CLI stays usable where only boto3 is installed.
+from localcloud import cloud
+from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState
+from pipeline_cli.errors import CliError
+
+
+def register(subparsers: Any) -> None:
+    local = subparsers.add_parser(
+        "local",
+        help="start, stop or inspect the embedded local cloud",
+        description="The embedded local cloud: moto on loopback running the deployed `local` environment.",
+    )
+    commands = local.add_subparsers(dest="local_command", metavar="ACTION", required=True)
+
+    up = commands.add_parser(
+        "up",
+        help="start the local cloud (or reuse it) and deploy env=local into it",
+        description="Start the local cloud in the background, or reuse the running one, and deploy the "
+        "CDK app's `local` environment into it with the CDK CLI. Prints the endpoint and stack outputs.",
+    )
+    up.add_argument("--port", type=int, default=None, help="TCP port on 127.0.0.1 (default: a free one)")
+    up.add_argument("--json", action="store_true", help="print the result as JSON")
+    up.add_argument(
+        "--no-deploy", dest="deploy", action="store_false", help="only start the emulator, deploy nothing"
+    )
+    up.set_defaults(func=cmd_up)
+
+    down = commands.add_parser("down", help="stop the local cloud", description="Stop the local cloud.")
+    down.set_defaults(func=cmd_down)
+
+    status = commands.add_parser(
+        "status",
+        help="show whether the local cloud runs, and its outputs",
+        description="Show the local cloud.",
+    )
+    status.add_argument("--json", action="store_true", help="print the result as JSON")
+    status.set_defaults(func=cmd_status)
+
+
+def _progress(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise CliError(f"--port {args.port} is not a TCP port (1..65535)")
+    started = time.monotonic()
+    try:
+        state = cloud.up(port=args.port, deploy=args.deploy, progress=_progress)
+    except cloud.LocalCloudError as error:
+        raise CliError(str(error), exit_code=1) from error
+    _progress(f"local cloud ready in {time.monotonic() - started:.1f}s")
+    print_state(state, as_json=args.json, out=sys.stdout)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    if cloud.down():
+        print("local cloud stopped", file=sys.stderr)
+    else:
+        print("no local cloud was running", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = cloud.running()
+    if state is None:
+        raise CliError("the local cloud is not running: start it with `pipeline local up`", exit_code=1)
+    print_state(state, as_json=args.json, out=sys.stdout)
+    return 0
+
+
+def print_state(state: LocalCloudState, *, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        document = {
+            "endpoint": state.endpoint,
+            "port": state.port,
+            "pid": state.pid,
+            "region": state.region,
+            "account": state.account,
+            "outputs": state.outputs,
+        }
+        print(json.dumps(document, indent=2, sort_keys=True), file=out)
+        return
+    print(f"endpoint  {state.endpoint}  (pid {state.pid}, {state.account}/{state.region})", file=out)
+    width = max((len(key) for key in state.outputs), default=0)
+    for key, value in sorted(state.outputs.items()):
+        print(f"  {key:<{width}}  {value}", file=out)
+    print("", file=out)
+    print("Use it from another terminal or the AWS CLI:", file=out)
+    print(f"  export AWS_ENDPOINT_URL={state.endpoint} AWS_REGION={state.region}", file=out)
+    print(
+        "  export " + " ".join(f"{key}={value}" for key, value in DUMMY_CREDENTIALS.items()),
+        file=out,
+    )
+    print(f"  aws --endpoint-url {state.endpoint} sqs list-queues", file=out)
