@@ -9,8 +9,10 @@ what the pipeline promises. The integration tests run the same scenarios (tests/
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
+import re
 import sys
 import tempfile
 import time
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from localcloud import cloud
 from pipeline_cli.aws import Pipeline, connect_local
 from pipeline_cli.dlq import DlqMessage, peek_messages
 from pipeline_cli.errors import CliError
@@ -260,18 +263,22 @@ def build_scenarios(run_id: str) -> list[Scenario]:
 # ------------------------------------------------------------------------------------------- running
 
 
-def count_retries(pipeline: Pipeline, record: dict[str, Any]) -> int:
-    """Failed worker attempts that the state machine retried, over every execution of the job."""
+def count_failed_tries(pipeline: Pipeline, record: dict[str, Any]) -> int:
+    """Failed worker tries in the job's current attempt, over all its executions (e0, e1, ...): the
+    transient ones were retried by the state machine; a permanent one ends the job."""
     failures = 0
     prefix, _, machine = pipeline.outputs.state_machine_arn.rpartition(":stateMachine:")
-    for execution in range(int(record.get("executions", 0) or 0)):
+    paginator = pipeline.stepfunctions.get_paginator("get_execution_history")
+    for execution in itertools.count():
         arn = f"{prefix}:execution:{machine}:{record['job_id']}-a{int(record.get('attempt', 1))}-e{execution}"
-        paginator = pipeline.stepfunctions.get_paginator("get_execution_history")
-        for page in paginator.paginate(executionArn=arn):
-            failures += sum(
-                1 for event in page["events"] if event["type"] in ("LambdaFunctionFailed", "TaskFailed")
-            )
-    return failures
+        try:
+            for page in paginator.paginate(executionArn=arn):
+                failures += sum(
+                    1 for e in page["events"] if e["type"] in ("LambdaFunctionFailed", "TaskFailed")
+                )
+        except pipeline.stepfunctions.exceptions.ExecutionDoesNotExist:
+            return failures
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def run_scenarios(
@@ -302,7 +309,7 @@ def run_scenarios(
     for run in runs:
         run.dlq = [m for m in messages if m.job_id == run.scenario.job_id]
         if run.record:
-            run.retries = count_retries(pipeline, run.record)
+            run.retries = count_failed_tries(pipeline, run.record)
     return runs
 
 
@@ -331,7 +338,7 @@ def summary_table(runs: list[ScenarioRun]) -> str:
         ]
         for run in runs
     ]
-    headers = ["job", "status", "segments", "executions", "in", "out", "rejected", "retries", "time"]
+    headers = ["job", "status", "segments", "executions", "in", "out", "rejected", "failed tries", "time"]
     return render_table(headers, rows, right=range(2, 9))
 
 
@@ -352,8 +359,20 @@ def alarm_states(pipeline: Pipeline, *, wait_for_dlq_alarm: float) -> dict[str, 
 
 
 def short_alarm_name(name: str) -> str:
-    # CloudFormation names alarms STACK-LOGICALID-SUFFIX; the logical id is what a person recognises.
-    return name.removeprefix("ResilientPipeline-local-Pipeline-")
+    # CloudFormation names alarms [STACK-]LOGICALID-SUFFIX and CDK's logical ids end in a hash: the
+    # construct id in the middle (DeadLetterQueueNotEmpty) is what a person recognises.
+    match = re.search(r"Alarms([A-Za-z0-9]+?)[0-9A-F]{8}-[0-9A-Z]+$", name)
+    return match.group(1) if match else name
+
+
+def reason_text(message: DlqMessage) -> str:
+    """The error message; a Lambda error's cause arrives as JSON, whose errorMessage is the reason."""
+    text = message.attribute("error_message") or ""
+    try:
+        cause = json.loads(text)
+    except ValueError:
+        return text
+    return str(cause.get("errorMessage", text)) if isinstance(cause, dict) else text
 
 
 def iter_report(runs: list[ScenarioRun], alarms: dict[str, str], dlq: list[DlqMessage]) -> Iterator[str]:
@@ -362,7 +381,7 @@ def iter_report(runs: list[ScenarioRun], alarms: dict[str, str], dlq: list[DlqMe
     yield ""
     yield f"Dead-letter queue ({len(dlq)} messages):"
     for message in dlq:
-        yield f"  {message.job_id or '-':<34} {message.attribute('error_type') or '-':<20} {(message.attribute('error_message') or '')[:90]}"
+        yield f"  {message.job_id or '-':<34} {message.attribute('error_type') or '-':<20} {reason_text(message)[:100]}"
     yield ""
     yield f"Alarms ({len(alarms)}):"
     for name, state in sorted(alarms.items(), key=lambda item: (item[1] != "ALARM", item[0])):
@@ -378,8 +397,6 @@ def check(runs: list[ScenarioRun], alarms: dict[str, str]) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from localcloud import cloud  # the CLI works on AWS without the local cloud's dependencies
-
     out = sys.stdout
     started = time.monotonic()
     print("==> starting the local cloud and deploying env=local with the CDK CLI", file=out, flush=True)

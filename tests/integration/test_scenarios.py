@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline_cli.aws import Pipeline
-from pipeline_cli.demo import DLQ_ALARM, ScenarioRun, alarm_states, count_retries
+from pipeline_cli.demo import DLQ_ALARM, ScenarioRun, alarm_states, count_failed_tries
 from pipeline_cli.jobs import build_request, get_record, send_request, upload_input
 from pipeline_cli.main import main
 
@@ -148,7 +148,7 @@ def test_failed_job_redriven_after_its_input_is_fixed_resumes_and_succeeds(
     assert (record["status"], record["attempt"], record["records_out"]) == ("SUCCEEDED", 2, 300)
     assert "error" not in record
     assert executions_of(pipeline, job_id)[f"{job_id}-a2-e0"] == "SUCCEEDED"
-    assert count_retries(pipeline, record) == 0
+    assert count_failed_tries(pipeline, record) == 0
 
 
 def wait_terminal_after(
