@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from pipeline_cli.aws import Pipeline, add_common_options, error_code, error_message, open_pipeline
 from pipeline_cli.errors import CliError
-from pipeline_cli.jobs import print_json, render_table, validate_job_id
+from pipeline_cli.jobs import print_json, render_table, unwrap_cause, validate_job_id
 
 # Attributes that describe the failure: they stay behind, so a redriven request is a clean request.
 ERROR_ATTRIBUTES = frozenset({"error_type", "error_message"})
@@ -97,6 +97,7 @@ class DlqMessage:
 class MoveReport:
     moved: list[str] = field(default_factory=list)  # DLQ message ids now on the ingest queue
     skipped: int = 0  # not selected (another job's)
+    held_back: int = 0  # the request was already moved in this run: it came back (rejected again)
     failed: list[str] = field(default_factory=list)  # send failed: still in the DLQ
     not_deleted: list[str] = field(default_factory=list)  # sent, but still in the DLQ too
     complete: bool = True  # False when the round bound stopped the loop
@@ -186,6 +187,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
                 "moved": len(report.moved),
                 "moved_message_ids": report.moved,
                 "skipped": report.skipped,
+                "held_back": report.held_back,
                 "failed_message_ids": report.failed,
                 "not_deleted_message_ids": report.not_deleted,
                 "complete": report.complete,
@@ -333,14 +335,23 @@ def move_messages(
 
     The delete comes only after the send succeeded, so a crash between the two leaves a copy in both
     queues (at least once), never in neither; the ingest is idempotent per job id. Messages seen once
-    are not handled again in this run, even if they reappear. One send per message rather than
-    SendMessageBatch: a batch has a total size limit that ten large requests can exceed, and per-message
-    calls keep the failure accounting exact; this path serves hand-run redrives, not bulk traffic.
+    are not handled again in this run, even if they reappear.
+
+    A request that fails again while the redrive runs (a permanent error: the ingest rejects it at once)
+    comes back as a *new* DLQ message, with the `source_message_id` of the one we moved. Moving it again
+    would loop until the round bound, flooding the ingest queue with the same failure; so a message whose
+    source was already moved in this run is held back and reported. (Two old DLQ copies of one request
+    are held back the same way; one copy moved is enough.)
+
+    One send per message rather than SendMessageBatch: a batch has a total size limit that ten large
+    requests can exceed, and per-message calls keep the failure accounting exact; this path serves
+    hand-run redrives, not bulk traffic.
     """
     report = MoveReport()
     handled: set[str] = set()
-    # Received but still in the source queue (not selected, send failed, or seen again): message id ->
-    # latest receipt handle, released together at the end so that this loop does not receive them again.
+    moved_sources: set[str] = set()
+    # Received but still in the source queue (not selected, send failed, held back, or seen again):
+    # message id -> latest receipt handle, released together at the end so this loop does not see them.
     held: dict[str, str] = {}
     try:
         for _ in range(max_rounds):
@@ -351,12 +362,19 @@ def move_messages(
                 break
             for message in fresh:
                 handled.add(message.message_id)
+                source = message.attribute("source_message_id")
                 if not select(message):
                     report.skipped += 1
-                elif move_one(
-                    sqs, message, source_url=source_url, destination_url=destination_url, report=report
-                ):
-                    continue
+                elif source is not None and source in moved_sources:
+                    report.held_back += 1
+                else:
+                    sent_id = move_one(
+                        sqs, message, source_url=source_url, destination_url=destination_url, report=report
+                    )
+                    if sent_id is not None:
+                        # The ingest keeps a forwarded source_message_id, else uses the new message's id.
+                        moved_sources.add(source or sent_id)
+                        continue
                 held[message.message_id] = message.receipt_handle
         else:
             report.complete = False
@@ -367,26 +385,26 @@ def move_messages(
 
 def move_one(
     sqs: Any, message: DlqMessage, *, source_url: str, destination_url: str, report: MoveReport
-) -> bool:
-    """True when the message left the source queue; False when it is still there (send failed)."""
+) -> str | None:
+    """The new message's id once sent (the DLQ copy then deleted, or reported); None if the send failed."""
     request: dict[str, Any] = {"QueueUrl": destination_url, "MessageBody": message.body}
     attributes = message.forwarded_attributes()
     if attributes:
         request["MessageAttributes"] = attributes
     try:
-        sqs.send_message(**request)
+        sent_id = str(sqs.send_message(**request)["MessageId"])
     except ClientError:
         report.failed.append(message.message_id)
-        return False
+        return None
     try:
         sqs.delete_message(QueueUrl=source_url, ReceiptHandle=message.receipt_handle)
     except ClientError:
         # Sent, and still in the DLQ: reported so a person can delete it; releasing it early would only
         # make this run see it again.
         report.not_deleted.append(message.message_id)
-        return True
+        return sent_id
     report.moved.append(message.message_id)
-    return True
+    return sent_id
 
 
 # ----------------------------------------------------------------------------------------------- output
@@ -409,7 +427,7 @@ def messages_table(messages: Sequence[DlqMessage]) -> str:
             message.sent_at or "-",
             message.job_id or "-",
             message.attribute("error_type") or "-",
-            shorten(message.attribute("error_message"), MESSAGE_WIDTH) or "-",
+            shorten(unwrap_cause(message.attribute("error_message") or ""), MESSAGE_WIDTH) or "-",
             message.attribute("source_message_id") or "-",
             shorten(message.body, BODY_WIDTH),
         )
@@ -426,6 +444,11 @@ def redrive_summary(report: MoveReport, *, reason: str, job_id: str | None) -> s
     ]
     if report.skipped:
         lines.append(f"left {report.skipped} message(s) of other jobs in the DLQ")
+    if report.held_back:
+        lines.append(
+            f"held back {report.held_back} message(s) whose request was already moved in this run (it "
+            "failed again at once, or was a duplicate): see `pipeline dlq list`"
+        )
     if report.failed:
         lines.append(f"could not send {len(report.failed)} message(s); they stay in the DLQ: {report.failed}")
     if report.not_deleted:

@@ -40,6 +40,7 @@ MIN_CHUNK_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 64 * 1024 * 1024
 MAX_FAULT_RATE = 0.9
 
+MAX_EXECUTION_PROBES = 8
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
 # A non-TTY log gets a line when progress changes, and at least this often while nothing does.
@@ -341,11 +342,22 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 def latest_execution(pipeline: Pipeline, record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The job's newest execution, or None when there is none (yet) or it cannot be read.
 
-    ListExecutions cannot filter by name, so the ARN is built from the naming contract; `executions`
-    counts MarkRunning passes, and before the first one the ingest may already have started e0."""
+    ListExecutions cannot filter by name, so the ARN is built from the naming contract
+    `{job_id}-a{attempt}-e{n}` with n = executions - 1 (before the first MarkRunning the ingest may already
+    have started e0). `executions` counts every attempt's executions (a redrive keeps it), so after a
+    redrive that name may not exist yet: walk down to e0, a few DescribeExecution calls at most."""
     attempt = int(record.get("attempt") or 1)
-    index = max(int(record.get("executions") or 0) - 1, 0)
-    name = execution_name(str(record["job_id"]), attempt=attempt, execution=index)
+    newest = max(int(record.get("executions") or 0) - 1, 0)
+    for index in range(newest, max(newest - MAX_EXECUTION_PROBES, -1), -1):
+        found = describe_execution(
+            pipeline, execution_name(str(record["job_id"]), attempt=attempt, execution=index)
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def describe_execution(pipeline: Pipeline, name: str) -> dict[str, Any] | None:
     arn = execution_arn(pipeline.outputs.state_machine_arn, name)
     try:
         response = pipeline.stepfunctions.describe_execution(executionArn=arn)
@@ -615,19 +627,25 @@ def outcome_line(record: Mapping[str, Any]) -> str:
 
 
 def format_error(error: Any) -> str:
-    """`{type, cause}`; a Lambda cause is itself JSON ({errorType, errorMessage, ...}): show the message."""
+    """`{type, cause}` as one line."""
     if not isinstance(error, Mapping):
         return str(error)
     kind = str(error.get("type") or error.get("Error") or "Error")
-    cause = error.get("cause") or error.get("Cause") or ""
-    if isinstance(cause, str):
-        try:
-            parsed = json.loads(cause)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, Mapping) and parsed.get("errorMessage"):
-            cause = parsed["errorMessage"]
+    cause = unwrap_cause(error.get("cause") or error.get("Cause") or "")
     return f"{kind}: {cause}" if cause else kind
+
+
+def unwrap_cause(cause: Any) -> str:
+    """A Lambda error's cause, as Step Functions passes it on, is JSON ({errorType, errorMessage, trace}):
+    the message is what a person needs."""
+    text = str(cause)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(parsed, Mapping) and parsed.get("errorMessage"):
+        return str(parsed["errorMessage"])
+    return text
 
 
 def describe_record(record: Mapping[str, Any], execution: Mapping[str, Any] | None) -> str:

@@ -190,3 +190,52 @@ def test_redrive_uses_the_move_task_where_the_endpoint_has_it(
     assert report["approximate_messages"] == 1
     assert started == [{"SourceArn": report["source_arn"], "DestinationArn": report["destination_arn"]}]
     assert report["destination_arn"].endswith(":resilient-pipeline-dev-ingest")
+
+
+def test_redrive_holds_back_a_request_that_fails_again_during_the_run(
+    deployed: Deployed, run: Run, monkeypatch: Any
+) -> None:
+    """An ingest that rejects at once puts a new DLQ message (same source_message_id) for each one moved;
+    the redrive must not chase its own tail."""
+    for index in range(3):
+        dead_letter(deployed, f"job-{index}", index, "ValidationError")
+    dead_letter_without_source = "no attributes at all"
+    deployed.sqs.send_message(QueueUrl=deployed.dlq_url, MessageBody=dead_letter_without_source)
+
+    def rejecting_ingest(real: Callable[..., Any], **params: Any) -> Any:
+        sent = real(**params)
+        if params["QueueUrl"] == deployed.ingest_url:
+            source = params.get("MessageAttributes", {}).get("source_message_id", {}).get("StringValue")
+            real(
+                QueueUrl=deployed.dlq_url,
+                MessageBody=params["MessageBody"],
+                MessageAttributes=dlq_attributes(
+                    None, "ValidationError", "again", source or sent["MessageId"]
+                ),
+            )
+        return sent
+
+    patch_sqs(monkeypatch, send_message=rejecting_ingest)
+
+    result = run("dlq", "redrive", "--env", "dev", "--json")
+
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert (report["moved"], report["held_back"], report["complete"]) == (4, 4, True)
+    assert len(drain(deployed.sqs, deployed.ingest_url)) == 4
+    assert len(drain(deployed.sqs, deployed.dlq_url)) == 4  # the new failures, for a person to read
+
+
+def test_dlq_list_shows_the_message_of_a_lambda_cause(deployed: Deployed, run: Run) -> None:
+    cause = json.dumps({"errorType": "InputNotFoundError", "errorMessage": "input s3://b/k does not exist"})
+    deployed.sqs.send_message(
+        QueueUrl=deployed.dlq_url,
+        MessageBody=json.dumps({"job_id": "job-c", "input": "s3://b/k"}),
+        MessageAttributes=dlq_attributes("job-c", "InputNotFoundError", cause, "src-c"),
+    )
+
+    table = run("dlq", "list", "--env", "dev")
+    as_json = run("dlq", "list", "--env", "dev", "--json")
+
+    assert "input s3://b/k does not exist" in table.out and "errorType" not in table.out
+    assert json.loads(as_json.out)[0]["error_message"] == cause  # JSON keeps the attribute as it is

@@ -150,6 +150,18 @@ def test_status_shows_progress_counters_and_the_latest_execution(deployed: Deplo
     assert lines["execution"].startswith("job-7-a1-e1 ")
 
 
+def test_status_finds_the_latest_execution_after_a_redrive(deployed: Deployed, run: Run) -> None:
+    # attempt 2 started e0, but `executions` still counts attempt 1's two executions.
+    deployed.put_job("job-r", "RUNNING", attempt=2, executions=3)
+    machine = deployed.outputs["StateMachineArn"]
+    for name in ("job-r-a1-e0", "job-r-a1-e1", "job-r-a2-e0"):
+        deployed.stepfunctions.start_execution(stateMachineArn=machine, name=name, input="{}")
+
+    result = run("status", "job-r", "--env", "dev", "--json")
+
+    assert json.loads(result.out)["latest_execution"]["name"] == "job-r-a2-e0"
+
+
 def test_status_json_is_the_record_with_plain_numbers(deployed: Deployed, run: Run) -> None:
     running_record(deployed)
     deployed.set_fields("job-7", error={"type": "TransientError", "cause": "boom"})
