@@ -359,8 +359,7 @@ class LambdaRunner:
                         return None
                     self._lock.wait()
         finally:
-            for env in retired:
-                env.close()
+            _close_in_background(retired)
 
     def _release(self, spec: FunctionSpec, environment: _Environment | None, *, keep: bool) -> None:
         discard = environment is not None and not keep
@@ -378,7 +377,11 @@ class LambdaRunner:
                 discard = True
             self._lock.notify()
         if discard and environment is not None:
-            environment.close(kill=not keep)
+            if keep:
+                # Healthy but outdated: let it exit on its own without making this caller wait.
+                _close_in_background([environment])
+            else:
+                environment.close(kill=True)
 
     def _start_environment(
         self, spec: FunctionSpec, code: Callable[[], bytes]
@@ -577,6 +580,16 @@ class _BytesReader:
 
     def seekable(self) -> bool:
         return True
+
+
+def _close_in_background(environments: list[_Environment]) -> None:
+    # An interpreter with boto3 loaded takes a few hundred ms to exit; no invocation should wait for it.
+    def close_all() -> None:
+        for environment in environments:
+            environment.close()
+
+    if environments:
+        threading.Thread(target=close_all, name="lambda-retire", daemon=True).start()
 
 
 def _error_type(payload: bytes) -> str:

@@ -103,7 +103,12 @@ def print_state(state: LocalCloudState, *, as_json: bool, out: TextIO) -> None:
         print(f"  {key:<{width}}  {value}", file=out)
     print("", file=out)
     print("Use it from another terminal or the AWS CLI:", file=out)
-    print(f"  export AWS_ENDPOINT_URL={state.endpoint} AWS_REGION={state.region}", file=out)
+    # AWS_DEFAULT_REGION too: AWS CLI v1 and older SDKs read only that one.
+    print(
+        f"  export AWS_ENDPOINT_URL={state.endpoint} AWS_REGION={state.region} "
+        f"AWS_DEFAULT_REGION={state.region}",
+        file=out,
+    )
     print(
         "  export " + " ".join(f"{key}={value}" for key, value in DUMMY_CREDENTIALS.items()),
         file=out,
