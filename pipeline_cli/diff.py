@@ -26,8 +26,8 @@ here. It is not the engine for four reasons:
   4. it runs once per stack: 8 Node start-ups for 4 environments, on top of synthesis.
 Using `@aws-cdk/cloudformation-diff` from Node would fix (3) and (4) but not (1) or (2), and it would add
 a JavaScript glue layer to a Python project. So the comparison is our own, and it keeps to `cdk diff`'s
-conventions: the same markers and impacts ([+] [-] [~], replace, may be replaced, destroy, orphan,
-"requires replacement"), the same replacement data (the CloudFormation spec shipped with the pinned CLI;
+conventions: the same markers and impacts ([+] [-] [~], replace, destroy, orphan, "requires
+replacement", replacement propagated to resources that refer to a replaced one), the same replacement data (the CloudFormation spec shipped with the pinned CLI;
 tests/diff checks the table against it), and the same CDK bookkeeping left out. tests/diff also runs the
 real `cdk diff --template` on a fixture pair, when the CLI is installed, to check that both agree on what
 is replaced.

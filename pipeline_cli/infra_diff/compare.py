@@ -5,8 +5,9 @@ per-resource changes, the destructive changes that gate a merge, the security-re
 about deploy-time traps a template diff can see (an export that changes while another stack imports it).
 
 Conventions follow `cdk diff` (the CloudFormation diff library behind it): a resource is added, destroyed,
-orphaned (removed with DeletionPolicy Retain), updated, replaced, or "may be replaced" (it refers, in a
-property that forces replacement, to a resource that is replaced, so its value changes at deploy time).
+orphaned (removed with DeletionPolicy Retain), updated, or replaced, which includes a resource that refers,
+in a property that forces replacement, to a resource that is replaced: the reference resolves to a new
+physical id at deploy time (`cdk diff` propagates replacement the same way).
 CDK's own bookkeeping (the BootstrapVersion parameter and rule, AWS::CDK::Metadata, construct-path and asset
 metadata) is left out, as `cdk diff` does unless `--strict`.
 """
@@ -314,11 +315,9 @@ def propagate_replacements(
     paths: Mapping[str, str | None],
 ) -> None:
     """Mark resources that refer to a replaced resource in a property that forces replacement: the
-    reference resolves to a new value at deploy time, so they may be replaced too."""
+    reference resolves to a new value at deploy time, so they are replaced too."""
     while True:
-        replaced = {
-            lid for lid, c in changes.items() if c.impact in (Impact.REPLACED, Impact.MAY_BE_REPLACED)
-        }
+        replaced = {lid for lid, c in changes.items() if c.impact is Impact.REPLACED}
         added = False
         for logical_id, resource in new_resources.items():
             current = changes.get(logical_id)
@@ -337,7 +336,7 @@ def propagate_replacements(
                         logical_id,
                         resource["Type"],
                         paths.get(logical_id),
-                        Impact.MAY_BE_REPLACED,
+                        Impact.REPLACED,
                         reasons=(reason,),
                         old=view,
                         new=view,
@@ -347,7 +346,7 @@ def propagate_replacements(
                         current.logical_id,
                         current.type,
                         current.path,
-                        Impact.MAY_BE_REPLACED,
+                        Impact.REPLACED,
                         properties=current.properties,
                         reasons=(*current.reasons, reason),
                         old=current.old,
@@ -362,7 +361,6 @@ def propagate_replacements(
 def _impact_phrase(impact: Impact) -> str:
     return {
         Impact.REPLACED: "replaced",
-        Impact.MAY_BE_REPLACED: "possibly replaced",
         Impact.REMOVED: "deleted",
         Impact.ORPHANED: "removed from the stack",
     }.get(impact, str(impact))
@@ -411,8 +409,8 @@ def destructive_findings(diff: StackDiff) -> list[Finding]:
         if kind is None or change.impact not in DESTRUCTIVE_IMPACTS:
             continue
         subject = f"{change.label} ({change.type})"
-        if change.impact in (Impact.REPLACED, Impact.MAY_BE_REPLACED):
-            verb = "replaced" if change.impact is Impact.REPLACED else "possibly replaced"
+        if change.impact is Impact.REPLACED:
+            verb = "replaced"
             policy = (change.new or {}).get("UpdateReplacePolicy") or "Delete"
             if policy in RETAINING_POLICIES:
                 fate = (
@@ -473,7 +471,7 @@ def export_notes(
         moved = {
             c.logical_id: c
             for c in (diff.resources if diff else ())
-            if c.impact in (Impact.REPLACED, Impact.MAY_BE_REPLACED, Impact.REMOVED, Impact.ORPHANED)
+            if c.impact in (Impact.REPLACED, Impact.REMOVED, Impact.ORPHANED)
         }
         old_outputs: Mapping[str, Any] = old.template.get("Outputs") or {}
         new_outputs: Mapping[str, Any] = (new.template.get("Outputs") or {}) if new else {}

@@ -13,8 +13,7 @@ from pipeline_cli.infra_diff.values import ValueChange
 
 
 class Impact(StrEnum):
-    """What CloudFormation does to a resource. Names follow `cdk diff`'s (replace, may be replaced, destroy,
-    orphan)."""
+    """What CloudFormation does to a resource. Names follow `cdk diff`'s (replace, destroy, orphan)."""
 
     ADDED = "add"
     REMOVED = "destroy"
@@ -22,10 +21,9 @@ class Impact(StrEnum):
     ORPHANED = "orphan"
     UPDATED = "update"
     REPLACED = "replace"
-    MAY_BE_REPLACED = "may be replaced"
 
 
-DESTRUCTIVE_IMPACTS = frozenset({Impact.REMOVED, Impact.ORPHANED, Impact.REPLACED, Impact.MAY_BE_REPLACED})
+DESTRUCTIVE_IMPACTS = frozenset({Impact.REMOVED, Impact.ORPHANED, Impact.REPLACED})
 
 
 @dataclass(frozen=True)

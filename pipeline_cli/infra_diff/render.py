@@ -1,7 +1,7 @@
 """Render a `Report` for a terminal (plain text) or for a pull-request comment (GitHub Markdown).
 
 The resource listing follows `cdk diff`'s look: `[+]` added, `[-]` removed, `[~]` modified, the resource
-type, its construct path and logical id, then `replace` / `may be replaced` / `destroy` / `orphan`, and
+type, its construct path and logical id, then `replace` / `destroy` / `orphan`, and
 property changes in a tree with `(requires replacement)` on the properties that force it. What `cdk diff`
 does not have is put first: the destructive changes that decide the exit status, and the security-relevant
 changes, each on one line a reviewer can act on.
@@ -24,13 +24,11 @@ IMPACT_MARK = {
     Impact.ORPHANED: "-",
     Impact.UPDATED: "~",
     Impact.REPLACED: "~",
-    Impact.MAY_BE_REPLACED: "~",
 }
 IMPACT_SUFFIX = {
     Impact.REMOVED: " destroy",
     Impact.ORPHANED: " orphan",
     Impact.REPLACED: " replace",
-    Impact.MAY_BE_REPLACED: " may be replaced",
 }
 CHANGE_MARK = {"added": "+", "removed": "-", "changed": "~", "reordered": "~"}
 
@@ -140,7 +138,6 @@ def stack_summary(diff: StackDiff) -> str:
         ("to add", (Impact.ADDED,)),
         ("to update", (Impact.UPDATED,)),
         ("to replace", (Impact.REPLACED,)),
-        ("may be replaced", (Impact.MAY_BE_REPLACED,)),
         ("to destroy", (Impact.REMOVED,)),
         ("to orphan", (Impact.ORPHANED,)),
     ):
@@ -343,7 +340,7 @@ def _summary_table(report: Report) -> list[str]:
         status = {"added": " (new)", "removed": " (left the app)"}.get(diff.status, "")
         rows.append(
             f"| {diff.env} | `{_code(diff.stack)}`{status} | {diff.count(Impact.ADDED)} | "
-            f"{diff.count(Impact.UPDATED)} | {diff.count(Impact.REPLACED, Impact.MAY_BE_REPLACED)} | "
+            f"{diff.count(Impact.UPDATED)} | {diff.count(Impact.REPLACED)} | "
             f"{diff.count(Impact.REMOVED, Impact.ORPHANED)} | {len(diff.sections)} |"
         )
     return rows if len(rows) > 2 else []

@@ -1,0 +1,140 @@
+"""The `pipeline diff` command around the comparison: arguments, base-ref resolution, the temporary worktree,
+and what happens when a side does not synthesize. Uses small throwaway git repositories, no synthesis."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline_cli import diff
+from pipeline_cli.errors import CliError
+from pipeline_cli.main import build_parser
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "cdk.json").write_text('{"app": "python3 app.py"}\n')
+    git(root, "add", "cdk.json")
+    git(root, "commit", "-q", "-m", "one")
+    return root
+
+
+def test_parser_defaults() -> None:
+    args = build_parser().parse_args(["diff"])
+    assert (args.base, args.envs, args.format, args.allow_destructive) == (None, None, "text", False)
+    args = build_parser().parse_args(
+        [
+            "diff",
+            "--base",
+            "v1",
+            "--env",
+            "dev",
+            "--env",
+            "prod",
+            "--format",
+            "markdown",
+            "--allow-destructive",
+        ]
+    )
+    assert (args.base, args.envs, args.format, args.allow_destructive) == (
+        "v1",
+        ["dev", "prod"],
+        "markdown",
+        True,
+    )
+    assert args.func is diff.run
+
+
+def test_default_base_is_the_merge_base_with_main(repo: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "x").write_text("x")
+    git(repo, "add", "x")
+    git(repo, "commit", "-q", "-m", "two")
+    git(repo, "checkout", "-q", "main")
+    (repo / "y").write_text("y")
+    git(repo, "add", "y")
+    git(repo, "commit", "-q", "-m", "three")
+    git(repo, "checkout", "-q", "feature")
+    assert diff.resolve_base(repo, None) == (first, f"{first[:7]} (merge base with main)")
+
+
+def test_explicit_base_and_its_errors(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    assert diff.resolve_base(repo, "main") == (head, f"main ({head[:7]})")
+    assert diff.resolve_base(repo, head) == (head, head[:7])
+    with pytest.raises(CliError, match="--base nope: no such commit"):
+        diff.resolve_base(repo, "nope")
+
+
+def test_no_main_branch_asks_for_a_base(repo: Path) -> None:
+    git(repo, "branch", "-m", "main", "trunk")
+    with pytest.raises(CliError, match="pass --base REF"):
+        diff.resolve_base(repo, None)
+
+
+def test_outside_a_repository_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(CliError, match="not inside a git repository"):
+        diff.repository_root(tmp_path)
+
+
+def test_worktree_shares_directories_and_is_removed(repo: Path, tmp_path: Path) -> None:
+    venv = repo / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "marker").write_text("keep me")
+    head = git(repo, "rev-parse", "HEAD")
+    path = tmp_path / "base"
+    with diff.base_worktree(repo, head, path) as tree:
+        assert (tree / "cdk.json").exists()
+        assert (tree / ".venv").is_symlink()
+        assert (tree / ".venv" / "bin" / "marker").read_text() == "keep me"
+    assert not path.exists()
+    # The shared directory itself is untouched, and git no longer lists the worktree.
+    assert (venv / "bin" / "marker").read_text() == "keep me"
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def result(tmp_path: Path, side: str, status: dict[str, dict[str, object]]) -> diff.SideResult:
+    return diff.SideResult(side, side, tmp_path / side, status, 0.0)
+
+
+def test_a_working_tree_that_does_not_synthesize_is_an_error(tmp_path: Path) -> None:
+    results = {
+        "head": result(tmp_path, "head", {"dev": {"ok": False, "error": "ConfigError: bad"}}),
+        "base": result(tmp_path, "base", {"dev": {"ok": True}}),
+    }
+    with pytest.raises(CliError, match="the working tree does not synthesize:\n  dev: ConfigError: bad"):
+        diff.collect(results, ["dev"])
+
+
+def test_an_environment_missing_on_the_base_is_compared_as_new(tmp_path: Path) -> None:
+    assembly = tmp_path / "head" / "qa"
+    assembly.mkdir(parents=True)
+    (assembly / "manifest.json").write_text(
+        '{"artifacts": {"S": {"type": "aws:cloudformation:stack", "properties": {"templateFile": "S.json"}}}}'
+    )
+    (assembly / "S.json").write_text('{"Resources": {}}')
+    results = {
+        "head": result(tmp_path, "head", {"qa": {"ok": True}}),
+        "base": result(
+            tmp_path, "base", {"qa": {"ok": False, "error": "ConfigError: unknown environment 'qa'"}}
+        ),
+    }
+    base, head = diff.collect(results, [])
+    assert base == {"qa": None}
+    assert list(head["qa"]) == ["S"]
