@@ -349,6 +349,25 @@ def test_lambda_invoke_api_runs_the_deployed_code(endpoint: str, outputs: dict[s
         lam.invoke(FunctionName=name, Payload=b"not json")
 
 
+def test_event_invocation_is_accepted_and_runs_in_the_background(
+    endpoint: str, outputs: dict[str, str], server_home: Path
+) -> None:
+    lam = client(endpoint, "lambda")
+    name = outputs["FunctionName"]
+    log = server_home / "logs" / f"{name}.log"
+    before = log.read_text().count("REPORT RequestId") if log.exists() else 0
+    response = lam.invoke(
+        FunctionName=name,
+        InvocationType="Event",
+        Payload=json.dumps({"job_id": "x", "mode": "ok", "execution": 1, "retry_count": 0}),
+    )
+    assert response["StatusCode"] == 202
+    deadline = time.monotonic() + 10
+    while log.read_text().count("REPORT RequestId") <= before:
+        assert time.monotonic() < deadline, "the asynchronous invocation never ran"
+        time.sleep(0.1)
+
+
 def test_invocations_and_executions_are_published_as_metrics(endpoint: str, outputs: dict[str, str]) -> None:
     sfn = client(endpoint, "stepfunctions")
     started = sfn.start_execution(
