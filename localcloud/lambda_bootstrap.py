@@ -22,6 +22,7 @@ import os
 import resource
 import struct
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -188,7 +189,21 @@ def _peak_memory_mb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
+def _exit_with_parent() -> None:
+    # A handler stuck in a loop must not outlive a server that was killed (only the server enforces the
+    # timeout): when the parent goes, so does this environment.
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def serve(code_dir: str, handler_spec: str, request_fd: int, response_fd: int) -> int:
+    _exit_with_parent()
     # Lambda's working directory is the code directory, and the code directory comes first on sys.path.
     os.chdir(code_dir)
     sys.path.insert(0, code_dir)

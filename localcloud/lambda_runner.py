@@ -130,6 +130,7 @@ class _Environment:
 
     def __init__(self, spec: FunctionSpec, *, code_dir: Path, log_path: Path, env: dict[str, str]) -> None:
         self.config_key = spec.config_key
+        self.closed = False
         self.last_used = time.monotonic()
         self.invocations = 0
         request_read, self._request_write = os.pipe()
@@ -203,6 +204,9 @@ class _Environment:
         return f"Runtime exited with error: exit status {code}"
 
     def close(self, *, kill: bool = False) -> None:
+        if self.closed:
+            return
+        self.closed = True
         with contextlib.suppress(OSError):
             os.close(self._request_write)
         with contextlib.suppress(OSError):
@@ -249,6 +253,8 @@ class LambdaRunner:
         self._lock = threading.Condition()
         self._unpack_lock = threading.Lock()
         self._pools: dict[str, _Pool] = {}
+        # Every environment process, busy or idle: shutdown must not leave a busy one running.
+        self._live: set[_Environment] = set()
         self._closed = False
 
     # -- public API -----------------------------------------------------------------------------------
@@ -325,11 +331,16 @@ class LambdaRunner:
     def shutdown(self) -> None:
         with self._lock:
             self._closed = True
-            environments = [env for pool in self._pools.values() for env in pool.idle]
+            idle = [env for pool in self._pools.values() for env in pool.idle]
+            busy = [env for env in self._live if env not in idle and not env.closed]
             self._pools.clear()
+            self._live.clear()
             self._lock.notify_all()
-        for env in environments:
+        for env in idle:
             env.close()
+        for env in busy:
+            # Kill only: the invoking thread owns the pipes, reads EOF and discards the environment.
+            env.process.kill()
 
     # -- environments ---------------------------------------------------------------------------------
 
@@ -391,6 +402,9 @@ class LambdaRunner:
         environment = _Environment(
             spec, code_dir=code_dir, log_path=self.log_path(spec.name), env=self._process_env(spec, code_dir)
         )
+        with self._lock:
+            self._live = {env for env in self._live if not env.closed}
+            self._live.add(environment)
         started = time.monotonic()
         try:
             message = environment.wait_init()

@@ -310,3 +310,17 @@ def test_every_invocation_is_reported_for_metrics(
         ("fixture-app-transient", True),
     ]
     assert all(result.duration_ms > 0 for _, result in published)
+
+
+def test_shutdown_stops_busy_environments_too(runner: LambdaRunner) -> None:
+    function = spec("app.sleep", timeout=30)
+    results: list[InvocationResult] = []
+    thread = threading.Thread(target=lambda: results.append(invoke(runner, function, {"seconds": 20})))
+    thread.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    runner.shutdown()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 5
+    assert results[0].error_type == "Runtime.ExitError"
