@@ -400,7 +400,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = sys.stdout
     started = time.monotonic()
     print("==> starting the local cloud and deploying env=local with the CDK CLI", file=out, flush=True)
-    state = cloud.up(port=args.port)
+    try:
+        state = cloud.up(port=args.port)
+    except cloud.LocalCloudError as error:
+        raise CliError(str(error), exit_code=1) from error
     print(f"    endpoint {state.endpoint}  ({time.monotonic() - started:.0f}s)", file=out)
     pipeline = connect_local()
     run_id = time.strftime("%H%M%S")
