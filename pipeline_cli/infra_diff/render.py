@@ -246,7 +246,14 @@ def render_markdown(
         *_md_security(report),
         *_md_notes(report),
     ]
-    tail = ["", _verdict(report, allow_destructive).replace("--allow-destructive", "`--allow-destructive`")]
+    verdict = _verdict(report, allow_destructive)
+    if report.destructive and not allow_destructive:
+        # On a pull request the switch is the label the workflow maps to --allow-destructive.
+        verdict = verdict.replace(
+            "rerun with --allow-destructive.",
+            "add the `allow-destructive` label to the pull request (locally: `--allow-destructive`).",
+        )
+    tail = ["", verdict.replace(" --allow-destructive.", " `--allow-destructive`.")]
     unchanged = [env for env in report.envs if not report.env_changed(env)]
     if unchanged:
         tail[:0] = ["", "No changes in: " + ", ".join(f"`{env}`" for env in unchanged)]
