@@ -3,20 +3,18 @@ on live SQS / Step Functions values, with SNS notifications on transitions only.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import socket
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from localcloud.alarm_evaluator import (
     ALARM,
@@ -30,6 +28,8 @@ from localcloud.alarm_evaluator import (
     evaluate_alarm,
     generated_alarm_name,
 )
+from tests.localcloud import support
+from tests.localcloud.support import client, moto_server
 
 # Expected: moto's CloudFormation skips the alarms, which is why the evaluator exists.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudWatch..Alarm:UserWarning")
@@ -37,42 +37,14 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudWatch..
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# The evaluator ticks every 0.2 s here: 10 s is fifty evaluations.
+wait_until = functools.partial(support.wait_until, timeout=10.0)
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://localhost:{port}"
-    finally:
-        server.stop()
-
-
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, message: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+    with moto_server() as url:
+        yield url
 
 
 def alarm_resource(

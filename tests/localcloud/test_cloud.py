@@ -7,13 +7,12 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
 from localcloud import cloud, deploy
 from localcloud.state import DUMMY_CREDENTIALS, read_state, state_path
+from tests.localcloud.support import client
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 OUTPUT_KEYS = {
@@ -115,16 +114,6 @@ def test_a_failed_cli_step_is_reported_with_its_output_tail(tmp_path: Path) -> N
 def test_a_missing_cli_says_how_to_install_it(tmp_path: Path) -> None:
     with pytest.raises(deploy.DeployError, match="make install"):
         deploy.run_cdk(["deploy"], env={}, project_dir=tmp_path, log_path=tmp_path / "deploy.log")
-
-
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 @pytest.mark.integration

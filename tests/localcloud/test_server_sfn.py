@@ -19,11 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from localcloud import cloud
-from localcloud.state import DUMMY_CREDENTIALS
+from tests.localcloud.support import client
 
 STACK = "fixture-stack"
 MACHINE = "fixture-continue"
@@ -228,16 +227,6 @@ def endpoint(server_home: Path) -> Iterator[str]:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def wait_for_stack(cfn: Any, status_prefix: str) -> dict[str, Any]:
