@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 
@@ -11,7 +12,9 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ResilientPipeline"))
 # jobcore logs with the standard library (it must not depend on Powertools): give its loggers the same
-# JSON format and appended keys (job_id, cursor, ...).
+# JSON format and appended keys (job_id, cursor, ...). Powertools configures only top-level loggers that
+# exist already, and jobcore's modules may be imported after this one: create their parent first.
+logging.getLogger("jobcore")
 copy_config_to_registered_loggers(source_logger=logger, include={"jobcore"})
 
 

@@ -3,7 +3,9 @@ result shapes, and the permanent errors it raises by class name."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -38,6 +40,25 @@ def payload(segments: int = 0) -> dict[str, Any]:
         "segments_in_execution": segments,
         "retry_count": 0,
     }
+
+
+def test_domain_logs_are_structured_json_with_the_job_keys(aws: Aws) -> None:
+    # The Powertools handler holds the stream it found at import; point it at a buffer for this test.
+    handlers = logging.getLogger("jobcore").handlers
+    assert handlers, "jobcore's loggers are wired to the Powertools handler"
+    buffer = io.StringIO()
+    previous = [h.setStream(buffer) for h in handlers if isinstance(h, logging.StreamHandler)]
+    try:
+        submit(aws, b'{"a": 1}\n' * 10)
+        handler(payload(), FakeContext())
+    finally:
+        for h, stream in zip(handlers, previous, strict=True):
+            h.setStream(stream)  # type: ignore[attr-defined]
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    checkpoint = next(line for line in lines if line.get("message") == "checkpoint")
+    assert checkpoint["location"].startswith("run_chunk:"), "logged by jobcore.segment"
+    assert (checkpoint["job_id"], checkpoint["attempt"], checkpoint["segment"]) == ("job-1", 1, 1)
+    assert checkpoint["cursor"] == 90 and checkpoint["level"] == "INFO"
 
 
 def test_segments_run_the_job_to_the_end(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
