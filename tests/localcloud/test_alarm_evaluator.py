@@ -483,27 +483,22 @@ def test_state_machine_executions_failed_alarm(endpoint: str) -> None:
         assert "1 datapoint [1.0" in alarm["StateReason"]
         assert stack.notified("StateMachineExecutionsFailed") == [OK, ALARM]
         now = datetime.now(UTC)
-        stats = stack.cw.get_metric_statistics(
-            Namespace="AWS/States",
-            MetricName="ExecutionsFailed",
-            Dimensions=[{"Name": "StateMachineArn", "Value": machine}],
-            StartTime=now - timedelta(minutes=5),
-            EndTime=now + timedelta(minutes=1),
-            Period=300,
-            Statistics=["Sum"],
-        )["Datapoints"]
-        assert sum(d["Sum"] for d in stats) == 1.0
+
+        def failed_executions_published() -> float:
+            stats = stack.cw.get_metric_statistics(
+                Namespace="AWS/States",
+                MetricName="ExecutionsFailed",
+                Dimensions=[{"Name": "StateMachineArn", "Value": machine}],
+                StartTime=now - timedelta(minutes=5),
+                EndTime=now + timedelta(minutes=1),
+                Period=300,
+                Statistics=["Sum"],
+            )["Datapoints"]
+            return float(sum(d["Sum"] for d in stats))
+
+        assert failed_executions_published() == 1.0
         stack.evaluator.evaluate()  # the same failed execution is not published twice
-        stats = stack.cw.get_metric_statistics(
-            Namespace="AWS/States",
-            MetricName="ExecutionsFailed",
-            Dimensions=[{"Name": "StateMachineArn", "Value": machine}],
-            StartTime=now - timedelta(minutes=5),
-            EndTime=now + timedelta(minutes=1),
-            Period=300,
-            Statistics=["Sum"],
-        )["Datapoints"]
-        assert sum(d["Sum"] for d in stats) == 1.0
+        assert failed_executions_published() == 1.0
     finally:
         if stack is not None:
             stack.cfn.delete_stack(StackName=stack.name)
