@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -145,7 +146,14 @@ def test_stale_invocation_changes_nothing_and_says_so(caplog: pytest.LogCaptureF
             segment(jobs, objects, limits=SegmentLimits(safety_margin_ms=1_000, max_chunks=1))
 
     objects.on_read = race
-    result = segment(jobs, objects, limits=SegmentLimits(safety_margin_ms=1_000, max_chunks=1))
+    # Listen on the module's logger itself: once the handlers wire jobcore to Powertools, it no longer
+    # propagates to the root logger where caplog listens.
+    module_logger = logging.getLogger("jobcore.segment")
+    module_logger.addHandler(caplog.handler)
+    try:
+        result = segment(jobs, objects, limits=SegmentLimits(safety_margin_ms=1_000, max_chunks=1))
+    finally:
+        module_logger.removeHandler(caplog.handler)
     record = jobs.get("job-1")
     assert record is not None
     assert result.stale and result.records_in == 0
