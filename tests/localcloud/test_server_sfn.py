@@ -261,6 +261,23 @@ def wait_for_execution(sfn: Any, arn: str, timeout: float = 30) -> dict[str, Any
         time.sleep(0.1)
 
 
+def job_item(endpoint: str, table: str, job_id: str, timeout: float = 5) -> dict[str, Any]:
+    """The job's item, read a few times: once (1 of ~4 full CI runs) it was missing right after both
+    executions SUCCEEDED; a failure now says what the table held, to tell a moto race from a lost write."""
+    ddb = client(endpoint, "dynamodb")
+    deadline = time.monotonic() + timeout
+    while True:
+        item: dict[str, Any] | None = ddb.get_item(TableName=table, Key={"job_id": {"S": job_id}}).get("Item")
+        if item is not None:
+            return item
+        if time.monotonic() > deadline:
+            scanned = ddb.scan(TableName=table)["Items"]
+            raise AssertionError(
+                f"no item {job_id} in {table}; tables {ddb.list_tables()['TableNames']}; items {scanned}"
+            )
+        time.sleep(0.2)
+
+
 def execution_arn(machine_arn: str, name: str) -> str:
     return machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
@@ -290,9 +307,7 @@ def test_cloudformation_state_machine_retries_and_continues_as_new(
     assert [f["error"] for f in failures] == ["TransientError", "TransientError"]
     assert json.loads(failures[0]["cause"])["errorMessage"] == "flaky"
 
-    item = client(endpoint, "dynamodb").get_item(
-        TableName=outputs["TableName"], Key={"job_id": {"S": "job-a"}}
-    )["Item"]
+    item = job_item(endpoint, outputs["TableName"], "job-a")
     assert item["executions"] == {"N": "2"}
     # $$.State.EnteredTime as AWS formats it: milliseconds and Z.
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", item["updated_at"]["S"]), item
