@@ -25,7 +25,16 @@ from localcloud import cloud
 from pipeline_cli.aws import Pipeline, connect_local
 from pipeline_cli.dlq import DlqMessage, peek_messages
 from pipeline_cli.errors import CliError
-from pipeline_cli.jobs import build_request, get_record, render_table, send_request, upload_input
+from pipeline_cli.jobs import (
+    TERMINAL_STATUSES,
+    build_request,
+    execution_arn,
+    execution_name,
+    get_record,
+    render_table,
+    send_request,
+    upload_input,
+)
 
 # env=local: 64 KiB chunks, one chunk per segment, 20 segments per execution (stacks/config.py). An input
 # of 45 chunks therefore takes 45 segments (far past the ~16 hops at which AWS stops a Lambda that
@@ -36,7 +45,6 @@ LOCAL_SEGMENT_BUDGET = 20
 FAULT_RATE = 0.3
 LOCAL_RETRY_ATTEMPTS = 6
 BAD_RECORD_EVERY = 50
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "CANCELLED"})
 DLQ_ALARM = "DeadLetterQueueNotEmpty"
 
 
@@ -113,9 +121,9 @@ class Scenario:
     title: str
     job_id: str
     expected_status: str
-    submit: Callable[[Pipeline, Path], object]
+    # Sends the request; for a generated input, returns its (good, bad) record counts.
+    submit: Callable[[Pipeline, Path], tuple[int, int] | None]
     check: Callable[[ScenarioRun], list[str]]
-    expected_records: tuple[int, int] | None = None  # (out, rejected)
 
 
 @dataclass(kw_only=True)
@@ -126,6 +134,7 @@ class ScenarioRun:
     record: dict[str, Any] | None = None
     dlq: list[DlqMessage] = field(default_factory=list)
     retries: int = 0
+    expected_records: tuple[int, int] | None = None  # (out, rejected), for a generated input
 
     @property
     def status(self) -> str:
@@ -138,8 +147,8 @@ class ScenarioRun:
         found = []
         if self.status != self.scenario.expected_status:
             found.append(f"status is {self.status}, expected {self.scenario.expected_status}")
-        if self.scenario.expected_records and self.status == "SUCCEEDED":
-            out, rejected = self.scenario.expected_records
+        if self.expected_records and self.status == "SUCCEEDED":
+            out, rejected = self.expected_records
             if (self.number("records_out"), self.number("records_rejected")) != (out, rejected):
                 found.append(
                     f"records out/rejected {self.number('records_out')}/{self.number('records_rejected')}, "
@@ -164,22 +173,32 @@ def build_scenarios(run_id: str) -> list[Scenario]:
         f"demo-missing-{run_id}",
         f"demo-bad-records-{run_id}",
     )
-    counts: dict[str, tuple[int, int]] = {}
 
     def upload(
         job_id: str, target_bytes: int, bad_every: int = 0, **request: Any
-    ) -> Callable[[Pipeline, Path], None]:
-        def submit(pipeline: Pipeline, workdir: Path) -> None:
+    ) -> Callable[[Pipeline, Path], tuple[int, int]]:
+        def submit(pipeline: Pipeline, workdir: Path) -> tuple[int, int]:
             path = workdir / f"{job_id}.jsonl"
-            counts[job_id] = write_records(path, target_bytes=target_bytes, bad_every=bad_every)
+            counts = write_records(path, target_bytes=target_bytes, bad_every=bad_every)
             uri = upload_input(pipeline, path, job_id)
             send_request(pipeline, build_request(job_id=job_id, input_uri=uri, **request))
+            return counts
 
         return submit
 
-    def send_raw(body: dict[str, Any]) -> Callable[[Pipeline, Path], object]:
-        return lambda pipeline, _: pipeline.sqs.send_message(
-            QueueUrl=pipeline.outputs.ingest_queue_url, MessageBody=json.dumps(body)
+    def send_raw(body: dict[str, Any]) -> Callable[[Pipeline, Path], None]:
+        def submit(pipeline: Pipeline, _: Path) -> None:
+            pipeline.sqs.send_message(
+                QueueUrl=pipeline.outputs.ingest_queue_url, MessageBody=json.dumps(body)
+            )
+
+        return submit
+
+    def send_missing(pipeline: Pipeline, _: Path) -> None:
+        bucket = pipeline.outputs.data_bucket_name
+        send_request(
+            pipeline,
+            build_request(job_id=missing_id, input_uri=f"s3://{bucket}/in/{missing_id}/absent.jsonl"),
         )
 
     def long_check(run: ScenarioRun) -> list[str]:
@@ -191,7 +210,7 @@ def build_scenarios(run_id: str) -> list[Scenario]:
         return found
 
     fault_chunks = 8
-    scenarios = [
+    return [
         Scenario(
             key="long",
             title=f"long job: {LONG_CHUNKS} segments, continue-as-new every {LOCAL_SEGMENT_BUDGET}",
@@ -227,13 +246,7 @@ def build_scenarios(run_id: str) -> list[Scenario]:
             title="input does not exist: FAILED, request in the DLQ",
             job_id=missing_id,
             expected_status="FAILED",
-            submit=lambda pipeline, _: send_request(
-                pipeline,
-                build_request(
-                    job_id=missing_id,
-                    input_uri=f"s3://{pipeline.outputs.data_bucket_name}/in/{missing_id}/absent.jsonl",
-                ),
-            ),
+            submit=send_missing,
             check=lambda run: _dlq_reason(run, "InputNotFoundError"),
         ),
         Scenario(
@@ -246,19 +259,6 @@ def build_scenarios(run_id: str) -> list[Scenario]:
         ),
     ]
 
-    def with_counts(scenario: Scenario) -> Scenario:
-        original = scenario.submit
-
-        def submit(pipeline: Pipeline, workdir: Path) -> None:
-            original(pipeline, workdir)
-            if scenario.job_id in counts:
-                scenario.expected_records = counts[scenario.job_id]
-
-        scenario.submit = submit
-        return scenario
-
-    return [with_counts(s) for s in scenarios]
-
 
 # ------------------------------------------------------------------------------------------- running
 
@@ -267,10 +267,10 @@ def count_failed_tries(pipeline: Pipeline, record: dict[str, Any]) -> int:
     """Failed worker tries in the job's current attempt, over all its executions (e0, e1, ...): the
     transient ones were retried by the state machine; a permanent one ends the job."""
     failures = 0
-    prefix, _, machine = pipeline.outputs.state_machine_arn.rpartition(":stateMachine:")
     paginator = pipeline.stepfunctions.get_paginator("get_execution_history")
     for execution in itertools.count():
-        arn = f"{prefix}:execution:{machine}:{record['job_id']}-a{int(record.get('attempt', 1))}-e{execution}"
+        name = execution_name(record["job_id"], attempt=int(record.get("attempt", 1)), execution=execution)
+        arn = execution_arn(pipeline.outputs.state_machine_arn, name)
         try:
             for page in paginator.paginate(executionArn=arn):
                 failures += sum(
@@ -289,7 +289,7 @@ def run_scenarios(
         for scenario in scenarios:
             print(f"  submit  {scenario.job_id:<34} {scenario.title}", file=out)
             run = ScenarioRun(scenario=scenario, started=time.monotonic())
-            scenario.submit(pipeline, Path(tmp))
+            run.expected_records = scenario.submit(pipeline, Path(tmp))
             runs.append(run)
     deadline = time.monotonic() + timeout
     shown: dict[str, str] = {}
@@ -302,7 +302,7 @@ def run_scenarios(
             if shown.get(run.scenario.job_id) != line:
                 print(f"  {line}", file=out)
                 shown[run.scenario.job_id] = line
-            if run.status in TERMINAL:
+            if run.status in TERMINAL_STATUSES:
                 run.finished = time.monotonic()
         time.sleep(interval)
     messages = peek_messages(pipeline.sqs, pipeline.outputs.dead_letter_queue_url)
