@@ -10,20 +10,25 @@ import pytest
 
 from pipeline_cli.aws import Pipeline
 from pipeline_cli.demo import DLQ_ALARM, ScenarioRun, alarm_states, count_failed_tries
-from pipeline_cli.jobs import build_request, get_record, send_request, upload_input
+from pipeline_cli.jobs import TERMINAL_STATUSES, build_request, get_record, send_request, upload_input
 from pipeline_cli.main import main
 
 pytestmark = pytest.mark.integration
 
 
-def wait_terminal(pipeline: Pipeline, job_id: str, timeout: float = 120) -> dict[str, Any]:
+def wait_terminal(
+    pipeline: Pipeline, job_id: str, *, attempt: int = 1, timeout: float = 120
+) -> dict[str, Any]:
+    """The job's record once `attempt` (or a later one) has ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         record = get_record(pipeline, job_id)
-        if record and record["status"] in ("SUCCEEDED", "FAILED", "REJECTED", "CANCELLED"):
+        if record and int(record["attempt"]) >= attempt and record["status"] in TERMINAL_STATUSES:
             return record
         time.sleep(0.5)
-    raise AssertionError(f"{job_id} not finished after {timeout}s: {get_record(pipeline, job_id)}")
+    raise AssertionError(
+        f"{job_id} attempt {attempt} not finished after {timeout}s: {get_record(pipeline, job_id)}"
+    )
 
 
 def executions_of(pipeline: Pipeline, job_id: str) -> dict[str, str]:
@@ -144,24 +149,8 @@ def test_failed_job_redriven_after_its_input_is_fixed_resumes_and_succeeds(
     path.write_text("".join(json.dumps({"k": i}) + "\n" for i in range(300)))
     pipeline.s3.upload_file(str(path), pipeline.outputs.data_bucket_name, f"in/{job_id}/absent.jsonl")
     assert main(["dlq", "redrive", "--job-id", job_id, "--env", "local"]) == 0
-    record = wait_terminal_after(pipeline, job_id, attempt=2)
+    record = wait_terminal(pipeline, job_id, attempt=2)
     assert (record["status"], record["attempt"], record["records_out"]) == ("SUCCEEDED", 2, 300)
     assert "error" not in record
     assert executions_of(pipeline, job_id)[f"{job_id}-a2-e0"] == "SUCCEEDED"
     assert count_failed_tries(pipeline, record) == 0
-
-
-def wait_terminal_after(
-    pipeline: Pipeline, job_id: str, *, attempt: int, timeout: float = 120
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = get_record(pipeline, job_id)
-        if (
-            record
-            and int(record["attempt"]) >= attempt
-            and record["status"] in ("SUCCEEDED", "FAILED", "CANCELLED")
-        ):
-            return record
-        time.sleep(0.5)
-    raise AssertionError(f"{job_id} attempt {attempt} not finished: {get_record(pipeline, job_id)}")
