@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from jobcore import retry
 from jobcore.errors import PermanentError, TransientError, ValidationError
@@ -28,6 +29,7 @@ from jobcore.request import JobRequest, job_id_of, parse_request
 from jobcore.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # SQS caps the whole message (body + attributes); a reason longer than this is cut.
 MAX_REASON_CHARS = 4096
 
@@ -73,7 +75,7 @@ class Ingest:
         self._now = now
         self._epoch = epoch
 
-    def _call(self, what: str, fn: Callable[[], bool]) -> bool:
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
         return retry.call(fn, what=what, deadline=self._deadline)
 
     def handle(self, message: IngestMessage) -> Outcome:
@@ -148,7 +150,7 @@ class Ingest:
         return Outcome.DUPLICATE
 
     def _call_get(self, job_id: str) -> JobRecord:
-        existing = retry.call(lambda: self._jobs.get(job_id), what="read job", deadline=self._deadline)
+        existing = self._call("read job", lambda: self._jobs.get(job_id))
         if existing is None:
             raise TransientError(f"job {job_id} vanished between put and read; will retry")
         return existing
@@ -173,11 +175,7 @@ class Ingest:
         if job_id:
             attributes["job_id"] = job_id
 
-        def send() -> bool:
-            self._dead_letters.send(body=message.body, attributes=attributes)
-            return True
-
-        self._call("send to DLQ", send)
+        self._call("send to DLQ", lambda: self._dead_letters.send(body=message.body, attributes=attributes))
 
     def _reject(
         self,

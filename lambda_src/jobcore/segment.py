@@ -181,7 +181,7 @@ class _Segment:
         started = self.clock()
         b = self.record.chunk_bytes
         end = min((self.read_pos // b + 1) * b, self.size)
-        data = self.carry + self.objects_read(self.read_pos, end)
+        data = self.carry + self._read(self.read_pos, end)
         at_end = end >= self.size
         complete, self.carry = split_complete(data, at_end=at_end)
         self.read_pos = end
@@ -234,7 +234,7 @@ class _Segment:
         self._check_reject_ratio()
         return True
 
-    def objects_read(self, start: int, end: int) -> bytes:
+    def _read(self, start: int, end: int) -> bytes:
         return retry.call(
             lambda: self.objects.read_range(self.in_bucket, self.in_key, start, end),
             what="read input range",
