@@ -11,7 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from handlers.observability import logger, metrics
 from jobcore.adapters.dynamodb import DynamoJobStore
 from jobcore.adapters.messaging import SqsDeadLetters, StepFunctionsStarter
-from jobcore.aws import client
+from jobcore.adapters.s3 import S3ObjectStore
+from jobcore.aws import call_timeouts, client
 from jobcore.errors import TransientError
 from jobcore.ingest import Ingest, IngestMessage
 from jobcore.retry import Deadline
@@ -45,12 +46,18 @@ def to_message(record: dict[str, Any]) -> IngestMessage:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     settings = _settings()
+    timeouts = call_timeouts(context.get_remaining_time_in_millis() - RESERVE_MS)
     ingest = Ingest(
-        jobs=DynamoJobStore(client("dynamodb"), settings.job_table_name),
-        executions=StepFunctionsStarter(client("stepfunctions"), settings.state_machine_arn),
-        dead_letters=SqsDeadLetters(client("sqs"), settings.dlq_url),
+        jobs=DynamoJobStore(client("dynamodb", timeouts), settings.job_table_name),
+        objects=S3ObjectStore(client("s3", timeouts)),
+        executions=StepFunctionsStarter(client("stepfunctions", timeouts), settings.state_machine_arn),
+        dead_letters=SqsDeadLetters(client("sqs", timeouts), settings.dlq_url),
         settings=settings,
-        deadline=Deadline(remaining_ms=context.get_remaining_time_in_millis, reserve_ms=RESERVE_MS),
+        deadline=Deadline(
+            remaining_ms=context.get_remaining_time_in_millis,
+            reserve_ms=RESERVE_MS,
+            attempt_ms=timeouts.attempt_ms,
+        ),
     )
     failures: list[dict[str, str]] = []
     for record in event.get("Records", []):

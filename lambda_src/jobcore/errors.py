@@ -8,6 +8,8 @@ infrastructure change (stacks/constructs/segmented_job.py names them).
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 # botocore error codes that mean "try again later": throttling, capacity and server-side hiccups.
@@ -78,6 +80,11 @@ class InputNotFoundError(PermanentError):
     """The job's input object (or its bucket) does not exist."""
 
 
+class InputChangedError(PermanentError):
+    """The input object is no longer the version the job was accepted with: reading on would mix two
+    versions in one output. The message names both ETags."""
+
+
 class AccessDeniedError(PermanentError):
     """The function's role may not do what the job needs."""
 
@@ -129,3 +136,37 @@ def error_code(error: BaseException) -> str | None:
     """The AWS error code of a botocore ClientError, else None."""
     parts = _client_error_parts(error)
     return parts[0] if parts else None
+
+
+# -- errors as people read them: {type, message}, no stack trace, no host paths ---------------------------
+
+# An absolute file path (two or more components), not the `//bucket/key` of an s3:// URI.
+_PATH = re.compile(r"(?<![\w:/.])/(?:[\w.@+-]+/)+([\w.@+-]+)")
+# Lambda prefixes runtime failures with the request they ended.
+_REQUEST_PREFIX = re.compile(r"^RequestId: [0-9a-fA-F-]+ Error: ")
+MAX_MESSAGE_CHARS = 4096
+
+
+def clean_message(text: str) -> str:
+    """One readable line: Lambda's request prefix and host paths (to their file name) removed, cut."""
+    message = _REQUEST_PREFIX.sub("", " ".join(str(text).split()))
+    return _PATH.sub(r"\1", message)[:MAX_MESSAGE_CHARS]
+
+
+def job_error(error_type: str, cause: Any) -> dict[str, str]:
+    """The `{type, message}` a job record, a DLQ message and the CLI carry, from an error name and its
+    cause as Step Functions passes it on: for a Lambda failure the cause is the function's error document
+    (`{errorType, errorMessage, stackTrace}`), whose message is what a person needs."""
+    message = str(cause or "")
+    try:
+        document = json.loads(message)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and "errorMessage" in document:
+        message = str(document.get("errorMessage") or "")
+        error_type = str(document.get("errorType") or error_type)
+    return {"type": error_type or "Error", "message": clean_message(message) or error_type or "Error"}
+
+
+def error_of(error: BaseException) -> dict[str, str]:
+    return job_error(type(error).__name__, str(error))

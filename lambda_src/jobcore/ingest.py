@@ -6,9 +6,15 @@
   had been accepted), and the record is acknowledged.
 - A transient problem raises TransientError: the handler reports the record in `batchItemFailures`, SQS
   redelivers it, and after maxReceiveCount the queue's redrive moves it to the DLQ.
+- Accepting pins the input: its ETag (and VersionId) and size as found now go into the job record, and
+  every read of the job asks for exactly that version. A missing or forbidden input makes the job FAILED
+  at once, with the reason.
 - Accepting is idempotent: a conditional put of the PENDING record, then StartExecution named
   `{job_id}-a{attempt}-e0`; a duplicate delivery finds the record and the execution already there.
-- A FAILED job that arrives again (a redrive from the DLQ) resumes from its checkpoint in attempt + 1.
+- A FAILED job that arrives again (a redrive from the DLQ) resumes from its checkpoint in attempt + 1 if its
+  input is the pinned version; if the input changed, resuming would mix two versions in one output, so the
+  redrive is refused (InputChangedError) unless the request asks for `restart`: a new attempt from offset 0
+  on the input as it is now, into a fresh output location.
 """
 
 from __future__ import annotations
@@ -22,9 +28,18 @@ from enum import StrEnum
 from typing import TypeVar
 
 from jobcore import retry
-from jobcore.errors import PermanentError, TransientError, ValidationError
-from jobcore.model import FAILED, PENDING, REJECTED, JobRecord, execution_name, utc_now
-from jobcore.ports import DeadLetters, ExecutionStarter, JobStore
+from jobcore.errors import InputChangedError, PermanentError, TransientError, ValidationError, error_of
+from jobcore.model import (
+    FAILED,
+    PENDING,
+    REJECTED,
+    InputPin,
+    JobRecord,
+    execution_name,
+    split_s3_uri,
+    utc_now,
+)
+from jobcore.ports import DeadLetters, ExecutionStarter, JobStore, ObjectStore
 from jobcore.request import JobRequest, job_id_of, parse_request
 from jobcore.settings import Settings
 
@@ -38,8 +53,10 @@ class Outcome(StrEnum):
     STARTED = "started"
     DUPLICATE = "duplicate"
     RESUMED = "resumed"
+    RESTARTED = "restarted"
     REJECTED = "rejected"
     FAILED = "failed"
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,31 +77,34 @@ class Ingest:
         self,
         *,
         jobs: JobStore,
+        objects: ObjectStore,
         executions: ExecutionStarter,
         dead_letters: DeadLetters,
         settings: Settings,
         deadline: retry.Deadline,
+        policy: retry.RetryPolicy | None = None,
         now: Callable[[], str] = utc_now,
         epoch: Callable[[], float] = time.time,
     ) -> None:
         self._jobs = jobs
+        self._objects = objects
         self._executions = executions
         self._dead_letters = dead_letters
         self._settings = settings
         self._deadline = deadline
+        self._policy = policy
         self._now = now
         self._epoch = epoch
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        return retry.call(fn, what=what, deadline=self._deadline)
+        return retry.call(fn, what=what, deadline=self._deadline, policy=self._policy)
 
     def handle(self, message: IngestMessage) -> Outcome:
         try:
             request = parse_request(
                 message.body,
                 default_job_id=message.job_id_attribute or message.message_id,
-                fault_injection_allowed=self._settings.fault_injection_allowed,
-                environment=self._settings.environment,
+                rules=self._settings.request_rules,
             )
         except ValidationError as error:
             job_id = job_id_of(message.body) or message.job_id_attribute
@@ -95,30 +115,53 @@ class Ingest:
             # The job id belongs to another job: reject this request, leave that job alone.
             return self._reject(message, error, job_id=None, dlq_job_id=request.job_id)
         except PermanentError as error:
+            # e.g. StartExecution refused for good: retrying the message cannot help.
             return self._fail(message, request.job_id, error)
 
-    def _record(self, message: IngestMessage, request: JobRequest) -> JobRecord:
+    def _inspect(self, uri: str) -> InputPin | PermanentError:
+        """The input's current version, or the permanent reason it cannot be read (transient errors raise)."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            return self._call("head input", lambda: self._objects.head(bucket, key))
+        except PermanentError as error:
+            return error
+
+    def _record(
+        self, message: IngestMessage, request: JobRequest, found: InputPin | PermanentError
+    ) -> JobRecord:
         now = self._now()
+        pin = found if isinstance(found, InputPin) else None
         return JobRecord(
             job_id=request.job_id,
-            status=PENDING,
+            status=FAILED if pin is None else PENDING,
             input=request.input,
             transform=request.transform,
             chunk_bytes=request.chunk_bytes or self._settings.default_chunk_bytes,
-            output_prefix=f"s3://{self._settings.data_bucket_name}/out/{request.job_id}/",
+            output_prefix=f"{self._settings.output_location}{request.job_id}/",
+            input_bytes=pin.size if pin else None,
+            input_etag=pin.etag if pin else None,
+            input_version=pin.version_id if pin else None,
+            max_reject_ratio=request.max_reject_ratio,
             fault_injection=request.fault_injection,
             request=message.body,
             source_message_id=message.source_message_id,
+            error=error_of(found) if isinstance(found, PermanentError) else None,
             created_at=now,
             updated_at=now,
             expires_at=int(self._epoch()) + self._settings.job_ttl_days * 86_400,
         )
 
     def _accept(self, message: IngestMessage, request: JobRequest) -> Outcome:
-        record = self._record(message, request)
+        found = self._inspect(request.input)
+        record = self._record(message, request, found)
         if self._call("create job", lambda: self._jobs.create(record)):
+            if isinstance(found, PermanentError):
+                # Created FAILED with the reason: a redrive once the input exists resumes it like any other.
+                log.error("job failed at once", extra={"job_id": record.job_id, "reason": str(found)})
+                self._send_to_dlq(message, found, record.job_id)
+                return Outcome.FAILED
             self._start(message, record.job_id, attempt=1)
-            log.info("job accepted", extra={"job_id": record.job_id})
+            log.info("job accepted", extra={"job_id": record.job_id, "input_etag": record.input_etag})
             return Outcome.STARTED
         existing = self._call_get(record.job_id)
         if not _same_request(existing, record):
@@ -132,22 +175,97 @@ class Ingest:
             started = self._start(message, existing.job_id, attempt=existing.attempt)
             return Outcome.STARTED if started else Outcome.DUPLICATE
         if existing.status == FAILED:
-            resumed = self._call(
-                "resume job",
-                lambda: self._jobs.resume(
-                    existing.job_id, failed_attempt=existing.attempt, updated_at=self._now()
-                ),
-            )
-            if not resumed:
-                raise TransientError(f"job {existing.job_id} changed while resuming; will retry")
-            self._start(message, existing.job_id, attempt=existing.attempt + 1)
-            log.info(
-                "failed job resumed from its checkpoint",
-                extra={"job_id": existing.job_id, "attempt": existing.attempt + 1, "cursor": existing.cursor},
-            )
-            return Outcome.RESUMED
+            return self._redrive(message, request, existing, found)
         log.info("duplicate request ignored", extra={"job_id": existing.job_id, "status": existing.status})
         return Outcome.DUPLICATE
+
+    def _redrive(
+        self,
+        message: IngestMessage,
+        request: JobRequest,
+        existing: JobRecord,
+        found: InputPin | PermanentError,
+    ) -> Outcome:
+        """A FAILED job arriving again: resume it, restart it, or say why neither can be done."""
+        if isinstance(found, PermanentError):
+            return self._refuse(message, existing, found)
+        pinned = existing.pin
+        changed = pinned is not None and (pinned.etag, pinned.version_id) != (found.etag, found.version_id)
+        attempt = existing.attempt + 1
+        if request.restart:
+            output_prefix = f"{self._settings.output_location}{existing.job_id}.restart-{attempt}/"
+            applied = self._call(
+                "restart job",
+                lambda: self._jobs.restart(
+                    existing.job_id,
+                    failed_attempt=existing.attempt,
+                    pin=found,
+                    output_prefix=output_prefix,
+                    updated_at=self._now(),
+                ),
+            )
+            outcome = Outcome.RESTARTED
+        elif changed:
+            assert pinned is not None
+            return self._refuse(
+                message,
+                existing,
+                InputChangedError(
+                    f"input {existing.input} changed since attempt {existing.attempt} began (ETag {pinned.etag} "
+                    f"then, {found.etag} now): resuming would mix two versions in one output. Redrive with a "
+                    'restart (`pipeline dlq redrive --restart`, or "restart": true in the request) to start '
+                    "over on the new version into a fresh output location"
+                ),
+            )
+        else:
+            applied = self._call(
+                "resume job",
+                lambda: self._jobs.resume(
+                    existing.job_id,
+                    failed_attempt=existing.attempt,
+                    pin=found if pinned is None else None,
+                    updated_at=self._now(),
+                ),
+            )
+            outcome = Outcome.RESUMED
+        if not applied:
+            raise TransientError(f"job {existing.job_id} changed while being redriven; will retry")
+        self._start(message, existing.job_id, attempt=attempt)
+        log.info(
+            "failed job redriven",
+            extra={
+                "job_id": existing.job_id,
+                "attempt": attempt,
+                "how": outcome.value,
+                "cursor": existing.cursor,
+            },
+        )
+        return outcome
+
+    def _refuse(self, message: IngestMessage, existing: JobRecord, error: PermanentError) -> Outcome:
+        """The job stays FAILED, its error says why; the request goes back to the DLQ with that reason."""
+        log.warning("redrive refused", extra={"job_id": existing.job_id, "reason": str(error)})
+        self._call(
+            "record refusal",
+            lambda: self._jobs.refuse(
+                existing.job_id, attempt=existing.attempt, error=error_of(error), updated_at=self._now()
+            ),
+        )
+        self._send_to_dlq(message, error, existing.job_id)
+        return Outcome.REFUSED
+
+    def _fail(self, message: IngestMessage, job_id: str, error: PermanentError) -> Outcome:
+        log.error("job could not be started", extra={"job_id": job_id, "reason": str(error)})
+        existing = self._call("read job", lambda: self._jobs.get(job_id))
+        if existing is not None:
+            self._call(
+                "mark job failed",
+                lambda: self._jobs.fail(
+                    job_id, attempt=existing.attempt, error=error_of(error), updated_at=self._now()
+                ),
+            )
+        self._send_to_dlq(message, error, job_id)
+        return Outcome.FAILED
 
     def _call_get(self, job_id: str) -> JobRecord:
         existing = self._call("read job", lambda: self._jobs.get(job_id))
@@ -167,9 +285,10 @@ class Ingest:
         return self._call("start execution", lambda: self._executions.start(name=name, payload=payload))
 
     def _send_to_dlq(self, message: IngestMessage, error: Exception, job_id: str | None) -> None:
+        reason = error_of(error)
         attributes = {
-            "error_type": type(error).__name__,
-            "error_message": str(error)[:MAX_REASON_CHARS],
+            "error_type": reason["type"],
+            "error_message": reason["message"][:MAX_REASON_CHARS],
             "source_message_id": message.source_message_id,
         }
         if job_id:
@@ -203,7 +322,7 @@ class Ingest:
                 # Cut: a DynamoDB item holds 400 KB, and the full body is in the DLQ message anyway.
                 request=message.body[:MAX_REASON_CHARS],
                 source_message_id=message.source_message_id,
-                error={"type": type(error).__name__, "cause": str(error)[:MAX_REASON_CHARS]},
+                error=error_of(error),
                 created_at=now,
                 updated_at=now,
                 expires_at=int(self._epoch()) + self._settings.job_ttl_days * 86_400,
@@ -212,21 +331,18 @@ class Ingest:
         self._send_to_dlq(message, error, job_id or dlq_job_id)
         return Outcome.REJECTED
 
-    def _fail(self, message: IngestMessage, job_id: str, error: PermanentError) -> Outcome:
-        log.error("job could not be started", extra={"job_id": job_id, "reason": str(error)})
-        failure = {"type": type(error).__name__, "cause": str(error)[:MAX_REASON_CHARS]}
-        self._call("mark job failed", lambda: self._jobs.fail(job_id, error=failure, updated_at=self._now()))
-        self._send_to_dlq(message, error, job_id)
-        return Outcome.FAILED
-
 
 def _same_request(existing: JobRecord, new: JobRecord) -> bool:
-    return (existing.input, existing.transform, existing.chunk_bytes, existing.fault_injection) == (
-        new.input,
-        new.transform,
-        new.chunk_bytes,
-        new.fault_injection,
-    )
+    def identity(record: JobRecord) -> tuple[object, ...]:
+        return (
+            record.input,
+            record.transform,
+            record.chunk_bytes,
+            record.fault_injection,
+            record.max_reject_ratio,
+        )
+
+    return identity(existing) == identity(new)
 
 
 def _string_field(body: str, name: str) -> str:

@@ -32,10 +32,41 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+@dataclass(frozen=True)
+class S3Location:
+    """`s3://bucket/prefix`: a place inputs may be read from or outputs written to (config decides which,
+    for the ingest's validation and the functions' IAM grants alike)."""
+
+    bucket: str
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Location:
+        bucket, key = split_s3_uri(uri)
+        return cls(bucket, key)
+
+    def contains(self, uri: str) -> bool:
+        bucket, key = split_s3_uri(uri)
+        return bucket == self.bucket and key.startswith(self.prefix)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class FaultInjection:
     transient_error_rate: float
     seed: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputPin:
+    """The input object as the ingest found it: every read of the job asks for exactly this version."""
+
+    etag: str
+    size: int
+    # Set where the bucket is versioned: reads then name the version itself.
+    version_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,12 +80,20 @@ class JobRecord:
     attempt: int = 1
     cursor: int = 0
     input_bytes: int | None = None
+    # ETag (and VersionId) of the input pinned at ingest; None only for a job whose input was missing then.
+    input_etag: str | None = None
+    input_version: str | None = None
+    # The job's own reject-ratio limit (never above the environment's); None: the environment's.
+    max_reject_ratio: float | None = None
     records_in: int = 0
     records_out: int = 0
     records_rejected: int = 0
+    records_blank: int = 0
     bytes_in: int = 0
     segments: int = 0
     executions: int = 0
+    # Set while the cursor is inside a line longer than the limit: where that line began.
+    long_line_from: int | None = None
     # Learned duration of one chunk (ms), so a new invocation's time guard starts informed.
     chunk_ms: int = 0
     fault_injection: FaultInjection | None = None
@@ -64,6 +103,12 @@ class JobRecord:
     created_at: str = ""
     updated_at: str = ""
     expires_at: int = 0
+
+    @property
+    def pin(self) -> InputPin | None:
+        if self.input_etag is None or self.input_bytes is None:
+            return None
+        return InputPin(etag=self.input_etag, size=self.input_bytes, version_id=self.input_version)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +124,10 @@ class Checkpoint:
     records_in: int
     records_out: int
     records_rejected: int
+    records_blank: int
     bytes_in: int
     segments: int
     chunk_ms: int
     updated_at: str
+    # The new value (None: the cursor is at a line start).
+    long_line_from: int | None = None

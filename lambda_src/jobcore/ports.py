@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from jobcore.model import Checkpoint, JobRecord
+from jobcore.model import Checkpoint, InputPin, JobRecord
 
 
 class ObjectStore(Protocol):
-    def size(self, bucket: str, key: str) -> int:
-        """Object size in bytes; raises InputNotFoundError / AccessDeniedError."""
+    def head(self, bucket: str, key: str) -> InputPin:
+        """The object's current ETag, VersionId and size; raises InputNotFoundError / AccessDeniedError."""
         ...
 
-    def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
-        """Bytes [start, end) of the object."""
+    def read_range(self, bucket: str, key: str, start: int, end: int, *, pin: InputPin | None) -> bytes:
+        """Bytes [start, end) of the object, of exactly the pinned version when `pin` is given; raises
+        InputChangedError when that version is gone."""
         ...
 
     def write(self, bucket: str, key: str, body: bytes) -> None: ...
@@ -35,12 +36,25 @@ class JobStore(Protocol):
         """Put a REJECTED record unless a job with that id exists already (it is never overwritten)."""
         ...
 
-    def resume(self, job_id: str, *, failed_attempt: int, updated_at: str) -> bool:
-        """FAILED in `failed_attempt` -> PENDING in attempt + 1, keeping the checkpoint."""
+    def resume(self, job_id: str, *, failed_attempt: int, pin: InputPin | None, updated_at: str) -> bool:
+        """FAILED in `failed_attempt` -> PENDING in attempt + 1, keeping the checkpoint (and recording
+        `pin` when the job had none: its input was missing when it was accepted)."""
         ...
 
-    def fail(self, job_id: str, *, error: dict[str, str], updated_at: str) -> bool:
-        """PENDING/RUNNING -> FAILED with the error."""
+    def restart(
+        self, job_id: str, *, failed_attempt: int, pin: InputPin, output_prefix: str, updated_at: str
+    ) -> bool:
+        """FAILED in `failed_attempt` -> PENDING in attempt + 1 from offset 0, counters reset, pinned to
+        `pin`, writing under `output_prefix` (a fresh location: no output mixes two versions)."""
+        ...
+
+    def fail(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> JobRecord | None:
+        """PENDING/RUNNING in `attempt` -> FAILED with the error; the record after, or None when the job
+        was not PENDING/RUNNING in that attempt (already failed, finished, cancelled or superseded)."""
+        ...
+
+    def refuse(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> bool:
+        """A FAILED job (still in `attempt`) stays FAILED, its error replaced by why a redrive was refused."""
         ...
 
 

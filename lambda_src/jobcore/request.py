@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobcore.errors import ValidationError
-from jobcore.model import FaultInjection
+from jobcore.model import FaultInjection, S3Location
 from jobcore.transforms import DEFAULT_TRANSFORM, TRANSFORMS
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -23,8 +23,18 @@ MAX_BODY_BYTES = 256 * 1024
 MIN_CHUNK_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 64 * 1024 * 1024
 MAX_FAULT_RATE = 0.9
-FIELDS = ("job_id", "input", "transform", "chunk_bytes", "fault_injection")
+FIELDS = ("job_id", "input", "transform", "chunk_bytes", "max_reject_ratio", "restart", "fault_injection")
 FAULT_FIELDS = ("transient_error_rate", "seed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestRules:
+    """What the environment allows: where inputs may come from, the reject-ratio ceiling, fault injection."""
+
+    environment: str
+    input_locations: tuple[S3Location, ...]
+    max_reject_ratio: float
+    fault_injection_allowed: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +44,9 @@ class JobRequest:
     transform: str
     chunk_bytes: int | None
     fault_injection: FaultInjection | None
+    max_reject_ratio: float | None = None
+    # Redrive of a FAILED job: start over (offset 0, the input as it is now, a fresh output location).
+    restart: bool = False
 
 
 def _is_int(value: Any) -> bool:
@@ -80,7 +93,7 @@ def _job_id(data: dict[str, Any], default: str) -> str:
     return job_id
 
 
-def _input(data: dict[str, Any]) -> str:
+def _input(data: dict[str, Any], locations: tuple[S3Location, ...]) -> str:
     if "input" not in data:
         raise ValidationError("input", "required")
     uri = data["input"]
@@ -88,6 +101,12 @@ def _input(data: dict[str, Any]) -> str:
         raise ValidationError("input", "must be a string")
     if not S3_URI.match(uri):
         raise ValidationError("input", f"{uri[:200]!r} must be an s3://bucket/key URI")
+    if not any(location.contains(uri) for location in locations):
+        allowed = ", ".join(str(location) for location in locations)
+        raise ValidationError(
+            "input",
+            f"{uri[:200]!r} is outside the allowed input locations ({allowed}): the worker may read only there",
+        )
     return uri
 
 
@@ -115,13 +134,28 @@ def _chunk_bytes(data: dict[str, Any]) -> int | None:
     return int(chunk_bytes)
 
 
-def parse_request(
-    body: str,
-    *,
-    default_job_id: str,
-    fault_injection_allowed: bool,
-    environment: str,
-) -> JobRequest:
+def _max_reject_ratio(data: dict[str, Any], ceiling: float) -> float | None:
+    if "max_reject_ratio" not in data:
+        return None
+    ratio = data["max_reject_ratio"]
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
+        raise ValidationError("max_reject_ratio", "must be a number")
+    if not 0 <= ratio <= ceiling:
+        raise ValidationError(
+            "max_reject_ratio",
+            f"{ratio} must be within 0..{ceiling} (this environment's limit; a job may only lower it)",
+        )
+    return float(ratio)
+
+
+def _restart(data: dict[str, Any]) -> bool:
+    restart = data.get("restart", False)
+    if not isinstance(restart, bool):
+        raise ValidationError("restart", "must be true or false")
+    return restart
+
+
+def parse_request(body: str, *, default_job_id: str, rules: RequestRules) -> JobRequest:
     size = len(body.encode("utf-8"))
     if size > MAX_BODY_BYTES:
         raise ValidationError("body", f"is {size} bytes: must be at most {MAX_BODY_BYTES}")
@@ -137,12 +171,14 @@ def parse_request(
     fault = None
     if "fault_injection" in data:
         fault = _fault_injection(
-            data["fault_injection"], allowed=fault_injection_allowed, environment=environment
+            data["fault_injection"], allowed=rules.fault_injection_allowed, environment=rules.environment
         )
     return JobRequest(
         job_id=_job_id(data, default_job_id),
-        input=_input(data),
+        input=_input(data, rules.input_locations),
         transform=_transform(data),
         chunk_bytes=_chunk_bytes(data),
         fault_injection=fault,
+        max_reject_ratio=_max_reject_ratio(data, rules.max_reject_ratio),
+        restart=_restart(data),
     )

@@ -1,6 +1,6 @@
 """Retries for downstream calls: exponential backoff with full jitter, bounded by attempts *and* by the
 invocation's remaining time, so a retry never sleeps past the deadline and the function is never killed
-while waiting. botocore's own retry mode (see jobcore.aws) handles the first, quick layer."""
+while waiting. It is the only retry layer inside Lambda: botocore makes one attempt per call (jobcore.aws)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,15 @@ class Deadline:
 
     remaining_ms: Callable[[], int]
     reserve_ms: int = 0
+    # The longest one attempt can take (the clients' connect + read timeouts): no attempt starts unless
+    # that much usable time is left, so no call outlives the invocation.
+    attempt_ms: int = 0
 
     def usable_ms(self) -> int:
         return self.remaining_ms() - self.reserve_ms
+
+    def fits_attempt(self, after_ms: float = 0) -> bool:
+        return self.usable_ms() - after_ms >= self.attempt_ms
 
     @staticmethod
     def unlimited() -> Deadline:
@@ -49,6 +55,8 @@ def call(fn: Callable[[], T], *, what: str, deadline: Deadline, policy: RetryPol
     """Run `fn`; retry transient failures; raise the classified error when out of attempts or time.
     Errors we cannot classify (bugs) propagate unchanged."""
     policy = policy or RetryPolicy()
+    if not deadline.fits_attempt():
+        raise TransientError(f"{what}: too little time left in this invocation for another attempt")
     for attempt in range(1, policy.attempts + 1):
         try:
             return fn()
@@ -56,7 +64,9 @@ def call(fn: Callable[[], T], *, what: str, deadline: Deadline, policy: RetryPol
             error = classify(raw)
             delay = policy.delay(attempt)
             retry = isinstance(error, TransientError) and attempt < policy.attempts
-            if retry and deadline.usable_ms() - delay * 1000 <= 0:
+            if retry and (
+                deadline.usable_ms() - delay * 1000 <= 0 or not deadline.fits_attempt(delay * 1000)
+            ):
                 log.warning("%s: out of time after %d attempts: %s", what, attempt, error)
                 retry = False
             if not retry:

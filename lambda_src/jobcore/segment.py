@@ -6,7 +6,11 @@ Invariants:
   part holds, so a retried or duplicated chunk rewrites the same object with the same bytes.
 - A checkpoint advances the cursor only from the value this invocation read (JobStore.checkpoint); a part
   written but not checkpointed (a crash in between) is rewritten identically by the next attempt.
-- Memory holds one range plus one partial line, whatever the input size.
+- Memory holds one range plus one partial line of at most `max_line_bytes`, whatever the input size: a
+  longer line is skipped range by range (the cursor checkpointed inside it, `long_line_from` remembering
+  where it began) and becomes one reject where its newline falls, the same reject it gives when seen whole.
+- Every read asks for the input version pinned at ingest (ETag, VersionId): a changed input is a permanent
+  InputChangedError, never an output mixing two versions.
 - A chunk is started only when the remaining time minus the safety margin covers the expected chunk time
   (the largest seen, persisted in the record); the first chunk of an invocation always runs, so every
   segment makes progress.
@@ -14,11 +18,12 @@ Invariants:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jobcore import retry
 from jobcore.errors import (
@@ -28,7 +33,16 @@ from jobcore.errors import (
     TransientError,
     ValidationError,
 )
-from jobcore.lines import join_lines, process_lines, split_complete
+from jobcore.lines import (
+    BOM,
+    REJECT_PREVIEW_BYTES,
+    ChunkResult,
+    LineLimits,
+    join_lines,
+    oversized_reject,
+    process_lines,
+    split_complete,
+)
 from jobcore.model import CANCELLED, RUNNING, SUCCEEDED, Checkpoint, JobRecord, split_s3_uri
 from jobcore.ports import JobStore, ObjectStore
 from jobcore.transforms import TRANSFORMS
@@ -48,6 +62,8 @@ class SegmentRequest:
     execution: int = 0
     segments_in_execution: int = 0
     retry_count: int = 0
+    # `$$.Execution.StartTime` of the running execution (ISO-8601): the time-based hand-over reads it.
+    execution_started_at: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +72,11 @@ class SegmentLimits:
     max_chunks: int = 0  # 0 = bounded by time only
     max_reject_ratio: float = 1.0
     fault_injection_allowed: bool = False
+    lines: LineLimits = field(default_factory=LineLimits)
+    # Ask for a continue-as-new once the execution has run this long (None: by segment count only).
+    handover_after_seconds: int | None = None
+    # The longest one downstream call may take (jobcore.aws.CallTimeouts.attempt_ms).
+    attempt_ms: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,11 +92,13 @@ class SegmentResult:
     bytes_in: int
     remaining_ms: int
     stale: bool = False
+    hand_over: bool = False
 
     def as_payload(self) -> dict[str, object]:
         return {
             "job_id": self.job_id,
             "done": self.done,
+            "hand_over": self.hand_over,
             "cursor": self.cursor,
             "segments_in_execution": self.segments_in_execution,
             "chunks": self.chunks,
@@ -142,7 +165,11 @@ class _Segment:
         self.limits = limits
         self.now = now
         self.clock = clock
-        self.deadline = retry.Deadline(remaining_ms=remaining_ms, reserve_ms=limits.safety_margin_ms // 2)
+        self.deadline = retry.Deadline(
+            remaining_ms=remaining_ms, reserve_ms=limits.safety_margin_ms // 2, attempt_ms=limits.attempt_ms
+        )
+        # A chunk starts only if its calls can: the margin, or the reserve plus one whole attempt.
+        self.guard_ms = max(limits.safety_margin_ms, self.deadline.reserve_ms + limits.attempt_ms)
         transform = TRANSFORMS.get(record.transform)
         if transform is None:
             raise ValidationError("transform", f"{record.transform!r} is not a registered transform")
@@ -152,16 +179,29 @@ class _Segment:
         self.cursor = record.cursor
         self.read_pos = record.cursor
         self.carry = b""
+        self.long_line_from = record.long_line_from
         self.chunk_ms = record.chunk_ms
         self.chunks = 0
-        self.totals = {"records_in": 0, "records_out": 0, "records_rejected": 0, "bytes_in": 0}
+        self.totals = {
+            "records_in": 0,
+            "records_out": 0,
+            "records_rejected": 0,
+            "records_blank": 0,
+            "bytes_in": 0,
+        }
         self.counted_segment = False
-        size = record.input_bytes
-        if size is None:
-            size = retry.call(
-                lambda: objects.size(self.in_bucket, self.in_key), what="head input", deadline=self.deadline
+        # A job accepted before inputs were pinned reads the version it finds now, for this invocation.
+        pin = record.pin
+        if pin is None:
+            pin = retry.call(
+                lambda: objects.head(self.in_bucket, self.in_key), what="head input", deadline=self.deadline
             )
-        self.size: int = size
+        self.pin = pin
+        self.size: int = pin.size
+        job_ratio = record.max_reject_ratio
+        self.max_reject_ratio = (
+            limits.max_reject_ratio if job_ratio is None else min(job_ratio, limits.max_reject_ratio)
+        )
 
     @property
     def done(self) -> bool:
@@ -173,43 +213,80 @@ class _Segment:
         # The first chunk needs only the margin: a job whose chunk cannot fit a whole invocation would
         # otherwise loop through empty segments forever (the config keeps the margin under half the timeout).
         expected = self.chunk_ms * CHUNK_TIME_FACTOR if self.chunks else 0
-        return self.remaining_ms() - self.limits.safety_margin_ms > expected
+        return self.remaining_ms() - self.guard_ms > expected
 
     def run_chunk(self) -> bool:
         """Read the next range, process its complete lines, write the parts, checkpoint. False when the
         checkpoint lost to another writer (this invocation is stale and must stop)."""
         started = self.clock()
         b = self.record.chunk_bytes
-        end = min((self.read_pos // b + 1) * b, self.size)
-        data = self.carry + self._read(self.read_pos, end)
+        start = self.read_pos
+        end = min((start // b + 1) * b, self.size)
+        data = self._read(start, end)
         at_end = end >= self.size
-        complete, self.carry = split_complete(data, at_end=at_end)
         self.read_pos = end
-        if not complete:
-            return True  # a line longer than the range: keep reading, nothing to commit yet
-        self.chunks += 1
-        offset = (end - 1) // b * b
-        _inject_fault(self.record, self.request, offset, self.limits.fault_injection_allowed)
-        result = process_lines(complete, start_offset=self.cursor, transform=self.transform)
-        if result.output:
-            self._write(f"{self.out_prefix}{part_name(offset)}", join_lines(result.output))
-        if result.rejects:
-            self._write(f"{self.out_prefix}rejects/{part_name(offset)}", join_lines(result.rejects))
+        before = ChunkResult()
+        if self.long_line_from is not None:
+            newline = data.find(b"\n")
+            if newline < 0 and not at_end:
+                return self._commit(None, b"", end, started, offset=None)  # still inside the long line
+            line_end = start + newline if newline >= 0 else end
+            before.rejects.append(self._long_line_reject(line_end))
+            self.long_line_from = None
+            data = data[newline + 1 :] if newline >= 0 else b""
+            start = line_end + 1 if newline >= 0 else end
+        data = self.carry + data
+        line_start = start - len(self.carry)
+        complete, self.carry = split_complete(data, at_end=at_end)
+        if not complete and not before.rejects:
+            if len(self.carry) <= self.limits.lines.max_line_bytes:
+                return True  # a line longer than the range: keep reading, nothing to commit yet
+            # Too long to hold: skip the rest of it range by range, remembering where it began.
+            self.long_line_from = line_start
+            self.carry = b""
+            return self._commit(None, b"", end, started, offset=None)
+        result = process_lines(
+            complete, start_offset=line_start, transform=self.transform, limits=self.limits.lines
+        )
+        result.prepend(before)
+        new_cursor = line_start + len(complete)
+        return self._commit(result, complete, new_cursor, started, offset=(end - 1) // b * b)
+
+    def _commit(
+        self,
+        result: ChunkResult | None,
+        complete: bytes,
+        new_cursor: int,
+        started: float,
+        *,
+        offset: int | None,
+    ) -> bool:
+        """Write the chunk's parts (if it produced any), then checkpoint `new_cursor`."""
+        if result is not None and offset is not None:
+            self.chunks += 1
+            _inject_fault(self.record, self.request, offset, self.limits.fault_injection_allowed)
+            if result.output:
+                self._write(f"{self.out_prefix}{part_name(offset)}", join_lines(result.output))
+            if result.rejects:
+                self._write(f"{self.out_prefix}rejects/{part_name(offset)}", join_lines(result.rejects))
+        counts = result or ChunkResult()
         elapsed_ms = int((self.clock() - started) * 1000)
         self.chunk_ms = max(self.chunk_ms, elapsed_ms)
         checkpoint = Checkpoint(
             job_id=self.record.job_id,
             attempt=self.request.attempt,
             old_cursor=self.cursor,
-            new_cursor=self.cursor + len(complete),
+            new_cursor=new_cursor,
             input_bytes=self.size,
-            records_in=result.records_in,
-            records_out=result.records_out,
-            records_rejected=result.records_rejected,
-            bytes_in=len(complete),
+            records_in=counts.records_in,
+            records_out=counts.records_out,
+            records_rejected=counts.records_rejected,
+            records_blank=counts.records_blank,
+            bytes_in=new_cursor - self.cursor,
             segments=0 if self.counted_segment else 1,
             chunk_ms=self.chunk_ms,
             updated_at=self.now(),
+            long_line_from=self.long_line_from,
         )
         applied = retry.call(
             lambda: self.jobs.checkpoint(checkpoint), what="checkpoint", deadline=self.deadline
@@ -218,25 +295,35 @@ class _Segment:
             return False
         self.counted_segment = True
         self.cursor = checkpoint.new_cursor
-        self.totals["records_in"] += result.records_in
-        self.totals["records_out"] += result.records_out
-        self.totals["records_rejected"] += result.records_rejected
-        self.totals["bytes_in"] += len(complete)
+        self.totals["records_in"] += counts.records_in
+        self.totals["records_out"] += counts.records_out
+        self.totals["records_rejected"] += counts.records_rejected
+        self.totals["records_blank"] += counts.records_blank
+        self.totals["bytes_in"] += checkpoint.bytes_in
         log.info(
             "checkpoint",
             extra={
                 "cursor": self.cursor,
                 "chunk_offset": offset,
-                "records": result.records_in,
+                "records": counts.records_in,
                 "ms": elapsed_ms,
+                "long_line_from": self.long_line_from,
             },
         )
         self._check_reject_ratio()
         return True
 
+    def _long_line_reject(self, line_end: int) -> bytes:
+        """The reject of the long line that began at `long_line_from` and ends at `line_end` (its newline,
+        or the end of the input), identical to the one process_lines gives a long line it sees whole."""
+        begin = self.long_line_from
+        assert begin is not None
+        head = self._read(begin, min(begin + REJECT_PREVIEW_BYTES + len(BOM), line_end))
+        return oversized_reject(begin, head, line_end - begin, self.limits.lines)
+
     def _read(self, start: int, end: int) -> bytes:
         return retry.call(
-            lambda: self.objects.read_range(self.in_bucket, self.in_key, start, end),
+            lambda: self.objects.read_range(self.in_bucket, self.in_key, start, end, pin=self.pin),
             what="read input range",
             deadline=self.deadline,
         )
@@ -249,10 +336,11 @@ class _Segment:
     def _check_reject_ratio(self) -> None:
         records_in = self.record.records_in + self.totals["records_in"]
         rejected = self.record.records_rejected + self.totals["records_rejected"]
-        if records_in >= REJECT_RATIO_MIN_RECORDS and rejected / records_in > self.limits.max_reject_ratio:
+        limit = self.max_reject_ratio
+        if records_in >= REJECT_RATIO_MIN_RECORDS and rejected / records_in > limit:
             raise RejectRatioExceededError(
                 f"{rejected} of {records_in} records rejected ({rejected / records_in:.1%}), over the "
-                f"allowed {self.limits.max_reject_ratio:.1%}; see the rejects under {self.record.output_prefix}rejects/"
+                f"allowed {limit:.1%}; see the rejects under {self.record.output_prefix}rejects/"
             )
 
     def explain_lost_race(self) -> int:
@@ -266,6 +354,19 @@ class _Segment:
         return current.cursor
 
 
+def _elapsed_seconds(started_at: str | None, epoch: Callable[[], float]) -> float | None:
+    if not started_at:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+    except ValueError:
+        log.warning("unreadable execution start time %r: no time-based hand-over", started_at)
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return epoch() - moment.timestamp()
+
+
 def run_segment(
     request: SegmentRequest,
     *,
@@ -275,6 +376,7 @@ def run_segment(
     limits: SegmentLimits,
     now: Callable[[], str],
     clock: Callable[[], float] = time.monotonic,
+    epoch: Callable[[], float] = time.time,
 ) -> SegmentResult:
     record = _load(jobs, request)
     segments = request.segments_in_execution + 1
@@ -299,6 +401,12 @@ def run_segment(
             stale = True
             segment.cursor = segment.explain_lost_race()
             break
+    elapsed = _elapsed_seconds(request.execution_started_at, epoch)
+    hand_over = (
+        limits.handover_after_seconds is not None
+        and elapsed is not None
+        and elapsed >= limits.handover_after_seconds
+    )
     return SegmentResult(
         job_id=record.job_id,
         done=segment.done,
@@ -311,4 +419,5 @@ def run_segment(
         bytes_in=segment.totals["bytes_in"],
         remaining_ms=remaining_ms(),
         stale=stale,
+        hand_over=hand_over and not segment.done,
     )

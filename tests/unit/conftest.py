@@ -15,6 +15,7 @@ from moto import mock_aws
 REGION = "us-east-1"
 TABLE = "jobs"
 BUCKET = "data-bucket"
+INPUT_KEYS = ("in/a.jsonl", "in/other.jsonl")
 
 
 @dataclass
@@ -64,7 +65,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     from jobcore import aws as jobcore_aws
 
-    jobcore_aws.client.cache_clear()
+    jobcore_aws._client.cache_clear()
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
         ddb.create_table(
@@ -89,6 +90,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         )
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
+        # The inputs the ingest tests name: the ingest pins an input (HEAD) before accepting its job.
+        for key in INPUT_KEYS:
+            s3.put_object(Bucket=BUCKET, Key=key, Body=b'{"a": 1}\n')
         sqs = boto3.client("sqs", region_name=REGION)
         dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -108,7 +112,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         )["stateMachineArn"]
         for name, value in {
             "JOB_TABLE_NAME": TABLE,
-            "DATA_BUCKET_NAME": BUCKET,
+            "INPUT_LOCATIONS": json.dumps([f"s3://{BUCKET}/"]),
+            "OUTPUT_LOCATION": f"s3://{BUCKET}/out/",
+            "EXECUTION_TIMEOUT_MINUTES": "30",
             "DLQ_URL": dlq_url,
             "STATE_MACHINE_ARN": arn,
             "ENVIRONMENT": "dev",
@@ -120,13 +126,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             "MAX_REJECT_RATIO": "0.5",
         }.items():
             monkeypatch.setenv(name, value)
-        from handlers import ingest, worker
+        from handlers import failures, ingest, worker
 
-        ingest._settings.cache_clear()
-        worker._settings.cache_clear()
+        for module in (ingest, worker, failures):
+            module._settings.cache_clear()
         yield Aws(
             ddb=ddb, s3=s3, sqs=sqs, sfn=sfn, dlq_url=dlq_url, queue_url=queue_url, state_machine_arn=arn
         )
         ingest._settings.cache_clear()
         worker._settings.cache_clear()
-    jobcore_aws.client.cache_clear()
+    jobcore_aws._client.cache_clear()

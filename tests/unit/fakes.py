@@ -4,11 +4,12 @@ Lambda context whose remaining time the test controls."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobcore.errors import InputNotFoundError, TransientError
-from jobcore.model import FAILED, PENDING, REJECTED, RUNNING, Checkpoint, JobRecord
+from jobcore.errors import InputChangedError, InputNotFoundError, TransientError
+from jobcore.model import FAILED, PENDING, REJECTED, RUNNING, Checkpoint, InputPin, JobRecord
 
 
 class FakeClock:
@@ -40,6 +41,10 @@ class FakeContext:
         return self.clock.remaining_ms()
 
 
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.md5(body).hexdigest() + '"'
+
+
 class MemoryObjects:
     """An ObjectStore in memory. `on_read` lets a test spend time or fail on a read."""
 
@@ -53,16 +58,22 @@ class MemoryObjects:
     def put(self, uri_bucket: str, key: str, body: bytes) -> None:
         self.objects[(uri_bucket, key)] = body
 
-    def size(self, bucket: str, key: str) -> int:
+    def head(self, bucket: str, key: str) -> InputPin:
         if (bucket, key) not in self.objects:
             raise InputNotFoundError(f"input s3://{bucket}/{key} does not exist")
-        return len(self.objects[(bucket, key)])
+        body = self.objects[(bucket, key)]
+        return InputPin(etag=etag_of(body), size=len(body))
 
-    def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+    def read_range(self, bucket: str, key: str, start: int, end: int, *, pin: InputPin | None) -> bytes:
         self.reads.append((start, end))
         if self.on_read is not None:
             self.on_read(start, end)
-        return self.objects[(bucket, key)][start:end]
+        body = self.objects[(bucket, key)]
+        if pin is not None and etag_of(body) != pin.etag:
+            raise InputChangedError(
+                f"input s3://{bucket}/{key} changed: ETag {pin.etag} then, {etag_of(body)} now"
+            )
+        return body[start:end]
 
     def write(self, bucket: str, key: str, body: bytes) -> None:
         if self.fail_writes:
@@ -117,30 +128,69 @@ class MemoryJobs:
             records_in=current.records_in + checkpoint.records_in,
             records_out=current.records_out + checkpoint.records_out,
             records_rejected=current.records_rejected + checkpoint.records_rejected,
+            records_blank=current.records_blank + checkpoint.records_blank,
             bytes_in=current.bytes_in + checkpoint.bytes_in,
             segments=current.segments + checkpoint.segments,
+            long_line_from=checkpoint.long_line_from,
             updated_at=checkpoint.updated_at,
         )
         return True
 
-    def resume(self, job_id: str, *, failed_attempt: int, updated_at: str) -> bool:
+    def resume(self, job_id: str, *, failed_attempt: int, pin: InputPin | None, updated_at: str) -> bool:
+        current = self.records[job_id]
+        if (current.status, current.attempt) != (FAILED, failed_attempt):
+            return False
+        pinned = _pinned(pin) if pin is not None else {}
+        self.records[job_id] = dataclasses.replace(
+            current, status=PENDING, attempt=failed_attempt + 1, error=None, updated_at=updated_at, **pinned
+        )
+        return True
+
+    def restart(
+        self, job_id: str, *, failed_attempt: int, pin: InputPin, output_prefix: str, updated_at: str
+    ) -> bool:
         current = self.records[job_id]
         if (current.status, current.attempt) != (FAILED, failed_attempt):
             return False
         self.records[job_id] = dataclasses.replace(
-            current, status=PENDING, attempt=failed_attempt + 1, error=None, updated_at=updated_at
+            current,
+            status=PENDING,
+            attempt=failed_attempt + 1,
+            error=None,
+            updated_at=updated_at,
+            output_prefix=output_prefix,
+            cursor=0,
+            records_in=0,
+            records_out=0,
+            records_rejected=0,
+            records_blank=0,
+            bytes_in=0,
+            segments=0,
+            long_line_from=None,
+            **_pinned(pin),
         )
         return True
 
-    def fail(self, job_id: str, *, error: dict[str, str], updated_at: str) -> bool:
-        current = self.records[job_id]
-        if current.status not in (PENDING, RUNNING):
-            return False
+    def fail(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> JobRecord | None:
+        current = self.records.get(job_id)
+        if current is None or current.status not in (PENDING, RUNNING) or current.attempt != attempt:
+            return None
         self.records[job_id] = dataclasses.replace(current, status=FAILED, error=error, updated_at=updated_at)
+        return self.records[job_id]
+
+    def refuse(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> bool:
+        current = self.records.get(job_id)
+        if current is None or (current.status, current.attempt) != (FAILED, attempt):
+            return False
+        self.records[job_id] = dataclasses.replace(current, error=error, updated_at=updated_at)
         return True
 
     def set_status(self, job_id: str, status: str) -> None:
         self.records[job_id] = dataclasses.replace(self.records[job_id], status=status)
+
+
+def _pinned(pin: InputPin) -> dict[str, Any]:
+    return {"input_etag": pin.etag, "input_bytes": pin.size, "input_version": pin.version_id}
 
 
 def running_job(

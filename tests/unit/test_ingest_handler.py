@@ -108,7 +108,7 @@ def test_permanent_errors_go_to_the_dlq_at_once_with_their_reason(
         assert attributes["job_id"] == job_id
         job = aws.job(job_id)
         assert job is not None and job["status"] == "REJECTED"
-        assert job["error"]["type"] == "ValidationError" and rule in job["error"]["cause"]
+        assert job["error"]["type"] == "ValidationError" and rule in job["error"]["message"]
 
 
 def test_fault_injection_is_refused_where_the_environment_forbids_it(

@@ -124,3 +124,40 @@ def test_unknown_errors_propagate_unchanged() -> None:
     with pytest.raises(KeyError):
         retry.call(fn, what="x", deadline=retry.Deadline.unlimited())
     assert calls["n"] == 1
+
+
+# --- one retry layer in Lambda; timeouts from the invocation's time ----------------------------------
+
+
+@pytest.mark.parametrize("budget_ms", [2_000, 8_000, 10_000, 28_000, 300_000, 900_000])
+def test_clients_make_one_attempt_with_timeouts_that_fit_the_invocation(budget_ms: int) -> None:
+    from jobcore.aws import call_timeouts, client
+
+    timeouts = call_timeouts(budget_ms)
+    config = client("s3", timeouts).meta.config
+    assert config.retries["total_max_attempts"] == 1, "jobcore.retry is the only retry layer in Lambda"
+    assert (config.connect_timeout, config.read_timeout) == (timeouts.connect_s, timeouts.read_s)
+    assert timeouts.attempt_ms <= max(budget_ms / 4, 2_000), "one attempt takes at most a quarter of the time"
+    assert timeouts.read_s >= 1 and timeouts.connect_s >= 1
+
+
+def test_an_attempt_that_could_outlive_the_invocation_is_never_started() -> None:
+    fn, calls = failing(0, KeyError("unused"))
+    deadline = retry.Deadline(remaining_ms=lambda: 2_500, reserve_ms=1_000, attempt_ms=2_000)
+    with pytest.raises(TransientError, match="too little time"):
+        retry.call(fn, what="read", deadline=deadline)
+    assert calls["n"] == 0
+
+
+def test_no_retry_is_started_when_the_next_attempt_would_not_fit() -> None:
+    rec = Recorder(remaining_ms=4_000)
+    fn, calls = failing(10, client_error("SlowDown", 503))
+    policy = retry.RetryPolicy(
+        attempts=10, base_delay_s=0.5, max_delay_s=0.5, sleep=rec.sleep, random=lambda: 1.0
+    )
+    deadline = retry.Deadline(remaining_ms=lambda: rec.remaining, reserve_ms=1_000, attempt_ms=2_000)
+    with pytest.raises(TransientError):
+        retry.call(fn, what="read", deadline=deadline, policy=policy)
+    # 4.0 s: attempt (fits 3.0 usable), sleep 0.5 -> 3.5 s: 2.5 usable >= 2.0, attempt, sleep -> 3.0 s:
+    # 2.0 usable, attempt; the next sleep would leave 1.5 usable < 2.0: stop.
+    assert calls["n"] == 3

@@ -315,3 +315,49 @@ def test_output_equals_one_shot_reference_for_any_cut(
     assert record.records_out == len(out.splitlines()) and record.records_rejected == len(
         rejects.splitlines()
     )
+
+
+# --- time-based hand-over ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("started_at", "hand_over"),
+    [
+        ("2026-11-23T00:00:00.000Z", True),  # 2 h before `now`: past the 1 h limit
+        ("2026-11-23T01:30:00.000Z", False),
+        ("2026-11-23T00:00:00.123456+00:00", True),  # moto's isoformat
+        (None, False),
+        ("not a time", False),
+    ],
+)
+def test_a_segment_asks_for_a_hand_over_once_the_execution_has_run_long_enough(
+    started_at: str | None, hand_over: bool
+) -> None:
+    jobs, objects = setup(lines_input(40), chunk_bytes=200)
+    clock = FakeClock()
+    result = run_segment(
+        SegmentRequest(job_id="job-1", attempt=1, execution_started_at=started_at),
+        jobs=jobs,
+        objects=objects,
+        remaining_ms=clock.remaining_ms,
+        limits=SegmentLimits(safety_margin_ms=1_000, max_chunks=1, handover_after_seconds=3600),
+        now=lambda: NOW,
+        clock=clock.monotonic,
+        epoch=lambda: 1_795_399_200.0,  # 2026-11-23T02:00:00Z
+    )
+    assert not result.done
+    assert result.hand_over is hand_over
+    assert result.as_payload()["hand_over"] is hand_over
+
+
+def test_a_finished_job_never_asks_for_a_hand_over() -> None:
+    jobs, objects = setup(lines_input(3))
+    result = run_segment(
+        SegmentRequest(job_id="job-1", attempt=1, execution_started_at="2020-01-01T00:00:00.000Z"),
+        jobs=jobs,
+        objects=objects,
+        remaining_ms=FakeClock().remaining_ms,
+        limits=SegmentLimits(safety_margin_ms=1_000, handover_after_seconds=60),
+        now=lambda: NOW,
+    )
+    assert result.done and not result.hand_over

@@ -56,7 +56,7 @@ def test_domain_logs_are_structured_json_with_the_job_keys(aws: Aws) -> None:
             h.setStream(stream)  # type: ignore[attr-defined]
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
     checkpoint = next(line for line in lines if line.get("message") == "checkpoint")
-    assert checkpoint["location"].startswith("run_chunk:"), "logged by jobcore.segment"
+    assert checkpoint["location"].startswith("_commit:"), "logged by jobcore.segment"
     assert (checkpoint["job_id"], checkpoint["attempt"], checkpoint["segment"]) == ("job-1", 1, 1)
     assert checkpoint["cursor"] == 90 and checkpoint["level"] == "INFO"
 
@@ -83,7 +83,7 @@ def test_segments_run_the_job_to_the_end(aws: Aws, monkeypatch: pytest.MonkeyPat
 
 
 def test_missing_input_raises_input_not_found(aws: Aws) -> None:
-    submit(aws, b"")
+    submit(aws, b'{"a": 1}\n')
     aws.s3.delete_object(Bucket=BUCKET, Key="in/job-1.jsonl")
     with pytest.raises(InputNotFoundError, match="does not exist"):
         handler(payload(), FakeContext())

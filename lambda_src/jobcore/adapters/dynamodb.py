@@ -1,5 +1,5 @@
-"""DynamoDB as the JobStore. Every write is conditional; a failed condition is an answer (False), not an
-error, because duplicates and races are normal in an at-least-once pipeline."""
+"""DynamoDB as the JobStore. Every write is conditional; a failed condition is an answer (False or None),
+not an error, because duplicates and races are normal in an at-least-once pipeline."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from decimal import Decimal
 from typing import Any
 
 from jobcore.errors import error_code
-from jobcore.model import FAILED, PENDING, REJECTED, RUNNING, Checkpoint, FaultInjection, JobRecord
+from jobcore.model import (
+    FAILED,
+    PENDING,
+    REJECTED,
+    RUNNING,
+    Checkpoint,
+    FaultInjection,
+    InputPin,
+    JobRecord,
+)
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 _INT_FIELDS = (
@@ -16,6 +25,7 @@ _INT_FIELDS = (
     "records_in",
     "records_out",
     "records_rejected",
+    "records_blank",
     "bytes_in",
     "segments",
     "executions",
@@ -23,6 +33,9 @@ _INT_FIELDS = (
     "chunk_bytes",
     "expires_at",
 )
+# Attributes set only when they have a value (DynamoDB has no "null" we want to read back as one).
+_OPTIONAL_INT_FIELDS = ("input_bytes", "long_line_from")
+_OPTIONAL_STR_FIELDS = ("input_etag", "input_version")
 
 
 def _serializer() -> Any:
@@ -43,25 +56,18 @@ def to_item(record: JobRecord) -> dict[str, Any]:
         "status": record.status,
         "input": record.input,
         "transform": record.transform,
-        "chunk_bytes": record.chunk_bytes,
         "output_prefix": record.output_prefix,
-        "attempt": record.attempt,
-        "cursor": record.cursor,
-        "records_in": record.records_in,
-        "records_out": record.records_out,
-        "records_rejected": record.records_rejected,
-        "bytes_in": record.bytes_in,
-        "segments": record.segments,
-        "executions": record.executions,
-        "chunk_ms": record.chunk_ms,
         "request": record.request,
         "source_message_id": record.source_message_id,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
-        "expires_at": record.expires_at,
     }
-    if record.input_bytes is not None:
-        plain["input_bytes"] = record.input_bytes
+    plain.update({name: getattr(record, name) for name in _INT_FIELDS})
+    for name in (*_OPTIONAL_INT_FIELDS, *_OPTIONAL_STR_FIELDS):
+        if getattr(record, name) is not None:
+            plain[name] = getattr(record, name)
+    if record.max_reject_ratio is not None:
+        plain["max_reject_ratio"] = Decimal(str(record.max_reject_ratio))
     if record.fault_injection is not None:
         plain["fault_injection"] = {
             "transient_error_rate": Decimal(str(record.fault_injection.transient_error_rate)),
@@ -76,7 +82,9 @@ def to_item(record: JobRecord) -> dict[str, Any]:
 def from_item(item: dict[str, Any]) -> JobRecord:
     deserializer = _deserializer()
     plain = {key: deserializer.deserialize(value) for key, value in item.items()}
-    numbers = {name: int(plain.get(name, 0)) for name in _INT_FIELDS}
+    fields: dict[str, Any] = {name: int(plain.get(name, 0)) for name in _INT_FIELDS}
+    fields.update({name: int(plain[name]) if name in plain else None for name in _OPTIONAL_INT_FIELDS})
+    fields.update({name: str(plain[name]) if name in plain else None for name in _OPTIONAL_STR_FIELDS})
     fault = plain.get("fault_injection")
     return JobRecord(
         job_id=str(plain["job_id"]),
@@ -84,7 +92,7 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         input=str(plain.get("input", "")),
         transform=str(plain.get("transform", "")),
         output_prefix=str(plain.get("output_prefix", "")),
-        input_bytes=int(plain["input_bytes"]) if "input_bytes" in plain else None,
+        max_reject_ratio=float(plain["max_reject_ratio"]) if "max_reject_ratio" in plain else None,
         fault_injection=FaultInjection(
             transient_error_rate=float(fault["transient_error_rate"]), seed=int(fault["seed"])
         )
@@ -97,8 +105,22 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         else None,
         created_at=str(plain.get("created_at", "")),
         updated_at=str(plain.get("updated_at", "")),
-        **numbers,
+        **fields,
     )
+
+
+def _error_map(error: dict[str, str]) -> dict[str, Any]:
+    return {"M": {key: {"S": value} for key, value in error.items()}}
+
+
+def _pin_values(pin: InputPin) -> tuple[str, dict[str, Any]]:
+    """SET clauses and values that record `pin` (VersionId removed where the bucket has none)."""
+    values: dict[str, Any] = {":etag": {"S": pin.etag}, ":size": {"N": str(pin.size)}}
+    clauses = "input_etag = :etag, input_bytes = :size"
+    if pin.version_id:
+        values[":version"] = {"S": pin.version_id}
+        clauses += ", input_version = :version"
+    return clauses, values
 
 
 class DynamoJobStore:
@@ -106,14 +128,19 @@ class DynamoJobStore:
         self._ddb = client
         self._table = table_name
 
-    def _update(self, **kwargs: Any) -> bool:
+    def _update(self, job_id: str, *, returns: str = "NONE", **kwargs: Any) -> dict[str, Any] | None:
+        """The item after the update (with `returns="ALL_NEW"`; else empty), or None when the condition
+        failed."""
         try:
-            self._ddb.update_item(TableName=self._table, **kwargs)
+            response = self._ddb.update_item(
+                TableName=self._table, Key={"job_id": {"S": job_id}}, ReturnValues=returns, **kwargs
+            )
         except Exception as error:
             if error_code(error) == CONDITION_FAILED:
-                return False
+                return None
             raise
-        return True
+        attributes: dict[str, Any] = response.get("Attributes", {})
+        return attributes
 
     def _put_new(self, record: JobRecord) -> bool:
         try:
@@ -144,73 +171,148 @@ class DynamoJobStore:
 
     def checkpoint(self, checkpoint: Checkpoint) -> bool:
         c = checkpoint
-        return self._update(
-            Key={"job_id": {"S": c.job_id}},
-            # Every attribute by name: DynamoDB reserves words such as CURSOR and SEGMENTS.
-            UpdateExpression=(
-                "SET #cursor = :new, #input_bytes = :size, #chunk_ms = :chunk_ms, #updated_at = :now "
-                "ADD #records_in :in, #records_out :out, #records_rejected :rejected, #bytes_in :bytes, "
-                "#segments :seg"
-            ),
-            ConditionExpression="#cursor = :old AND #status = :running AND #attempt = :attempt",
-            ExpressionAttributeNames={
-                f"#{name}": name
-                for name in (
-                    "cursor",
-                    "status",
-                    "attempt",
-                    "input_bytes",
-                    "chunk_ms",
-                    "updated_at",
-                    "records_in",
-                    "records_out",
-                    "records_rejected",
-                    "bytes_in",
-                    "segments",
-                )
-            },
-            ExpressionAttributeValues={
-                ":new": {"N": str(c.new_cursor)},
-                ":old": {"N": str(c.old_cursor)},
-                ":size": {"N": str(c.input_bytes)},
-                ":chunk_ms": {"N": str(c.chunk_ms)},
-                ":now": {"S": c.updated_at},
-                ":in": {"N": str(c.records_in)},
-                ":out": {"N": str(c.records_out)},
-                ":rejected": {"N": str(c.records_rejected)},
-                ":bytes": {"N": str(c.bytes_in)},
-                ":seg": {"N": str(c.segments)},
-                ":running": {"S": RUNNING},
-                ":attempt": {"N": str(c.attempt)},
-            },
+        values: dict[str, Any] = {
+            ":new": {"N": str(c.new_cursor)},
+            ":old": {"N": str(c.old_cursor)},
+            ":size": {"N": str(c.input_bytes)},
+            ":chunk_ms": {"N": str(c.chunk_ms)},
+            ":now": {"S": c.updated_at},
+            ":in": {"N": str(c.records_in)},
+            ":out": {"N": str(c.records_out)},
+            ":rejected": {"N": str(c.records_rejected)},
+            ":blank": {"N": str(c.records_blank)},
+            ":bytes": {"N": str(c.bytes_in)},
+            ":seg": {"N": str(c.segments)},
+            ":running": {"S": RUNNING},
+            ":attempt": {"N": str(c.attempt)},
+        }
+        long_line = "REMOVE #long_line_from"
+        if c.long_line_from is not None:
+            long_line = ""
+            values[":long_line_from"] = {"N": str(c.long_line_from)}
+        return (
+            self._update(
+                c.job_id,
+                # Every attribute by name: DynamoDB reserves words such as CURSOR and SEGMENTS.
+                UpdateExpression=(
+                    "SET #cursor = :new, #input_bytes = :size, #chunk_ms = :chunk_ms, #updated_at = :now"
+                    + (", #long_line_from = :long_line_from" if c.long_line_from is not None else "")
+                    + " ADD #records_in :in, #records_out :out, #records_rejected :rejected, "
+                    "#records_blank :blank, #bytes_in :bytes, #segments :seg " + long_line
+                ),
+                ConditionExpression="#cursor = :old AND #status = :running AND #attempt = :attempt",
+                ExpressionAttributeNames={
+                    f"#{name}": name
+                    for name in (
+                        "cursor",
+                        "status",
+                        "attempt",
+                        "input_bytes",
+                        "chunk_ms",
+                        "updated_at",
+                        "records_in",
+                        "records_out",
+                        "records_rejected",
+                        "records_blank",
+                        "bytes_in",
+                        "segments",
+                        "long_line_from",
+                    )
+                },
+                ExpressionAttributeValues=values,
+            )
+            is not None
         )
 
-    def resume(self, job_id: str, *, failed_attempt: int, updated_at: str) -> bool:
-        return self._update(
-            Key={"job_id": {"S": job_id}},
-            UpdateExpression="SET #status = :pending, #attempt = :next, updated_at = :now REMOVE #error",
-            ConditionExpression="#status = :failed AND #attempt = :attempt",
-            ExpressionAttributeNames={"#status": "status", "#attempt": "attempt", "#error": "error"},
-            ExpressionAttributeValues={
-                ":pending": {"S": PENDING},
-                ":failed": {"S": FAILED},
-                ":attempt": {"N": str(failed_attempt)},
-                ":next": {"N": str(failed_attempt + 1)},
-                ":now": {"S": updated_at},
-            },
+    def resume(self, job_id: str, *, failed_attempt: int, pin: InputPin | None, updated_at: str) -> bool:
+        pin_clause, values = _pin_values(pin) if pin is not None else ("", {})
+        return (
+            self._update(
+                job_id,
+                UpdateExpression="SET #status = :pending, #attempt = :next, updated_at = :now"
+                + (f", {pin_clause}" if pin_clause else "")
+                + " REMOVE #error",
+                ConditionExpression="#status = :failed AND #attempt = :attempt",
+                ExpressionAttributeNames={"#status": "status", "#attempt": "attempt", "#error": "error"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":pending": {"S": PENDING},
+                    ":failed": {"S": FAILED},
+                    ":attempt": {"N": str(failed_attempt)},
+                    ":next": {"N": str(failed_attempt + 1)},
+                    ":now": {"S": updated_at},
+                },
+            )
+            is not None
         )
 
-    def fail(self, job_id: str, *, error: dict[str, str], updated_at: str) -> bool:
-        return self._update(
-            Key={"job_id": {"S": job_id}},
+    def restart(
+        self, job_id: str, *, failed_attempt: int, pin: InputPin, output_prefix: str, updated_at: str
+    ) -> bool:
+        pin_clause, values = _pin_values(pin)
+        zero = {"N": "0"}
+        return (
+            self._update(
+                job_id,
+                UpdateExpression=(
+                    "SET #status = :pending, #attempt = :next, updated_at = :now, output_prefix = :out, "
+                    "#cursor = :zero, records_in = :zero, records_out = :zero, records_rejected = :zero, "
+                    f"records_blank = :zero, bytes_in = :zero, #segments = :zero, {pin_clause} "
+                    "REMOVE #error, long_line_from" + ("" if pin.version_id else ", input_version")
+                ),
+                ConditionExpression="#status = :failed AND #attempt = :attempt",
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#attempt": "attempt",
+                    "#error": "error",
+                    "#cursor": "cursor",
+                    "#segments": "segments",
+                },
+                ExpressionAttributeValues={
+                    **values,
+                    ":pending": {"S": PENDING},
+                    ":failed": {"S": FAILED},
+                    ":attempt": {"N": str(failed_attempt)},
+                    ":next": {"N": str(failed_attempt + 1)},
+                    ":now": {"S": updated_at},
+                    ":out": {"S": output_prefix},
+                    ":zero": zero,
+                },
+            )
+            is not None
+        )
+
+    def fail(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> JobRecord | None:
+        item = self._update(
+            job_id,
+            returns="ALL_NEW",
             UpdateExpression="SET #status = :failed, #error = :error, updated_at = :now",
-            ConditionExpression="#status IN (:pending, :running)",
-            ExpressionAttributeNames={"#status": "status", "#error": "error"},
+            ConditionExpression="#status IN (:pending, :running) AND #attempt = :attempt",
+            ExpressionAttributeNames={"#status": "status", "#error": "error", "#attempt": "attempt"},
             ExpressionAttributeValues={
                 ":failed": {"S": FAILED},
                 ":pending": {"S": PENDING},
                 ":running": {"S": RUNNING},
-                ":error": {"M": {k: {"S": v} for k, v in error.items()}},
+                ":attempt": {"N": str(attempt)},
+                ":error": _error_map(error),
                 ":now": {"S": updated_at},
             },
+        )
+        return from_item(item) if item is not None else None
+
+    def refuse(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> bool:
+        return (
+            self._update(
+                job_id,
+                UpdateExpression="SET #error = :error, updated_at = :now",
+                ConditionExpression="#status = :failed AND #attempt = :attempt",
+                ExpressionAttributeNames={"#status": "status", "#error": "error", "#attempt": "attempt"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": FAILED},
+                    ":attempt": {"N": str(attempt)},
+                    ":error": _error_map(error),
+                    ":now": {"S": updated_at},
+                },
+            )
+            is not None
         )

@@ -1,17 +1,22 @@
-"""S3 as the ObjectStore: ranged GETs in, whole-part PUTs out."""
+"""S3 as the ObjectStore: HEAD to pin an input, ranged GETs of exactly the pinned version, whole-part PUTs."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from jobcore.errors import InputNotFoundError, classify
+from jobcore.errors import InputChangedError, InputNotFoundError, classify, error_code
+from jobcore.model import InputPin
+
+# S3's answers when a conditional or versioned read no longer finds the pinned version.
+# InvalidRange too: the pinned size makes every range valid for the pinned version.
+_CHANGED_CODES = frozenset({"PreconditionFailed", "412", "NoSuchVersion", "InvalidRange"})
 
 
 class S3ObjectStore:
     def __init__(self, client: Any) -> None:
         self._s3 = client
 
-    def size(self, bucket: str, key: str) -> int:
+    def head(self, bucket: str, key: str) -> InputPin:
         try:
             head = self._s3.head_object(Bucket=bucket, Key=key)
         except Exception as raw:
@@ -19,14 +24,43 @@ class S3ObjectStore:
             if isinstance(error, InputNotFoundError):
                 raise InputNotFoundError(f"input s3://{bucket}/{key} does not exist") from raw
             raise
-        return int(head["ContentLength"])
+        version = head.get("VersionId")
+        return InputPin(
+            etag=str(head["ETag"]),
+            size=int(head["ContentLength"]),
+            # "null" is the version of an object written before versioning was enabled: not a pin.
+            version_id=str(version) if version and version != "null" else None,
+        )
 
-    def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+    def read_range(self, bucket: str, key: str, start: int, end: int, *, pin: InputPin | None) -> bytes:
         if end <= start:
             return b""
-        response = self._s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+        request: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+        if pin is not None:
+            request["IfMatch"] = pin.etag
+            if pin.version_id:
+                request["VersionId"] = pin.version_id
+        try:
+            response = self._s3.get_object(**request)
+        except Exception as raw:
+            if pin is not None and error_code(raw) in _CHANGED_CODES:
+                raise InputChangedError(self._changed(bucket, key, pin)) from raw
+            if isinstance(classify(raw), InputNotFoundError):
+                raise InputNotFoundError(f"input s3://{bucket}/{key} does not exist (deleted?)") from raw
+            raise
         body: bytes = response["Body"].read()
         return body
+
+    def _changed(self, bucket: str, key: str, pin: InputPin) -> str:
+        try:
+            now = f"now ETag {self.head(bucket, key).etag}"
+        except Exception:  # noqa: BLE001 - the message is best effort; the error stands either way
+            now = "now unreadable"
+        return (
+            f"input s3://{bucket}/{key} changed while the job ran: accepted with ETag {pin.etag}, {now}; "
+            "the parts written so far stay, nothing more is read. To process the new version, redrive "
+            "with a restart (`pipeline dlq redrive --restart`): it starts over into a fresh output location"
+        )
 
     def write(self, bucket: str, key: str, body: bytes) -> None:
         self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
