@@ -27,6 +27,26 @@ class FunctionConfig:
     reserved_concurrency: int | None = None
 
 
+@dataclass(frozen=True)
+class Location:
+    """An S3 location: `bucket` None is the environment's data bucket (its name is known at deploy only)."""
+
+    bucket: str | None
+    prefix: str = ""
+
+
+DATA_BUCKET = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocationsConfig:
+    """The single source of where jobs may read and write: the ingest validates `input` against `inputs`,
+    and the same locations become the worker's (and the ingest's HEAD) IAM grants."""
+
+    inputs: tuple[Location, ...] = (Location(DATA_BUCKET),)
+    output: Location = Location(DATA_BUCKET, "out/")
+
+
 @dataclass(frozen=True, kw_only=True)
 class IngestConfig:
     function: FunctionConfig
@@ -47,7 +67,10 @@ class WorkerConfig:
     default_chunk_bytes: int
     # 0 = segments bounded by time only. A cap makes small inputs span many segments (local demo).
     max_chunks_per_segment: int = 0
+    # The environment's ceiling; a job may lower it with `max_reject_ratio` in its request.
     max_reject_ratio: float = 0.05
+    # A longer line is a reject (memory holds at most one range plus one line of this size).
+    max_line_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +82,12 @@ class StateMachineConfig:
     retry_max_attempts: int
     retry_backoff_rate: float
     retry_max_delay_seconds: int
+    # Continue-as-new once an execution has run this long, whatever its segment count: the execution
+    # timeout must cover this plus one whole worst-case pass (rules.check_execution_timeout).
+    handover_after_minutes: int
+    # A worker whose environment died (Runtime.ExitError, OOM, Sandbox.Timedout) is retried from its
+    # checkpoint this many times, with the same full-jitter backoff, before the job fails.
+    crash_retry_max_attempts: int = 3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +117,9 @@ class EnvironmentConfig:
     worker: WorkerConfig
     state_machine: StateMachineConfig
     alarms: AlarmConfig
+    # Records job failures for the state machine and the execution watchdog.
+    failures: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=30)
+    locations: LocationsConfig = LocationsConfig()
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -99,6 +131,22 @@ class EnvironmentConfig:
             batching_window_seconds=self.ingest.max_batching_window_seconds,
         )
 
+    @property
+    def longest_pass_seconds(self) -> rules.PassTime:
+        """One worst-case pass of the segment loop, as the execution-timeout rule counts it."""
+        sm = self.state_machine
+        return rules.longest_pass(
+            worker_timeout_seconds=self.worker.function.timeout_seconds,
+            recorder_timeout_seconds=self.failures.timeout_seconds,
+            retry=rules.RetryShape(
+                interval_seconds=sm.retry_interval_seconds,
+                backoff_rate=sm.retry_backoff_rate,
+                max_delay_seconds=sm.retry_max_delay_seconds,
+            ),
+            transient_attempts=sm.retry_max_attempts,
+            crash_attempts=sm.crash_retry_max_attempts,
+        )
+
     def validate(self) -> EnvironmentConfig:
         """Fail fast, with the numbers, on any rule a deployed pipeline would break."""
         problems: list[str] = []
@@ -108,7 +156,14 @@ class EnvironmentConfig:
             batching_window_seconds=self.ingest.max_batching_window_seconds,
         )
         problems += rules.check_segment_budget(
-            self.state_machine.segment_budget, retry_max_attempts=self.state_machine.retry_max_attempts
+            self.state_machine.segment_budget,
+            retry_max_attempts=self.state_machine.retry_max_attempts
+            + self.state_machine.crash_retry_max_attempts,
+        )
+        problems += rules.check_execution_timeout(
+            execution_timeout_minutes=self.state_machine.execution_timeout_minutes,
+            handover_after_minutes=self.state_machine.handover_after_minutes,
+            pass_seconds=self.longest_pass_seconds,
         )
         problems += rules.check_max_receive_count(self.ingest.max_receive_count)
         problems += rules.check_log_retention(self.log_retention_days)
@@ -140,9 +195,26 @@ class EnvironmentConfig:
         problems += rules.check_range(
             "worker.max_chunks_per_segment", self.worker.max_chunks_per_segment, 0, 1_000_000
         )
+        problems += rules.check_range(
+            "worker.max_line_bytes", self.worker.max_line_bytes, 1024, 64 * 1024 * 1024
+        )
+        problems += rules.check_range(
+            "state_machine.crash_retry_max_attempts", self.state_machine.crash_retry_max_attempts, 0, 10
+        )
+        problems += rules.check_range(
+            "state_machine.handover_after_minutes", self.state_machine.handover_after_minutes, 1, 525_600
+        )
+        problems += rules.check_locations(
+            inputs=[(loc.bucket, loc.prefix) for loc in self.locations.inputs],
+            output=(self.locations.output.bucket, self.locations.output.prefix),
+        )
         if not 0.0 <= self.worker.max_reject_ratio <= 1.0:
             problems.append(f"worker.max_reject_ratio is {self.worker.max_reject_ratio}: must be within 0..1")
-        for label, fn in (("ingest", self.ingest.function), ("worker", self.worker.function)):
+        for label, fn in (
+            ("ingest", self.ingest.function),
+            ("worker", self.worker.function),
+            ("failures", self.failures),
+        ):
             problems += rules.check_range(f"{label}.function.timeout_seconds", fn.timeout_seconds, 1, 900)
             problems += rules.check_range(f"{label}.function.memory_mb", fn.memory_mb, 128, 10_240)
             if fn.reserved_concurrency is not None:
@@ -225,8 +297,10 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
             retry_max_attempts=6,
             retry_backoff_rate=1.5,
             retry_max_delay_seconds=2,
+            handover_after_minutes=10,
         ),
         alarms=AlarmConfig(email=None, queue_age_threshold_seconds=60, evaluation_period_seconds=60),
+        failures=FunctionConfig(memory_mb=256, timeout_seconds=10),
         tags={"project": "resilient-pipeline", "environment": "local"},
     ),
     "dev": EnvironmentConfig(
@@ -260,6 +334,7 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
             retry_max_attempts=6,
             retry_backoff_rate=2.0,
             retry_max_delay_seconds=60,
+            handover_after_minutes=12 * 60,
         ),
         alarms=AlarmConfig(email=None, queue_age_threshold_seconds=600),
         tags={"project": "resilient-pipeline", "environment": "dev"},

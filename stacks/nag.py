@@ -9,13 +9,14 @@ from aws_cdk import Acknowledgment, CfnResource, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import Construct, IConstruct
 
-from stacks.constructs.data_bucket import OUTPUT_PREFIX
-
 if TYPE_CHECKING:
+    from aws_cdk import aws_sqs as sqs
+
     from stacks.constructs.data_bucket import DataBucket
     from stacks.constructs.ingest_queue import IngestQueue
     from stacks.constructs.pipeline_function import PipelineFunction
     from stacks.constructs.segmented_job import SegmentedJobStateMachine
+    from stacks.pipeline_stack import _Locations
 
 XRAY_REASON = (
     "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (resource must be *)"
@@ -53,33 +54,40 @@ def acknowledge_pipeline(
     *,
     ingest: PipelineFunction,
     worker: PipelineFunction,
+    failures: PipelineFunction,
     jobs: SegmentedJobStateMachine,
     queues: IngestQueue,
-    data_bucket_name_export: str,
+    watchdog_dead_letters: sqs.IQueue,
+    locations: _Locations,
 ) -> None:
-    # cdk-nag renders an unresolved partition as <AWS::Partition>; a stack with a concrete account and
-    # region gets a literal one.
-    partition = Stack.of(worker).partition
-    rendered_partition = "<AWS::Partition>" if Token.is_unresolved(partition) else partition
-    bucket_arn = f"arn:{rendered_partition}:s3:::{data_bucket_name_export}"
-    for function in (ingest, worker):
+    for function in (ingest, worker, failures):
         _ack(_default_policy(function), "AwsSolutions::AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+    for function in (ingest, worker):
         _ack(
             function.function,
             "Serverless::Serverless-LambdaDLQ",
             "Invoked synchronously (by the SQS poller and by Step Functions), never asynchronously: failures "
-            "go to the ingest queue's DLQ by redrive and by the state machine's SendToDLQ, not to a Lambda DLQ",
+            "go to the ingest queue's DLQ by redrive and by the state machine's failure path, not to a Lambda DLQ",
         )
-    worker_policy = _default_policy(worker)
     _ack(
-        worker_policy,
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/*]",
-        "The worker reads job inputs (any key the job names) from the data bucket with s3:GetObject only",
+        failures.function,
+        "Serverless::Serverless-LambdaDLQ",
+        "Invoked synchronously by Step Functions and asynchronously by the watchdog's EventBridge rule, whose "
+        "target has its own retry policy and dead-letter queue (an event it cannot deliver lands there)",
     )
+    for role in (ingest, worker):
+        for location in locations.inputs:
+            _ack(
+                _default_policy(role),
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{_rendered_objects_arn(location)}]",
+                "Job inputs are any key under an allowed input location (config.locations.inputs); "
+                "s3:GetObject only (the ingest's HEAD pins the version, the worker reads it)",
+            )
     _ack(
-        worker_policy,
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/{OUTPUT_PREFIX}*]",
-        "The worker writes output parts under out/ only, with s3:PutObject only",
+        _default_policy(worker),
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{_rendered_objects_arn(locations.output)}]",
+        "The worker writes output parts under the output location only (config.locations.output), with "
+        "s3:PutObject only",
     )
     state_machine_policy = jobs.state_machine.role.node.find_child("DefaultPolicy")  # type: ignore[attr-defined]
     _ack(
@@ -87,15 +95,22 @@ def acknowledge_pipeline(
         "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
         XRAY_REASON + "; CloudWatch Logs delivery actions (CreateLogDelivery etc.) also require *",
     )
+    for function in (worker, failures):
+        _ack(
+            state_machine_policy,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{_logical_id(function.function)}.Arn>:*]",
+            "lambda:InvokeFunction on the function's qualified ARNs (versions/aliases), as CDK's grant writes it",
+        )
+    for queue in (queues.dead_letter_queue, watchdog_dead_letters):
+        _ack(
+            queue,
+            "Serverless::Serverless-SQSRedrivePolicy",
+            "This queue is a dead-letter queue; a DLQ of the DLQ would hide failures instead of surfacing them",
+        )
     _ack(
-        state_machine_policy,
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{_logical_id(worker.function)}.Arn>:*]",
-        "lambda:InvokeFunction on the worker's qualified ARNs (versions/aliases), as CDK's grant writes it",
-    )
-    _ack(
-        queues.dead_letter_queue,
-        "Serverless::Serverless-SQSRedrivePolicy",
-        "This queue is the dead-letter queue; a DLQ of the DLQ would hide failures instead of surfacing them",
+        watchdog_dead_letters,
+        "AwsSolutions::AwsSolutions-SQS3",
+        "This queue is the dead-letter queue of the watchdog rule's target (EventBridge), not of a queue",
     )
     _ack(
         ingest.function,
@@ -103,6 +118,21 @@ def acknowledge_pipeline(
         "For an SQS source the failure destination is the queue's own redrive policy (DLQ after "
         "maxReceiveCount); permanent errors are sent to the same DLQ by the function with their reason",
     )
+
+
+def _rendered_objects_arn(location: object) -> str:
+    """How cdk-nag names a location's objects ARN in a finding id: the data bucket's name is an import,
+    rendered as its export name; a named bucket is literal."""
+    from stacks.pipeline_stack import _ResolvedLocation  # noqa: PLC0415 - avoids an import cycle
+
+    assert isinstance(location, _ResolvedLocation)
+    stack = Stack.of(location.bucket)
+    partition = stack.partition
+    rendered_partition = "<AWS::Partition>" if Token.is_unresolved(partition) else partition
+    name = stack.resolve(location.bucket.bucket_name)
+    if isinstance(name, dict) and "Fn::ImportValue" in name:
+        name = name["Fn::ImportValue"]
+    return f"arn:{rendered_partition}:s3:::{name}/{location.prefix}*"
 
 
 def acknowledge_alarm_subscriptions(topic: IConstruct) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack
@@ -9,14 +10,15 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig
+from stacks.config import EnvironmentConfig, Location
 from stacks.constructs.alarms import PipelineAlarms, PipelineMetrics
-from stacks.constructs.data_bucket import OUTPUT_PREFIX
 from stacks.constructs.ingest_queue import IngestQueue
 from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.constructs.segmented_job import RetryPolicy, SegmentedJobStateMachine
+from stacks.constructs.watchdog import ExecutionWatchdog
 from stacks.nag import acknowledge_alarm_subscriptions, acknowledge_pipeline
 
 
@@ -50,12 +52,15 @@ class PipelineStack(Stack):
             retention_days=config.ingest.queue_retention_days,
             dlq_retention_days=config.dlq_retention_days,
         )
+        locations = _Locations(self, config, data_bucket=bucket)
         common_env = {
             "JOB_TABLE_NAME": table.table_name,
-            "DATA_BUCKET_NAME": bucket.bucket_name,
+            "INPUT_LOCATIONS": json.dumps([location.uri for location in locations.inputs]),
+            "OUTPUT_LOCATION": locations.output.uri,
             "ENVIRONMENT": config.name,
             "FAULT_INJECTION_ALLOWED": "true" if config.fault_injection_allowed else "false",
             "DEFAULT_CHUNK_BYTES": str(config.worker.default_chunk_bytes),
+            "MAX_REJECT_RATIO": str(config.worker.max_reject_ratio),
             "POWERTOOLS_METRICS_NAMESPACE": "ResilientPipeline",
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
@@ -72,7 +77,28 @@ class PipelineStack(Stack):
                 "POWERTOOLS_SERVICE_NAME": "worker",
                 "SAFETY_MARGIN_MS": str(config.worker.safety_margin_ms),
                 "MAX_CHUNKS_PER_SEGMENT": str(config.worker.max_chunks_per_segment),
-                "MAX_REJECT_RATIO": str(config.worker.max_reject_ratio),
+                "MAX_LINE_BYTES": str(config.worker.max_line_bytes),
+                "HANDOVER_AFTER_SECONDS": str(config.state_machine.handover_after_minutes * 60),
+            },
+            log_retention_days=config.log_retention_days,
+            powertools_layer_version=config.powertools_layer_version,
+            removal_policy=removal,
+        )
+        failures = PipelineFunction(
+            self,
+            "Failures",
+            handler="handlers.failures.handler",
+            description=f"{prefix}: records job failures (state machine Catch, execution watchdog)",
+            memory_mb=config.failures.memory_mb,
+            timeout_seconds=config.failures.timeout_seconds,
+            reserved_concurrency=config.failures.reserved_concurrency,
+            environment={
+                "JOB_TABLE_NAME": table.table_name,
+                "DLQ_URL": queues.dead_letter_queue.queue_url,
+                "EXECUTION_TIMEOUT_MINUTES": str(config.state_machine.execution_timeout_minutes),
+                "POWERTOOLS_METRICS_NAMESPACE": "ResilientPipeline",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "POWERTOOLS_SERVICE_NAME": "failures",
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
@@ -83,6 +109,7 @@ class PipelineStack(Stack):
             "SegmentedJob",
             state_machine_name=f"{prefix}-segmented-job",
             worker=worker.function,
+            failures=failures.function,
             table=table,
             dead_letter_queue=queues.dead_letter_queue,
             segment_budget=config.state_machine.segment_budget,
@@ -91,6 +118,7 @@ class PipelineStack(Stack):
                 max_attempts=config.state_machine.retry_max_attempts,
                 backoff_rate=config.state_machine.retry_backoff_rate,
                 max_delay_seconds=config.state_machine.retry_max_delay_seconds,
+                crash_max_attempts=config.state_machine.crash_retry_max_attempts,
             ),
             execution_timeout=Duration.minutes(config.state_machine.execution_timeout_minutes),
             log_retention_days=config.log_retention_days,
@@ -127,8 +155,25 @@ class PipelineStack(Stack):
             )
         )
 
-        # Exact actions only: the ingest writes job records and starts executions; the worker reads its
-        # input, writes its outputs and checkpoints. Neither may Scan, Query, or delete anything.
+        # Executions that end outside the definition's Catch (timeout, StopExecution) fail their job here.
+        watchdog_dead_letters = sqs.Queue(
+            self,
+            "WatchdogDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        ExecutionWatchdog(
+            self,
+            "Watchdog",
+            state_machine_arn=jobs.state_machine_arn,
+            handler=failures.function,
+            dead_letter_queue=watchdog_dead_letters,
+        )
+
+        # Exact actions only: the ingest pins inputs, writes job records and starts executions; the worker
+        # reads its input, writes its outputs and checkpoints; the failures function marks jobs FAILED and
+        # dead-letters their requests. None may Scan, Query, or delete anything.
         ingest.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
@@ -146,17 +191,16 @@ class PipelineStack(Stack):
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[table.table_arn]
             )
         )
-        worker.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*")])
-        )
-        worker.role.add_to_principal_policy(
+        for role in (ingest.role, worker.role):
+            locations.grant_read_inputs(role)
+        locations.grant_write_outputs(worker.role)
+        failures.role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")]
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[table.table_arn]
             )
         )
-        # ListBucket turns a missing input into NoSuchKey (a clear permanent error) instead of AccessDenied.
-        worker.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+        failures.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queues.dead_letter_queue.queue_arn])
         )
 
         alarms = PipelineAlarms(
@@ -165,7 +209,12 @@ class PipelineStack(Stack):
             metrics=PipelineMetrics(
                 ingest_queue=queues.queue,
                 dead_letter_queue=queues.dead_letter_queue,
-                functions={"Ingest": ingest.function, "Worker": worker.function},
+                watchdog_dead_letter_queue=watchdog_dead_letters,
+                functions={
+                    "Ingest": ingest.function,
+                    "Worker": worker.function,
+                    "Failures": failures.function,
+                },
                 worker=worker.function,
                 worker_timeout_seconds=config.worker.function.timeout_seconds,
                 state_machine=jobs.state_machine,
@@ -180,9 +229,11 @@ class PipelineStack(Stack):
         acknowledge_pipeline(
             ingest=ingest,
             worker=worker,
+            failures=failures,
             jobs=jobs,
             queues=queues,
-            data_bucket_name_export=data_bucket_name_export,
+            watchdog_dead_letters=watchdog_dead_letters,
+            locations=locations,
         )
 
         if config.alarms.email:
@@ -192,3 +243,58 @@ class PipelineStack(Stack):
         CfnOutput(self, "DeadLetterQueueUrl", value=queues.dead_letter_queue.queue_url)
         CfnOutput(self, "StateMachineArn", value=jobs.state_machine.state_machine_arn)
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
+
+
+class _ResolvedLocation:
+    """A config Location with its bucket resolved (the data bucket's name is a deploy-time token)."""
+
+    def __init__(self, location: Location, bucket: s3.IBucket) -> None:
+        self.bucket = bucket
+        self.prefix = location.prefix
+        self.is_data_bucket = location.bucket is None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket.bucket_name}/{self.prefix}"
+
+    @property
+    def objects_arn(self) -> str:
+        return self.bucket.arn_for_objects(f"{self.prefix}*")
+
+
+class _Locations:
+    """config.locations made concrete: the URIs the functions validate against and the IAM grants, from
+    the same values, so what the ingest accepts is exactly what the worker may read."""
+
+    def __init__(self, scope: Construct, config: EnvironmentConfig, *, data_bucket: s3.IBucket) -> None:
+        buckets: dict[str, s3.IBucket] = {}
+
+        def bucket_of(location: Location) -> s3.IBucket:
+            if location.bucket is None:
+                return data_bucket
+            if location.bucket not in buckets:
+                buckets[location.bucket] = s3.Bucket.from_bucket_name(
+                    scope, f"Location-{location.bucket}", location.bucket
+                )
+            return buckets[location.bucket]
+
+        self.inputs = [_ResolvedLocation(loc, bucket_of(loc)) for loc in config.locations.inputs]
+        self.output = _ResolvedLocation(config.locations.output, bucket_of(config.locations.output))
+
+    def grant_read_inputs(self, role: iam.IRole) -> None:
+        """GetObject (reads, and the ingest's HEAD that pins an input) on the input locations only, and
+        ListBucket on their buckets so that a missing input is NoSuchKey (clear, permanent), not 403."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[loc.objects_arn for loc in self.inputs])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=list({loc.bucket.bucket_arn: None for loc in self.inputs}),
+            )
+        )
+
+    def grant_write_outputs(self, role: iam.IRole) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.output.objects_arn])
+        )

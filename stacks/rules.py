@@ -8,6 +8,10 @@ These rules come from AWS documentation and from production incidents, not taste
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
+
 # AWS quota: events in one Standard workflow execution's history.
 HISTORY_EVENT_QUOTA = 25_000
 # Keep a fifth of the quota as headroom for events this estimate does not model.
@@ -98,3 +102,102 @@ def check_log_retention(days: int) -> list[str]:
     if days not in LOG_RETENTION_DAYS:
         return [f"log_retention_days is {days}: must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}"]
     return []
+
+
+# -- the execution timeout -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryShape:
+    interval_seconds: float
+    backoff_rate: float
+    max_delay_seconds: float
+
+    def delays_seconds(self, attempts: int) -> float:
+        """The longest total wait of `attempts` retries (FULL jitter waits at most these)."""
+        return sum(
+            min(self.interval_seconds * self.backoff_rate**k, self.max_delay_seconds) for k in range(attempts)
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PassTime:
+    """The worst case of one pass of the segment loop, with its parts for the message."""
+
+    worker_seconds: float
+    worker_invocations: int
+    worker_timeout_seconds: int
+    delays_seconds: float
+    recorder_seconds: float
+
+    @property
+    def total_seconds(self) -> float:
+        return self.worker_seconds + self.delays_seconds + self.recorder_seconds
+
+
+def longest_pass(
+    *,
+    worker_timeout_seconds: int,
+    recorder_timeout_seconds: int,
+    retry: RetryShape,
+    transient_attempts: int,
+    crash_attempts: int,
+) -> PassTime:
+    """Every worker invocation of the pass runs to its timeout and is retried as often as allowed (the
+    transient and the crash retriers count separately), then the failure is recorded with retries too."""
+    invocations = 1 + transient_attempts + crash_attempts
+    return PassTime(
+        worker_seconds=worker_timeout_seconds * invocations,
+        worker_invocations=invocations,
+        worker_timeout_seconds=worker_timeout_seconds,
+        delays_seconds=retry.delays_seconds(transient_attempts) + retry.delays_seconds(crash_attempts),
+        recorder_seconds=recorder_timeout_seconds * (1 + transient_attempts)
+        + retry.delays_seconds(transient_attempts),
+    )
+
+
+def check_execution_timeout(
+    *, execution_timeout_minutes: int, handover_after_minutes: int, pass_seconds: PassTime
+) -> list[str]:
+    """An execution hands over (continue-as-new) at its first pass boundary after `handover_after`; the
+    pass running then may take `pass_seconds` more. All of it must end before the execution timeout: a
+    timed-out execution skips every Catch, and only the watchdog would notice."""
+    timeout_s = execution_timeout_minutes * 60
+    handover_s = handover_after_minutes * 60
+    needed = handover_s + pass_seconds.total_seconds
+    if needed <= timeout_s:
+        return []
+    p = pass_seconds
+    largest_handover = max(int((timeout_s - p.total_seconds) // 60), 0)
+    return [
+        f"state_machine.execution_timeout_minutes is {execution_timeout_minutes} ({timeout_s} s), but an "
+        f"execution may run {handover_s} s (handover_after_minutes {handover_after_minutes}) plus one "
+        f"worst-case pass of {p.total_seconds:.0f} s (worker timeout {p.worker_timeout_seconds} s x "
+        f"{p.worker_invocations} invocations with retries = {p.worker_seconds:.0f} s, {p.delays_seconds:.0f} s "
+        f"of retry delays, {p.recorder_seconds:.0f} s to record a failure) = {needed:.0f} s; raise the "
+        f"timeout to at least {math.ceil(needed / 60)} minutes or lower handover_after_minutes to at most "
+        f"{largest_handover}"
+    ]
+
+
+# -- locations -------------------------------------------------------------------------------------------
+
+# S3's bucket naming rules (3-63 lower-case letters, digits, dots, hyphens).
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def check_locations(*, inputs: list[tuple[str | None, str]], output: tuple[str | None, str]) -> list[str]:
+    problems: list[str] = []
+    if not inputs:
+        problems.append("locations.inputs is empty: no job could read its input")
+    for index, (bucket, _prefix) in enumerate(inputs):
+        if bucket is not None and not _BUCKET_NAME.match(bucket):
+            problems.append(f"locations.inputs[{index}].bucket {bucket!r} is not an S3 bucket name")
+    bucket, prefix = output
+    if bucket is not None and not _BUCKET_NAME.match(bucket):
+        problems.append(f"locations.output.bucket {bucket!r} is not an S3 bucket name")
+    if not prefix.endswith("/"):
+        problems.append(
+            f"locations.output.prefix {prefix!r} must end with '/': each job writes under PREFIX<job_id>/"
+        )
+    return problems

@@ -73,6 +73,7 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
     "AWS::IAM::Role": frozenset({"RoleName", "Path"}),
     "AWS::CloudWatch::Alarm": frozenset({"AlarmName"}),
     "AWS::CloudWatch::Dashboard": frozenset({"DashboardName"}),
+    "AWS::Events::Rule": frozenset({"EventBusName", "Name"}),
 }
 
 # Documented additions to the CloudFormation specification (see the module docstring).

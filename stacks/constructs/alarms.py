@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -29,6 +30,7 @@ class PipelineMetrics:
 
     ingest_queue: sqs.IQueue
     dead_letter_queue: sqs.IQueue
+    watchdog_dead_letter_queue: sqs.IQueue
     functions: dict[str, lambda_.IFunction]  # label -> function
     worker: lambda_.IFunction
     worker_timeout_seconds: int
@@ -91,6 +93,19 @@ def alarm_specs(metrics: PipelineMetrics, *, queue_age_threshold_seconds: int) -
                 "Job requests are in the dead-letter queue: rejected requests or failed jobs. "
                 "First: `pipeline dlq list` shows each message's error_type and error_message; fix the cause, "
                 "then `pipeline dlq redrive`."
+            ),
+        ),
+        AlarmSpec(
+            id="WatchdogDeadLettersNotEmpty",
+            metric=metrics.watchdog_dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=metrics.period, statistic="Maximum"
+            ),
+            threshold=0,
+            description=(
+                "The execution watchdog could not take a Step Functions status-change event after its "
+                "retries: a job whose execution timed out or was stopped may still say RUNNING. First: the "
+                "failures function's log group; each message names the execution (detail.name is "
+                "JOB_ID-aATTEMPT-eN); `pipeline status JOB_ID`, then `pipeline cancel` or a redrive."
             ),
         ),
         AlarmSpec(
@@ -196,6 +211,23 @@ class PipelineAlarms(Construct):
         super().__init__(scope, construct_id)
         self._topic = sns.Topic(
             self, "Topic", display_name=f"resilient-pipeline {environment_name} alarms", enforce_ssl=True
+        )
+        # A topic policy replaces SNS's default one, which would otherwise let CloudWatch publish: without
+        # this statement beside the TLS Deny, every alarm action is refused and no alarm reaches anyone.
+        stack = Stack.of(self)
+        self._topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self._topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"
+                    },
+                },
+            )
         )
         if email:
             self._topic.add_subscription(subscriptions.EmailSubscription(email))

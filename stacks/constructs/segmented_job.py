@@ -20,15 +20,27 @@ from stacks.constructs.pipeline_function import log_retention
 # Exception class names raised by lambda_src (the Lambda errorType is the ASL error name).
 TRANSIENT_ERRORS = ["TransientError"]
 CANCELLED_ERRORS = ["JobCancelledError"]
-# Lambda service-side failures worth retrying. Sandbox.Timedout: a worker killed mid-chunk lost at most
-# one uncommitted chunk; the retry resumes from the last checkpoint.
+# Lambda service-side failures worth retrying (the invocation may not have run at all).
 LAMBDA_SERVICE_ERRORS = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
-    "Sandbox.Timedout",
 ]
+# The function's execution environment died mid-invocation: killed by a timeout, out of memory, a host
+# failure or a crash of the runtime. A worker so killed lost at most one uncommitted chunk; its retry
+# resumes from the last checkpoint. Counted apart from the transient retries (crash_retry_max_attempts).
+CRASH_ERRORS = [
+    "Sandbox.Timedout",
+    "Runtime.ExitError",
+    "Runtime.Unknown",
+    "Runtime.OutOfMemory",
+    "Lambda.Unknown",
+]
+# The Fail state after a failure was recorded, and the one after even the fallback could not reach the
+# DLQ (the watchdog resends on that one: jobcore.failures.DEAD_LETTER_NOT_SENT).
+JOB_FAILED = "JobFailed"
+DEAD_LETTER_NOT_SENT = "DeadLetterNotSent"
 DYNAMODB_TRANSIENT_ERRORS = [
     "DynamoDB.ProvisionedThroughputExceededException",
     "DynamoDB.RequestLimitExceeded",
@@ -44,6 +56,19 @@ class RetryPolicy:
     max_attempts: int
     backoff_rate: float
     max_delay_seconds: int
+    crash_max_attempts: int
+
+    def add_to(
+        self, task: sfn.TaskStateBase | sfn.CustomState, errors: list[str], *, crash: bool = False
+    ) -> None:
+        task.add_retry(
+            errors=errors,
+            interval=Duration.seconds(self.interval_seconds),
+            max_attempts=self.crash_max_attempts if crash else self.max_attempts,
+            backoff_rate=self.backoff_rate,
+            max_delay=Duration.seconds(self.max_delay_seconds),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
 
 
 def _key() -> dict[str, tasks.DynamoAttributeValue]:
@@ -60,8 +85,11 @@ def _literal(value: str) -> tasks.DynamoAttributeValue:
 
 class SegmentedJobStateMachine(Construct):
     """Invariant: every job execution ends SUCCEEDED (job SUCCEEDED), handed over to its next execution
-    (continue-as-new before the history quota), Cancelled, or failed with the job marked FAILED and its
-    request in the DLQ. Transient errors are retried with full jitter; nothing else is."""
+    (continue-as-new before the history quota and before the execution timeout), Cancelled, or failed with
+    the job marked FAILED and its request in the DLQ, recorded by the failures function (clean
+    `{type, message}`), or by plain service integrations if that function cannot run. Transient errors and
+    crashed environments are retried with full jitter, each a bounded number of times; nothing else is.
+    Executions that end outside this definition's own Catch (timed out, aborted) are the watchdog's."""
 
     def __init__(
         self,
@@ -70,6 +98,7 @@ class SegmentedJobStateMachine(Construct):
         *,
         state_machine_name: str,
         worker: lambda_.IFunction,
+        failures: lambda_.IFunction,
         table: dynamodb.ITable,
         dead_letter_queue: sqs.IQueue,
         segment_budget: int,
@@ -80,7 +109,9 @@ class SegmentedJobStateMachine(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._name = state_machine_name
-        problems = rules.check_segment_budget(segment_budget, retry_max_attempts=retry.max_attempts)
+        problems = rules.check_segment_budget(
+            segment_budget, retry_max_attempts=retry.max_attempts + retry.crash_max_attempts
+        )
         if problems:
             raise ValueError("; ".join(problems))
         stack = Stack.of(self)
@@ -95,39 +126,7 @@ class SegmentedJobStateMachine(Construct):
             ),
             stack,
         )
-        failed = sfn.Fail(
-            self,
-            "JobFailed",
-            error="JobFailed",
-            cause="The job is marked FAILED (see its record's error) and its request is in the DLQ",
-        )
-        send_to_dlq = self._send_to_dlq(dead_letter_queue, retry)
-        send_to_dlq.add_catch(failed, errors=["States.ALL"], result_path="$.dlq_error")
-        send_to_dlq.next(failed)
-
-        mark_failed = tasks.DynamoUpdateItem(
-            self,
-            "MarkFailed",
-            table=table,
-            key=_key(),
-            update_expression="SET #status = :failed, #error = :error, updated_at = :now",
-            condition_expression="#status IN (:pending, :running)",
-            expression_attribute_names={"#status": "status", "#error": "error"},
-            expression_attribute_values={
-                ":failed": _literal("FAILED"),
-                ":pending": _literal("PENDING"),
-                ":running": _literal("RUNNING"),
-                ":error": tasks.DynamoAttributeValue.from_map(
-                    {"type": _string("$.error.Error"), "cause": _string("$.error.Cause")}
-                ),
-                ":now": _string("$$.State.EnteredTime"),
-            },
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        self._retry_dynamodb(mark_failed, retry)
-        # The DLQ message matters more than the status write: on any failure here, still send it.
-        mark_failed.add_catch(send_to_dlq, errors=["States.ALL"], result_path="$.mark_failed_error")
-        mark_failed.next(send_to_dlq)
+        record_failure = self._failure_path(failures, table, dead_letter_queue, retry)
 
         cancelled = sfn.Succeed(self, "Cancelled", comment="The job was cancelled or already finished")
 
@@ -139,25 +138,28 @@ class SegmentedJobStateMachine(Construct):
             update_expression=(
                 "SET #status = :running, updated_at = :now, executions = if_not_exists(executions, :zero) + :one"
             ),
-            condition_expression="#status IN (:pending, :running)",
-            expression_attribute_names={"#status": "status"},
+            condition_expression="#status IN (:pending, :running) AND #attempt = :attempt",
+            expression_attribute_names={"#status": "status", "#attempt": "attempt"},
             expression_attribute_values={
                 ":running": _literal("RUNNING"),
                 ":pending": _literal("PENDING"),
+                ":attempt": tasks.DynamoAttributeValue.number_from_string(
+                    sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.attempt"))
+                ),
                 ":now": _string("$$.State.EnteredTime"),
                 ":zero": tasks.DynamoAttributeValue.from_number(0),
                 ":one": tasks.DynamoAttributeValue.from_number(1),
             },
             result_path=sfn.JsonPath.DISCARD,
         )
-        self._retry_dynamodb(mark_running, retry)
+        retry.add_to(mark_running, DYNAMODB_TRANSIENT_ERRORS)
         mark_running.add_catch(cancelled, errors=[CONDITIONAL_CHECK_FAILED], result_path="$.error")
-        mark_running.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
+        mark_running.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
 
         start_loop = sfn.Pass(
             self,
             "StartSegments",
-            result=sfn.Result.from_object({"segments_in_execution": 0, "done": False}),
+            result=sfn.Result.from_object({"segments_in_execution": 0, "done": False, "hand_over": False}),
             result_path="$.segment",
         )
 
@@ -172,11 +174,13 @@ class SegmentedJobStateMachine(Construct):
                     "execution": sfn.JsonPath.number_at("$.execution"),
                     "segments_in_execution": sfn.JsonPath.number_at("$.segment.segments_in_execution"),
                     "retry_count": sfn.JsonPath.number_at("$$.State.RetryCount"),
+                    "execution_started_at": sfn.JsonPath.string_at("$$.Execution.StartTime"),
                 }
             ),
             # Only what the Choice needs: the state stays small however long the job runs.
             result_selector={
                 "done.$": "$.Payload.done",
+                "hand_over.$": "$.Payload.hand_over",
                 "cursor.$": "$.Payload.cursor",
                 "segments_in_execution.$": "$.Payload.segments_in_execution",
             },
@@ -184,16 +188,10 @@ class SegmentedJobStateMachine(Construct):
             # Our own Retry below covers these with full jitter; CDK's default one has none.
             retry_on_service_exceptions=False,
         )
-        process_segment.add_retry(
-            errors=TRANSIENT_ERRORS + LAMBDA_SERVICE_ERRORS,
-            interval=Duration.seconds(retry.interval_seconds),
-            max_attempts=retry.max_attempts,
-            backoff_rate=retry.backoff_rate,
-            max_delay=Duration.seconds(retry.max_delay_seconds),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        retry.add_to(process_segment, TRANSIENT_ERRORS + LAMBDA_SERVICE_ERRORS)
+        retry.add_to(process_segment, CRASH_ERRORS, crash=True)
         process_segment.add_catch(cancelled, errors=CANCELLED_ERRORS, result_path="$.error")
-        process_segment.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
+        process_segment.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
 
         mark_succeeded = tasks.DynamoUpdateItem(
             self,
@@ -210,9 +208,9 @@ class SegmentedJobStateMachine(Construct):
             },
             result_path=sfn.JsonPath.DISCARD,
         )
-        self._retry_dynamodb(mark_succeeded, retry)
+        retry.add_to(mark_succeeded, DYNAMODB_TRANSIENT_ERRORS)
         mark_succeeded.add_catch(cancelled, errors=[CONDITIONAL_CHECK_FAILED], result_path="$.error")
-        mark_succeeded.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
+        mark_succeeded.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
         mark_succeeded.next(sfn.Succeed(self, "Succeeded"))
 
         next_execution = sfn.Pass(
@@ -243,25 +241,26 @@ class SegmentedJobStateMachine(Construct):
             ),
             result_path=sfn.JsonPath.DISCARD,
         )
-        continue_as_new.add_retry(
-            errors=["StepFunctions.SdkClientException", "StepFunctions.ExecutionLimitExceededException"],
-            interval=Duration.seconds(retry.interval_seconds),
-            max_attempts=retry.max_attempts,
-            backoff_rate=retry.backoff_rate,
-            max_delay=Duration.seconds(retry.max_delay_seconds),
-            jitter_strategy=sfn.JitterType.FULL,
+        retry.add_to(
+            continue_as_new,
+            ["StepFunctions.SdkClientException", "StepFunctions.ExecutionLimitExceededException"],
         )
         # A retried hand-over whose first try went through: the next execution already runs.
         continue_as_new.add_catch(
             handed_over, errors=["StepFunctions.ExecutionAlreadyExistsException"], result_path="$.error"
         )
-        continue_as_new.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
+        continue_as_new.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
         next_execution.next(continue_as_new)
         continue_as_new.next(handed_over)
 
         route = (
             sfn.Choice(self, "SegmentDone?")
             .when(sfn.Condition.boolean_equals("$.segment.done", True), mark_succeeded)
+            .when(
+                sfn.Condition.boolean_equals("$.segment.hand_over", True),
+                next_execution,
+                comment="Time-based hand-over keeps the execution inside its timeout",
+            )
             .when(
                 sfn.Condition.number_greater_than_equals("$.segment.segments_in_execution", segment_budget),
                 next_execution,
@@ -295,6 +294,88 @@ class SegmentedJobStateMachine(Construct):
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letter_queue.queue_arn])
         )
 
+    def _failure_path(
+        self,
+        failures: lambda_.IFunction,
+        table: dynamodb.ITable,
+        dead_letter_queue: sqs.IQueue,
+        retry: RetryPolicy,
+    ) -> sfn.IChainable:
+        """Catch -> RecordFailure (the failures function: job FAILED, request in the DLQ, clean error) ->
+        JobFailed. Should the function itself fail, plain service integrations still mark the job and send
+        the request, with the raw error: a message in the DLQ matters more than its wording."""
+        job_failed = sfn.Fail(
+            self,
+            JOB_FAILED,
+            error_path="$.failure.type",
+            cause_path="$.failure.message",
+            comment="The job is marked FAILED and its request is in the DLQ",
+        )
+        fallback_failed = sfn.Fail(
+            self,
+            "JobFailedUnrecorded",
+            error=JOB_FAILED,
+            cause="The failures function could not run: the job was marked FAILED and its request sent to the "
+            "DLQ by the fallback, with the raw error",
+        )
+        not_sent = sfn.Fail(
+            self,
+            DEAD_LETTER_NOT_SENT,
+            error=DEAD_LETTER_NOT_SENT,
+            cause="The request could not be sent to the DLQ; the execution watchdog sends it",
+        )
+        record = tasks.LambdaInvoke(
+            self,
+            "RecordFailure",
+            lambda_function=failures,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "job_id": sfn.JsonPath.string_at("$.job_id"),
+                    "attempt": sfn.JsonPath.number_at("$.attempt"),
+                    "execution": sfn.JsonPath.number_at("$.execution"),
+                    "error": sfn.JsonPath.object_at("$.error"),
+                }
+            ),
+            result_selector={"type.$": "$.Payload.error.type", "message.$": "$.Payload.error.message"},
+            result_path="$.failure",
+            retry_on_service_exceptions=False,
+        )
+        retry.add_to(record, TRANSIENT_ERRORS + LAMBDA_SERVICE_ERRORS)
+        retry.add_to(record, CRASH_ERRORS, crash=True)
+        record.next(job_failed)
+
+        send_to_dlq = self._send_to_dlq(dead_letter_queue, retry)
+        send_to_dlq.add_catch(not_sent, errors=["States.ALL"], result_path="$.dlq_error")
+        send_to_dlq.next(fallback_failed)
+        mark_failed = tasks.DynamoUpdateItem(
+            self,
+            "MarkFailed",
+            table=table,
+            key=_key(),
+            update_expression="SET #status = :failed, #error = :error, updated_at = :now",
+            condition_expression="#status IN (:pending, :running) AND #attempt = :attempt",
+            expression_attribute_names={"#status": "status", "#error": "error", "#attempt": "attempt"},
+            expression_attribute_values={
+                ":failed": _literal("FAILED"),
+                ":pending": _literal("PENDING"),
+                ":running": _literal("RUNNING"),
+                ":attempt": tasks.DynamoAttributeValue.number_from_string(
+                    sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.attempt"))
+                ),
+                ":error": tasks.DynamoAttributeValue.from_map(
+                    {"type": _string("$.error.Error"), "message": _string("$.error.Cause")}
+                ),
+                ":now": _string("$$.State.EnteredTime"),
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        retry.add_to(mark_failed, DYNAMODB_TRANSIENT_ERRORS)
+        # The DLQ message matters more than the status write: on any failure here, still send it.
+        mark_failed.add_catch(send_to_dlq, errors=["States.ALL"], result_path="$.mark_failed_error")
+        mark_failed.next(send_to_dlq)
+        record.add_catch(mark_failed, errors=["States.ALL"], result_path="$.record_error")
+        return record
+
     def _send_to_dlq(self, dead_letter_queue: sqs.IQueue, retry: RetryPolicy) -> sfn.CustomState:
         # tasks.SqsSendMessage cannot set MessageAttributes; the reason must travel as attributes.
         attribute = {"DataType": "String"}
@@ -317,26 +398,10 @@ class SegmentedJobStateMachine(Construct):
                 "ResultPath": None,
             },
         )
-        state.add_retry(
-            errors=["SQS.SdkClientException", "SQS.AmazonSQSException", "SQS.RequestThrottledException"],
-            interval=Duration.seconds(retry.interval_seconds),
-            max_attempts=retry.max_attempts,
-            backoff_rate=retry.backoff_rate,
-            max_delay=Duration.seconds(retry.max_delay_seconds),
-            jitter_strategy=sfn.JitterType.FULL,
+        retry.add_to(
+            state, ["SQS.SdkClientException", "SQS.AmazonSQSException", "SQS.RequestThrottledException"]
         )
         return state
-
-    @staticmethod
-    def _retry_dynamodb(task: sfn.TaskStateBase, retry: RetryPolicy) -> None:
-        task.add_retry(
-            errors=DYNAMODB_TRANSIENT_ERRORS,
-            interval=Duration.seconds(retry.interval_seconds),
-            max_attempts=retry.max_attempts,
-            backoff_rate=retry.backoff_rate,
-            max_delay=Duration.seconds(retry.max_delay_seconds),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
 
     @property
     def state_machine(self) -> sfn.IStateMachine:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.infra.conftest import Synthesized
-from tests.infra.template_tools import only, resources
+from tests.infra.template_tools import only, render, resources
 
 
 def _alarms(synth: Synthesized) -> list[dict[str, Any]]:
@@ -21,11 +21,11 @@ def _by_metric(synth: Synthesized, namespace: str, metric: str) -> list[dict[str
 @pytest.mark.parametrize(
     ("namespace", "metric", "count"),
     [
-        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", 1),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", 2),
         ("AWS/SQS", "ApproximateAgeOfOldestMessage", 1),
-        ("AWS/Lambda", "Errors", 2),
-        ("AWS/Lambda", "Throttles", 2),
-        ("AWS/Lambda", "RecursiveInvocationsDropped", 2),
+        ("AWS/Lambda", "Errors", 3),
+        ("AWS/Lambda", "Throttles", 3),
+        ("AWS/Lambda", "RecursiveInvocationsDropped", 3),
         ("AWS/Lambda", "Duration", 1),
         ("AWS/States", "ExecutionsFailed", 1),
         ("AWS/States", "ExecutionsTimedOut", 1),
@@ -39,11 +39,14 @@ def test_alarm_exists(synth: Synthesized, namespace: str, metric: str, count: in
     assert len(_by_metric(synth, namespace, metric)) == count
 
 
-def test_dlq_alarm_fires_on_the_first_message(synth: Synthesized) -> None:
-    (alarm,) = _by_metric(synth, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
-    assert alarm["Threshold"] == 0
-    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
-    assert alarm["EvaluationPeriods"] == 1
+def test_dlq_alarms_fire_on_the_first_message(synth: Synthesized) -> None:
+    alarms = _by_metric(synth, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    queues = sorted(render(alarm["Dimensions"][0]["Value"]) for alarm in alarms)
+    assert len(queues) == 2 and queues[1].startswith("<WatchdogDeadLetters"), queues
+    for alarm in alarms:
+        assert alarm["Threshold"] == 0
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["EvaluationPeriods"] == 1
 
 
 def test_queue_age_threshold_from_config(synth: Synthesized) -> None:

@@ -6,6 +6,9 @@ from tests.infra.conftest import Synthesized
 from tests.infra.template_tools import actions_of, policy_statements, resources
 
 INGEST_ACTIONS = {
+    # HEAD of the input, to pin its version (s3:GetObject), and NoSuchKey rather than 403 (ListBucket).
+    "s3:GetObject",
+    "s3:ListBucket",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
@@ -33,6 +36,21 @@ WORKER_ACTIONS = {
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
 }
+
+
+FAILURES_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "sqs:SendMessage",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+
+
+def test_failures_role_has_exactly_its_actions(synth: Synthesized) -> None:
+    assert actions_of(policy_statements(synth.pipeline, "FailuresRole")) == FAILURES_ACTIONS
 
 
 def test_ingest_role_has_exactly_its_actions(synth: Synthesized) -> None:

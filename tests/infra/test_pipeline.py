@@ -12,7 +12,7 @@ from tests.infra.template_tools import only, render, resources
 def _queues(synth: Synthesized) -> tuple[dict[str, Any], dict[str, Any]]:
     queues = resources(synth.pipeline, "AWS::SQS::Queue")
     ingest = next(q for q in queues.values() if "RedrivePolicy" in q["Properties"])
-    dlq = next(q for q in queues.values() if "RedrivePolicy" not in q["Properties"])
+    dlq = next(q for q in queues.values() if "RedriveAllowPolicy" in q["Properties"])
     return ingest["Properties"], dlq["Properties"]
 
 
@@ -24,16 +24,20 @@ def _function(synth: Synthesized, handler: str) -> dict[str, Any]:
     )
 
 
-def test_both_queues_encrypted_and_tls_only(synth: Synthesized) -> None:
-    ingest, dlq = _queues(synth)
-    assert ingest["SqsManagedSseEnabled"] is True
-    assert dlq["SqsManagedSseEnabled"] is True
+def test_every_queue_encrypted_and_tls_only(synth: Synthesized) -> None:
+    queues = resources(synth.pipeline, "AWS::SQS::Queue")
+    assert len(queues) == 3  # ingest, its DLQ, the watchdog's DLQ
+    assert all(q["Properties"]["SqsManagedSseEnabled"] is True for q in queues.values())
     policies = resources(synth.pipeline, "AWS::SQS::QueuePolicy")
-    assert len(policies) == 2
+    assert len(policies) == 3
     for policy in policies.values():
-        (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-        assert statement["Effect"] == "Deny"
-        assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        deny = [s for s in statements if s["Effect"] == "Deny"]
+        assert [s["Condition"] for s in deny] == [{"Bool": {"aws:SecureTransport": "false"}}]
+        # The only Allow: EventBridge delivering the watchdog rule's undeliverable events.
+        for allow in (s for s in statements if s["Effect"] == "Allow"):
+            assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+            assert allow["Action"] == "sqs:SendMessage"
 
 
 def test_redrive_to_dlq_after_configured_receives(synth: Synthesized) -> None:
@@ -72,6 +76,7 @@ def test_functions_have_resilient_defaults(synth: Synthesized) -> None:
     for handler, config in (
         ("handlers.ingest.handler", synth.config.ingest.function),
         ("handlers.worker.handler", synth.config.worker.function),
+        ("handlers.failures.handler", synth.config.failures),
     ):
         function = _function(synth, handler)
         assert function["Architectures"] == ["arm64"]
@@ -88,7 +93,7 @@ def test_functions_have_resilient_defaults(synth: Synthesized) -> None:
 
 
 def test_powertools_comes_from_the_pinned_public_layer_except_locally(synth: Synthesized) -> None:
-    for handler in ("handlers.ingest.handler", "handlers.worker.handler"):
+    for handler in ("handlers.ingest.handler", "handlers.worker.handler", "handlers.failures.handler"):
         layers = [render(layer) for layer in _function(synth, handler).get("Layers", [])]
         if synth.env == "local":
             # moto refuses layer versions it does not hold; the local cloud provides Powertools itself.
@@ -108,9 +113,15 @@ def test_worker_environment_carries_the_time_guard_knobs(synth: Synthesized) -> 
         "true" if synth.config.fault_injection_allowed else "false"
     )
     ingest = _function(synth, "handlers.ingest.handler")["Environment"]["Variables"]
-    assert {"DLQ_URL", "STATE_MACHINE_ARN", "JOB_TABLE_NAME", "DATA_BUCKET_NAME", "JOB_TTL_DAYS"} <= set(
-        ingest
-    )
+    assert {
+        "DLQ_URL",
+        "STATE_MACHINE_ARN",
+        "JOB_TABLE_NAME",
+        "INPUT_LOCATIONS",
+        "OUTPUT_LOCATION",
+        "MAX_REJECT_RATIO",
+        "JOB_TTL_DAYS",
+    } <= set(ingest)
 
 
 def test_fault_injection_is_refused_outside_local_and_dev(synth: Synthesized) -> None:

@@ -45,12 +45,13 @@ def test_flow_mark_running_then_segment_loop(synth: Synthesized) -> None:
 
 def test_transient_errors_retried_with_full_jitter(synth: Synthesized) -> None:
     config = synth.config.state_machine
-    (retry,) = _states(synth)["ProcessSegment"]["Retry"]
-    assert "TransientError" in retry["ErrorEquals"]
+    retriers = _states(synth)["ProcessSegment"]["Retry"]
+    retry = next(r for r in retriers if "TransientError" in r["ErrorEquals"])
     assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= set(retry["ErrorEquals"])
     # Permanent errors must never be retried: no catch-all in Retry.
     assert "States.ALL" not in retry["ErrorEquals"]
-    assert not [e for e in retry["ErrorEquals"] if "Permanent" in e or "Validation" in e]
+    assert not [e for r in retriers for e in r["ErrorEquals"] if "Permanent" in e or "Validation" in e]
+    assert all("States.ALL" not in r["ErrorEquals"] for r in retriers)
     assert retry["JitterStrategy"] == "FULL"
     assert retry["MaxDelaySeconds"] == config.retry_max_delay_seconds
     assert retry["IntervalSeconds"] == config.retry_interval_seconds
@@ -65,7 +66,12 @@ def test_every_task_is_caught_and_failures_end_in_the_dlq(synth: Synthesized) ->
         assert any("States.ALL" in c["ErrorEquals"] for c in catches), f"{name} has no catch-all"
     for name in ("MarkRunning", "ProcessSegment", "MarkSucceeded", "ContinueAsNew"):
         catch_all = next(c for c in states[name]["Catch"] if "States.ALL" in c["ErrorEquals"])
-        assert catch_all["Next"] == "MarkFailed"
+        assert catch_all["Next"] == "RecordFailure"
+    assert states["RecordFailure"]["Resource"].endswith(":states:::lambda:invoke")
+    assert states["RecordFailure"]["Next"] == "JobFailed"
+    # Should the failures function itself fail: plain service integrations, raw error, still to the DLQ.
+    fallback = next(c for c in states["RecordFailure"]["Catch"] if "States.ALL" in c["ErrorEquals"])
+    assert fallback["Next"] == "MarkFailed"
     assert states["MarkFailed"]["Next"] == "SendToDLQ"
     send = states["SendToDLQ"]
     assert send["Resource"].endswith(":states:::sqs:sendMessage")
@@ -76,8 +82,19 @@ def test_every_task_is_caught_and_failures_end_in_the_dlq(synth: Synthesized) ->
         "source_message_id",
         "job_id",
     }
-    assert send["Next"] == "JobFailed"
+    assert send["Next"] == "JobFailedUnrecorded"
+    (not_sent,) = send["Catch"]
+    assert not_sent["Next"] == "DeadLetterNotSent"
+    assert states["DeadLetterNotSent"] == {
+        "Type": "Fail",
+        "Error": "DeadLetterNotSent",
+        "Cause": states["DeadLetterNotSent"]["Cause"],
+    }
     assert states["JobFailed"]["Type"] == "Fail"
+    assert (states["JobFailed"]["ErrorPath"], states["JobFailed"]["CausePath"]) == (
+        "$.failure.type",
+        "$.failure.message",
+    )
 
 
 def test_cancellation_is_not_a_failure(synth: Synthesized) -> None:
@@ -109,7 +126,8 @@ def test_continue_as_new_starts_this_same_state_machine(synth: Synthesized) -> N
 def test_segment_budget_keeps_history_under_80_percent_of_quota(synth: Synthesized) -> None:
     config = synth.config.state_machine
     worst_case = rules.history_events_per_execution(
-        segment_budget=config.segment_budget, retry_max_attempts=config.retry_max_attempts
+        segment_budget=config.segment_budget,
+        retry_max_attempts=config.retry_max_attempts + config.crash_retry_max_attempts,
     )
     assert worst_case <= 0.8 * rules.HISTORY_EVENT_QUOTA
 
