@@ -546,7 +546,8 @@ class AlarmEvaluator:
     """Discovers the alarms of deployed stacks and evaluates them, in one background thread.
 
     `interval_seconds` between evaluations, `discovery_interval_seconds` between template scans (a scan
-    only re-reads a stack whose status, update time or the account's exports changed).
+    only resolves again a stack whose template, parameters, status, update time or the account's exports
+    changed).
     """
 
     def __init__(
@@ -697,16 +698,20 @@ class AlarmEvaluator:
         self, stack: Mapping[str, Any], exports: dict[str, str], exports_key: str
     ) -> list[AlarmDefinition]:
         stack_id = stack["StackId"]
+        template = self._template(stack_id)
+        # moto sets no LastUpdatedTime, and a second update leaves the status at UPDATE_COMPLETE: what
+        # was deployed (template and parameters) tells one update from the next.
+        deployed = json.dumps([template, stack.get("Parameters") or []], sort_keys=True, default=str)
         cache_key = (
             str(stack.get("LastUpdatedTime") or stack.get("CreationTime")),
             stack["StackStatus"],
             exports_key,
+            hashlib.sha256(deployed.encode()).hexdigest(),
         )
         cached = self._stack_cache.get(stack_id)
         if cached is not None and cached[0] == cache_key:
             return cached[1]
 
-        template = self._template(stack_id)
         alarm_resources = {
             logical: resource
             for logical, resource in (template.get("Resources") or {}).items()
