@@ -1,4 +1,5 @@
-"""AWS::SNS::TopicPolicy deployed through moto's CloudFormation (localcloud.topic_policy).
+"""AWS::SNS::TopicPolicy deployed through moto's CloudFormation (localcloud.topic_policy), and the alarm
+evaluator publishing only what the topic's policy lets CloudWatch publish.
 
 The policies are CDK's own: `sns.Topic(..., enforce_ssl=True)` synthesizes a TopicPolicy with nothing but
 a Deny for plain HTTP, which replaces SNS's default policy, so on AWS no alarm notification gets through;
@@ -8,6 +9,7 @@ the fix adds an Allow for cloudwatch.amazonaws.com scoped by aws:SourceAccount a
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -186,6 +188,78 @@ def default_policy(sns: Any, topic_arn: str) -> dict[str, Any]:
     return dict(json.loads(text.replace(fresh, topic_arn)))
 
 
+# -- the alarm notification path -------------------------------------------------------------------------
+
+
+def test_deny_only_topic_policy_silences_the_alarm_and_says_why(
+    deploy: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack = deploy(DENY_ONLY)
+    with caplog.at_level(logging.WARNING, logger="localcloud.alarm_evaluator"):
+        stack.raise_alarm()
+
+    assert stack.inbox() == []
+    (item,) = stack.evaluator.action_history(stack.alarm_name)
+    assert not item.succeeded
+    assert (item.action, item.state) == (stack.topic_arn, ALARM)
+    assert item.summary == (
+        f'Failed to execute action {stack.topic_arn}. Received error: "Resource: {stack.alarm_arn} is not '
+        f'authorized to perform: SNS:Publish on resource: {stack.topic_arn}"'
+    )
+    assert item.detail == "topic policy: no statement allows it (implicit deny)"
+    history = item.as_alarm_history_item()
+    assert (history["HistoryItemType"], json.loads(history["HistoryData"])["actionState"]) == (
+        "Action",
+        "Failed",
+    )
+    (warning,) = [r.getMessage() for r in caplog.records if "NOT published" in r.getMessage()]
+    assert stack.alarm_name in warning
+    assert stack.topic_arn in warning
+    assert "no statement allows it (implicit deny)" in warning
+
+
+def test_the_cloudwatch_allow_lets_the_notification_through(deploy: Any) -> None:
+    stack = deploy(WITH_ALLOW)
+    stack.raise_alarm()
+
+    (notification,) = stack.inbox()
+    assert (notification["AlarmName"], notification["NewStateValue"]) == (stack.alarm_name, ALARM)
+    (item,) = stack.evaluator.action_history(stack.alarm_name)
+    assert item.succeeded
+    assert item.summary == f"Successfully executed action {stack.topic_arn}"
+
+
+def test_a_topic_without_topic_policy_keeps_the_default_policy_and_delivers(deploy: Any) -> None:
+    stack = deploy(None)
+    assert stack.topic_policy() == default_policy(stack.sns, stack.topic_arn)
+    stack.raise_alarm()
+
+    assert [n["NewStateValue"] for n in stack.inbox()] == [ALARM]
+    assert [i.succeeded for i in stack.evaluator.action_history(stack.alarm_name)] == [True]
+
+
+def test_an_explicit_deny_is_named_by_its_sid(deploy: Any) -> None:
+    stack = deploy(WITH_ALLOW)
+    policy = stack.topic_policy()
+    policy["Statement"].append(
+        {
+            "Sid": "NoAlarmsHere",
+            "Effect": "Deny",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": stack.topic_arn,
+        }
+    )
+    stack.sns.set_topic_attributes(
+        TopicArn=stack.topic_arn, AttributeName="Policy", AttributeValue=json.dumps(policy)
+    )
+    stack.raise_alarm()
+
+    assert stack.inbox() == []
+    (item,) = stack.evaluator.action_history(stack.alarm_name)
+    assert item.detail == "topic policy: explicitly denied by statement NoAlarmsHere"
+
+
 # -- the CloudFormation model ----------------------------------------------------------------------------
 
 
@@ -209,15 +283,28 @@ def test_the_template_policy_replaces_the_default_policy(deploy: Any) -> None:
 
 def test_stack_updates_keep_the_topic_policy_right(deploy: Any) -> None:
     stack = deploy(None)
+    sent = []
+
+    def notified() -> bool:
+        stack.raise_alarm()
+        delivered = bool(stack.inbox())
+        stack.clear_alarm()
+        stack.inbox()  # the OK notification, if any
+        sent.append(delivered)
+        return delivered
+
+    assert notified()
 
     stack.update(DENY_ONLY)  # TopicPolicy added
     assert [s["Sid"] for s in stack.topic_policy()["Statement"]] == ["AllowPublishThroughSSLOnly"]
+    assert not notified()
 
     stack.update(WITH_ALLOW)  # PolicyDocument changed
     assert [s["Sid"] for s in stack.topic_policy()["Statement"]] == [
         "AllowPublishThroughSSLOnly",
         "AllowCloudWatchAlarms",
     ]
+    assert notified()
 
     # A change to the topic makes moto delete it and create a new one (new ARN, default policy) while
     # the TopicPolicy resource itself is unchanged: the policy must follow the new topic.
@@ -230,9 +317,12 @@ def test_stack_updates_keep_the_topic_policy_right(deploy: Any) -> None:
     ]
     stack.update(DENY_ONLY, display_name="alarms, renamed again")
     assert [s["Sid"] for s in stack.topic_policy()["Statement"]] == ["AllowPublishThroughSSLOnly"]
+    assert not notified()
 
     stack.update(None, display_name="alarms, renamed again")  # TopicPolicy removed
     assert stack.topic_policy() == default_policy(stack.sns, stack.topic_arn)
+    assert notified()
+    assert sent == [True, False, True, False, True]
 
 
 def test_a_topic_dropped_from_topics_gets_the_default_policy_back(endpoint: str) -> None:
