@@ -12,6 +12,11 @@ Invariants:
   updated one keeps its state, as CloudFormation documents.
 - An alarm changes state only through an evaluation, and only a change of state runs its actions: the
   SNS topics of AlarmActions / OKActions / InsufficientDataActions get CloudWatch's JSON notification.
+- A notification is published only if the topic's policy (GetTopicAttributes `Policy`, evaluated by
+  `localcloud.policy`) lets `cloudwatch.amazonaws.com` publish for this alarm, as SNS decides on AWS.
+  Otherwise nothing is published, a warning names the alarm, the topic and why, and the attempt is
+  recorded like CloudWatch's alarm history "Action" item (`action_history()`; moto has no
+  DescribeAlarmHistory).
 - The values evaluated are also published with PutMetricData (on change, and at least every
   `publish_interval_seconds`), so `get-metric-statistics` shows what the alarm saw.
 
@@ -46,6 +51,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from localcloud import policy
 from localcloud.state import DUMMY_CREDENTIALS
 
 logger = logging.getLogger(__name__)
@@ -109,6 +115,9 @@ REGION_NAMES = {
     "sa-east-1": "South America (Sao Paulo)",
 }
 MAX_BACKOFF_SECONDS = 30.0
+CLOUDWATCH_PRINCIPAL = policy.Principal.service("cloudwatch.amazonaws.com")
+# Action history items kept per evaluator (newest last).
+ACTION_HISTORY_LIMIT = 1000
 _SUFFIX_ALPHABET = string.digits + string.ascii_uppercase
 
 
@@ -531,6 +540,39 @@ def combine_statistics(buckets: list[Mapping[str, Any]], statistic: str) -> tupl
 
 # -- the evaluator ---------------------------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class ActionHistoryItem:
+    """One alarm action run, as CloudWatch's alarm history records it (HistoryItemType "Action")."""
+
+    alarm_name: str
+    timestamp: datetime
+    action: str
+    state: str
+    succeeded: bool
+    summary: str
+    # Why it failed, in the local cloud's words (the policy decision, or the error).
+    detail: str = ""
+
+    def as_alarm_history_item(self) -> dict[str, Any]:
+        """One DescribeAlarmHistory `AlarmHistoryItems` entry (HistoryData's fields approximate CloudWatch's)."""
+        data: dict[str, Any] = {
+            "actionState": "Succeeded" if self.succeeded else "Failed",
+            "notificationResource": self.action,
+            "stateUpdateTimestamp": int(self.timestamp.timestamp() * 1000),
+        }
+        if self.detail:
+            data["error"] = self.detail
+        return {
+            "AlarmName": self.alarm_name,
+            "AlarmType": "MetricAlarm",
+            "Timestamp": self.timestamp,
+            "HistoryItemType": "Action",
+            "HistorySummary": self.summary,
+            "HistoryData": json.dumps(data),
+        }
+
+
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
@@ -546,7 +588,8 @@ class AlarmEvaluator:
     """Discovers the alarms of deployed stacks and evaluates them, in one background thread.
 
     `interval_seconds` between evaluations, `discovery_interval_seconds` between template scans (a scan
-    only re-reads a stack whose status, update time or the account's exports changed).
+    only resolves again a stack whose template, parameters, status, update time or the account's exports
+    changed).
     """
 
     def __init__(
@@ -589,6 +632,7 @@ class AlarmEvaluator:
         self._published: dict[MetricKey, tuple[float, float]] = {}
         self._published_executions: dict[str, float] = {}
         self._queue_urls: dict[str, str] = {}
+        self._action_history: deque[ActionHistoryItem] = deque(maxlen=ACTION_HISTORY_LIMIT)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -636,6 +680,11 @@ class AlarmEvaluator:
         """(stack name, logical id) -> alarm name, for the alarms this evaluator manages."""
         with self._lock:
             return {(m.definition.stack_name, m.definition.logical_id): n for n, m in self._managed.items()}
+
+    def action_history(self, alarm_name: str | None = None) -> list[ActionHistoryItem]:
+        """The alarm actions run so far (all alarms, or one), oldest first; failed ones included."""
+        with self._lock:
+            return [i for i in self._action_history if alarm_name is None or i.alarm_name == alarm_name]
 
     def _warn_once(self, key: str, message: str, *args: Any) -> None:
         if key not in self._warned:
@@ -697,16 +746,20 @@ class AlarmEvaluator:
         self, stack: Mapping[str, Any], exports: dict[str, str], exports_key: str
     ) -> list[AlarmDefinition]:
         stack_id = stack["StackId"]
+        template = self._template(stack_id)
+        # moto sets no LastUpdatedTime, and a second update leaves the status at UPDATE_COMPLETE: what
+        # was deployed (template and parameters) tells one update from the next.
+        deployed = json.dumps([template, stack.get("Parameters") or []], sort_keys=True, default=str)
         cache_key = (
             str(stack.get("LastUpdatedTime") or stack.get("CreationTime")),
             stack["StackStatus"],
             exports_key,
+            hashlib.sha256(deployed.encode()).hexdigest(),
         )
         cached = self._stack_cache.get(stack_id)
         if cached is not None and cached[0] == cache_key:
             return cached[1]
 
-        template = self._template(stack_id)
         alarm_resources = {
             logical: resource
             for logical, resource in (template.get("Resources") or {}).items()
@@ -1122,6 +1175,7 @@ class AlarmEvaluator:
         if not actions:
             return
         region_name = REGION_NAMES.get(self._region, self._region)
+        alarm_arn = f"arn:aws:cloudwatch:{self._region}:{alarm.account}:alarm:{alarm.name}"
         message = json.dumps(
             {
                 "AlarmName": alarm.name,
@@ -1132,7 +1186,7 @@ class AlarmEvaluator:
                 "NewStateReason": evaluation.reason,
                 "StateChangeTime": _iso(now),
                 "Region": region_name,
-                "AlarmArn": f"arn:aws:cloudwatch:{self._region}:{alarm.account}:alarm:{alarm.name}",
+                "AlarmArn": alarm_arn,
                 "OldStateValue": old_state,
                 "OKActions": list(alarm.ok_actions),
                 "AlarmActions": list(alarm.alarm_actions),
@@ -1162,7 +1216,82 @@ class AlarmEvaluator:
                 self._warn_once(f"action/{arn}", "alarm action %s is not supported locally; skipped", arn)
                 continue
             try:
+                denied = self._publish_denied(alarm, alarm_arn, arn, now)
+                if denied is not None:
+                    logger.warning(
+                        "alarm %s: %s notification NOT published to %s: the topic policy does not let "
+                        "cloudwatch.amazonaws.com publish for this alarm: %s",
+                        alarm.name,
+                        evaluation.state,
+                        arn,
+                        denied,
+                    )
+                    self._record_action(
+                        alarm,
+                        arn,
+                        evaluation.state,
+                        now,
+                        error=f"Resource: {alarm_arn} is not authorized to perform: SNS:Publish on "
+                        f"resource: {arn}",
+                        detail=f"topic policy: {denied}",
+                    )
+                    continue
                 self._sns.publish(TopicArn=arn, Subject=subject, Message=message)
                 logger.info("alarm %s: %s notification sent to %s", alarm.name, evaluation.state, arn)
-            except Exception:
+                self._record_action(alarm, arn, evaluation.state, now)
+            except Exception as error:
                 logger.exception("alarm %s: publishing to %s failed", alarm.name, arn)
+                self._record_action(alarm, arn, evaluation.state, now, error=str(error), detail=str(error))
+
+    def _publish_denied(
+        self, alarm: AlarmDefinition, alarm_arn: str, topic_arn: str, now: datetime
+    ) -> str | None:
+        """Why SNS would refuse CloudWatch's publish of this alarm's notification (None: it would not).
+
+        The request as CloudWatch makes it on AWS: service principal cloudwatch.amazonaws.com, over TLS,
+        on behalf of the alarm (aws:SourceArn) and its account (aws:SourceAccount, and SNS's older
+        aws:SourceOwner, which SNS's default topic policy checks: same-account alarms publish to a topic
+        that has only the default policy).
+        """
+        attributes = self._sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+        request = policy.Request(
+            principal=CLOUDWATCH_PRINCIPAL,
+            action="sns:Publish",
+            resource=topic_arn,
+            context={
+                "aws:SourceAccount": alarm.account,
+                "aws:SourceOwner": alarm.account,
+                "aws:SourceArn": alarm_arn,
+                "aws:SecureTransport": "true",
+                "aws:PrincipalIsAWSService": "true",
+                "aws:PrincipalServiceName": CLOUDWATCH_PRINCIPAL.identifier,
+                "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "aws:EpochTime": str(int(now.timestamp())),
+            },
+        )
+        try:
+            decision = policy.evaluate(attributes.get("Policy") or "", request)
+        except policy.PolicyError as error:
+            # SNS refuses such a policy on AWS, so it can only be a hand-made one here. Fail closed.
+            return f"the policy cannot be read: {error}"
+        return None if decision.allowed else decision.reason
+
+    def _record_action(
+        self,
+        alarm: AlarmDefinition,
+        topic_arn: str,
+        state: str,
+        now: datetime,
+        *,
+        error: str | None = None,
+        detail: str = "",
+    ) -> None:
+        # CloudWatch's own wording for the alarm history (AWS re:Post, "cloudwatch-receive-sns-for-alarm-trigger").
+        if error is None:
+            summary = f"Successfully executed action {topic_arn}"
+        else:
+            summary = f'Failed to execute action {topic_arn}. Received error: "{error}"'
+        with self._lock:
+            self._action_history.append(
+                ActionHistoryItem(alarm.name, now, topic_arn, state, error is None, summary, detail)
+            )

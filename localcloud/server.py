@@ -8,6 +8,8 @@ names when the host is an IP), with, in this process:
 - Step Functions executing state machines (moto's ASL interpreter) and the fixes in `localcloud.sfn`;
 - Lambda invocations running the deployed code through `localcloud.lambda_runner` (DIR/functions,
   DIR/logs/<function>.log), publishing AWS/Lambda metrics;
+- CloudFormation models moto lacks: `AWS::CloudWatch::Alarm` (here) and `AWS::SNS::TopicPolicy`
+  (`localcloud.topic_policy`);
 - the SQS event-source poller and the alarm evaluator, when their modules are present.
 
 It runs until SIGTERM or SIGINT, then stops the poller and evaluator, the Lambda environments and the
@@ -38,7 +40,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud import lambda_runner, sfn
+from localcloud import lambda_runner, sfn, topic_policy
 from localcloud.state import DUMMY_CREDENTIALS, REGION
 
 LOG = logging.getLogger("localcloud.server")
@@ -191,15 +193,15 @@ def _cfn_bool(value: Any) -> bool:
 
 
 def _register_cloudformation_models() -> Callable[[], None]:
-    """Make moto's CloudFormation see the models defined here (its type map is computed once, cached)."""
-    for cached in (cfn_parsing.get_model_list, cfn_parsing.get_model_map, cfn_parsing.get_name_type_map):
-        cached.cache_clear()
+    """Make moto's CloudFormation see the models defined here and in `topic_policy` (its type map is
+    computed once, cached); the returned function removes topic_policy's stack-update hook."""
+    undo_topic_policy = topic_policy.install()  # clears moto's cached model map
     if (
         cfn_parsing.get_model_map().get(CloudWatchAlarmResource.cloudformation_type())
         is not CloudWatchAlarmResource
     ):
         raise RuntimeError("moto did not pick up the AWS::CloudWatch::Alarm model")
-    return lambda: None
+    return undo_topic_policy
 
 
 def _prepare_process_environment(port: int, region: str) -> None:

@@ -3,6 +3,9 @@ bounded wait."""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -50,3 +53,44 @@ def wait_until(condition: Callable[[], bool], timeout: float = 15.0, message: st
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@functools.cache
+def cdk_topic_policy(*, allow_cloudwatch: bool) -> dict[str, Any]:
+    """The PolicyDocument CDK synthesizes for `sns.Topic(..., enforce_ssl=True)`, with the topic's Ref
+    rewritten to `{"Ref": "Topic"}`; with `allow_cloudwatch`, plus the Allow the stack fix adds
+    (cloudwatch.amazonaws.com, scoped by aws:SourceAccount and aws:SourceArn)."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    import aws_cdk as cdk
+    from aws_cdk import aws_iam as iam
+    from aws_cdk import aws_sns as sns
+    from aws_cdk.assertions import Template
+
+    stack = cdk.Stack(cdk.App(), "TopicPolicyFixture")
+    topic = sns.Topic(stack, "Topic", enforce_ssl=True)
+    if allow_cloudwatch:
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
+    resources = Template.from_stack(stack).to_json()["Resources"]
+    (topic_id,) = (k for k, r in resources.items() if r["Type"] == "AWS::SNS::Topic")
+    (policy,) = (r for r in resources.values() if r["Type"] == "AWS::SNS::TopicPolicy")
+    text = json.dumps(policy["Properties"]["PolicyDocument"])
+    return dict(json.loads(text.replace(json.dumps({"Ref": topic_id}), json.dumps({"Ref": "Topic"}))))

@@ -264,6 +264,21 @@ def test_stack_update_keeps_state_and_stack_delete_removes_alarms(deployed: Depl
     assert deployed.evaluator.alarm_names == {}
 
 
+def test_every_stack_update_is_seen_not_only_the_first(deployed: Deployed) -> None:
+    # moto gives stacks no LastUpdatedTime, and the status stays UPDATE_COMPLETE from the first update on.
+    for threshold in (5.0, 7.0, 9.0):
+        deployed.cfn.update_stack(
+            StackName=deployed.name,
+            TemplateBody=json.dumps(pipeline_template(dlq_threshold=threshold)),
+            Parameters=[
+                {"ParameterKey": "StateMachineArn", "UsePreviousValue": True},
+                {"ParameterKey": "WorkerFunctionName", "UsePreviousValue": True},
+            ],
+        )
+        deployed.evaluator.discover()
+        assert deployed.alarm("DeadLetterQueueNotEmpty")["Threshold"] == threshold
+
+
 # -- the DLQ alarm ---------------------------------------------------------------------------------------
 
 
