@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from pipeline_cli.aws import Pipeline, add_common_options, error_code, error_message, open_pipeline
 from pipeline_cli.errors import CliError
-from pipeline_cli.jobs import print_json, render_table, unwrap_cause, validate_job_id
+from pipeline_cli.jobs import clean_error, print_json, render_table, unwrap_cause, validate_job_id
 
 # Attributes that describe the failure: they stay behind, so a redriven request is a clean request.
 ERROR_ATTRIBUTES = frozenset({"error_type", "error_message"})
@@ -86,6 +86,11 @@ class DlqMessage:
             "job_id": self.job_id,
             "error_type": self.attribute("error_type"),
             "error_message": self.attribute("error_message"),
+            "error": clean_error(
+                {"type": self.attribute("error_type"), "message": self.attribute("error_message") or ""}
+            )
+            if self.attribute("error_type")
+            else None,
             "source_message_id": self.attribute("source_message_id"),
             "sent_at": self.sent_at,
             "receive_count": self.receive_count,
@@ -126,6 +131,12 @@ def register(subparsers: Any) -> None:
         description="Move DLQ messages back to the ingest queue (all of them, or one job's).",
     )
     redrive.add_argument("--job-id", metavar="ID", help="move only this job's messages")
+    redrive.add_argument(
+        "--restart",
+        action="store_true",
+        help="ask for a restart: a FAILED job whose input changed runs again from offset 0 on the input as "
+        "it is now, into a fresh output location (without it, such a redrive is refused)",
+    )
     add_common_options(redrive)
     redrive.set_defaults(func=cmd_redrive)
 
@@ -155,7 +166,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     if args.job_id is not None:
         validate_job_id(args.job_id)
     with open_pipeline(args) as pipeline:
-        if args.job_id is None:
+        if args.job_id is None and not args.restart:
             try:
                 result = start_move_task(pipeline)
             except MoveTaskUnsupportedError as reason:
@@ -171,13 +182,18 @@ def cmd_redrive(args: argparse.Namespace) -> int:
                     )
                 return 0
         else:
-            fallback_reason = "--job-id selects messages, which only the fallback can do"
+            fallback_reason = (
+                "--restart rewrites the requests, which only the fallback can do"
+                if args.restart
+                else "--job-id selects messages, which only the fallback can do"
+            )
         select = (lambda message: message.job_id == args.job_id) if args.job_id else (lambda _message: True)
         report = move_messages(
             pipeline.sqs,
             source_url=pipeline.outputs.dead_letter_queue_url,
             destination_url=pipeline.outputs.ingest_queue_url,
             select=select,
+            restart=args.restart,
         )
     if args.json:
         print_json(
@@ -329,6 +345,7 @@ def move_messages(
     source_url: str,
     destination_url: str,
     select: Callable[[DlqMessage], bool],
+    restart: bool = False,
     max_rounds: int = MAX_REDRIVE_ROUNDS,
 ) -> MoveReport:
     """Receive -> SendMessage to the destination -> DeleteMessage, one message at a time.
@@ -369,7 +386,12 @@ def move_messages(
                     report.held_back += 1
                 else:
                     sent_id = move_one(
-                        sqs, message, source_url=source_url, destination_url=destination_url, report=report
+                        sqs,
+                        message,
+                        source_url=source_url,
+                        destination_url=destination_url,
+                        report=report,
+                        restart=restart,
                     )
                     if sent_id is not None:
                         # The ingest keeps a forwarded source_message_id, else uses the new message's id.
@@ -383,11 +405,37 @@ def move_messages(
     return report
 
 
+def with_restart(body: str, restart: bool) -> str:
+    """The request with `restart` set as asked: added for a restart, and removed otherwise, so that a plain
+    redrive of a request that once asked for a restart resumes instead of starting over again. Bodies that
+    are not JSON objects go back unchanged (the ingest rejects them with their own reason)."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(request, dict) or request.get("restart", False) is restart:
+        return body  # already as asked: the bytes stay exactly as they were
+    if restart:
+        request["restart"] = True
+    else:
+        request.pop("restart", None)
+    return json.dumps(request, separators=(",", ":"))
+
+
 def move_one(
-    sqs: Any, message: DlqMessage, *, source_url: str, destination_url: str, report: MoveReport
+    sqs: Any,
+    message: DlqMessage,
+    *,
+    source_url: str,
+    destination_url: str,
+    report: MoveReport,
+    restart: bool = False,
 ) -> str | None:
     """The new message's id once sent (the DLQ copy then deleted, or reported); None if the send failed."""
-    request: dict[str, Any] = {"QueueUrl": destination_url, "MessageBody": message.body}
+    request: dict[str, Any] = {
+        "QueueUrl": destination_url,
+        "MessageBody": with_restart(message.body, restart),
+    }
     attributes = message.forwarded_attributes()
     if attributes:
         request["MessageAttributes"] = attributes

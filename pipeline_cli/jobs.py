@@ -165,7 +165,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         record = require_record(pipeline, args.job_id)
         execution = latest_execution(pipeline, record)
     if args.json:
-        print_json({**record, "latest_execution": execution})
+        print_json({**clean_record(record), "latest_execution": execution})
     else:
         print(describe_record(record, execution))
     return 0
@@ -184,7 +184,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     with open_pipeline(args) as pipeline:
         records = list_jobs(pipeline, status=args.status, limit=args.limit)
     if args.json:
-        print_json(records)
+        print_json([clean_record(record) for record in records])
     elif not records:
         which = f"{args.status} jobs" if args.status else "jobs"
         print(f"no {which} in environment {pipeline.env}")
@@ -197,7 +197,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     with open_pipeline(args) as pipeline:
         before, after = cancel_job(pipeline, args.job_id)
     if args.json:
-        print_json(after)
+        print_json(clean_record(after))
     else:
         print(f"cancelled job {args.job_id} (was {before}); its worker stops at the next checkpoint")
     return 0
@@ -518,7 +518,7 @@ def wait_command(pipeline: Pipeline, job_id: str, args: argparse.Namespace) -> i
         reporter.finish()
     record = result.record
     if args.json and record is not None:
-        print_json(record)
+        print_json(clean_record(record))
     if result.timed_out:
         if record is None:
             raise CliError(
@@ -626,26 +626,41 @@ def outcome_line(record: Mapping[str, Any]) -> str:
     return line
 
 
-def format_error(error: Any) -> str:
-    """`{type, cause}` as one line."""
+def clean_error(error: Any) -> dict[str, str]:
+    """A job's or a DLQ message's error as `{type, message}`: the shape the pipeline writes, also made
+    from records written before it (`cause`, or a Lambda error document with a stack trace)."""
     if not isinstance(error, Mapping):
-        return str(error)
+        return {"type": "Error", "message": unwrap_cause(error)}
     kind = str(error.get("type") or error.get("Error") or "Error")
-    cause = unwrap_cause(error.get("cause") or error.get("Cause") or "")
-    return f"{kind}: {cause}" if cause else kind
+    message = unwrap_cause(error.get("message") or error.get("cause") or error.get("Cause") or "")
+    return {"type": kind, "message": message or kind}
+
+
+def format_error(error: Any) -> str:
+    """`{type, message}` as one line."""
+    clean = clean_error(error)
+    return clean["type"] if clean["message"] == clean["type"] else f"{clean['type']}: {clean['message']}"
 
 
 def unwrap_cause(cause: Any) -> str:
     """A Lambda error's cause, as Step Functions passes it on, is JSON ({errorType, errorMessage, trace}):
-    the message is what a person needs."""
+    the message is what a person needs, never the trace."""
     text = str(cause)
     try:
         parsed = json.loads(text)
     except ValueError:
         return text
-    if isinstance(parsed, Mapping) and parsed.get("errorMessage"):
-        return str(parsed["errorMessage"])
+    if isinstance(parsed, Mapping) and "errorMessage" in parsed:
+        return str(parsed["errorMessage"] or "")
     return text
+
+
+def clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record for `--json`: its error as `{type, message}`."""
+    cleaned = dict(record)
+    if cleaned.get("error"):
+        cleaned["error"] = clean_error(cleaned["error"])
+    return cleaned
 
 
 def describe_record(record: Mapping[str, Any], execution: Mapping[str, Any] | None) -> str:

@@ -239,3 +239,46 @@ def test_dlq_list_shows_the_message_of_a_lambda_cause(deployed: Deployed, run: R
 
     assert "input s3://b/k does not exist" in table.out and "errorType" not in table.out
     assert json.loads(as_json.out)[0]["error_message"] == cause  # JSON keeps the attribute as it is
+
+
+def test_redrive_restart_asks_every_moved_request_for_a_restart(deployed: Deployed, run: Run) -> None:
+    body = dead_letter(deployed, "job-c", 1, "InputChangedError")
+
+    result = run("dlq", "redrive", "--job-id", "job-c", "--restart", "--env", "dev", "--json")
+
+    assert result.code == 0, result.err
+    assert (
+        json.loads(result.out)["reason"] == "--restart rewrites the requests, which only the fallback can do"
+    )
+    (moved,) = drain(deployed.sqs, deployed.ingest_url)
+    assert json.loads(moved["Body"]) == {**json.loads(body), "restart": True}
+
+
+def test_a_plain_redrive_takes_an_earlier_restart_back_out(deployed: Deployed, run: Run) -> None:
+    deployed.sqs.send_message(
+        QueueUrl=deployed.dlq_url,
+        MessageBody=json.dumps({"job_id": "job-d", "input": "s3://b/k", "restart": True}),
+        MessageAttributes=dlq_attributes("job-d", "RejectRatioExceededError", "too many", "source-d"),
+    )
+    unchanged = dead_letter(deployed, "job-e", 2)
+
+    assert run("dlq", "redrive", "--job-id", "job-d", "--env", "dev").code == 0
+    assert run("dlq", "redrive", "--job-id", "job-e", "--env", "dev").code == 0
+
+    bodies = sorted(message["Body"] for message in drain(deployed.sqs, deployed.ingest_url))
+    assert bodies == sorted(
+        [json.dumps({"job_id": "job-d", "input": "s3://b/k"}, separators=(",", ":")), unchanged]
+    )
+
+
+def test_dlq_list_json_carries_the_error_as_type_and_message(deployed: Deployed, run: Run) -> None:
+    cause = json.dumps({"errorType": "Runtime.ExitError", "errorMessage": "killed", "stackTrace": ["x"]})
+    deployed.sqs.send_message(
+        QueueUrl=deployed.dlq_url,
+        MessageBody="{}",
+        MessageAttributes=dlq_attributes("job-f", "Runtime.ExitError", cause, "source-f"),
+    )
+
+    (message,) = json.loads(run("dlq", "list", "--env", "dev", "--json").out)
+
+    assert message["error"] == {"type": "Runtime.ExitError", "message": "killed"}

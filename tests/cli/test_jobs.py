@@ -173,7 +173,7 @@ def test_status_json_is_the_record_with_plain_numbers(deployed: Deployed, run: R
     assert record["status"] == "RUNNING"
     assert record["cursor"] == 262144 and isinstance(record["cursor"], int)
     assert record["records_rejected"] == 2
-    assert record["error"] == {"type": "TransientError", "cause": "boom"}
+    assert record["error"] == {"type": "TransientError", "message": "boom"}
     # The state machine was never started for this job: absence is tolerated, not an error.
     assert record["latest_execution"] is None
 
@@ -229,6 +229,29 @@ def test_wait_waits_for_the_record_to_appear_then_exits_0_on_success(
     assert "waiting for the job record" in result.err
     assert "job-w: RUNNING    50.0%  segments 1" in result.err
     assert result.out.startswith("job job-w SUCCEEDED: 10 records in, 10 out, 0 rejected")
+
+
+def test_status_json_error_is_type_and_message_without_trace_even_for_raw_lambda_causes(
+    deployed: Deployed, run: Run
+) -> None:
+    running_record(deployed)
+    cause = json.dumps(
+        {
+            "errorType": "Runtime.ExitError",
+            "errorMessage": "Runtime exited with error: signal: killed",
+            "stackTrace": ['  File "/var/task/handlers/worker.py", line 61, in handler'],
+        }
+    )
+    # What the state machine's fallback path writes: the raw Step Functions error and cause.
+    deployed.set_fields("job-7", status="FAILED", error={"type": "Runtime.ExitError", "message": cause})
+
+    result = run("status", "job-7", "--env", "dev", "--json")
+
+    assert json.loads(result.out)["error"] == {
+        "type": "Runtime.ExitError",
+        "message": "Runtime exited with error: signal: killed",
+    }
+    assert "stackTrace" not in result.out and "/var/task" not in result.out
 
 
 def test_wait_exits_1_and_prints_the_error_when_the_job_fails(
