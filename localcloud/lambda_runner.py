@@ -17,7 +17,13 @@ invocation path goes through: the Invoke API, Step Functions' `lambda:invoke`, m
   so Step Functions sees the exception class name as the ASL error name;
 - the handler's stdout/stderr go to `HOME/logs/<function-name>.log` with START/END/REPORT lines;
 - every invocation is published to moto's CloudWatch (AWS/Lambda Invocations, Errors, Duration, Throttles)
-  so that the alarms can be evaluated.
+  so that the alarms can be evaluated;
+- an asynchronous (Event) invocation is accepted at once and runs in the background as Lambda's
+  asynchronous queue runs it (`LambdaRunner.invoke_async`): a function error is retried
+  MaximumRetryAttempts times (2 unless the function's event invoke config says otherwise), about one and
+  then two minutes later, a throttled event waits and tries again without counting a retry, an event
+  older than MaximumEventAgeInSeconds is given up, and the outcome goes to the OnSuccess / OnFailure
+  destination (SQS, SNS, Lambda or EventBridge) with Lambda's invocation record.
 """
 
 from __future__ import annotations
@@ -36,15 +42,18 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from moto.awslambda.models import LambdaFunction
+from moto.awslambda.models import LambdaFunction, lambda_backends
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.exceptions import JsonRESTError
+from moto.events.models import events_backends
+from moto.sns.models import sns_backends
+from moto.sqs.models import sqs_backends
 
 from localcloud.lambda_bootstrap import ProtocolClosed, write_frame
 from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
@@ -62,6 +71,12 @@ IDLE_SECONDS = 600.0
 # invocation waits for a free environment instead (it is not throttled and its timeout has not started).
 DEFAULT_MAX_ENVIRONMENTS = 8
 LOG_TAIL_BYTES = 4096
+# Lambda retries a failed asynchronous invocation about one minute, then two minutes, after the failure.
+ASYNC_RETRY_DELAYS_SECONDS = (60.0, 120.0)
+ASYNC_MAXIMUM_RETRY_ATTEMPTS = 2
+ASYNC_MAXIMUM_EVENT_AGE_SECONDS = 21_600.0
+# A throttled asynchronous event waits in Lambda's queue; backoff between tries (cap).
+ASYNC_THROTTLE_BACKOFF_SECONDS = (1.0, 60.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +124,34 @@ class InvocationResult:
     @property
     def failed(self) -> bool:
         return self.error_type is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AsyncConfig:
+    """How Lambda handles a function's asynchronous invocations (its event invoke config)."""
+
+    maximum_retry_attempts: int = ASYNC_MAXIMUM_RETRY_ATTEMPTS
+    maximum_event_age_seconds: float = ASYNC_MAXIMUM_EVENT_AGE_SECONDS
+    on_success: str | None = None
+    on_failure: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AsyncOutcome:
+    """How an asynchronous invocation ended: `condition` as in Lambda's invocation record."""
+
+    spec: FunctionSpec
+    payload: bytes
+    config: AsyncConfig
+    # Success, RetriesExhausted or EventAgeExceeded
+    condition: str
+    attempts: int
+    # The last attempt's result (None if the event never ran: throttled until it was too old).
+    result: InvocationResult | None
+
+    @property
+    def destination(self) -> str | None:
+        return self.config.on_success if self.condition == "Success" else self.config.on_failure
 
 
 class FunctionThrottled(Exception):
@@ -241,6 +284,7 @@ class LambdaRunner:
         region: str = REGION,
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
         on_invocation: Callable[[FunctionSpec, InvocationResult], None] | None = None,
+        async_retry_delays: Sequence[float] = ASYNC_RETRY_DELAYS_SECONDS,
     ) -> None:
         self._functions_dir = home / "functions"
         self._logs_dir = home / "logs"
@@ -250,6 +294,9 @@ class LambdaRunner:
         self._region = region
         self._max_environments = max_environments
         self._on_invocation = on_invocation
+        self._async_retry_delays = tuple(async_retry_delays) or ASYNC_RETRY_DELAYS_SECONDS
+        # Set at shutdown: asynchronous invocations waiting for a retry give up.
+        self._stopping = threading.Event()
         self._lock = threading.Condition()
         self._unpack_lock = threading.Lock()
         self._pools: dict[str, _Pool] = {}
@@ -307,6 +354,92 @@ class LambdaRunner:
         finally:
             self._release(spec, environment, keep=keep)
 
+    def invoke_async(
+        self,
+        spec: FunctionSpec,
+        payload: bytes,
+        *,
+        code: Callable[[], bytes],
+        config: AsyncConfig = AsyncConfig(),
+        on_outcome: Callable[[AsyncOutcome], None] | None = None,
+    ) -> None:
+        """An asynchronous (Event) invocation: returns at once; the event runs in the background with
+        Lambda's retries, and `on_outcome` gets how it ended (for destinations)."""
+        threading.Thread(
+            target=self._run_async,
+            args=(spec, payload, code, config, on_outcome),
+            name=f"lambda-event-{spec.name}",
+            daemon=True,
+        ).start()
+
+    def _run_async(
+        self,
+        spec: FunctionSpec,
+        payload: bytes,
+        code: Callable[[], bytes],
+        config: AsyncConfig,
+        on_outcome: Callable[[AsyncOutcome], None] | None,
+    ) -> None:
+        received = time.time()
+        attempts = 0
+        throttles = 0
+        result: InvocationResult | None = None
+        condition = "EventAgeExceeded"
+        while True:
+            try:
+                result = self.invoke(spec, payload, code=code)
+            except FunctionThrottled:
+                # Kept in Lambda's queue and tried again later; a throttle is not a retry attempt.
+                throttles += 1
+                base, cap = ASYNC_THROTTLE_BACKOFF_SECONDS
+                delay = min(cap, base * 2 ** min(throttles - 1, 10))
+            except Exception:
+                if not self._stopping.is_set():  # else the runner is shut down: the event is dropped
+                    LOG.exception("asynchronous invocation of %s failed", spec.name)
+                return
+            else:
+                attempts += 1
+                if not result.failed:
+                    condition = "Success"
+                    break
+                if attempts > config.maximum_retry_attempts:
+                    condition = "RetriesExhausted"
+                    break
+                delay = self._async_retry_delays[min(attempts - 1, len(self._async_retry_delays) - 1)]
+                LOG.info(
+                    "asynchronous invocation %s of %s failed (%s): retry %d in %.0f s",
+                    result.request_id,
+                    spec.name,
+                    result.error_type,
+                    attempts,
+                    delay,
+                )
+            if time.time() + delay - received > config.maximum_event_age_seconds:
+                condition = "EventAgeExceeded"
+                break
+            if self._stopping.wait(delay):
+                return
+        if condition != "Success":
+            LOG.warning(
+                "asynchronous invocation of %s given up after %d attempt(s): %s",
+                spec.name,
+                attempts,
+                condition,
+            )
+        if on_outcome is not None:
+            outcome = AsyncOutcome(
+                spec=spec,
+                payload=payload,
+                config=config,
+                condition=condition,
+                attempts=attempts,
+                result=result,
+            )
+            try:
+                on_outcome(outcome)
+            except Exception:  # a destination problem must not go unnoticed, nor kill anything
+                LOG.exception("delivering the outcome of an asynchronous invocation of %s failed", spec.name)
+
     def log_path(self, function_name: str) -> Path:
         return self._logs_dir / f"{function_name}.log"
 
@@ -329,6 +462,7 @@ class LambdaRunner:
         return len(stale)
 
     def shutdown(self) -> None:
+        self._stopping.set()
         with self._lock:
             self._closed = True
             idle = [env for pool in self._pools.values() for env in pool.idle]
@@ -733,14 +867,13 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
         if invocation_type == "DryRun":
             return b""
         if invocation_type == "Event":
-            # Asynchronous invocation: accepted at once, run in the background (no retries, no
-            # destinations: a gap against Lambda's async queue).
-            threading.Thread(
-                target=_invoke_quietly,
-                args=(runner, spec, payload, self),
-                name=f"lambda-event-{spec.name}",
-                daemon=True,
-            ).start()
+            runner.invoke_async(
+                spec,
+                payload,
+                code=lambda: bytes(self.code_bytes),
+                config=async_config_from_moto(self),
+                on_outcome=send_to_destination,
+            )
             return b""
         try:
             result = runner.invoke(
@@ -763,11 +896,81 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
     return undo
 
 
-def _invoke_quietly(runner: LambdaRunner, spec: FunctionSpec, payload: bytes, function: Any) -> None:
+def async_config_from_moto(function: Any) -> AsyncConfig:
+    """The function's event invoke config (PutFunctionEventInvokeConfig; moto has no CloudFormation model
+    for AWS::Lambda::EventInvokeConfig), or Lambda's defaults."""
+    configs = getattr(function, "event_invoke_config", None) or []
+    config: dict[str, Any] = configs[0].config if configs else {}
+    destinations = config.get("DestinationConfig") or {}
+    return AsyncConfig(
+        maximum_retry_attempts=int(config.get("MaximumRetryAttempts", ASYNC_MAXIMUM_RETRY_ATTEMPTS)),
+        maximum_event_age_seconds=float(
+            config.get("MaximumEventAgeInSeconds", ASYNC_MAXIMUM_EVENT_AGE_SECONDS)
+        ),
+        on_success=(destinations.get("OnSuccess") or {}).get("Destination") or None,
+        on_failure=(destinations.get("OnFailure") or {}).get("Destination") or None,
+    )
+
+
+def _json_or_text(payload: bytes) -> Any:
     try:
-        runner.invoke(spec, payload, code=lambda: bytes(function.code_bytes))
-    except Exception:
-        LOG.exception("asynchronous invocation of %s failed", spec.name)
+        return json.loads(payload)
+    except ValueError:
+        return payload.decode("utf-8", errors="replace")
+
+
+def invocation_record(outcome: AsyncOutcome) -> dict[str, Any]:
+    """What Lambda sends to a destination about an asynchronous invocation."""
+    now = datetime.now(UTC)
+    record: dict[str, Any] = {
+        "version": "1.0",
+        "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        "requestContext": {
+            "requestId": outcome.result.request_id if outcome.result else str(uuid.uuid4()),
+            "functionArn": f"{outcome.spec.arn}:{outcome.spec.version}",
+            "condition": outcome.condition,
+            "approximateInvokeCount": outcome.attempts,
+        },
+        "requestPayload": _json_or_text(outcome.payload),
+    }
+    if outcome.result is not None:
+        response: dict[str, Any] = {"statusCode": 200, "executedVersion": outcome.spec.version}
+        if outcome.result.failed:
+            response["functionError"] = "Unhandled"
+        record["responseContext"] = response
+        record["responsePayload"] = _json_or_text(outcome.result.payload)
+    return record
+
+
+def send_to_destination(outcome: AsyncOutcome) -> None:
+    """Send the invocation record to the outcome's destination, in this process's moto backends."""
+    destination = outcome.destination
+    if destination is None:
+        return
+    _, _, service, region, account, resource = destination.split(":", 5)
+    record = json.dumps(invocation_record(outcome))
+    if service == "sqs":
+        sqs_backends[account][region].send_message(queue_name=resource, message_body=record)
+    elif service == "sns":
+        sns_backends[account][region].publish(message=record, arn=destination)
+    elif service == "lambda":
+        target = lambda_backends[account][region].get_function(destination)
+        target.invoke(record, {"X-Amz-Invocation-Type": "Event"}, {})
+    elif service == "events":
+        result = "Success" if outcome.condition == "Success" else "Failure"
+        events_backends[account][region].put_events(
+            [
+                {
+                    "Source": "lambda",
+                    "DetailType": f"Lambda Function Invocation Result - {result}",
+                    "Detail": record,
+                    "Resources": [destination, f"{outcome.spec.arn}:{outcome.spec.version}"],
+                    "EventBusName": destination,
+                }
+            ]
+        )
+    else:
+        LOG.warning("destination %s of %s is not supported locally", destination, outcome.spec.name)
 
 
 def _header(headers: Any, name: str) -> str | None:

@@ -10,10 +10,13 @@ names when the host is an IP), with, in this process:
   DIR/logs/<function>.log), publishing AWS/Lambda metrics;
 - CloudFormation models moto lacks: `AWS::CloudWatch::Alarm` (here) and `AWS::SNS::TopicPolicy`
   (`localcloud.topic_policy`);
+- EventBridge (`localcloud.events`): Step Functions status-change events and PutEvents delivered to rule
+  targets in the background, with retries, dead-letter queues and AWS/Events metrics;
 - the SQS event-source poller and the alarm evaluator, when their modules are present.
 
-It runs until SIGTERM or SIGINT, then stops the poller and evaluator, the Lambda environments and the
-HTTP server, in that order. Its own log goes to stderr (`cloud.up` sends it to DIR/server.log).
+It runs until SIGTERM or SIGINT, then stops the evaluator, the poller, the event delivery, the Lambda
+environments and the HTTP server, in that order. Its own log goes to stderr (`cloud.up` sends it to
+DIR/server.log).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud import lambda_runner, sfn, topic_policy
+from localcloud import events, lambda_runner, sfn, topic_policy
 from localcloud.state import DUMMY_CREDENTIALS, REGION
 
 LOG = logging.getLogger("localcloud.server")
@@ -246,6 +249,9 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
         on_invocation=lambda_runner.cloudwatch_publisher(region=region),
     )
     undo.append(lambda_runner.install(runner))
+    # After sfn: execution status changes become EventBridge events, delivered in the background.
+    deliverer = events.EventDeliverer()
+    undo.append(events.install(deliverer))
 
     poller_module = _optional("localcloud.poller")
     if poller_module is not None:
@@ -257,6 +263,8 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     server.start()
     cloud = RunningCloud(port=port, home=home, server=server, runner=runner, undo=undo)
     LOG.info("moto %s serving %s (home %s)", _moto_version(), endpoint, home)
+    deliverer.start()
+    cloud.services.append(deliverer)
 
     if poller_module is not None:
         poller = poller_module.EventSourcePoller(endpoint, region)

@@ -1,7 +1,7 @@
 """Step Functions fixes applied inside the local cloud's server process (moto 5.2.5).
 
 With `{"stepfunctions": {"execute_state_machine": True}}` moto executes ASL with its interpreter (a port of
-LocalStack's). Running the deployed segmented-job definition needs four more things:
+LocalStack's). Running the deployed segmented-job definition needs more:
 
 1. CloudFormation puts state machines into moto's *non-executing* backend, so StartExecution on a deployed
    machine fails with StateMachineDoesNotExist: route their create/update/delete to the executing one.
@@ -12,8 +12,11 @@ LocalStack's). Running the deployed segmented-job definition needs four more thi
 3. `$$.State.EnteredTime` is Python's isoformat (`...05.123456+00:00`) where AWS gives
    `2026-11-22T15:04:05.123Z`; the job table's (status, updated_at) index sorts on that string, so it
    must look the same whoever wrote it.
-4. Step Functions publishes AWS/States execution metrics (ExecutionsStarted/Succeeded/Failed/TimedOut/
-   Aborted, ExecutionTime) that the alarms watch; moto publishes none.
+4. Execution status changes have one hook (`add_status_listener`): RUNNING once, the terminal status
+   exactly once, and ABORTED as soon as StopExecution returns (moto only notices a stop when the running
+   task returns). Step Functions' EventBridge events (`localcloud.events`) listen there, and so do:
+5. the AWS/States execution metrics (ExecutionsStarted/Succeeded/Failed/TimedOut/Aborted, ExecutionTime)
+   that the alarms watch; moto publishes none.
 
 `install()` applies them all and returns a function that undoes them (tests restore moto afterwards).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -32,10 +36,12 @@ from botocore.model import ServiceModel, StructureShape
 from botocore.session import get_session
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.component.state import state as asl_state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.utils import cfn_to_api_tags
@@ -51,7 +57,8 @@ def install() -> Undo:
         _route_cloudformation_to_executing_backend(),
         _normalise_sfn_task_parameters(),
         _aws_entered_time(),
-        _publish_execution_metrics(),
+        _execution_lifecycle(),
+        add_status_listener(_publish_execution_metrics),
     ]
 
     def undo() -> None:
@@ -251,7 +258,95 @@ def _aws_entered_time() -> Undo:
     return undo
 
 
-# -- 4. AWS/States metrics ------------------------------------------------------------------------------
+# -- 4. Execution status changes: one hook, any number of listeners ---------------------------------------
+
+StatusListener = Callable[[Any, str], None]
+"""Called with (execution, status) once with RUNNING, then once with its terminal status."""
+
+_listeners: list[StatusListener] = []
+# Guards the terminal transition, which the worker thread (end, failure, timeout) and a StopExecution
+# request can race for: whichever comes first decides the status, and only it notifies.
+_terminal_lock = threading.Lock()
+_TERMINAL_MARK = "_localcloud_terminal_status"
+
+
+def add_status_listener(listener: StatusListener) -> Undo:
+    """Call `listener` on every execution status change (needs `install()`); returns its removal."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def _notify(execution: Any, status: str) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(execution, status)
+        except Exception:  # a listener must never break an execution
+            LOG.exception("execution status listener %r failed for %s", listener, status)
+
+
+def _status_value(execution: Any) -> str:
+    return str(getattr(execution.exec_status, "value", execution.exec_status))
+
+
+def _execution_lifecycle() -> Undo:
+    """RUNNING once at start, the terminal status exactly once, ABORTED as soon as StopExecution returns.
+
+    moto sets the terminal status only when the worker thread's program returns
+    (`BaseExecutionWorkerCommunication.terminated`). StopExecution just flags the program as stopped: a
+    Wait state notices at once, but a Task (a Lambda call, a `.waitForTaskToken` callback) keeps the
+    execution RUNNING until it returns, which for a callback may be never. On AWS the execution is ABORTED
+    when StopExecution returns, so the stop itself is reflected here, and the later `terminated` call of
+    that execution is ignored (also when the interrupted task then failed: moto would overwrite ABORTED
+    with FAILED). moto's StopExecution drops the request's `error` and `cause`; they stay unset.
+    """
+    original_start = Execution.start
+    original_stop = Execution.stop
+    original_terminated = BaseExecutionWorkerCommunication.terminated
+
+    def start(self: Any) -> None:
+        started = self.exec_worker is None  # moto refuses a second start
+        if started:
+            # Before the worker thread exists, so that RUNNING is always announced before the end.
+            _notify(self, ExecutionStatus.RUNNING.value)
+        original_start(self)
+
+    def stop(self: Any, stop_date: dt.datetime, error: str | None, cause: str | None) -> None:
+        original_stop(self, stop_date, error, cause)
+        env = getattr(self.exec_worker, "env", None)
+        with _terminal_lock:
+            if getattr(self, _TERMINAL_MARK, None) is not None or env is None:
+                return
+            if not isinstance(env.program_state(), ProgramStopped):
+                return  # it had already ended: StopExecution changes nothing
+            self.exec_status = ExecutionStatus.ABORTED
+            # moto's StopExecution passes a naive UTC time; start_date is aware (ExecutionTime subtracts).
+            self.stop_date = stop_date if stop_date.tzinfo else stop_date.replace(tzinfo=dt.UTC)
+            setattr(self, _TERMINAL_MARK, ExecutionStatus.ABORTED.value)
+        _notify(self, ExecutionStatus.ABORTED.value)
+
+    def terminated(self: Any) -> None:
+        execution = self.execution
+        with _terminal_lock:
+            if getattr(execution, _TERMINAL_MARK, None) is not None:
+                return
+            original_terminated(self)
+            status = _status_value(execution)
+            setattr(execution, _TERMINAL_MARK, status)
+        _notify(execution, status)
+
+    Execution.start = start  # type: ignore[method-assign]
+    Execution.stop = stop  # type: ignore[method-assign]
+    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]
+
+    def undo() -> None:
+        Execution.start = original_start  # type: ignore[method-assign]
+        Execution.stop = original_stop  # type: ignore[method-assign]
+        BaseExecutionWorkerCommunication.terminated = original_terminated  # type: ignore[method-assign]
+
+    return undo
+
+
+# -- 5. AWS/States metrics ------------------------------------------------------------------------------
 
 _END_METRICS = {
     "SUCCEEDED": "ExecutionsSucceeded",
@@ -277,31 +372,14 @@ def _put_states_metrics(execution: Any, data: list[tuple[str, float, str]]) -> N
         LOG.exception("publishing AWS/States metrics failed")
 
 
-def _publish_execution_metrics() -> Undo:
-    original_start = Execution.start
-    original_terminated = BaseExecutionWorkerCommunication.terminated
-
-    def start(self: Any) -> None:
-        original_start(self)
-        _put_states_metrics(self, [("ExecutionsStarted", 1.0, "Count")])
-
-    def terminated(self: Any) -> None:
-        original_terminated(self)
-        execution = self.execution
-        status = getattr(execution.exec_status, "value", str(execution.exec_status))
-        data = []
-        if status in _END_METRICS:
-            data.append((_END_METRICS[status], 1.0, "Count"))
-        if execution.stop_date is not None and execution.start_date is not None:
-            elapsed_ms = (execution.stop_date - execution.start_date).total_seconds() * 1000
-            data.append(("ExecutionTime", elapsed_ms, "Milliseconds"))
-        _put_states_metrics(execution, data)
-
-    Execution.start = start  # type: ignore[method-assign]
-    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]
-
-    def undo() -> None:
-        Execution.start = original_start  # type: ignore[method-assign]
-        BaseExecutionWorkerCommunication.terminated = original_terminated  # type: ignore[method-assign]
-
-    return undo
+def _publish_execution_metrics(execution: Any, status: str) -> None:
+    if status == ExecutionStatus.RUNNING.value:
+        _put_states_metrics(execution, [("ExecutionsStarted", 1.0, "Count")])
+        return
+    data = []
+    if status in _END_METRICS:
+        data.append((_END_METRICS[status], 1.0, "Count"))
+    if execution.stop_date is not None and execution.start_date is not None:
+        elapsed_ms = (execution.stop_date - execution.start_date).total_seconds() * 1000
+        data.append(("ExecutionTime", elapsed_ms, "Milliseconds"))
+    _put_states_metrics(execution, data)

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from localcloud.lambda_runner import FunctionSpec, FunctionThrottled, InvocationResult, LambdaRunner
+from localcloud.lambda_runner import (
+    AsyncConfig,
+    AsyncOutcome,
+    FunctionSpec,
+    FunctionThrottled,
+    InvocationResult,
+    LambdaRunner,
+    invocation_record,
+)
+from tests.localcloud.support import wait_until
 
 APP = """
 import decimal
@@ -324,3 +333,65 @@ def test_shutdown_stops_busy_environments_too(runner: LambdaRunner) -> None:
     assert not thread.is_alive()
     assert time.monotonic() - started < 5
     assert results[0].error_type == "Runtime.ExitError"
+
+
+# -- asynchronous (Event) invocations: Lambda's retries and the outcome for destinations ----------------
+
+
+@pytest.fixture
+def async_runner(tmp_path: Path, published: list[tuple[str, InvocationResult]]) -> Iterator[LambdaRunner]:
+    lambda_runner = LambdaRunner(
+        home=tmp_path,
+        endpoint="http://localhost:4599",
+        on_invocation=lambda s, result: published.append((s.name, result)),
+        async_retry_delays=(0.1, 0.2),
+    )
+    yield lambda_runner
+    lambda_runner.shutdown()
+
+
+def invoke_async(runner: LambdaRunner, function: FunctionSpec, config: AsyncConfig) -> AsyncOutcome:
+    outcomes: list[AsyncOutcome] = []
+    runner.invoke_async(function, b'{"n": 1}', code=lambda: CODE, config=config, on_outcome=outcomes.append)
+    wait_until(lambda: bool(outcomes), message="the asynchronous invocation's outcome")
+    return outcomes[0]
+
+
+def test_async_function_error_is_retried_twice_then_the_retries_are_exhausted(
+    async_runner: LambdaRunner, published: list[tuple[str, InvocationResult]]
+) -> None:
+    destination = "arn:aws:sqs:us-east-1:123456789012:on-failure"
+    outcome = invoke_async(async_runner, spec("app.transient"), AsyncConfig(on_failure=destination))
+    assert (outcome.condition, outcome.attempts, outcome.destination) == ("RetriesExhausted", 3, destination)
+    assert [result.error_type for _, result in published] == ["TransientError"] * 3
+
+    record = invocation_record(outcome)
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestContext"]["functionArn"].endswith(":function:fixture-app-transient:$LATEST")
+    assert record["requestPayload"] == {"n": 1}
+    assert record["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
+    assert record["responsePayload"]["errorType"] == "TransientError"
+
+
+def test_async_success_needs_one_attempt_and_goes_to_on_success(async_runner: LambdaRunner) -> None:
+    config = AsyncConfig(on_success="arn:aws:sqs:us-east-1:123456789012:ok", on_failure="arn:aws:sqs:x:1:no")
+    outcome = invoke_async(async_runner, spec("app.ok"), config)
+    assert (outcome.condition, outcome.attempts, outcome.destination) == ("Success", 1, config.on_success)
+    assert "functionError" not in invocation_record(outcome)["responseContext"]
+
+
+def test_async_retries_follow_the_event_invoke_config(
+    async_runner: LambdaRunner, published: list[tuple[str, InvocationResult]]
+) -> None:
+    assert (
+        invoke_async(async_runner, spec("app.transient"), AsyncConfig(maximum_retry_attempts=0)).attempts == 1
+    )
+    # Too old for the next retry (0.1 s away): given up after the first attempt.
+    too_old = invoke_async(async_runner, spec("app.transient"), AsyncConfig(maximum_event_age_seconds=0.05))
+    assert (too_old.condition, too_old.attempts) == ("EventAgeExceeded", 1)
+    assert len(published) == 2
