@@ -8,8 +8,8 @@ names when the host is an IP), with, in this process:
 - Step Functions executing state machines (moto's ASL interpreter) and the fixes in `localcloud.sfn`;
 - Lambda invocations running the deployed code through `localcloud.lambda_runner` (DIR/functions,
   DIR/logs/<function>.log), publishing AWS/Lambda metrics;
-- CloudFormation models moto lacks: `AWS::CloudWatch::Alarm` (here) and `AWS::SNS::TopicPolicy`
-  (`localcloud.topic_policy`);
+- CloudFormation models moto lacks: `AWS::CloudWatch::Alarm` (here), `AWS::SNS::TopicPolicy`
+  (`localcloud.topic_policy`) and `AWS::Lambda::EventInvokeConfig` (`localcloud.event_invoke_config`);
 - EventBridge (`localcloud.events`): Step Functions status-change events and PutEvents delivered to rule
   targets in the background, with retries, dead-letter queues and AWS/Events metrics;
 - the SQS event-source poller and the alarm evaluator, when their modules are present.
@@ -43,7 +43,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud import events, lambda_runner, sfn, topic_policy
+from localcloud import event_invoke_config, events, lambda_runner, sfn, topic_policy
 from localcloud.state import DUMMY_CREDENTIALS, REGION
 
 LOG = logging.getLogger("localcloud.server")
@@ -204,6 +204,11 @@ def _register_cloudformation_models() -> Callable[[], None]:
         is not CloudWatchAlarmResource
     ):
         raise RuntimeError("moto did not pick up the AWS::CloudWatch::Alarm model")
+    if (
+        cfn_parsing.get_model_map().get(event_invoke_config.TYPE)
+        is not event_invoke_config.LambdaEventInvokeConfigResource
+    ):
+        raise RuntimeError("moto did not pick up the AWS::Lambda::EventInvokeConfig model")
     return undo_topic_policy
 
 
