@@ -8,7 +8,8 @@ names when the host is an IP), with, in this process:
 - Step Functions executing state machines (moto's ASL interpreter) and the fixes in `localcloud.sfn`;
 - Lambda invocations running the deployed code through `localcloud.lambda_runner` (DIR/functions,
   DIR/logs/<function>.log), publishing AWS/Lambda metrics;
-- the SQS event-source poller and the alarm evaluator, when their modules are present.
+- the SQS event-source poller and the alarm evaluator, when their modules are present;
+- fault injection (`localcloud.chaos`): rules set at /_localcloud/chaos apply to every request.
 
 It runs until SIGTERM or SIGINT, then stops the poller and evaluator, the Lambda environments and the
 HTTP server, in that order. Its own log goes to stderr (`cloud.up` sends it to DIR/server.log).
@@ -38,7 +39,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud import lambda_runner, sfn
+from localcloud import chaos, lambda_runner, sfn
 from localcloud.state import DUMMY_CREDENTIALS, REGION
 
 LOG = logging.getLogger("localcloud.server")
@@ -236,6 +237,9 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     undo.append(lambda: default_user_config.update({"stepfunctions": previous}))  # type: ignore[typeddict-item]
     undo.append(sfn.install())
     undo.append(_register_cloudformation_models())
+    # Fault injection for every caller of this server.
+    chaos_store = chaos.ChaosStore()
+    undo.append(chaos.install(chaos_store))
 
     runner = lambda_runner.LambdaRunner(
         home=home,
