@@ -9,7 +9,8 @@ names when the host is an IP), with, in this process:
 - Lambda invocations running the deployed code through `localcloud.lambda_runner` (DIR/functions,
   DIR/logs/<function>.log), publishing AWS/Lambda metrics;
 - the SQS event-source poller and the alarm evaluator, when their modules are present;
-- fault injection (`localcloud.chaos`): rules set at /_localcloud/chaos apply to every request.
+- fault injection (`localcloud.chaos`): rules set at /_localcloud/chaos apply to every request and to the
+  Lambda environments.
 
 It runs until SIGTERM or SIGINT, then stops the poller and evaluator, the Lambda environments and the
 HTTP server, in that order. Its own log goes to stderr (`cloud.up` sends it to DIR/server.log).
@@ -237,7 +238,7 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     undo.append(lambda: default_user_config.update({"stepfunctions": previous}))  # type: ignore[typeddict-item]
     undo.append(sfn.install())
     undo.append(_register_cloudformation_models())
-    # Fault injection for every caller of this server.
+    # Fault injection for every caller of this server, and for the Lambda environments it runs.
     chaos_store = chaos.ChaosStore()
     undo.append(chaos.install(chaos_store))
 
@@ -246,6 +247,7 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
         endpoint=endpoint,
         region=region,
         on_invocation=lambda_runner.cloudwatch_publisher(region=region),
+        faults=chaos_store.lambda_fault,
     )
     undo.append(lambda_runner.install(runner))
 

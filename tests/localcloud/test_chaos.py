@@ -10,12 +10,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -25,6 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from localcloud import chaos, wire
+from localcloud.lambda_runner import FunctionSpec, LambdaRunner
 from localcloud.state import DUMMY_CREDENTIALS, REGION
 from tests.localcloud.support import moto_server
 
@@ -611,3 +615,140 @@ def test_the_control_api_is_never_affected(
 
     assert status == 200 and len(listed["rules"]) == len(chaos.SERVICES)
     assert all(rule["matched"] == 0 for rule in listed["rules"])
+
+
+# -- crash and timeout in the Lambda runner -------------------------------------------------------------
+
+APP = """
+import os
+import time
+
+
+def ok(event, context):
+    return {"pid": os.getpid()}
+
+
+def slow(event, context):
+    time.sleep(event.get("seconds", 0.2))
+    return {"pid": os.getpid()}
+"""
+
+
+def code_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", APP)
+    return buffer.getvalue()
+
+
+CODE = code_zip()
+
+
+def function(name: str, handler: str = "app.ok", timeout: float = 3.0) -> FunctionSpec:
+    return FunctionSpec(
+        name=name,
+        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+        handler=handler,
+        runtime="python3.14",
+        timeout_seconds=timeout,
+        memory_mb=256,
+        version="$LATEST",
+        environment={},
+        code_sha256="c" * 64,
+    )
+
+
+@pytest.fixture
+def faults() -> chaos.ChaosStore:
+    return chaos.ChaosStore()
+
+
+@pytest.fixture
+def runner(tmp_path: Path, faults: chaos.ChaosStore) -> Iterator[LambdaRunner]:
+    lambda_runner = LambdaRunner(home=tmp_path, endpoint="http://localhost:1", faults=faults.lambda_fault)
+    yield lambda_runner
+    lambda_runner.shutdown()
+
+
+def invoke(runner: LambdaRunner, spec: FunctionSpec, event: Any = None) -> Any:
+    return runner.invoke(spec, json.dumps(event or {}).encode(), code=lambda: CODE)
+
+
+def test_crash_kills_the_environment_and_the_next_invocation_gets_a_new_one(
+    runner: LambdaRunner, faults: chaos.ChaosStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = function("worker")
+    warm_pid = json.loads(invoke(runner, worker).payload)["pid"]
+    rule = faults.add(
+        {"service": "lambda", "operation": "Invoke", "error": "crash", "function": "worker", "count": 1}
+    )
+    caplog.set_level(logging.INFO, logger="localcloud.chaos")
+
+    crashed = invoke(runner, worker)
+    after = invoke(runner, worker)
+
+    assert crashed.error_type == "Runtime.ExitError"
+    document = json.loads(crashed.payload)
+    assert document["errorType"] == "Runtime.ExitError"
+    assert "Runtime exited with error: signal 9" in document["errorMessage"]
+    assert after.error_type is None
+    assert json.loads(after.payload)["pid"] != warm_pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(warm_pid, 0)
+    assert [(r["matched"], r["injected"]) for r in faults.rules()] == [(2, 1)]
+    [line] = [r.getMessage() for r in caplog.records if "chaos injected" in r.getMessage()]
+    assert line.startswith(
+        f"chaos injected rule={rule.id} service=lambda operation=Invoke function=worker error=crash"
+    )
+
+
+def test_crash_strikes_during_a_long_invocation(runner: LambdaRunner, faults: chaos.ChaosStore) -> None:
+    slow = function("slow", handler="app.slow", timeout=10.0)
+    # Recent durations of ~1 s place the kill within the first second of a 5 s invocation.
+    invoke(runner, slow, {"seconds": 1.0})
+    faults.add({"service": "lambda", "operation": "*", "error": "crash", "seed": 3})
+
+    started = time.monotonic()
+    crashed = invoke(runner, slow, {"seconds": 5.0})
+
+    assert crashed.error_type == "Runtime.ExitError"
+    assert time.monotonic() - started < 4.0, "the environment was not killed during the invocation"
+
+
+def test_function_filter_spares_other_functions(runner: LambdaRunner, faults: chaos.ChaosStore) -> None:
+    faults.add(
+        {
+            "service": "lambda",
+            "operation": "Invoke",
+            "error": "crash",
+            "function": "arn:aws:lambda:us-east-1:123456789012:function:worker",
+        }
+    )
+
+    assert invoke(runner, function("ingest")).error_type is None
+    assert invoke(runner, function("worker")).error_type == "Runtime.ExitError"
+    assert [(r["matched"], r["injected"]) for r in faults.rules()] == [(1, 1)]
+
+
+def test_timeout_holds_the_invocation_to_its_timeout(runner: LambdaRunner, faults: chaos.ChaosStore) -> None:
+    quick = function("quick", timeout=1.0)
+    warm_pid = json.loads(invoke(runner, quick).payload)["pid"]
+    faults.add({"service": "lambda", "operation": "Invoke", "error": "timeout", "count": 1})
+
+    started = time.monotonic()
+    timed_out = invoke(runner, quick)
+
+    assert time.monotonic() - started >= 1.0
+    assert timed_out.error_type == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in json.loads(timed_out.payload)["errorMessage"]
+    assert json.loads(invoke(runner, quick).payload)["pid"] != warm_pid
+
+
+def test_crash_points_are_reproducible_per_seed() -> None:
+    def points(seed: int) -> list[float]:
+        store = chaos.ChaosStore()
+        store.add({"service": "lambda", "operation": "*", "error": "crash", "rate": 0.5, "seed": seed})
+        return [fault.point if (fault := store.lambda_fault("worker")) else -1.0 for _ in range(20)]
+
+    assert points(11) == points(11)
+    assert points(11) != points(12)
