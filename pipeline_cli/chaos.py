@@ -177,20 +177,25 @@ def _request(method: str, body: dict[str, Any] | None = None) -> tuple[int, dict
             answer: dict[str, Any] = json.loads(response.read())
             return int(response.status), answer
     except urllib.error.HTTPError as error:
-        if error.code == 404:
+        message = _api_error(error)
+        if message is None:
+            # moto itself answered (404 or 500 HTML): a server from before the chaos API.
             raise CliError(
                 f"the local cloud at {state.endpoint} has no chaos API (started by an older version?): "
                 "restart it with `pipeline local down` and `pipeline local up`",
                 exit_code=1,
             ) from None
-        raise CliError(_error_message(error), exit_code=2 if error.code == 400 else 1) from None
+        raise CliError(_flags(message), exit_code=2 if error.code == 400 else 1) from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise CliError(f"the local cloud at {state.endpoint} did not answer: {error}", exit_code=1) from None
 
 
-def _error_message(error: urllib.error.HTTPError) -> str:
+def _api_error(error: urllib.error.HTTPError) -> str | None:
+    """The chaos API's `{"error": ...}` message, or None when something else answered."""
     try:
         document = json.loads(error.read())
-        return _flags(str(document["error"]))
-    except (ValueError, KeyError, TypeError):
-        return f"the chaos API answered {error.code} {error.reason}"
+    except ValueError:
+        return None
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        return str(document["error"])
+    return None

@@ -164,7 +164,8 @@ def test_without_a_cloud_each_command_says_so(run: Run, tmp_path: Path) -> None:
 def test_a_cloud_without_the_chaos_api_says_how_to_get_it(moto_server: int, run: Run) -> None:
     write_state(LocalCloudState(port=moto_server, pid=1))
 
-    result = run("local", "chaos", "list")
-
-    assert result.code == 1
-    assert "has no chaos API" in result.err and "pipeline local down" in result.err
+    for argv in (["list"], ["add", "--service", "s3", "--operation", "*", "--latency-ms", "1"], ["clear"]):
+        result = run("local", "chaos", *argv)
+        assert result.code == 1, argv
+        assert "has no chaos API" in result.err and "pipeline local down" in result.err
+        assert len(result.err.splitlines()) == 1
