@@ -264,12 +264,21 @@ def _error(document: dict[str, Any], service: str, operation: str) -> str | None
     return error
 
 
+def _valid_function_name(value: str) -> bool:
+    # The pattern and length Lambda's model gives FunctionName (name, name:qualifier, partial or full ARN).
+    member = service_model("lambda").operation_model("Invoke").input_shape.members["FunctionName"]
+    limits = member.metadata
+    if not int(limits.get("min", 1)) <= len(value) <= int(limits.get("max", 256)):
+        return False
+    return re.fullmatch(str(limits.get("pattern", r"\S+")), value) is not None
+
+
 def _function(document: dict[str, Any], service: str, operation: str) -> str | None:
     function = document.get("function")
     if function is None:
         return None
-    if not isinstance(function, str) or not function:
-        raise RuleError("function must be a function name or ARN")
+    if not isinstance(function, str) or not _valid_function_name(function):
+        raise RuleError(f"function must be a function name or ARN, not {json.dumps(function)}")
     if service != "lambda":
         raise RuleError(f"function applies to --service lambda only, not {service}")
     if not _takes_function_name(service, operation):

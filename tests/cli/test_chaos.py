@@ -121,6 +121,10 @@ INVALID = [
         "error: --function applies to --service lambda only, not s3",
     ),
     (
+        ["--service", "lambda", "--operation", "Invoke", "--error", "crash", "--function", "*"],
+        'error: --function must be a function name or ARN, not "*"',
+    ),
+    (
         ["--service", "s3", "--operation", "GetObject"],
         "error: nothing to inject: give an error, a latency, or both",
     ),

@@ -581,6 +581,10 @@ MALFORMED = [
         {"service": "lambda", "operation": "ListFunctions", "error": "ServiceException", "function": "w"},
         "names no function",
     ),
+    (
+        {"service": "lambda", "operation": "Invoke", "error": "crash", "function": "*"},
+        'function must be a function name or ARN, not "*"',
+    ),
     ({"service": "s3", "operation": "GetObject"}, "nothing to inject"),
     ({"service": "s3", "operation": "GetObject", "error": "Slow Down"}, "error must be an AWS error code"),
     (
