@@ -13,6 +13,8 @@ invocation path goes through: the Invoke API, Step Functions' `lambda:invoke`, m
   ones;
 - the function's timeout is enforced (the process is killed; `Sandbox.Timedout`), a crashed process is
   replaced (`Runtime.ExitError`), reserved concurrency throttles (`TooManyRequestsException`);
+- chaos rules (`localcloud.chaos`) can crash an environment (SIGKILL) or hang it past its timeout
+  (SIGSTOP) at a point of an invocation drawn from the rule's seed;
 - unhandled exceptions come back as `{errorType, errorMessage, stackTrace}` with the FunctionError header,
   so Step Functions sees the exception class name as the ASL error name;
 - the handler's stdout/stderr go to `HOME/logs/<function-name>.log` with START/END/REPORT lines;
@@ -36,12 +38,14 @@ import logging
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +59,7 @@ from moto.events.models import events_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
+from localcloud.chaos import CRASH, LambdaFault
 from localcloud.lambda_bootstrap import ProtocolClosed, write_frame
 from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
 
@@ -77,6 +82,11 @@ ASYNC_MAXIMUM_RETRY_ATTEMPTS = 2
 ASYNC_MAXIMUM_EVENT_AGE_SECONDS = 21_600.0
 # A throttled asynchronous event waits in Lambda's queue; backoff between tries (cap).
 ASYNC_THROTTLE_BACKOFF_SECONDS = (1.0, 60.0)
+# How many recent durations of a function place an injected crash or hang within an invocation.
+RECENT_DURATIONS = 20
+
+CHAOS_LOG = logging.getLogger("localcloud.chaos")
+FaultSource = Callable[[str], LambdaFault | None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,6 +295,7 @@ class LambdaRunner:
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
         on_invocation: Callable[[FunctionSpec, InvocationResult], None] | None = None,
         async_retry_delays: Sequence[float] = ASYNC_RETRY_DELAYS_SECONDS,
+        faults: FaultSource | None = None,
     ) -> None:
         self._functions_dir = home / "functions"
         self._logs_dir = home / "logs"
@@ -303,6 +314,10 @@ class LambdaRunner:
         # Every environment process, busy or idle: shutdown must not leave a busy one running.
         self._live: set[_Environment] = set()
         self._closed = False
+        # Chaos: crash and timeout faults per invocation (`localcloud.chaos`), placed within the function's
+        # recent durations.
+        self._faults = faults
+        self._durations: dict[str, deque[float]] = {}
 
     # -- public API -----------------------------------------------------------------------------------
 
@@ -342,6 +357,10 @@ class LambdaRunner:
                         request_id=request_id, payload=failure, error_type=_error_type(failure)
                     )
                     return self._finish(spec, result, log_path, log_start)
+            # Drawn once the environment is ready: a fault is injected into an invocation that runs.
+            fault = self._faults(spec.name) if self._faults is not None else None
+            if fault is not None and fault.latency_ms:
+                time.sleep(fault.latency_ms / 1000)
             result, keep = self._run(
                 environment=environment,
                 spec=spec,
@@ -349,6 +368,7 @@ class LambdaRunner:
                 request_id=request_id,
                 client_context=client_context,
                 init_ms=init_ms,
+                fault=fault,
             )
             return self._finish(spec, result, log_path, log_start)
         finally:
@@ -565,6 +585,7 @@ class LambdaRunner:
         request_id: str,
         client_context: Any,
         init_ms: float | None,
+        fault: LambdaFault | None = None,
     ) -> tuple[InvocationResult, bool]:
         log_path = self.log_path(spec.name)
         self._log(log_path, f"START RequestId: {request_id} Version: {spec.version}")
@@ -580,7 +601,7 @@ class LambdaRunner:
         }
         keep = True
         try:
-            message = environment.call(request, started + spec.timeout_seconds + TIMEOUT_GRACE_SECONDS)
+            message = self._call(environment, spec, request, started, fault)
         except TimeoutError:
             keep = False
             duration_ms = spec.timeout_seconds * 1000
@@ -619,6 +640,7 @@ class LambdaRunner:
                 init_ms=init_ms,
             )
             max_memory = str(message.get("max_memory_mb", "-"))
+            self._record_duration(spec.name, duration_ms)
         self._log(log_path, f"END RequestId: {request_id}")
         init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms is not None else ""
         self._log(
@@ -628,6 +650,58 @@ class LambdaRunner:
             f"Max Memory Used: {max_memory} MB{init}",
         )
         return result, keep
+
+    def _call(
+        self,
+        environment: _Environment,
+        spec: FunctionSpec,
+        request: dict[str, Any],
+        started: float,
+        fault: LambdaFault | None,
+    ) -> dict[str, Any]:
+        """One request/response with the environment; a chaos `fault` raises as the real failure would."""
+        deadline = started + spec.timeout_seconds + TIMEOUT_GRACE_SECONDS
+        if fault is None:
+            return environment.call(request, deadline)
+        # The fault strikes at a point within the function's recent durations (its timeout before it has
+        # any): SIGKILL for a crash (OOM, host failure), SIGSTOP for a hang that overruns the timeout.
+        span = self._fault_span(spec)
+        delay = fault.point * span
+        signum = signal.SIGKILL if fault.kind == CRASH else signal.SIGSTOP
+        CHAOS_LOG.info(
+            "chaos injected rule=%s service=lambda operation=Invoke function=%s error=%s at_ms=%d span_ms=%d",
+            fault.rule_id,
+            spec.name,
+            fault.kind,
+            delay * 1000,
+            span * 1000,
+        )
+        timer = threading.Timer(delay, _signal_quietly, args=(environment.process, signum))
+        timer.daemon = True
+        timer.start()
+        try:
+            environment.call(request, deadline)  # the answer, if any, is discarded below
+        finally:
+            timer.cancel()
+        # The handler answered before the fault struck: its side effects happened, its answer is lost.
+        if fault.kind == CRASH:
+            environment.process.kill()
+            raise ProtocolClosed
+        remaining = started + spec.timeout_seconds - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+        raise TimeoutError
+
+    def _fault_span(self, spec: FunctionSpec) -> float:
+        with self._lock:
+            recent = list(self._durations.get(spec.name, ()))
+        if not recent:
+            return spec.timeout_seconds
+        return min(max(recent) / 1000, spec.timeout_seconds)
+
+    def _record_duration(self, function_name: str, duration_ms: float) -> None:
+        with self._lock:
+            self._durations.setdefault(function_name, deque(maxlen=RECENT_DURATIONS)).append(duration_ms)
 
     def _finish(
         self, spec: FunctionSpec, result: InvocationResult, log_path: Path, log_start: int
@@ -728,6 +802,12 @@ class _BytesReader:
 
     def seekable(self) -> bool:
         return True
+
+
+def _signal_quietly(process: subprocess.Popen[bytes], signum: int) -> None:
+    # The environment may have exited on its own meanwhile; Popen does not signal a reaped process.
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signum)
 
 
 def _close_in_background(environments: list[_Environment]) -> None:

@@ -12,7 +12,9 @@ names when the host is an IP), with, in this process:
   (`localcloud.topic_policy`) and `AWS::Lambda::EventInvokeConfig` (`localcloud.event_invoke_config`);
 - EventBridge (`localcloud.events`): Step Functions status-change events and PutEvents delivered to rule
   targets in the background, with retries, dead-letter queues and AWS/Events metrics;
-- the SQS event-source poller and the alarm evaluator, when their modules are present.
+- the SQS event-source poller and the alarm evaluator, when their modules are present;
+- fault injection (`localcloud.chaos`): rules set at /_localcloud/chaos apply to every request and to the
+  Lambda environments.
 
 It runs until SIGTERM or SIGINT, then stops the evaluator, the poller, the event delivery, the Lambda
 environments and the HTTP server, in that order. Its own log goes to stderr (`cloud.up` sends it to
@@ -43,7 +45,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud import event_invoke_config, events, lambda_runner, sfn, topic_policy
+from localcloud import chaos, event_invoke_config, events, lambda_runner, sfn, topic_policy
 from localcloud.state import DUMMY_CREDENTIALS, REGION
 
 LOG = logging.getLogger("localcloud.server")
@@ -246,12 +248,16 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     undo.append(lambda: default_user_config.update({"stepfunctions": previous}))  # type: ignore[typeddict-item]
     undo.append(sfn.install())
     undo.append(_register_cloudformation_models())
+    # Fault injection for every caller of this server, and for the Lambda environments it runs.
+    chaos_store = chaos.ChaosStore()
+    undo.append(chaos.install(chaos_store))
 
     runner = lambda_runner.LambdaRunner(
         home=home,
         endpoint=endpoint,
         region=region,
         on_invocation=lambda_runner.cloudwatch_publisher(region=region),
+        faults=chaos_store.lambda_fault,
     )
     undo.append(lambda_runner.install(runner))
     # After sfn: execution status changes become EventBridge events, delivered in the background.

@@ -1,4 +1,4 @@
-"""`pipeline local up|down|status`: the embedded local cloud that runs the `local` environment.
+"""`pipeline local up|down|status|chaos`: the embedded local cloud that runs the `local` environment.
 
 `up` starts (or reuses) the cloud, deploys the CDK app into it with the real CDK CLI and prints the
 endpoint and the stack outputs; progress goes to stderr, the result to stdout (`--json` for scripts).
@@ -16,6 +16,7 @@ from typing import Any, TextIO
 # cloud imports neither moto nor the CDK: the CLI stays usable where only boto3 is installed.
 from localcloud import cloud
 from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState
+from pipeline_cli import chaos
 from pipeline_cli.errors import CliError
 
 
@@ -50,6 +51,8 @@ def register(subparsers: Any) -> None:
     )
     status.add_argument("--json", action="store_true", help="print the result as JSON")
     status.set_defaults(func=cmd_status)
+
+    chaos.register(commands)
 
 
 def _progress(message: str) -> None:
