@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as lambda_destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
@@ -169,6 +170,13 @@ class PipelineStack(Stack):
             state_machine_arn=jobs.state_machine_arn,
             handler=failures.function,
             dead_letter_queue=watchdog_dead_letters,
+        )
+        # EventBridge invokes asynchronously: an event the function fails on (after Lambda's own retries)
+        # goes to the same queue, not nowhere.
+        failures.function.configure_async_invoke(
+            on_failure=lambda_destinations.SqsDestination(watchdog_dead_letters),
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
         )
 
         # Exact actions only: the ingest pins inputs, writes job records and starts executions; the worker

@@ -74,6 +74,7 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
     "AWS::CloudWatch::Alarm": frozenset({"AlarmName"}),
     "AWS::CloudWatch::Dashboard": frozenset({"DashboardName"}),
     "AWS::Events::Rule": frozenset({"EventBusName", "Name"}),
+    "AWS::Lambda::EventInvokeConfig": frozenset({"FunctionName", "Qualifier"}),
 }
 
 # Documented additions to the CloudFormation specification (see the module docstring).

@@ -42,6 +42,9 @@ FAILURES_ACTIONS = {
     "dynamodb:GetItem",
     "dynamodb:UpdateItem",
     "sqs:SendMessage",
+    # From the asynchronous-invocation OnFailure destination (CDK's grantSendMessages).
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "xray:PutTraceSegments",

@@ -127,6 +127,22 @@ def test_the_watchdog_routes_executions_that_end_outside_the_catch(synth: Synthe
     }
 
 
+def test_an_event_the_watchdog_function_fails_on_still_lands_in_its_dead_letter_queue(
+    synth: Synthesized,
+) -> None:
+    config = only(synth.pipeline, "AWS::Lambda::EventInvokeConfig")["Properties"]
+    functions = resources(synth.pipeline, "AWS::Lambda::Function")
+    failures = next(
+        k for k, f in functions.items() if f["Properties"]["Handler"] == "handlers.failures.handler"
+    )
+    assert config["FunctionName"] == {"Ref": failures}
+    assert config["MaximumRetryAttempts"] == 2
+    queue = render(config["DestinationConfig"]["OnFailure"]["Destination"])
+    assert queue.startswith("<WatchdogDeadLetters"), queue
+    rule_target = only(synth.pipeline, "AWS::Events::Rule")["Properties"]["Targets"][0]
+    assert render(rule_target["DeadLetterConfig"]["Arn"]) == queue
+
+
 def test_mark_running_and_mark_failed_act_only_on_their_own_attempt(synth: Synthesized) -> None:
     states = _states(synth)
     for name in ("MarkRunning", "MarkFailed"):
@@ -175,9 +191,7 @@ def test_by_default_jobs_read_and_write_the_data_bucket_only(synth: Synthesized)
         assert render(variables["OUTPUT_LOCATION"]) == f"s3://{bucket}/out/"
     for role in ("IngestRole", "WorkerRole"):
         assert _grants(synth.pipeline, role, "s3:GetObject") == [f"arn:aws:s3:::{bucket}/*"]
-    assert _grants(synth.pipeline, "WorkerRole", "s3:PutObject") == [
-        f"arn:aws:s3:::{bucket}/out/*"
-    ]
+    assert _grants(synth.pipeline, "WorkerRole", "s3:PutObject") == [f"arn:aws:s3:::{bucket}/out/*"]
     assert _grants(synth.pipeline, "IngestRole", "s3:PutObject") == []
 
 
@@ -206,9 +220,7 @@ def test_configured_locations_drive_the_validation_and_the_grants(
     assert _grants(synth.pipeline, "WorkerRole", "s3:GetObject") == sorted(
         [f"arn:aws:s3:::{data}/in/*", "arn:aws:s3:::partner-drop/exports/*"]
     )
-    assert _grants(synth.pipeline, "WorkerRole", "s3:PutObject") == [
-        "arn:aws:s3:::results-bucket/jobs/*"
-    ]
+    assert _grants(synth.pipeline, "WorkerRole", "s3:PutObject") == ["arn:aws:s3:::results-bucket/jobs/*"]
 
 
 def test_a_bad_location_fails_synth_naming_it() -> None:
