@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from localcloud import cloud
-from tests.localcloud.support import client
+from tests.localcloud.support import client, wait_until
 
 STACK = "fixture-stack"
 MACHINE = "fixture-continue"
@@ -322,9 +322,20 @@ def test_function_error_is_caught_and_sent_to_the_dlq(endpoint: str, outputs: di
     )
     execution = wait_for_execution(sfn, started["executionArn"])
     assert (execution["status"], execution["error"]) == ("FAILED", "JobFailed")
-    messages = client(endpoint, "sqs").receive_message(
-        QueueUrl=outputs["DeadLetterQueueUrl"], MessageAttributeNames=["All"], WaitTimeSeconds=2
-    )["Messages"]
+    sqs = client(endpoint, "sqs")
+    messages: list[dict[str, Any]] = []
+
+    def received() -> bool:
+        # Polled, not one long poll: once in a loaded full run a single 2 s receive came back empty
+        # although the send had completed before the execution failed.
+        messages.extend(
+            sqs.receive_message(QueueUrl=outputs["DeadLetterQueueUrl"], MessageAttributeNames=["All"]).get(
+                "Messages", []
+            )
+        )
+        return bool(messages)
+
+    wait_until(received, timeout=15, message="the DLQ message")
     attributes = {key: value["StringValue"] for key, value in messages[0]["MessageAttributes"].items()}
     assert attributes == {"error_type": "InputNotFoundError", "job_id": "job-b"}
 
