@@ -14,6 +14,7 @@ from jobcore import failures
 from jobcore.adapters.dynamodb import DynamoJobStore
 from jobcore.adapters.messaging import SqsDeadLetters
 from jobcore.aws import call_timeouts, client
+from jobcore.errors import classified_errors
 from jobcore.model import utc_now
 from jobcore.retry import Deadline
 from jobcore.settings import FailureSettings
@@ -43,8 +44,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if failure is None:
         return {"outcome": failures.Outcome.IGNORED.value}
     logger.append_keys(job_id=failure.job_id, attempt=failure.attempt, source=source)
+    with classified_errors():
+        outcome = record(failure, settings, context, resend=resend)
+    metrics.add_metric(name=f"Failures{outcome.value.capitalize()}", unit=MetricUnit.Count, value=1)
+    return {"outcome": outcome.value, "error": failure.error}
+
+
+def record(
+    failure: failures.Failure, settings: FailureSettings, context: Any, *, resend: bool
+) -> failures.Outcome:
     timeouts = call_timeouts(context.get_remaining_time_in_millis() - RESERVE_MS)
-    outcome = failures.record_failure(
+    return failures.record_failure(
         failure,
         jobs=DynamoJobStore(client("dynamodb", timeouts), settings.job_table_name),
         dead_letters=SqsDeadLetters(client("sqs", timeouts), settings.dlq_url),
@@ -56,5 +66,3 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             attempt_ms=timeouts.attempt_ms,
         ),
     )
-    metrics.add_metric(name=f"Failures{outcome.value.capitalize()}", unit=MetricUnit.Count, value=1)
-    return {"outcome": outcome.value, "error": failure.error}

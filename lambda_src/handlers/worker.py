@@ -12,7 +12,7 @@ from handlers.observability import logger, metrics, peak_memory_mb
 from jobcore.adapters.dynamodb import DynamoJobStore
 from jobcore.adapters.s3 import S3ObjectStore
 from jobcore.aws import call_timeouts, client
-from jobcore.errors import ValidationError
+from jobcore.errors import ValidationError, classified_errors
 from jobcore.lines import LineLimits
 from jobcore.model import utc_now
 from jobcore.segment import SegmentLimits, SegmentRequest, run_segment
@@ -50,22 +50,23 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
         segment=request.segments_in_execution + 1,
     )
     timeouts = call_timeouts(context.get_remaining_time_in_millis())
-    result = run_segment(
-        request,
-        jobs=DynamoJobStore(client("dynamodb", timeouts), settings.job_table_name),
-        objects=S3ObjectStore(client("s3", timeouts)),
-        remaining_ms=context.get_remaining_time_in_millis,
-        limits=SegmentLimits(
-            safety_margin_ms=settings.safety_margin_ms,
-            max_chunks=settings.max_chunks_per_segment,
-            max_reject_ratio=settings.max_reject_ratio,
-            fault_injection_allowed=settings.fault_injection_allowed,
-            lines=LineLimits(max_line_bytes=settings.max_line_bytes),
-            handover_after_seconds=settings.handover_after_seconds,
-            attempt_ms=timeouts.attempt_ms,
-        ),
-        now=utc_now,
-    )
+    with classified_errors():
+        result = run_segment(
+            request,
+            jobs=DynamoJobStore(client("dynamodb", timeouts), settings.job_table_name),
+            objects=S3ObjectStore(client("s3", timeouts)),
+            remaining_ms=context.get_remaining_time_in_millis,
+            limits=SegmentLimits(
+                safety_margin_ms=settings.safety_margin_ms,
+                max_chunks=settings.max_chunks_per_segment,
+                max_reject_ratio=settings.max_reject_ratio,
+                fault_injection_allowed=settings.fault_injection_allowed,
+                lines=LineLimits(max_line_bytes=settings.max_line_bytes),
+                handover_after_seconds=settings.handover_after_seconds,
+                attempt_ms=timeouts.attempt_ms,
+            ),
+            now=utc_now,
+        )
     for name, value in (
         ("RecordsIn", result.records_in),
         ("RecordsOut", result.records_out),

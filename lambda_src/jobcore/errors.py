@@ -8,8 +8,10 @@ infrastructure change (stacks/constructs/segmented_job.py names them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 # botocore error codes that mean "try again later": throttling, capacity and server-side hiccups.
@@ -130,6 +132,20 @@ def _classify_client_error(error: BaseException, code: str, status: int) -> Pipe
     if code in ACCESS_DENIED_CODES or status == 403:
         return AccessDeniedError(message)
     return PermanentError(message)
+
+
+@contextlib.contextmanager
+def classified_errors() -> Iterator[None]:
+    """Around a handler's work: an AWS error escapes as the taxonomy names it. The state machine retries
+    `TransientError` by name; botocore's own class names (DynamoDB's `InternalServerError`, ...) match no
+    Retry and would fail the job. Anything else (a bug) escapes unchanged."""
+    try:
+        yield
+    except Exception as raw:
+        error = classify(raw)
+        if error is None or error is raw:
+            raise
+        raise error from raw
 
 
 def error_code(error: BaseException) -> str | None:

@@ -156,6 +156,7 @@ class _Segment:
         limits: SegmentLimits,
         now: Callable[[], str],
         clock: Callable[[], float],
+        deadline: retry.Deadline,
     ) -> None:
         self.request = request
         self.record = record
@@ -165,9 +166,7 @@ class _Segment:
         self.limits = limits
         self.now = now
         self.clock = clock
-        self.deadline = retry.Deadline(
-            remaining_ms=remaining_ms, reserve_ms=limits.safety_margin_ms // 2, attempt_ms=limits.attempt_ms
-        )
+        self.deadline = deadline
         # A chunk starts only if its calls can: the margin, or the reserve plus one whole attempt.
         self.guard_ms = max(limits.safety_margin_ms, self.deadline.reserve_ms + limits.attempt_ms)
         transform = TRANSFORMS.get(record.transform)
@@ -346,7 +345,7 @@ class _Segment:
     def explain_lost_race(self) -> int:
         """Re-read the record after a failed checkpoint: cancelled/superseded raise; otherwise another
         invocation advanced the cursor, and this one stops without changing anything."""
-        current = _load(self.jobs, self.request)
+        current = retry.call(lambda: _load(self.jobs, self.request), what="read job", deadline=self.deadline)
         log.warning(
             "stale invocation: checkpoint not applied",
             extra={"expected_cursor": self.cursor, "actual_cursor": current.cursor},
@@ -378,7 +377,11 @@ def run_segment(
     clock: Callable[[], float] = time.monotonic,
     epoch: Callable[[], float] = time.time,
 ) -> SegmentResult:
-    record = _load(jobs, request)
+    # Like every call, the first read of the job is retried (a throttled GetItem is no reason to fail a job).
+    deadline = retry.Deadline(
+        remaining_ms=remaining_ms, reserve_ms=limits.safety_margin_ms // 2, attempt_ms=limits.attempt_ms
+    )
+    record = retry.call(lambda: _load(jobs, request), what="read job", deadline=deadline)
     segments = request.segments_in_execution + 1
     if record.status == SUCCEEDED:
         return SegmentResult(
@@ -394,6 +397,7 @@ def run_segment(
         limits=limits,
         now=now,
         clock=clock,
+        deadline=deadline,
     )
     stale = False
     while not segment.done and segment.may_start_chunk():

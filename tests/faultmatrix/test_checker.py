@@ -23,7 +23,10 @@ def test_a_clean_outcome_meets_every_target() -> None:
     [
         ("a duplicated record", "1 duplicated output record(s)"),
         ("a dropped record", "1 missing output record(s)"),
-        ("a lost request", "lost (neither terminal nor in the DLQ): ['poison (no job record, no DLQ message)']"),
+        (
+            "a lost request",
+            "lost (neither terminal nor in the DLQ): ['poison (no job record, no DLQ message)']",
+        ),
         ("a spurious DLQ message", "in the DLQ but should not be: ['good']"),
         ("a stuck job", "stuck non-terminal: ['good (RUNNING)']"),
         ("records out of order", "output out of input order: ['good']"),

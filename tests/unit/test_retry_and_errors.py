@@ -161,3 +161,15 @@ def test_no_retry_is_started_when_the_next_attempt_would_not_fit() -> None:
     # 4.0 s: attempt (fits 3.0 usable), sleep 0.5 -> 3.5 s: 2.5 usable >= 2.0, attempt, sleep -> 3.0 s:
     # 2.0 usable, attempt; the next sleep would leave 1.5 usable < 2.0: stop.
     assert calls["n"] == 3
+
+
+def test_an_aws_error_escaping_a_handler_is_named_by_the_taxonomy() -> None:
+    from jobcore.errors import classified_errors
+
+    with pytest.raises(TransientError) as raised, classified_errors():
+        raise client_error("InternalServerError", 500)
+    assert isinstance(raised.value.__cause__, ClientError)
+    with pytest.raises(AccessDeniedError), classified_errors():
+        raise client_error("AccessDeniedException", 400)
+    with pytest.raises(KeyError), classified_errors():
+        raise KeyError("a bug stays a bug")

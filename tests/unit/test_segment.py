@@ -361,3 +361,26 @@ def test_a_finished_job_never_asks_for_a_hand_over() -> None:
         now=lambda: NOW,
     )
     assert result.done and not result.hand_over
+
+
+def test_a_throttled_first_read_of_the_job_is_retried_not_fatal() -> None:
+    """Found by the fault matrix (F4): a GetItem answered 500 before the segment began escaped as
+    botocore's `InternalServerError`, which no Retry matches: the job FAILED."""
+    from botocore.exceptions import ClientError
+
+    jobs, objects = setup(lines_input(10))
+    real_get = jobs.get
+    failures = {"left": 2}
+
+    def flaky_get(job_id: str):  # type: ignore[no-untyped-def]
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ClientError(
+                {"Error": {"Code": "InternalServerError"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+                "GetItem",
+            )
+        return real_get(job_id)
+
+    jobs.get = flaky_get  # type: ignore[method-assign]
+    assert segment(jobs, objects).done
+    assert failures["left"] == 0
