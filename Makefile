@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK := node_modules/.bin/cdk --no-notices
 
-.PHONY: help install demo test test-unit test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down bench snapshot-update clean
+.PHONY: help install demo test test-unit test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down chaos bench snapshot-update clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,7 +56,7 @@ test-integration: install ## End-to-end scenarios on a local cloud deployed with
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy stacks app.py lambda_src $(wildcard localcloud pipeline_cli)
+	$(BIN)/mypy stacks app.py lambda_src $(wildcard localcloud pipeline_cli) faultmatrix
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
@@ -79,6 +79,9 @@ local-up: install ## Start (or reuse) the local cloud and deploy env=local; it k
 
 local-down: install ## Stop the local cloud
 	$(BIN)/pipeline local down
+
+chaos: install ## Fault matrix: cells F1-F11 x 5 seeds on a fresh local cloud, checked for lost/duplicated/missing/stuck (CHAOS_ARGS="--cells F6 --seeds 1")
+	$(BIN)/python -m faultmatrix $(CHAOS_ARGS)
 
 bench: install ## Worker chunk-loop benchmark: peak RSS and records/s at 1e5 and 1e6 records vs a naive baseline
 	$(BIN)/python benchmarks/bench_worker.py

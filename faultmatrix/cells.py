@@ -63,8 +63,8 @@ def good_job(
     )
 
 
-def handful(count: int = 3, size: int = 2500) -> Callable[[str, int, Callable[[str], str]], list[Job]]:
-    """`count` good jobs of about `size` records (~5 chunks of 64 KiB each)."""
+def handful(count: int = 3, size: int = 8000) -> Callable[[str, int, Callable[[str], str]], list[Job]]:
+    """`count` good jobs of `size` records each (8,000 records: ~12 segments of one 64 KiB chunk locally)."""
 
     def build(prefix: str, seed: int, uri: Callable[[str], str]) -> list[Job]:
         rng = random.Random(f"{prefix}:{seed}")  # noqa: S311 - test data, not cryptography
@@ -75,7 +75,7 @@ def handful(count: int = 3, size: int = 2500) -> Callable[[str, int, Callable[[s
 
 def duplicates(prefix: str, seed: int, uri: Callable[[str], str]) -> list[Job]:
     rng = random.Random(f"{prefix}:{seed}")  # noqa: S311
-    job = good_job(prefix, 0, rng, uri, count=2500, max_executions=1)
+    job = good_job(prefix, 0, rng, uri, count=8000, max_executions=1)
     return [
         Job(
             request=SentRequest(**{**job.request.__dict__, "copies": 20}),
@@ -88,7 +88,7 @@ def duplicates(prefix: str, seed: int, uri: Callable[[str], str]) -> list[Job]:
 
 def poison_mix(prefix: str, seed: int, uri: Callable[[str], str]) -> list[Job]:
     rng = random.Random(f"{prefix}:{seed}")  # noqa: S311
-    jobs = [good_job(prefix, i, rng, uri, count=1500, max_executions=1) for i in range(3)]
+    jobs = [good_job(prefix, i, rng, uri, count=4000, max_executions=1) for i in range(3)]
 
     def poison(index: int, body: dict[str, Any] | str) -> Job:
         job_id = f"{prefix}-p{index}"
@@ -113,7 +113,7 @@ def long_job(prefix: str, seed: int, uri: Callable[[str], str]) -> list[Job]:
 
 def permanent(prefix: str, seed: int, uri: Callable[[str], str]) -> list[Job]:
     rng = random.Random(f"{prefix}:{seed}")  # noqa: S311
-    jobs = [good_job(prefix, i, rng, uri, count=1500) for i in range(2)]
+    jobs = [good_job(prefix, i, rng, uri, count=4000) for i in range(2)]
     return [
         Job(
             request=SentRequest(job_id=j.request.job_id, expect="dlq"),
@@ -125,18 +125,33 @@ def permanent(prefix: str, seed: int, uri: Callable[[str], str]) -> list[Job]:
     ]
 
 
-def _missing_job(prefix: str, seed: int, uri: Callable[[str], str]) -> list[Job]:
-    """Good jobs plus failures that go through the DLQ sends under test (ingest, failures function)."""
-    jobs = handful(2, 1500)(prefix, seed, uri)
-    job_id = f"{prefix}-m0"
+def failing_jobs(prefix: str, seed: int, uri: Callable[[str], str]) -> list[Job]:
+    """Good jobs, plus failures whose requests must reach the DLQ through each sender under test: the
+    ingest (a missing input, a request without an input) and the failures function (a job that fails in
+    the worker: its reject ratio is exceeded)."""
+    rng = random.Random(f"{prefix}:{seed}")  # noqa: S311
+    jobs = handful(2, 4000)(prefix, seed, uri)
+    missing, invalid, rejecting = f"{prefix}-m0", f"{prefix}-m1", f"{prefix}-m2"
     jobs.append(
         Job(
-            request=SentRequest(job_id=job_id, expect="dlq"),
-            body={"job_id": job_id, "input": uri(f"in/{job_id}.jsonl")},
+            request=SentRequest(job_id=missing, expect="dlq"),
+            body={"job_id": missing, "input": uri(f"in/{missing}.jsonl")},
         )
     )
+    jobs.append(Job(request=SentRequest(job_id=invalid, expect="dlq"), body={"job_id": invalid}))
+    key = f"in/{rejecting}.jsonl"
     jobs.append(
-        Job(request=SentRequest(job_id=f"{prefix}-m1", expect="dlq"), body={"job_id": f"{prefix}-m1"})
+        Job(
+            request=SentRequest(job_id=rejecting, expect="dlq"),
+            body={
+                "job_id": rejecting,
+                "input": uri(key),
+                "transform": "passthrough",
+                "max_reject_ratio": 0.1,
+            },
+            input_key=key,
+            input_bytes=jsonl(records(rng, 300, rejecting)) + b"not json\n" * 300,
+        )
     )
     return jobs
 
@@ -186,7 +201,7 @@ CELLS: tuple[Cell, ...] = (
         key="F5",
         title="SQS SendMessage failing 30% (the DLQ sends of the ingest and the failure path)",
         rules=({"service": "sqs", "operation": "SendMessage", "error": "InternalError", "rate": 0.3},),
-        jobs=_missing_job,
+        jobs=failing_jobs,
     ),
     Cell(
         key="F6",

@@ -53,9 +53,15 @@ class Sent:
 class Harness:
     """One local cloud, cells run one after the other (chaos rules are global to the cloud)."""
 
-    def __init__(self, pipeline: Pipeline, *, say: Callable[[str], None] = lambda _m: None) -> None:
+    def __init__(
+        self, pipeline: Pipeline, *, exclusive: bool = True, say: Callable[[str], None] = lambda _m: None
+    ) -> None:
+        """`exclusive`: the cloud is the matrix's alone, so every DLQ message belongs to some cell and one
+        that belongs to none is reported. Otherwise (a shared cloud, as in `make test`) only the cell's own
+        messages are read and removed, and the others are left as they were."""
         assert pipeline.endpoint_url, "the fault matrix runs on the local cloud only"
         self.pipeline = pipeline
+        self.exclusive = exclusive
         self.say = say
         self.chaos = ChaosApi(pipeline.endpoint_url)
         # The harness's own calls meet the injected faults too: let botocore ride them out.
@@ -84,7 +90,8 @@ class Harness:
     def run_cell(self, cell: Cell, seed: int) -> CellReport:
         self.chaos.clear()
         self._settle(prefix=None)
-        self._drain_dlq()
+        if self.exclusive:
+            self._dlq_messages([], delete=True)  # what earlier cells left: theirs was counted already
         prefix = f"{cell.key.lower()}-s{seed}-{uuid.uuid4().hex[:4]}"
         bucket = self.outputs.data_bucket_name
         jobs = cell.jobs(prefix, seed, lambda key: f"s3://{bucket}/{key}")
@@ -101,6 +108,14 @@ class Harness:
         self.chaos.clear()
         self._settle(prefix=prefix)
         observed = self._observe(sent)
+        if not self.exclusive:
+            known = {s.job.request.job_id for s in sent}
+            observed = Observed(
+                statuses=observed.statuses,
+                outputs=observed.outputs,
+                dlq=[m for m in observed.dlq if m.job_id in known],
+                executions=observed.executions,
+            )
         report = check(cell.key, seed, [s.job.request for s in sent], observed, wall_seconds=wall)
         report.notes.append(f"{injected} fault(s) injected")
         return report
@@ -218,49 +233,57 @@ class Harness:
 
     def _dlq_messages(self, sent: Iterable[Sent], *, delete: bool) -> list[DlqMessage]:
         """Every DLQ message, each attributed to the request it carries: by its `job_id` attribute, else by
-        the SQS message it came from (`source_message_id`), else by its body's job id. A peek hides what it
-        reads for a second (so the next receive shows the others); a drain deletes until the queue is empty."""
+        the SQS message it came from (`source_message_id`), else by its body's job id. What is read stays
+        hidden until the whole queue has been read (so that every receive shows new messages), then is
+        released at once; with `delete`, the cell's own messages (every message, on an exclusive cloud)
+        are deleted instead."""
         by_message = {message_id: s.job.request.job_id for s in sent for message_id in s.message_ids}
+        mine = set(by_message.values())
+        url = self.outputs.dead_letter_queue_url
         found: dict[str, DlqMessage] = {}
+        held: dict[str, str] = {}
         deadline = time.monotonic() + SETTLE_SECONDS
-        while time.monotonic() < deadline:
-            batch = self.sqs.receive_message(
-                QueueUrl=self.outputs.dead_letter_queue_url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=30 if delete else 1,
-                WaitTimeSeconds=1 if delete else 0,
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            fresh = [m for m in batch if m["MessageId"] not in found]
-            for message in fresh:
-                attributes = {
-                    k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()
-                }
-                job_id = attributes.get("job_id") or by_message.get(attributes.get("source_message_id") or "")
-                found[message["MessageId"]] = DlqMessage(
-                    job_id=job_id or _body_job_id(message["Body"]),
-                    error_type=attributes.get("error_type"),
-                    body=message["Body"],
-                )
-                if delete:
-                    self.sqs.delete_message(
-                        QueueUrl=self.outputs.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"]
+        try:
+            while time.monotonic() < deadline:
+                batch = self.sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=10,
+                    VisibilityTimeout=60,
+                    WaitTimeSeconds=1 if delete else 0,
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+                if not batch:
+                    break
+                for message in batch:
+                    attributes = {
+                        k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()
+                    }
+                    job_id = attributes.get("job_id") or by_message.get(
+                        attributes.get("source_message_id") or ""
                     )
-            if not fresh and (not delete or self._queue_depth(self.outputs.dead_letter_queue_url) == 0):
-                break
+                    dlq_message = DlqMessage(
+                        job_id=job_id or _body_job_id(message["Body"]),
+                        error_type=attributes.get("error_type"),
+                        body=message["Body"],
+                    )
+                    found[message["MessageId"]] = dlq_message
+                    if delete and (self.exclusive or dlq_message.job_id in mine):
+                        self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                        held.pop(message["MessageId"], None)
+                    else:
+                        held[message["MessageId"]] = message["ReceiptHandle"]
+        finally:
+            for handle in held.values():
+                self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
         return list(found.values())
 
-    def _queue_depth(self, url: str) -> int:
+    def _queue_depth(self, url: str, *, hidden_only: bool = False) -> int:
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
-
-    def _drain_dlq(self) -> None:
-        self._dlq_messages([], delete=True)
+        hidden = int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        return hidden if hidden_only else hidden + int(attributes["ApproximateNumberOfMessages"])
 
 
 def _body_job_id(body: str) -> str | None:
