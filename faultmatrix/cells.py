@@ -131,14 +131,16 @@ def failing_jobs(prefix: str, seed: int, uri: Callable[[str], str]) -> list[Job]
     the worker: its reject ratio is exceeded)."""
     rng = random.Random(f"{prefix}:{seed}")  # noqa: S311
     jobs = handful(2, 4000)(prefix, seed, uri)
-    missing, invalid, rejecting = f"{prefix}-m0", f"{prefix}-m1", f"{prefix}-m2"
+    missing, rejecting = f"{prefix}-m0", f"{prefix}-m2"
     jobs.append(
         Job(
             request=SentRequest(job_id=missing, expect="dlq"),
             body={"job_id": missing, "input": uri(f"in/{missing}.jsonl")},
         )
     )
-    jobs.append(Job(request=SentRequest(job_id=invalid, expect="dlq"), body={"job_id": invalid}))
+    for index in range(3):
+        invalid = f"{prefix}-m1{index}"
+        jobs.append(Job(request=SentRequest(job_id=invalid, expect="dlq"), body={"job_id": invalid}))
     key = f"in/{rejecting}.jsonl"
     jobs.append(
         Job(
@@ -199,8 +201,8 @@ CELLS: tuple[Cell, ...] = (
     ),
     Cell(
         key="F5",
-        title="SQS SendMessage failing 30% (the DLQ sends of the ingest and the failure path)",
-        rules=({"service": "sqs", "operation": "SendMessage", "error": "InternalError", "rate": 0.3},),
+        title="SQS SendMessage failing 50% (the DLQ sends of the ingest and of the failures function)",
+        rules=({"service": "sqs", "operation": "SendMessage", "error": "InternalError", "rate": 0.5},),
         jobs=failing_jobs,
     ),
     Cell(
