@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK := node_modules/.bin/cdk --no-notices
 
-.PHONY: help install demo test test-unit test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down chaos bench snapshot-update clean
+.PHONY: help install demo test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down chaos bench snapshot-update clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -41,8 +41,11 @@ demo: install ## Start the local cloud, deploy env=local with the CDK CLI, run f
 test: install ## Run every test tier (unit, infrastructure, local cloud, integration)
 	$(BIN)/python -m pytest
 
-test-unit: install ## Lambda runtime unit tests only (fast)
+test-unit: install ## The domain's unit tests (pure: fakes, no AWS emulator; seconds)
 	$(BIN)/python -m pytest tests/unit
+
+test-handlers: install ## The Lambda handlers on in-process moto (real adapters, real boto3 calls)
+	$(BIN)/python -m pytest tests/handlers
 
 test-infra: install ## CDK assertion, snapshot, cfn-lint and config tests
 	$(BIN)/python -m pytest tests/infra

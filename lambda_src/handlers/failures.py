@@ -11,16 +11,19 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from handlers.observability import logger, metrics
 from jobcore import failures
+from jobcore.adapters.aws_errors import translated
 from jobcore.adapters.dynamodb import DynamoJobStore
 from jobcore.adapters.messaging import SqsDeadLetters
 from jobcore.aws import call_timeouts, client
-from jobcore.errors import classified_errors
-from jobcore.model import utc_now
 from jobcore.retry import Deadline
 from jobcore.settings import FailureSettings
+from pipeline_contract import utc_now
 
 STATUS_CHANGE = "Step Functions Execution Status Change"
 RESERVE_MS = 1_000
+
+
+SETTINGS = FailureSettings
 
 
 @functools.cache
@@ -44,7 +47,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if failure is None:
         return {"outcome": failures.Outcome.IGNORED.value}
     logger.append_keys(job_id=failure.job_id, attempt=failure.attempt, source=source)
-    with classified_errors():
+    with translated():
         outcome = record(failure, settings, context, resend=resend)
     metrics.add_metric(name=f"Failures{outcome.value.capitalize()}", unit=MetricUnit.Count, value=1)
     return {"outcome": outcome.value, "error": failure.error}

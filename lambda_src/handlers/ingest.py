@@ -15,17 +15,22 @@ from jobcore.adapters.s3 import S3ObjectStore
 from jobcore.aws import call_timeouts, client
 from jobcore.errors import TransientError
 from jobcore.ingest import Ingest, IngestMessage
-from jobcore.retry import Deadline
-from jobcore.settings import Settings
+from jobcore.retry import Deadline, RetryPolicy
+from jobcore.settings import IngestSettings
 
 # Records not yet started when less than this remains are handed back to SQS instead of risking a
 # timeout that would redeliver the whole batch.
 RESERVE_MS = 2_000
 
 
+SETTINGS = IngestSettings
+# The in-function retry layer for every downstream call (tests inject one that does not sleep).
+RETRY_POLICY = RetryPolicy()
+
+
 @functools.cache
-def _settings() -> Settings:
-    return Settings.from_env(os.environ).require_ingest()
+def _settings() -> IngestSettings:
+    return IngestSettings.from_env(os.environ)
 
 
 def _attribute(record: dict[str, Any], name: str) -> str | None:
@@ -53,6 +58,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
         executions=StepFunctionsStarter(client("stepfunctions", timeouts), settings.state_machine_arn),
         dead_letters=SqsDeadLetters(client("sqs", timeouts), settings.dlq_url),
         settings=settings,
+        policy=RETRY_POLICY,
         deadline=Deadline(
             remaining_ms=context.get_remaining_time_in_millis,
             reserve_ms=RESERVE_MS,

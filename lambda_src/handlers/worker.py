@@ -9,19 +9,22 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from handlers.observability import logger, metrics, peak_memory_mb
+from jobcore.adapters.aws_errors import translated
 from jobcore.adapters.dynamodb import DynamoJobStore
 from jobcore.adapters.s3 import S3ObjectStore
 from jobcore.aws import call_timeouts, client
-from jobcore.errors import ValidationError, classified_errors
+from jobcore.errors import ValidationError
 from jobcore.lines import LineLimits
-from jobcore.model import utc_now
 from jobcore.segment import SegmentLimits, SegmentRequest, run_segment
-from jobcore.settings import Settings
+from jobcore.settings import WorkerSettings
+from pipeline_contract import utc_now
+
+SETTINGS = WorkerSettings
 
 
 @functools.cache
-def _settings() -> Settings:
-    return Settings.from_env(os.environ)
+def _settings() -> WorkerSettings:
+    return WorkerSettings.from_env(os.environ)
 
 
 def to_request(event: dict[str, Any]) -> SegmentRequest:
@@ -50,7 +53,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
         segment=request.segments_in_execution + 1,
     )
     timeouts = call_timeouts(context.get_remaining_time_in_millis())
-    with classified_errors():
+    with translated():
         result = run_segment(
             request,
             jobs=DynamoJobStore(client("dynamodb", timeouts), settings.job_table_name),

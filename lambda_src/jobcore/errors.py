@@ -1,60 +1,17 @@
 """One error taxonomy for the code and the state machine.
 
 The Lambda `errorType` of an unhandled exception is its class name, and the state machine's Retry/Catch
-match on that name: `TransientError` is retried with full jitter, every `PermanentError` goes straight to
-MarkFailed -> SendToDLQ, `JobCancelledError` ends the execution quietly. Renaming a class here is an
-infrastructure change (stacks/constructs/segmented_job.py names them).
+match on that name (pipeline_contract holds the names it matches): `TransientError` is retried with full
+jitter, every `PermanentError` goes straight to the failure path, `JobCancelledError` ends the execution
+quietly. The domain raises and sees only these: adapters translate provider errors into them
+(jobcore.adapters.aws_errors).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
-
-# botocore error codes that mean "try again later": throttling, capacity and server-side hiccups.
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "InternalServerErrorException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-    }
-)
-NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
-ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "403", "Forbidden"})
-CONNECTION_ERRORS = frozenset(
-    {
-        "ConnectTimeoutError",
-        "ReadTimeoutError",
-        "EndpointConnectionError",
-        "ConnectionClosedError",
-        "ProxyConnectionError",
-        "HTTPClientError",
-        "ResponseStreamingError",
-        "IncompleteReadError",
-    }
-)
 
 
 class PipelineError(Exception):
@@ -97,61 +54,6 @@ class RejectRatioExceededError(PermanentError):
 
 class JobCancelledError(PipelineError):
     """The job was cancelled (or superseded by a newer attempt): stop without failing."""
-
-
-def _client_error_parts(error: BaseException) -> tuple[str, int] | None:
-    response: Any = getattr(error, "response", None)
-    if not isinstance(response, dict):
-        return None
-    code = str(response.get("Error", {}).get("Code", ""))
-    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return code, status
-
-
-def classify(error: BaseException) -> PipelineError | None:
-    """Map an exception from an AWS call to the taxonomy; None when it is not an AWS error we know
-    (a programming error stays what it is, and fails the job through the state machine's Catch)."""
-    if isinstance(error, PipelineError):
-        return error
-    parts = _client_error_parts(error)
-    if parts is not None:
-        return _classify_client_error(error, *parts)
-    # botocore's connection-level failures, matched by name so this module needs no botocore import.
-    names = {cls.__name__ for cls in type(error).__mro__}
-    if names & CONNECTION_ERRORS or isinstance(error, (TimeoutError, ConnectionError)):
-        return TransientError(f"{type(error).__name__}: {error}")
-    return None
-
-
-def _classify_client_error(error: BaseException, code: str, status: int) -> PipelineError:
-    message = f"{code or status}: {error}"
-    if code in THROTTLING_CODES or status >= 500 or status == 429:
-        return TransientError(message)
-    if code in NOT_FOUND_CODES or status == 404:
-        return InputNotFoundError(message)
-    if code in ACCESS_DENIED_CODES or status == 403:
-        return AccessDeniedError(message)
-    return PermanentError(message)
-
-
-@contextlib.contextmanager
-def classified_errors() -> Iterator[None]:
-    """Around a handler's work: an AWS error escapes as the taxonomy names it. The state machine retries
-    `TransientError` by name; botocore's own class names (DynamoDB's `InternalServerError`, ...) match no
-    Retry and would fail the job. Anything else (a bug) escapes unchanged."""
-    try:
-        yield
-    except Exception as raw:
-        error = classify(raw)
-        if error is None or error is raw:
-            raise
-        raise error from raw
-
-
-def error_code(error: BaseException) -> str | None:
-    """The AWS error code of a botocore ClientError, else None."""
-    parts = _client_error_parts(error)
-    return parts[0] if parts else None
 
 
 # -- errors as people read them: {type, message}, no stack trace, no host paths ---------------------------

@@ -16,7 +16,6 @@ One owner for both ways a job can fail after it started:
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,22 +23,20 @@ from typing import Any
 
 from jobcore import retry
 from jobcore.errors import MAX_MESSAGE_CHARS, job_error
-from jobcore.model import FAILED, JobRecord
+from jobcore.model import JobRecord
 from jobcore.ports import DeadLetters, JobStore
+from pipeline_contract import (
+    DEAD_LETTER_NOT_SENT,
+    DLQ_ERROR_MESSAGE,
+    DLQ_ERROR_TYPE,
+    DLQ_JOB_ID,
+    DLQ_SOURCE_MESSAGE_ID,
+    FAILED,
+    WATCHDOG_ERRORS,
+    parse_execution_name,
+)
 
 log = logging.getLogger(__name__)
-
-# `{job_id}-a{attempt}-e{execution}` (model.execution_name); the job id may itself hold `-a1-e2`.
-_EXECUTION_NAME = re.compile(r"^(?P<job_id>.+)-a(?P<attempt>\d+)-e(?P<execution>\d+)$")
-# Step Functions' execution statuses the watchdog acts on, and the error each becomes.
-WATCHED_STATUSES = {
-    "TIMED_OUT": "ExecutionTimedOut",
-    "ABORTED": "ExecutionAborted",
-    "FAILED": "ExecutionFailed",
-}
-# The state machine's own Fail state after its DLQ send failed even on the fallback path: the job is
-# FAILED but its request may be missing from the DLQ, so the watchdog sends it.
-DEAD_LETTER_NOT_SENT = "DeadLetterNotSent"
 
 
 class Outcome(StrEnum):
@@ -68,10 +65,10 @@ def from_state_machine(event: Mapping[str, Any]) -> Failure:
 def from_status_change(detail: Mapping[str, Any], *, timeout_minutes: int | None = None) -> Failure | None:
     """The failure an execution status change means for its job, or None when it means nothing."""
     status = str(detail.get("status", ""))
-    match = _EXECUTION_NAME.match(str(detail.get("name", "")))
-    if status not in WATCHED_STATUSES or match is None:
+    name = str(detail.get("name", ""))
+    parsed = parse_execution_name(name)
+    if status not in WATCHDOG_ERRORS or parsed is None:
         return None
-    name = match.group(0)
     if status == "TIMED_OUT":
         limit = f" ({timeout_minutes}-minute limit)" if timeout_minutes else ""
         message = f"execution {name} hit its execution timeout{limit} before it finished or handed over"
@@ -81,13 +78,15 @@ def from_status_change(detail: Mapping[str, Any], *, timeout_minutes: int | None
         inner = job_error(str(detail.get("error") or "Error"), detail.get("cause"))
         message = f"execution {name} failed outside the state machine's error handling: {inner['type']}: {inner['message']}"
     return Failure(
-        job_id=match.group("job_id"),
-        attempt=int(match.group("attempt")),
-        error={"type": WATCHED_STATUSES[status], "message": message[:MAX_MESSAGE_CHARS]},
+        job_id=parsed.job_id,
+        attempt=parsed.attempt,
+        error={"type": WATCHDOG_ERRORS[status], "message": message[:MAX_MESSAGE_CHARS]},
     )
 
 
 def needs_resend(detail: Mapping[str, Any]) -> bool:
+    # The state machine's own Fail state after its DLQ send failed even on the fallback path: the job is
+    # FAILED but its request may be missing from the DLQ, so the watchdog sends it.
     return str(detail.get("status")) == "FAILED" and str(detail.get("error")) == DEAD_LETTER_NOT_SENT
 
 
@@ -139,9 +138,9 @@ def _send(record: JobRecord, error: dict[str, str], dead_letters: DeadLetters) -
     dead_letters.send(
         body=record.request,
         attributes={
-            "error_type": error["type"],
-            "error_message": error["message"],
-            "source_message_id": record.source_message_id,
-            "job_id": record.job_id,
+            DLQ_ERROR_TYPE: error["type"],
+            DLQ_ERROR_MESSAGE: error["message"],
+            DLQ_SOURCE_MESSAGE_ID: record.source_message_id,
+            DLQ_JOB_ID: record.job_id,
         },
     )

@@ -29,19 +29,22 @@ from typing import TypeVar
 
 from jobcore import retry
 from jobcore.errors import InputChangedError, PermanentError, TransientError, ValidationError, error_of
-from jobcore.model import (
+from jobcore.model import InputPin, JobRecord, split_s3_uri
+from jobcore.ports import DeadLetters, ExecutionStarter, JobStore, ObjectStore
+from jobcore.request import JobRequest, job_id_of, parse_request
+from jobcore.settings import IngestSettings
+from pipeline_contract import (
+    DLQ_ERROR_MESSAGE,
+    DLQ_ERROR_TYPE,
+    DLQ_JOB_ID,
+    DLQ_SOURCE_MESSAGE_ID,
     FAILED,
     PENDING,
     REJECTED,
-    InputPin,
-    JobRecord,
     execution_name,
-    split_s3_uri,
+    job_output_prefix,
     utc_now,
 )
-from jobcore.ports import DeadLetters, ExecutionStarter, JobStore, ObjectStore
-from jobcore.request import JobRequest, job_id_of, parse_request
-from jobcore.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,7 +83,7 @@ class Ingest:
         objects: ObjectStore,
         executions: ExecutionStarter,
         dead_letters: DeadLetters,
-        settings: Settings,
+        settings: IngestSettings,
         deadline: retry.Deadline,
         policy: retry.RetryPolicy | None = None,
         now: Callable[[], str] = utc_now,
@@ -137,7 +140,7 @@ class Ingest:
             input=request.input,
             transform=request.transform,
             chunk_bytes=request.chunk_bytes or self._settings.default_chunk_bytes,
-            output_prefix=f"{self._settings.output_location}{request.job_id}/",
+            output_prefix=job_output_prefix(str(self._settings.output_location), request.job_id),
             input_bytes=pin.size if pin else None,
             input_etag=pin.etag if pin else None,
             input_version=pin.version_id if pin else None,
@@ -193,7 +196,9 @@ class Ingest:
         changed = pinned is not None and (pinned.etag, pinned.version_id) != (found.etag, found.version_id)
         attempt = existing.attempt + 1
         if request.restart:
-            output_prefix = f"{self._settings.output_location}{existing.job_id}.restart-{attempt}/"
+            output_prefix = job_output_prefix(
+                str(self._settings.output_location), existing.job_id, restart_attempt=attempt
+            )
             applied = self._call(
                 "restart job",
                 lambda: self._jobs.restart(
@@ -287,12 +292,12 @@ class Ingest:
     def _send_to_dlq(self, message: IngestMessage, error: Exception, job_id: str | None) -> None:
         reason = error_of(error)
         attributes = {
-            "error_type": reason["type"],
-            "error_message": reason["message"][:MAX_REASON_CHARS],
-            "source_message_id": message.source_message_id,
+            DLQ_ERROR_TYPE: reason["type"],
+            DLQ_ERROR_MESSAGE: reason["message"][:MAX_REASON_CHARS],
+            DLQ_SOURCE_MESSAGE_ID: message.source_message_id,
         }
         if job_id:
-            attributes["job_id"] = job_id
+            attributes[DLQ_JOB_ID] = job_id
 
         self._call("send to DLQ", lambda: self._dead_letters.send(body=message.body, attributes=attributes))
 

@@ -2,28 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
-
-PENDING, RUNNING, SUCCEEDED, FAILED, REJECTED, CANCELLED = (
-    "PENDING",
-    "RUNNING",
-    "SUCCEEDED",
-    "FAILED",
-    "REJECTED",
-    "CANCELLED",
-)
-TERMINAL = frozenset({SUCCEEDED, FAILED, REJECTED, CANCELLED})
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC with milliseconds, as `$$.State.EnteredTime` writes it, so the GSI sorts by time."""
-    now = dt.datetime.now(dt.UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def execution_name(job_id: str, attempt: int, execution: int) -> str:
-    return f"{job_id}-a{attempt}-e{execution}"
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

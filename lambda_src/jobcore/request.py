@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from jobcore.errors import ValidationError
 from jobcore.model import FaultInjection, S3Location
-from jobcore.transforms import DEFAULT_TRANSFORM, TRANSFORMS
-
-JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# Bucket names per S3's rules (3-63 lower-case letters, digits, dots, hyphens); any non-empty key.
-S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(\S.*)$")
-MAX_BODY_BYTES = 256 * 1024
-MIN_CHUNK_BYTES = 64 * 1024
-MAX_CHUNK_BYTES = 64 * 1024 * 1024
-MAX_FAULT_RATE = 0.9
-FIELDS = ("job_id", "input", "transform", "chunk_bytes", "max_reject_ratio", "restart", "fault_injection")
-FAULT_FIELDS = ("transient_error_rate", "seed")
+from jobcore.transforms import TRANSFORMS
+from pipeline_contract import (
+    DEFAULT_TRANSFORM,
+    FAULT_FIELDS,
+    JOB_ID,
+    MAX_BODY_BYTES,
+    MAX_CHUNK_BYTES,
+    MAX_FAULT_RATE,
+    MIN_CHUNK_BYTES,
+    REQUEST_FIELDS,
+    S3_URI,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,9 +165,9 @@ def parse_request(body: str, *, default_job_id: str, rules: RequestRules) -> Job
         raise ValidationError("body", f"not JSON ({error})") from None
     if not isinstance(data, dict):
         raise ValidationError("body", f"must be a JSON object, not {type(data).__name__}")
-    unknown = sorted(set(data) - set(FIELDS))
+    unknown = sorted(set(data) - set(REQUEST_FIELDS))
     if unknown:
-        raise ValidationError(unknown[0], f"unknown field (allowed: {', '.join(FIELDS)})")
+        raise ValidationError(unknown[0], f"unknown field (allowed: {', '.join(REQUEST_FIELDS)})")
     fault = None
     if "fault_injection" in data:
         fault = _fault_injection(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from jobcore.errors import TransientError, classify
+from jobcore.errors import PipelineError, TransientError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -52,16 +52,15 @@ class RetryPolicy:
 
 
 def call(fn: Callable[[], T], *, what: str, deadline: Deadline, policy: RetryPolicy | None = None) -> T:
-    """Run `fn`; retry transient failures; raise the classified error when out of attempts or time.
-    Errors we cannot classify (bugs) propagate unchanged."""
+    """Run `fn`; retry its TransientErrors; when out of attempts or time, raise the last one. Anything
+    else (a permanent error, a bug) propagates at once, unchanged."""
     policy = policy or RetryPolicy()
     if not deadline.fits_attempt():
         raise TransientError(f"{what}: too little time left in this invocation for another attempt")
     for attempt in range(1, policy.attempts + 1):
         try:
             return fn()
-        except Exception as raw:
-            error = classify(raw)
+        except PipelineError as error:
             delay = policy.delay(attempt)
             retry = isinstance(error, TransientError) and attempt < policy.attempts
             if retry and (
@@ -70,9 +69,7 @@ def call(fn: Callable[[], T], *, what: str, deadline: Deadline, policy: RetryPol
                 log.warning("%s: out of time after %d attempts: %s", what, attempt, error)
                 retry = False
             if not retry:
-                if error is None or error is raw:
-                    raise
-                raise error from raw
+                raise
             log.info("%s: attempt %d failed (%s); retrying in %.3fs", what, attempt, error, delay)
             policy.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover

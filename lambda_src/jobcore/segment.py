@@ -43,9 +43,10 @@ from jobcore.lines import (
     process_lines,
     split_complete,
 )
-from jobcore.model import CANCELLED, RUNNING, SUCCEEDED, Checkpoint, JobRecord, split_s3_uri
+from jobcore.model import Checkpoint, JobRecord, split_s3_uri
 from jobcore.ports import JobStore, ObjectStore
 from jobcore.transforms import TRANSFORMS
+from pipeline_contract import CANCELLED, REJECTS_DIR, RUNNING, SUCCEEDED, part_name
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,6 @@ class SegmentResult:
             "records_rejected": self.records_rejected,
             "remaining_ms": self.remaining_ms,
         }
-
-
-def part_name(offset: int) -> str:
-    return f"part-{offset:015d}.jsonl"
 
 
 def _load(jobs: JobStore, request: SegmentRequest) -> JobRecord:
@@ -267,7 +264,7 @@ class _Segment:
             if result.output:
                 self._write(f"{self.out_prefix}{part_name(offset)}", join_lines(result.output))
             if result.rejects:
-                self._write(f"{self.out_prefix}rejects/{part_name(offset)}", join_lines(result.rejects))
+                self._write(f"{self.out_prefix}{REJECTS_DIR}{part_name(offset)}", join_lines(result.rejects))
         counts = result or ChunkResult()
         elapsed_ms = int((self.clock() - started) * 1000)
         self.chunk_ms = max(self.chunk_ms, elapsed_ms)
@@ -339,7 +336,7 @@ class _Segment:
         if records_in >= REJECT_RATIO_MIN_RECORDS and rejected / records_in > limit:
             raise RejectRatioExceededError(
                 f"{rejected} of {records_in} records rejected ({rejected / records_in:.1%}), over the "
-                f"allowed {limit:.1%}; see the rejects under {self.record.output_prefix}rejects/"
+                f"allowed {limit:.1%}; see the rejects under {self.record.output_prefix}{REJECTS_DIR}"
             )
 
     def explain_lost_race(self) -> int:

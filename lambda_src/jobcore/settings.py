@@ -1,83 +1,100 @@
-"""The functions' configuration, read once per container from the environment the CDK app sets."""
+"""Each function's configuration, read once per container from the environment the CDK app sets.
+
+One settings class per function, every field required: a variable the stack forgot fails the cold start
+naming it, instead of falling back silently to some environment's value. Each class says which variable
+fills which field (`VARIABLES`, names from the contract); the infrastructure tests check that every
+function's environment holds exactly those variables.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
-from jobcore.lines import DEFAULT_MAX_LINE_BYTES
 from jobcore.model import S3Location
 from jobcore.request import RequestRules
+from pipeline_contract import Env
+
+S = TypeVar("S", bound="_Settings")
 
 
 class ConfigurationError(RuntimeError):
-    """The function was deployed without a variable it needs (a deployment bug, not a job error)."""
+    """The function was deployed without a variable it needs, or with one it cannot read (a deployment
+    bug, not a job error)."""
 
 
-def _require(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "")
-    if not value:
-        raise ConfigurationError(f"environment variable {name} is not set")
-    return value
+def _bool(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return text == "true"
 
 
-def _locations(env: Mapping[str, str], name: str) -> tuple[S3Location, ...]:
-    text = _require(env, name)
-    try:
-        uris = json.loads(text)
-    except ValueError as error:
-        raise ConfigurationError(f"environment variable {name} is not a JSON list: {error}") from None
+def _locations(text: str) -> tuple[S3Location, ...]:
+    uris = json.loads(text)
     if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
-        raise ConfigurationError(f"environment variable {name} must be a JSON list of s3:// URIs")
+        raise ValueError("must be a JSON list of s3:// URIs")
     return tuple(S3Location.parse(uri) for uri in uris)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    job_table_name: str
-    # Where inputs may be read from, and where outputs go (config: `locations`; the IAM grants agree).
-    input_locations: tuple[S3Location, ...]
-    output_location: S3Location
-    environment: str = "dev"
-    fault_injection_allowed: bool = False
-    default_chunk_bytes: int = 8 * 1024 * 1024
-    job_ttl_days: int = 7
-    # The environment's reject-ratio limit: the worker enforces it, the ingest lets a job only lower it.
-    max_reject_ratio: float = 0.05
-    # Worker only.
-    safety_margin_ms: int = 20_000
-    max_chunks_per_segment: int = 0
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-    handover_after_seconds: int | None = None
-    # Ingest only.
-    dlq_url: str = ""
-    state_machine_arn: str = ""
+_PARSERS: Mapping[str, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": _bool,
+    "S3Location": S3Location.parse,
+    "tuple[S3Location, ...]": _locations,
+}
+
+
+class _Settings:
+    VARIABLES: ClassVar[Mapping[str, str]]  # field -> environment variable
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        handover = env.get("HANDOVER_AFTER_SECONDS")
-        return cls(
-            job_table_name=_require(env, "JOB_TABLE_NAME"),
-            input_locations=_locations(env, "INPUT_LOCATIONS"),
-            output_location=S3Location.parse(_require(env, "OUTPUT_LOCATION")),
-            environment=env.get("ENVIRONMENT", "dev"),
-            fault_injection_allowed=env.get("FAULT_INJECTION_ALLOWED", "false").lower() == "true",
-            default_chunk_bytes=int(env.get("DEFAULT_CHUNK_BYTES", 8 * 1024 * 1024)),
-            job_ttl_days=int(env.get("JOB_TTL_DAYS", 7)),
-            max_reject_ratio=float(env.get("MAX_REJECT_RATIO", 0.05)),
-            safety_margin_ms=int(env.get("SAFETY_MARGIN_MS", 20_000)),
-            max_chunks_per_segment=int(env.get("MAX_CHUNKS_PER_SEGMENT", 0)),
-            max_line_bytes=int(env.get("MAX_LINE_BYTES", DEFAULT_MAX_LINE_BYTES)),
-            handover_after_seconds=int(handover) if handover else None,
-            dlq_url=env.get("DLQ_URL", ""),
-            state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
-        )
+    def from_env(cls: type[S], env: Mapping[str, str]) -> S:
+        values: dict[str, Any] = {}
+        annotations = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        for name, variable in cls.VARIABLES.items():
+            text = env.get(variable)
+            if text is None or text == "":
+                raise ConfigurationError(
+                    f"environment variable {variable} is not set ({cls.__name__}.{name})"
+                )
+            try:
+                values[name] = _PARSERS[str(annotations[name])](text)
+            except ValueError as error:
+                raise ConfigurationError(f"environment variable {variable}={text[:80]!r}: {error}") from None
+        return cls(**values)
 
-    def require_ingest(self) -> Settings:
-        if not self.dlq_url or not self.state_machine_arn:
-            raise ConfigurationError("the ingest function needs DLQ_URL and STATE_MACHINE_ARN")
-        return self
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IngestSettings(_Settings):
+    job_table_name: str
+    # Where inputs may be read from (config `locations`; the IAM grants agree), where outputs go.
+    input_locations: tuple[S3Location, ...]
+    output_location: S3Location
+    environment: str
+    fault_injection_allowed: bool
+    default_chunk_bytes: int
+    # The environment's reject-ratio limit: a job may only lower it.
+    max_reject_ratio: float
+    job_ttl_days: int
+    dlq_url: str
+    state_machine_arn: str
+
+    VARIABLES: ClassVar[Mapping[str, str]] = {
+        "job_table_name": Env.JOB_TABLE_NAME,
+        "input_locations": Env.INPUT_LOCATIONS,
+        "output_location": Env.OUTPUT_LOCATION,
+        "environment": Env.ENVIRONMENT,
+        "fault_injection_allowed": Env.FAULT_INJECTION_ALLOWED,
+        "default_chunk_bytes": Env.DEFAULT_CHUNK_BYTES,
+        "max_reject_ratio": Env.MAX_REJECT_RATIO,
+        "job_ttl_days": Env.JOB_TTL_DAYS,
+        "dlq_url": Env.DLQ_URL,
+        "state_machine_arn": Env.STATE_MACHINE_ARN,
+    }
 
     @property
     def request_rules(self) -> RequestRules:
@@ -89,18 +106,38 @@ class Settings:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class FailureSettings:
-    """The failure recorder's (and watchdog's) configuration: no defaults, every variable named if missing."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WorkerSettings(_Settings):
+    job_table_name: str
+    fault_injection_allowed: bool
+    safety_margin_ms: int
+    # 0 = segments bounded by time only.
+    max_chunks_per_segment: int
+    max_reject_ratio: float
+    max_line_bytes: int
+    handover_after_seconds: int
+
+    VARIABLES: ClassVar[Mapping[str, str]] = {
+        "job_table_name": Env.JOB_TABLE_NAME,
+        "fault_injection_allowed": Env.FAULT_INJECTION_ALLOWED,
+        "safety_margin_ms": Env.SAFETY_MARGIN_MS,
+        "max_chunks_per_segment": Env.MAX_CHUNKS_PER_SEGMENT,
+        "max_reject_ratio": Env.MAX_REJECT_RATIO,
+        "max_line_bytes": Env.MAX_LINE_BYTES,
+        "handover_after_seconds": Env.HANDOVER_AFTER_SECONDS,
+    }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FailureSettings(_Settings):
+    """The failure recorder's (and watchdog's) configuration."""
 
     job_table_name: str
     dlq_url: str
     execution_timeout_minutes: int
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> FailureSettings:
-        return cls(
-            job_table_name=_require(env, "JOB_TABLE_NAME"),
-            dlq_url=_require(env, "DLQ_URL"),
-            execution_timeout_minutes=int(_require(env, "EXECUTION_TIMEOUT_MINUTES")),
-        )
+    VARIABLES: ClassVar[Mapping[str, str]] = {
+        "job_table_name": Env.JOB_TABLE_NAME,
+        "dlq_url": Env.DLQ_URL,
+        "execution_timeout_minutes": Env.EXECUTION_TIMEOUT_MINUTES,
+    }

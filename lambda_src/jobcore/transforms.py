@@ -16,7 +16,6 @@ Record = dict[str, Any]
 Transform = Callable[[Record], Record]
 
 TRANSFORMS: dict[str, Transform] = {}
-DEFAULT_TRANSFORM = "normalize"
 
 
 class RecordError(ValueError):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from jobcore.lines import DEFAULT_MAX_DEPTH, REJECT_PREVIEW_BYTES, LineLimits, join_lines, process_lines
 from jobcore.segment import SegmentLimits
 from jobcore.transforms import TRANSFORMS
-from tests.unit.fakes import MemoryJobs, MemoryObjects, running_job
+from tests.fakes import MemoryJobs, MemoryObjects, running_job
 from tests.unit.test_segment import outputs, segment, setup
 
 GOOD = b'{"ok": 1}\n'

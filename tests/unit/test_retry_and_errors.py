@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from jobcore import retry
+from jobcore.adapters.aws_errors import translate, translated
 from jobcore.errors import (
     AccessDeniedError,
     InputNotFoundError,
     PermanentError,
     TransientError,
-    classify,
+    job_error,
 )
 
 
@@ -29,6 +32,9 @@ def client_error(code: str, status: int) -> ClientError:
         (client_error("SlowDown", 503), TransientError),
         (client_error("InternalError", 500), TransientError),
         (client_error("Whatever", 502), TransientError),
+        (client_error("InternalServerError", 500), TransientError),
+        (client_error("TooManyRequestsException", 429), TransientError),
+        (client_error("RequestTimeout", 400), TransientError),
         (ConnectTimeoutError(endpoint_url="http://x"), TransientError),
         (EndpointConnectionError(endpoint_url="http://x"), TransientError),
         (client_error("NoSuchKey", 404), InputNotFoundError),
@@ -36,12 +42,12 @@ def client_error(code: str, status: int) -> ClientError:
         (client_error("ValidationException", 400), PermanentError),
     ],
 )
-def test_classification(error: Exception, expected: type) -> None:
-    assert type(classify(error)) is expected
+def test_aws_errors_are_translated_into_the_taxonomy(error: Exception, expected: type) -> None:
+    assert type(translate(error)) is expected
 
 
-def test_programming_errors_are_not_classified() -> None:
-    assert classify(KeyError("x")) is None
+def test_programming_errors_are_not_translated() -> None:
+    assert translate(KeyError("x")) is None
 
 
 class Recorder:
@@ -71,7 +77,7 @@ def test_transient_errors_are_retried_with_full_jitter_under_the_cap() -> None:
     policy = retry.RetryPolicy(
         attempts=5, base_delay_s=0.1, max_delay_s=0.3, sleep=rec.sleep, random=lambda: 0.999
     )
-    fn, calls = failing(4, client_error("ThrottlingException", 400))
+    fn, calls = failing(4, TransientError("throttled"))
     assert (
         retry.call(fn, what="x", deadline=retry.Deadline(remaining_ms=lambda: rec.remaining), policy=policy)
         == "ok"
@@ -89,7 +95,7 @@ def test_full_jitter_spans_zero_to_the_cap() -> None:
 
 def test_gives_up_after_the_attempts_with_the_classified_error() -> None:
     rec = Recorder()
-    fn, calls = failing(10, client_error("ThrottlingException", 400))
+    fn, calls = failing(10, TransientError("throttled"))
     policy = retry.RetryPolicy(attempts=3, sleep=rec.sleep)
     with pytest.raises(TransientError):
         retry.call(fn, what="x", deadline=retry.Deadline(remaining_ms=lambda: rec.remaining), policy=policy)
@@ -98,7 +104,7 @@ def test_gives_up_after_the_attempts_with_the_classified_error() -> None:
 
 def test_never_sleeps_past_the_deadline() -> None:
     rec = Recorder(remaining_ms=1_500)
-    fn, calls = failing(100, client_error("ThrottlingException", 400))
+    fn, calls = failing(100, TransientError("throttled"))
     policy = retry.RetryPolicy(
         attempts=100, base_delay_s=0.4, max_delay_s=0.4, sleep=rec.sleep, random=lambda: 1.0
     )
@@ -111,7 +117,7 @@ def test_never_sleeps_past_the_deadline() -> None:
 
 def test_permanent_errors_are_not_retried() -> None:
     rec = Recorder()
-    fn, calls = failing(1, client_error("AccessDenied", 403))
+    fn, calls = failing(1, AccessDeniedError("denied"))
     with pytest.raises(AccessDeniedError):
         retry.call(
             fn, what="x", deadline=retry.Deadline.unlimited(), policy=retry.RetryPolicy(sleep=rec.sleep)
@@ -151,7 +157,7 @@ def test_an_attempt_that_could_outlive_the_invocation_is_never_started() -> None
 
 def test_no_retry_is_started_when_the_next_attempt_would_not_fit() -> None:
     rec = Recorder(remaining_ms=4_000)
-    fn, calls = failing(10, client_error("SlowDown", 503))
+    fn, calls = failing(10, TransientError("slow down"))
     policy = retry.RetryPolicy(
         attempts=10, base_delay_s=0.5, max_delay_s=0.5, sleep=rec.sleep, random=lambda: 1.0
     )
@@ -164,12 +170,60 @@ def test_no_retry_is_started_when_the_next_attempt_would_not_fit() -> None:
 
 
 def test_an_aws_error_escaping_a_handler_is_named_by_the_taxonomy() -> None:
-    from jobcore.errors import classified_errors
-
-    with pytest.raises(TransientError) as raised, classified_errors():
+    with pytest.raises(TransientError) as raised, translated():
         raise client_error("InternalServerError", 500)
     assert isinstance(raised.value.__cause__, ClientError)
-    with pytest.raises(AccessDeniedError), classified_errors():
+    with pytest.raises(AccessDeniedError), translated():
         raise client_error("AccessDeniedException", 400)
-    with pytest.raises(KeyError), classified_errors():
+    with pytest.raises(KeyError), translated():
         raise KeyError("a bug stays a bug")
+
+
+def test_an_answer_code_is_left_to_the_adapter() -> None:
+    with pytest.raises(ClientError), translated(answers={"ConditionalCheckFailedException"}):
+        raise client_error("ConditionalCheckFailedException", 400)
+
+
+def test_the_retry_layer_retries_only_the_taxonomys_transient_errors() -> None:
+    fn, calls = failing(1, client_error("ThrottlingException", 400))
+    with pytest.raises(ClientError):
+        retry.call(fn, what="x", deadline=retry.Deadline.unlimited())
+    assert calls["n"] == 1, "adapters translate; the domain's retry layer never sees botocore errors"
+
+
+LAMBDA_CAUSE = json.dumps(
+    {
+        "errorMessage": "RequestId: 0f1e2d3c-aaaa-bbbb-cccc-000011112222 Error: Runtime exited with error: signal: killed",
+        "errorType": "Runtime.ExitError",
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "cause", "expected"),
+    [
+        (
+            "Runtime.ExitError",
+            LAMBDA_CAUSE,
+            {"type": "Runtime.ExitError", "message": "Runtime exited with error: signal: killed"},
+        ),
+        ("States.Timeout", "", {"type": "States.Timeout", "message": "States.Timeout"}),
+        (
+            "DynamoDB.AmazonDynamoDBException",
+            "Throughput exceeded (Service: DynamoDb, Status Code: 400)",
+            {
+                "type": "DynamoDB.AmazonDynamoDBException",
+                "message": "Throughput exceeded (Service: DynamoDb, Status Code: 400)",
+            },
+        ),
+        (
+            "X",
+            "read s3://bucket/in/a/b.jsonl at /home/u/x/y.py",
+            {"type": "X", "message": "read s3://bucket/in/a/b.jsonl at y.py"},
+        ),
+    ],
+)
+def test_errors_are_type_and_message_without_traces_or_host_paths(
+    error: str, cause: str, expected: dict[str, str]
+) -> None:
+    assert job_error(error, cause) == expected

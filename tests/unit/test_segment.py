@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from jobcore.errors import InputNotFoundError, JobCancelledError, RejectRatioExceededError, TransientError
 from jobcore.lines import join_lines, process_lines
-from jobcore.model import CANCELLED, FaultInjection
-from jobcore.segment import SegmentLimits, SegmentRequest, part_name, run_segment
+from jobcore.model import FaultInjection
+from jobcore.segment import SegmentLimits, SegmentRequest, run_segment
 from jobcore.transforms import TRANSFORMS
-from tests.unit.fakes import FakeClock, MemoryJobs, MemoryObjects, running_job
+from pipeline_contract import CANCELLED, part_name
+from tests.fakes import FakeClock, MemoryJobs, MemoryObjects, running_job
 
 NOW = "2026-11-23T00:00:00.000Z"
 UNLIMITED = SegmentLimits(safety_margin_ms=1_000, max_reject_ratio=1.0)
@@ -364,10 +365,8 @@ def test_a_finished_job_never_asks_for_a_hand_over() -> None:
 
 
 def test_a_throttled_first_read_of_the_job_is_retried_not_fatal() -> None:
-    """Found by the fault matrix (F4): a GetItem answered 500 before the segment began escaped as
-    botocore's `InternalServerError`, which no Retry matches: the job FAILED."""
-    from botocore.exceptions import ClientError
-
+    """Found by the fault matrix (F4): a GetItem answered 500 before the segment began was not retried
+    (and escaped as botocore's `InternalServerError`, which no Retry matches): the job FAILED."""
     jobs, objects = setup(lines_input(10))
     real_get = jobs.get
     failures = {"left": 2}
@@ -375,10 +374,7 @@ def test_a_throttled_first_read_of_the_job_is_retried_not_fatal() -> None:
     def flaky_get(job_id: str):  # type: ignore[no-untyped-def]
         if failures["left"]:
             failures["left"] -= 1
-            raise ClientError(
-                {"Error": {"Code": "InternalServerError"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
-                "GetItem",
-            )
+            raise TransientError("InternalServerError: 500 from GetItem")
         return real_get(job_id)
 
     jobs.get = flaky_get  # type: ignore[method-assign]

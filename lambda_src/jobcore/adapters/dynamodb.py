@@ -6,17 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from jobcore.errors import error_code
-from jobcore.model import (
-    FAILED,
-    PENDING,
-    REJECTED,
-    RUNNING,
-    Checkpoint,
-    FaultInjection,
-    InputPin,
-    JobRecord,
-)
+from botocore.exceptions import ClientError
+
+from jobcore.adapters.aws_errors import translated
+from jobcore.model import Checkpoint, FaultInjection, InputPin, JobRecord
+from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 _INT_FIELDS = (
@@ -132,33 +126,32 @@ class DynamoJobStore:
         """The item after the update (with `returns="ALL_NEW"`; else empty), or None when the condition
         failed."""
         try:
-            response = self._ddb.update_item(
-                TableName=self._table, Key={"job_id": {"S": job_id}}, ReturnValues=returns, **kwargs
-            )
-        except Exception as error:
-            if error_code(error) == CONDITION_FAILED:
-                return None
-            raise
+            with translated(answers={CONDITION_FAILED}):
+                response = self._ddb.update_item(
+                    TableName=self._table, Key={"job_id": {"S": job_id}}, ReturnValues=returns, **kwargs
+                )
+        except ClientError:  # only the failed condition gets here
+            return None
         attributes: dict[str, Any] = response.get("Attributes", {})
         return attributes
 
     def _put_new(self, record: JobRecord) -> bool:
         try:
-            self._ddb.put_item(
-                TableName=self._table,
-                Item=to_item(record),
-                ConditionExpression="attribute_not_exists(job_id)",
-            )
-        except Exception as error:
-            if error_code(error) == CONDITION_FAILED:
-                return False
-            raise
+            with translated(answers={CONDITION_FAILED}):
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item=to_item(record),
+                    ConditionExpression="attribute_not_exists(job_id)",
+                )
+        except ClientError:  # only the failed condition gets here
+            return False
         return True
 
     def get(self, job_id: str) -> JobRecord | None:
-        response = self._ddb.get_item(
-            TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
-        )
+        with translated():
+            response = self._ddb.get_item(
+                TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+            )
         item = response.get("Item")
         return from_item(item) if item else None
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobcore.errors import error_code
+from botocore.exceptions import ClientError
+
+from jobcore.adapters.aws_errors import translated
+
+EXECUTION_ALREADY_EXISTS = "ExecutionAlreadyExists"
 
 
 class StepFunctionsStarter:
@@ -15,12 +19,11 @@ class StepFunctionsStarter:
 
     def start(self, *, name: str, payload: dict[str, Any]) -> bool:
         try:
-            self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
-        except Exception as error:
+            with translated(answers={EXECUTION_ALREADY_EXISTS}):
+                self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+        except ClientError:  # only ExecutionAlreadyExists gets here
             # Same name: a duplicate delivery or a retried batch already started it.
-            if error_code(error) == "ExecutionAlreadyExists":
-                return False
-            raise
+            return False
         return True
 
 
@@ -30,6 +33,10 @@ class SqsDeadLetters:
         self._url = queue_url
 
     def send(self, *, body: str, attributes: dict[str, str]) -> None:
+        with translated():
+            self._send(body=body, attributes=attributes)
+
+    def _send(self, *, body: str, attributes: dict[str, str]) -> None:
         self._sqs.send_message(
             QueueUrl=self._url,
             MessageBody=body,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobcore.errors import InputChangedError, InputNotFoundError, classify, error_code
+from jobcore.adapters.aws_errors import error_code, translate, translated
+from jobcore.errors import InputChangedError, InputNotFoundError
 from jobcore.model import InputPin
 
 # S3's answers when a conditional or versioned read no longer finds the pinned version.
@@ -20,10 +21,12 @@ class S3ObjectStore:
         try:
             head = self._s3.head_object(Bucket=bucket, Key=key)
         except Exception as raw:
-            error = classify(raw)
+            error = translate(raw)
             if isinstance(error, InputNotFoundError):
                 raise InputNotFoundError(f"input s3://{bucket}/{key} does not exist") from raw
-            raise
+            if error is None:
+                raise
+            raise error from raw
         version = head.get("VersionId")
         return InputPin(
             etag=str(head["ETag"]),
@@ -45,10 +48,14 @@ class S3ObjectStore:
         except Exception as raw:
             if pin is not None and error_code(raw) in _CHANGED_CODES:
                 raise InputChangedError(self._changed(bucket, key, pin)) from raw
-            if isinstance(classify(raw), InputNotFoundError):
+            error = translate(raw)
+            if isinstance(error, InputNotFoundError):
                 raise InputNotFoundError(f"input s3://{bucket}/{key} does not exist (deleted?)") from raw
-            raise
-        body: bytes = response["Body"].read()
+            if error is None:
+                raise
+            raise error from raw
+        with translated():  # a stream cut mid-body is a connection error too
+            body: bytes = response["Body"].read()
         return body
 
     def _changed(self, bucket: str, key: str, pin: InputPin) -> str:
@@ -63,4 +70,5 @@ class S3ObjectStore:
         )
 
     def write(self, bucket: str, key: str, body: bytes) -> None:
-        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        with translated():
+            self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")

@@ -10,9 +10,8 @@ import pytest
 
 from handlers.failures import handler
 from handlers.ingest import handler as ingest_handler
-from jobcore.errors import job_error
-from tests.unit.conftest import BUCKET, Aws
-from tests.unit.fakes import FakeContext
+from tests.fakes import FakeContext
+from tests.handlers.conftest import BUCKET, Aws
 
 REQUEST = {"job_id": "job-1", "input": f"s3://{BUCKET}/in/a.jsonl"}
 LAMBDA_CAUSE = json.dumps(
@@ -166,33 +165,3 @@ def test_job_ids_that_look_like_execution_names_are_parsed_from_the_right(aws: A
 
     failure = from_status_change({"name": "x-a1-e2-a3-e4", "status": "ABORTED"})
     assert failure is not None and (failure.job_id, failure.attempt) == ("x-a1-e2", 3)
-
-
-@pytest.mark.parametrize(
-    ("error", "cause", "expected"),
-    [
-        (
-            "Runtime.ExitError",
-            LAMBDA_CAUSE,
-            {"type": "Runtime.ExitError", "message": "Runtime exited with error: signal: killed"},
-        ),
-        ("States.Timeout", "", {"type": "States.Timeout", "message": "States.Timeout"}),
-        (
-            "DynamoDB.AmazonDynamoDBException",
-            "Throughput exceeded (Service: DynamoDb, Status Code: 400)",
-            {
-                "type": "DynamoDB.AmazonDynamoDBException",
-                "message": "Throughput exceeded (Service: DynamoDb, Status Code: 400)",
-            },
-        ),
-        (
-            "X",
-            "read s3://bucket/in/a/b.jsonl at /home/u/x/y.py",
-            {"type": "X", "message": "read s3://bucket/in/a/b.jsonl at y.py"},
-        ),
-    ],
-)
-def test_errors_are_type_and_message_without_traces_or_host_paths(
-    error: str, cause: str, expected: dict[str, str]
-) -> None:
-    assert job_error(error, cause) == expected

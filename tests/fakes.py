@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobcore.errors import InputChangedError, InputNotFoundError, TransientError
-from jobcore.model import FAILED, PENDING, REJECTED, RUNNING, Checkpoint, InputPin, JobRecord
+from jobcore.model import Checkpoint, InputPin, JobRecord
+from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING
 
 
 class FakeClock:

@@ -124,6 +124,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             "SAFETY_MARGIN_MS": "1000",
             "MAX_CHUNKS_PER_SEGMENT": "0",
             "MAX_REJECT_RATIO": "0.5",
+            "MAX_LINE_BYTES": str(1024 * 1024),
+            "HANDOVER_AFTER_SECONDS": "3600",
         }.items():
             monkeypatch.setenv(name, value)
         from handlers import failures, ingest, worker

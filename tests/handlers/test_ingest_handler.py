@@ -7,12 +7,19 @@ import json
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
+from handlers import ingest as ingest_module
 from handlers.ingest import handler
 from jobcore.adapters.dynamodb import DynamoJobStore
-from tests.unit.conftest import Aws
-from tests.unit.fakes import FakeContext
+from jobcore.errors import TransientError
+from jobcore.retry import RetryPolicy
+from tests.fakes import FakeContext
+from tests.handlers.conftest import Aws
+
+
+def no_sleep(_seconds: float) -> None:
+    pass
+
 
 VALID = {"job_id": "job-1", "input": "s3://data-bucket/in/a.jsonl"}
 
@@ -141,14 +148,12 @@ def test_crash_between_put_and_start_is_repaired_by_the_redelivery(
     from jobcore.adapters import messaging
 
     def boom(self: object, **_: object) -> bool:
-        raise ClientError(
-            {"Error": {"Code": "ServiceUnavailable"}, "ResponseMetadata": {"HTTPStatusCode": 503}},
-            "StartExecution",
-        )
+        # What the adapter raises for StartExecution's 503 (it translates botocore's errors).
+        raise TransientError("ServiceUnavailable: StartExecution answered 503")
 
     with monkeypatch.context() as patch:
         patch.setattr(messaging.StepFunctionsStarter, "start", boom)
-        patch.setattr("jobcore.retry.RetryPolicy.attempts", 1)
+        patch.setattr(ingest_module, "RETRY_POLICY", RetryPolicy(attempts=1, sleep=no_sleep))
         assert invoke(sqs_record(VALID)) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
     job = aws.job("job-1")
     assert job is not None and job["status"] == "PENDING" and aws.executions() == []
@@ -161,24 +166,19 @@ def test_transient_errors_fail_only_their_record(aws: Aws, monkeypatch: pytest.M
 
     def throttled(self: DynamoJobStore, record: Any) -> bool:
         if record.job_id == "job-2":
-            raise ClientError(
-                {
-                    "Error": {"Code": "ProvisionedThroughputExceededException"},
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
-                },
-                "PutItem",
-            )
+            raise TransientError("ProvisionedThroughputExceededException: PutItem throttled")
         return original(self, record)
 
     monkeypatch.setattr(DynamoJobStore, "create", throttled)
-    monkeypatch.setattr("jobcore.retry.RetryPolicy.attempts", 2)
-    monkeypatch.setattr("jobcore.retry.RetryPolicy.base_delay_s", 0.001)
+    sleeps: list[float] = []
+    monkeypatch.setattr(ingest_module, "RETRY_POLICY", RetryPolicy(attempts=2, sleep=sleeps.append))
     response = invoke(
         sqs_record(VALID, message_id="m-1"),
         sqs_record({**VALID, "job_id": "job-2"}, message_id="m-2"),
         sqs_record({**VALID, "job_id": "job-3"}, message_id="m-3"),
     )
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+    assert len(sleeps) == 1, "one retry of job-2's put, with a backoff, before it was handed back"
     assert sorted(e["name"] for e in aws.executions()) == ["job-1-a1-e0", "job-3-a1-e0"]
     assert aws.dlq_messages() == []
 

@@ -13,8 +13,9 @@ import pytest
 from handlers.ingest import handler as ingest_handler
 from handlers.worker import handler
 from jobcore.errors import InputNotFoundError, JobCancelledError, ValidationError
-from tests.unit.conftest import BUCKET, Aws
-from tests.unit.fakes import FakeContext
+from jobcore.settings import ConfigurationError, WorkerSettings
+from tests.fakes import FakeContext
+from tests.handlers.conftest import BUCKET, Aws
 
 
 def submit(aws: Aws, body: bytes, **request: Any) -> None:
@@ -113,3 +114,26 @@ def test_error_class_names_match_the_state_machine() -> None:
 
     for name in TRANSIENT_ERRORS + CANCELLED_ERRORS:
         assert isinstance(getattr(errors, name), type)
+
+
+@pytest.mark.parametrize("variable", sorted(WorkerSettings.VARIABLES.values()))
+def test_a_missing_variable_fails_the_cold_start_naming_it(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    from handlers import worker
+
+    monkeypatch.delenv(variable)
+    worker._settings.cache_clear()
+    with pytest.raises(ConfigurationError, match=f"environment variable {variable} is not set"):
+        handler(payload(), FakeContext())
+
+
+def test_an_unreadable_variable_fails_the_cold_start_naming_it(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers import worker
+
+    monkeypatch.setenv("FAULT_INJECTION_ALLOWED", "yes")
+    worker._settings.cache_clear()
+    with pytest.raises(ConfigurationError, match="FAULT_INJECTION_ALLOWED='yes': must be true or false"):
+        handler(payload(), FakeContext())

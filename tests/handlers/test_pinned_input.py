@@ -11,8 +11,8 @@ import pytest
 from handlers.ingest import handler as ingest_handler
 from handlers.worker import handler as worker_handler
 from jobcore.errors import InputChangedError
-from tests.unit.conftest import BUCKET, Aws
-from tests.unit.fakes import FakeContext
+from tests.fakes import FakeContext
+from tests.handlers.conftest import BUCKET, Aws
 
 KEY = "in/pinned.jsonl"
 URI = f"s3://{BUCKET}/{KEY}"
