@@ -7,6 +7,7 @@ import sys
 
 import aws_cdk as cdk
 
+from pipeline_contract import stack_name
 from stacks.config import ConfigError, load_config, with_overrides
 from stacks.nag import add_nag_packs
 from stacks.pipeline_stack import PipelineStack
@@ -19,10 +20,9 @@ def build_app(app: cdk.App) -> cdk.App:
         load_config(context("env")), alarm_email=context("alarmEmail"), account=context("account")
     )
     env = cdk.Environment(account=config.account, region=config.region)
-    prefix = f"ResilientPipeline-{config.name}"
     stateful = StatefulStack(
         app,
-        f"{prefix}-Stateful",
+        stack_name(config.name, "Stateful"),
         config=config,
         env=env,
         synthesizer=cdk.DefaultStackSynthesizer(
@@ -32,7 +32,7 @@ def build_app(app: cdk.App) -> cdk.App:
     )
     pipeline = PipelineStack(
         app,
-        f"{prefix}-Pipeline",
+        stack_name(config.name, "Pipeline"),
         config=config,
         job_table_name_export=stateful.job_table_name_export,
         data_bucket_name_export=stateful.data_bucket_name_export,

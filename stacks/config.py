@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from pipeline_contract import LOCAL_ACCOUNT, LOCAL_REGION, OUTPUT_PREFIX
 from stacks import rules
 
 ENVIRONMENT_NAMES = ("local", "dev", "staging", "prod")
@@ -44,7 +45,7 @@ class LocationsConfig:
     and the same locations become the worker's (and the ingest's HEAD) IAM grants."""
 
     inputs: tuple[Location, ...] = (Location(DATA_BUCKET),)
-    output: Location = Location(DATA_BUCKET, "out/")
+    output: Location = Location(DATA_BUCKET, OUTPUT_PREFIX)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,8 +265,8 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
     "local": EnvironmentConfig(
         name="local",
         # The local cloud's fixed dummy account, so that synthesized ARNs match what moto serves.
-        account="123456789012",
-        region="us-east-1",
+        account=LOCAL_ACCOUNT,
+        region=LOCAL_REGION,
         protect_stateful=False,
         log_retention_days=1,
         dlq_retention_days=14,

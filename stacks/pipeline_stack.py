@@ -14,6 +14,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from pipeline_contract import Env
 from stacks.config import EnvironmentConfig, Location
 from stacks.constructs.alarms import PipelineAlarms, PipelineMetrics
 from stacks.constructs.ingest_queue import IngestQueue
@@ -54,17 +55,7 @@ class PipelineStack(Stack):
             dlq_retention_days=config.dlq_retention_days,
         )
         locations = _Locations(self, config, data_bucket=bucket)
-        common_env = {
-            "JOB_TABLE_NAME": table.table_name,
-            "INPUT_LOCATIONS": json.dumps([location.uri for location in locations.inputs]),
-            "OUTPUT_LOCATION": locations.output.uri,
-            "ENVIRONMENT": config.name,
-            "FAULT_INJECTION_ALLOWED": "true" if config.fault_injection_allowed else "false",
-            "DEFAULT_CHUNK_BYTES": str(config.worker.default_chunk_bytes),
-            "MAX_REJECT_RATIO": str(config.worker.max_reject_ratio),
-            "POWERTOOLS_METRICS_NAMESPACE": "ResilientPipeline",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-        }
+        fault_injection = "true" if config.fault_injection_allowed else "false"
         worker = PipelineFunction(
             self,
             "Worker",
@@ -73,13 +64,16 @@ class PipelineStack(Stack):
             memory_mb=config.worker.function.memory_mb,
             timeout_seconds=config.worker.function.timeout_seconds,
             reserved_concurrency=config.worker.function.reserved_concurrency,
+            service_name="worker",
+            # Exactly the variables of jobcore.settings.WorkerSettings (an infra test checks it).
             environment={
-                **common_env,
-                "POWERTOOLS_SERVICE_NAME": "worker",
-                "SAFETY_MARGIN_MS": str(config.worker.safety_margin_ms),
-                "MAX_CHUNKS_PER_SEGMENT": str(config.worker.max_chunks_per_segment),
-                "MAX_LINE_BYTES": str(config.worker.max_line_bytes),
-                "HANDOVER_AFTER_SECONDS": str(config.state_machine.handover_after_minutes * 60),
+                Env.JOB_TABLE_NAME: table.table_name,
+                Env.FAULT_INJECTION_ALLOWED: fault_injection,
+                Env.SAFETY_MARGIN_MS: str(config.worker.safety_margin_ms),
+                Env.MAX_CHUNKS_PER_SEGMENT: str(config.worker.max_chunks_per_segment),
+                Env.MAX_REJECT_RATIO: str(config.worker.max_reject_ratio),
+                Env.MAX_LINE_BYTES: str(config.worker.max_line_bytes),
+                Env.HANDOVER_AFTER_SECONDS: str(config.state_machine.handover_after_minutes * 60),
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
@@ -93,13 +87,12 @@ class PipelineStack(Stack):
             memory_mb=config.failures.memory_mb,
             timeout_seconds=config.failures.timeout_seconds,
             reserved_concurrency=config.failures.reserved_concurrency,
+            service_name="failures",
+            # Exactly the variables of jobcore.settings.FailureSettings.
             environment={
-                "JOB_TABLE_NAME": table.table_name,
-                "DLQ_URL": queues.dead_letter_queue.queue_url,
-                "EXECUTION_TIMEOUT_MINUTES": str(config.state_machine.execution_timeout_minutes),
-                "POWERTOOLS_METRICS_NAMESPACE": "ResilientPipeline",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-                "POWERTOOLS_SERVICE_NAME": "failures",
+                Env.JOB_TABLE_NAME: table.table_name,
+                Env.DLQ_URL: queues.dead_letter_queue.queue_url,
+                Env.EXECUTION_TIMEOUT_MINUTES: str(config.state_machine.execution_timeout_minutes),
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
@@ -133,12 +126,19 @@ class PipelineStack(Stack):
             memory_mb=config.ingest.function.memory_mb,
             timeout_seconds=config.ingest.function.timeout_seconds,
             reserved_concurrency=config.ingest.function.reserved_concurrency,
+            service_name="ingest",
+            # Exactly the variables of jobcore.settings.IngestSettings.
             environment={
-                **common_env,
-                "POWERTOOLS_SERVICE_NAME": "ingest",
-                "DLQ_URL": queues.dead_letter_queue.queue_url,
-                "STATE_MACHINE_ARN": jobs.state_machine_arn,
-                "JOB_TTL_DAYS": str(config.job_ttl_days),
+                Env.JOB_TABLE_NAME: table.table_name,
+                Env.INPUT_LOCATIONS: json.dumps([location.uri for location in locations.inputs]),
+                Env.OUTPUT_LOCATION: locations.output.uri,
+                Env.ENVIRONMENT: config.name,
+                Env.FAULT_INJECTION_ALLOWED: fault_injection,
+                Env.DEFAULT_CHUNK_BYTES: str(config.worker.default_chunk_bytes),
+                Env.MAX_REJECT_RATIO: str(config.worker.max_reject_ratio),
+                Env.JOB_TTL_DAYS: str(config.job_ttl_days),
+                Env.DLQ_URL: queues.dead_letter_queue.queue_url,
+                Env.STATE_MACHINE_ARN: jobs.state_machine_arn,
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,

@@ -9,8 +9,10 @@ import resource
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
+from pipeline_contract import METRICS_NAMESPACE
+
 logger = Logger()
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ResilientPipeline"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
 # jobcore logs with the standard library (it must not depend on Powertools): give its loggers the same
 # JSON format and appended keys (job_id, cursor, ...). Powertools configures only top-level loggers that
 # exist already, and jobcore's modules may be imported after this one: create their parent first.

@@ -117,6 +117,7 @@ def utc_now() -> str:
 # -- the job table and the outputs ------------------------------------------------------------------------------
 
 STATUS_INDEX = "by-status"  # GSI (status, updated_at)
+TTL_ATTRIBUTE = "expires_at"  # epoch seconds; DynamoDB deletes the record after it
 OUTPUT_PREFIX = "out/"  # default output location in the data bucket (its lifecycle rule expires it)
 REJECTS_DIR = "rejects/"
 

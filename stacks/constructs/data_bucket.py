@@ -6,7 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-OUTPUT_PREFIX = "out/"
+from pipeline_contract import OUTPUT_PREFIX
 
 
 class DataBucket(Construct):

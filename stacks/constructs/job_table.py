@@ -6,8 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-STATUS_INDEX_NAME = "by-status"
-TTL_ATTRIBUTE = "expires_at"
+from pipeline_contract import STATUS_INDEX, TTL_ATTRIBUTE
 
 
 class JobTable(Construct):
@@ -29,7 +28,7 @@ class JobTable(Construct):
             removal_policy=RemovalPolicy.RETAIN if protect else RemovalPolicy.DESTROY,
         )
         self._table.add_global_secondary_index(
-            index_name=STATUS_INDEX_NAME,
+            index_name=STATUS_INDEX,
             partition_key=dynamodb.Attribute(name="status", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="updated_at", type=dynamodb.AttributeType.STRING),
             # ALL: `pipeline jobs --status S` shows counters and errors straight from the index.

@@ -10,6 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from pipeline_contract import METRICS_NAMESPACE
 from stacks import rules
 
 LAMBDA_SOURCE_DIR = Path(__file__).resolve().parents[2] / "lambda_src"
@@ -62,6 +63,7 @@ class PipelineFunction(Construct):
         memory_mb: int,
         timeout_seconds: int,
         reserved_concurrency: int | None,
+        service_name: str,
         environment: dict[str, str],
         log_retention_days: int,
         powertools_layer_version: int | None,
@@ -106,7 +108,13 @@ class PipelineFunction(Construct):
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
             reserved_concurrent_executions=reserved_concurrency,
-            environment=environment,
+            # The function's settings, then Powertools' own (its logs and metrics name the service).
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
             layers=layers,
             role=self._role,
             log_group=self._log_group,

@@ -14,33 +14,26 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+import pipeline_contract as contract
+from pipeline_contract import (
+    DEAD_LETTER_NOT_SENT,
+    EXECUTION_NAME_TEMPLATE,
+    FAILED,
+    JOB_CANCELLED_ERROR,
+    JOB_FAILED,
+    RUNNING,
+    SUCCEEDED,
+    TRANSIENT_ERROR,
+)
 from stacks import rules
 from stacks.constructs.pipeline_function import log_retention
 
-# Exception class names raised by lambda_src (the Lambda errorType is the ASL error name).
-TRANSIENT_ERRORS = ["TransientError"]
-CANCELLED_ERRORS = ["JobCancelledError"]
-# Lambda service-side failures worth retrying (the invocation may not have run at all).
-LAMBDA_SERVICE_ERRORS = [
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-]
-# The function's execution environment died mid-invocation: killed by a timeout, out of memory, a host
-# failure or a crash of the runtime. A worker so killed lost at most one uncommitted chunk; its retry
-# resumes from the last checkpoint. Counted apart from the transient retries (crash_retry_max_attempts).
-CRASH_ERRORS = [
-    "Sandbox.Timedout",
-    "Runtime.ExitError",
-    "Runtime.Unknown",
-    "Runtime.OutOfMemory",
-    "Lambda.Unknown",
-]
-# The Fail state after a failure was recorded, and the one after even the fallback could not reach the
-# DLQ (the watchdog resends on that one: jobcore.failures.DEAD_LETTER_NOT_SENT).
-JOB_FAILED = "JobFailed"
-DEAD_LETTER_NOT_SENT = "DeadLetterNotSent"
+# Error names the state machine matches: the contract's (the Lambda errorType is the exception's class).
+TRANSIENT_ERRORS = [TRANSIENT_ERROR]
+CANCELLED_ERRORS = [JOB_CANCELLED_ERROR]
+LAMBDA_SERVICE_ERRORS = list(contract.LAMBDA_SERVICE_ERRORS)
+# A worker killed mid-chunk lost at most one uncommitted chunk: its retry resumes from the last checkpoint.
+CRASH_ERRORS = list(contract.CRASH_ERRORS)
 DYNAMODB_TRANSIENT_ERRORS = [
     "DynamoDB.ProvisionedThroughputExceededException",
     "DynamoDB.RequestLimitExceeded",
@@ -81,6 +74,12 @@ def _string(path: str) -> tasks.DynamoAttributeValue:
 
 def _literal(value: str) -> tasks.DynamoAttributeValue:
     return tasks.DynamoAttributeValue.from_string(value)
+
+
+def _may_become(target: str) -> tuple[str, dict[str, tasks.DynamoAttributeValue]]:
+    """`#status IN (...)` over the statuses the contract lets a job leave for `target`, and their values."""
+    values = {f":from_{status.lower()}": _literal(status) for status in contract.sources(target)}
+    return f"#status IN ({', '.join(values)})", values
 
 
 class SegmentedJobStateMachine(Construct):
@@ -130,19 +129,20 @@ class SegmentedJobStateMachine(Construct):
 
         cancelled = sfn.Succeed(self, "Cancelled", comment="The job was cancelled or already finished")
 
+        running_from, running_values = _may_become(RUNNING)
         mark_running = tasks.DynamoUpdateItem(
             self,
             "MarkRunning",
             table=table,
             key=_key(),
             update_expression=(
-                "SET #status = :running, updated_at = :now, executions = if_not_exists(executions, :zero) + :one"
+                "SET #status = :to, updated_at = :now, executions = if_not_exists(executions, :zero) + :one"
             ),
-            condition_expression="#status IN (:pending, :running) AND #attempt = :attempt",
+            condition_expression=f"{running_from} AND #attempt = :attempt",
             expression_attribute_names={"#status": "status", "#attempt": "attempt"},
             expression_attribute_values={
-                ":running": _literal("RUNNING"),
-                ":pending": _literal("PENDING"),
+                ":to": _literal(RUNNING),
+                **running_values,
                 ":attempt": tasks.DynamoAttributeValue.number_from_string(
                     sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.attempt"))
                 ),
@@ -193,17 +193,18 @@ class SegmentedJobStateMachine(Construct):
         process_segment.add_catch(cancelled, errors=CANCELLED_ERRORS, result_path="$.error")
         process_segment.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
 
+        succeeded_from, succeeded_values = _may_become(SUCCEEDED)
         mark_succeeded = tasks.DynamoUpdateItem(
             self,
             "MarkSucceeded",
             table=table,
             key=_key(),
-            update_expression="SET #status = :succeeded, updated_at = :now",
-            condition_expression="#status = :running",
+            update_expression="SET #status = :to, updated_at = :now",
+            condition_expression=succeeded_from,
             expression_attribute_names={"#status": "status"},
             expression_attribute_values={
-                ":succeeded": _literal("SUCCEEDED"),
-                ":running": _literal("RUNNING"),
+                ":to": _literal(SUCCEEDED),
+                **succeeded_values,
                 ":now": _string("$$.State.EnteredTime"),
             },
             result_path=sfn.JsonPath.DISCARD,
@@ -225,7 +226,7 @@ class SegmentedJobStateMachine(Construct):
             "ContinueAsNew",
             state_machine=sfn.StateMachine.from_state_machine_arn(self, "Self", self._arn),
             name=sfn.JsonPath.format(
-                "{}-a{}-e{}",
+                EXECUTION_NAME_TEMPLATE,
                 sfn.JsonPath.string_at("$.job_id"),
                 sfn.JsonPath.string_at("$.attempt"),
                 sfn.JsonPath.string_at("$.next.number"),
@@ -347,18 +348,18 @@ class SegmentedJobStateMachine(Construct):
         send_to_dlq = self._send_to_dlq(dead_letter_queue, retry)
         send_to_dlq.add_catch(not_sent, errors=["States.ALL"], result_path="$.dlq_error")
         send_to_dlq.next(fallback_failed)
+        failed_from, failed_values = _may_become(FAILED)
         mark_failed = tasks.DynamoUpdateItem(
             self,
             "MarkFailed",
             table=table,
             key=_key(),
-            update_expression="SET #status = :failed, #error = :error, updated_at = :now",
-            condition_expression="#status IN (:pending, :running) AND #attempt = :attempt",
+            update_expression="SET #status = :to, #error = :error, updated_at = :now",
+            condition_expression=f"{failed_from} AND #attempt = :attempt",
             expression_attribute_names={"#status": "status", "#error": "error", "#attempt": "attempt"},
             expression_attribute_values={
-                ":failed": _literal("FAILED"),
-                ":pending": _literal("PENDING"),
-                ":running": _literal("RUNNING"),
+                ":to": _literal(FAILED),
+                **failed_values,
                 ":attempt": tasks.DynamoAttributeValue.number_from_string(
                     sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.attempt"))
                 ),

@@ -185,10 +185,9 @@ def _grants(template: dict[str, Any], role_prefix: str, action: str) -> list[str
 
 def test_by_default_jobs_read_and_write_the_data_bucket_only(synth: Synthesized) -> None:
     bucket = f"<import:ResilientPipeline-{synth.env}-Stateful-DataBucketName>"
-    for handler in ("handlers.ingest.handler", "handlers.worker.handler"):
-        variables = _function(synth.pipeline, handler)["Environment"]["Variables"]
-        assert json.loads(render(variables["INPUT_LOCATIONS"])) == [f"s3://{bucket}/"]
-        assert render(variables["OUTPUT_LOCATION"]) == f"s3://{bucket}/out/"
+    variables = _function(synth.pipeline, "handlers.ingest.handler")["Environment"]["Variables"]
+    assert json.loads(render(variables["INPUT_LOCATIONS"])) == [f"s3://{bucket}/"]
+    assert render(variables["OUTPUT_LOCATION"]) == f"s3://{bucket}/out/"
     for role in ("IngestRole", "WorkerRole"):
         assert _grants(synth.pipeline, role, "s3:GetObject") == [f"arn:aws:s3:::{bucket}/*"]
     assert _grants(synth.pipeline, "WorkerRole", "s3:PutObject") == [f"arn:aws:s3:::{bucket}/out/*"]

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from jobcore.adapters.aws_errors import translated
 from jobcore.model import Checkpoint, FaultInjection, InputPin, JobRecord
-from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING
+from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING, sources
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 _INT_FIELDS = (
@@ -101,6 +101,12 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         updated_at=str(plain.get("updated_at", "")),
         **fields,
     )
+
+
+def _may_become(target: str) -> tuple[str, dict[str, Any]]:
+    """`#status IN (...)` over the statuses the contract lets a job leave for `target`, and their values."""
+    values = {f":from_{status.lower()}": {"S": status} for status in sources(target)}
+    return f"#status IN ({', '.join(values)})", values
 
 
 def _error_map(error: dict[str, str]) -> dict[str, Any]:
@@ -219,18 +225,19 @@ class DynamoJobStore:
 
     def resume(self, job_id: str, *, failed_attempt: int, pin: InputPin | None, updated_at: str) -> bool:
         pin_clause, values = _pin_values(pin) if pin is not None else ("", {})
+        allowed, sources_values = _may_become(PENDING)
         return (
             self._update(
                 job_id,
-                UpdateExpression="SET #status = :pending, #attempt = :next, updated_at = :now"
+                UpdateExpression="SET #status = :to, #attempt = :next, updated_at = :now"
                 + (f", {pin_clause}" if pin_clause else "")
                 + " REMOVE #error",
-                ConditionExpression="#status = :failed AND #attempt = :attempt",
+                ConditionExpression=f"{allowed} AND #attempt = :attempt",
                 ExpressionAttributeNames={"#status": "status", "#attempt": "attempt", "#error": "error"},
                 ExpressionAttributeValues={
                     **values,
-                    ":pending": {"S": PENDING},
-                    ":failed": {"S": FAILED},
+                    **sources_values,
+                    ":to": {"S": PENDING},
                     ":attempt": {"N": str(failed_attempt)},
                     ":next": {"N": str(failed_attempt + 1)},
                     ":now": {"S": updated_at},
@@ -243,17 +250,18 @@ class DynamoJobStore:
         self, job_id: str, *, failed_attempt: int, pin: InputPin, output_prefix: str, updated_at: str
     ) -> bool:
         pin_clause, values = _pin_values(pin)
+        allowed, sources_values = _may_become(PENDING)
         zero = {"N": "0"}
         return (
             self._update(
                 job_id,
                 UpdateExpression=(
-                    "SET #status = :pending, #attempt = :next, updated_at = :now, output_prefix = :out, "
+                    "SET #status = :to, #attempt = :next, updated_at = :now, output_prefix = :out, "
                     "#cursor = :zero, records_in = :zero, records_out = :zero, records_rejected = :zero, "
                     f"records_blank = :zero, bytes_in = :zero, #segments = :zero, {pin_clause} "
                     "REMOVE #error, long_line_from" + ("" if pin.version_id else ", input_version")
                 ),
-                ConditionExpression="#status = :failed AND #attempt = :attempt",
+                ConditionExpression=f"{allowed} AND #attempt = :attempt",
                 ExpressionAttributeNames={
                     "#status": "status",
                     "#attempt": "attempt",
@@ -263,8 +271,8 @@ class DynamoJobStore:
                 },
                 ExpressionAttributeValues={
                     **values,
-                    ":pending": {"S": PENDING},
-                    ":failed": {"S": FAILED},
+                    **sources_values,
+                    ":to": {"S": PENDING},
                     ":attempt": {"N": str(failed_attempt)},
                     ":next": {"N": str(failed_attempt + 1)},
                     ":now": {"S": updated_at},
@@ -276,16 +284,16 @@ class DynamoJobStore:
         )
 
     def fail(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> JobRecord | None:
+        allowed, sources_values = _may_become(FAILED)
         item = self._update(
             job_id,
             returns="ALL_NEW",
-            UpdateExpression="SET #status = :failed, #error = :error, updated_at = :now",
-            ConditionExpression="#status IN (:pending, :running) AND #attempt = :attempt",
+            UpdateExpression="SET #status = :to, #error = :error, updated_at = :now",
+            ConditionExpression=f"{allowed} AND #attempt = :attempt",
             ExpressionAttributeNames={"#status": "status", "#error": "error", "#attempt": "attempt"},
             ExpressionAttributeValues={
-                ":failed": {"S": FAILED},
-                ":pending": {"S": PENDING},
-                ":running": {"S": RUNNING},
+                ":to": {"S": FAILED},
+                **sources_values,
                 ":attempt": {"N": str(attempt)},
                 ":error": _error_map(error),
                 ":now": {"S": updated_at},
