@@ -25,11 +25,11 @@ from botocore.config import Config
 
 from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState, read_state, state_path
 from pipeline_cli.errors import CliError
+from pipeline_contract import STACK_OUTPUTS, STACK_SUFFIXES, stack_name
 
 ENV_VARIABLE = "PIPELINE_ENV"
 DEFAULT_ENV = "local"
 LOCAL_ENV = "local"
-STACK_PREFIX = "ResilientPipeline"
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 
 LOCAL_NOT_RUNNING = "the local cloud is not running: start it with `pipeline local up` (or `make demo`)"
@@ -37,13 +37,8 @@ LOCAL_NOT_RUNNING = "the local cloud is not running: start it with `pipeline loc
 # Output key -> the stack (suffix) that exports it. AlarmTopicArn is not needed by any command, so an
 # environment without it still works.
 REQUIRED_OUTPUTS: Mapping[str, str] = {
-    "IngestQueueUrl": "Pipeline",
-    "DeadLetterQueueUrl": "Pipeline",
-    "StateMachineArn": "Pipeline",
-    "JobTableName": "Stateful",
-    "DataBucketName": "Stateful",
+    key: stack for key, stack in STACK_OUTPUTS.items() if key != "AlarmTopicArn"
 }
-STACK_SUFFIXES = ("Stateful", "Pipeline")
 UNUSABLE_STACK_STATUS_PREFIXES = ("CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_", "DELETE_", "REVIEW_")
 
 # Error codes with which AWS says the credentials themselves are the problem.
@@ -65,10 +60,6 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     botocore_errors.ReadTimeoutError,
     botocore_errors.ConnectionClosedError,
 )
-
-
-def stack_name(env: str, suffix: str) -> str:
-    return f"{STACK_PREFIX}-{env}-{suffix}"
 
 
 @dataclass(frozen=True, kw_only=True)

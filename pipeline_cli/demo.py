@@ -23,18 +23,11 @@ from typing import Any, TextIO
 
 from localcloud import cloud
 from pipeline_cli.aws import Pipeline, connect_local
-from pipeline_cli.dlq import DlqMessage, peek_messages
+from pipeline_cli.deadletters import DlqMessage, peek_messages
 from pipeline_cli.errors import CliError
-from pipeline_cli.jobs import (
-    TERMINAL_STATUSES,
-    build_request,
-    execution_arn,
-    execution_name,
-    get_record,
-    render_table,
-    send_request,
-    upload_input,
-)
+from pipeline_cli.output import render_table
+from pipeline_cli.records import build_request, execution_arn, get_record, send_request, upload_input
+from pipeline_contract import TERMINAL, execution_name
 
 # env=local: 64 KiB chunks, one chunk per segment, 20 segments per execution (stacks/config.py). An input
 # of 45 chunks therefore takes 45 segments (far past the ~16 hops at which AWS stops a Lambda that
@@ -269,7 +262,7 @@ def count_failed_tries(pipeline: Pipeline, record: dict[str, Any]) -> int:
     failures = 0
     paginator = pipeline.stepfunctions.get_paginator("get_execution_history")
     for execution in itertools.count():
-        name = execution_name(record["job_id"], attempt=int(record.get("attempt", 1)), execution=execution)
+        name = execution_name(record["job_id"], int(record.get("attempt", 1)), execution)
         arn = execution_arn(pipeline.outputs.state_machine_arn, name)
         try:
             for page in paginator.paginate(executionArn=arn):
@@ -302,7 +295,7 @@ def run_scenarios(
             if shown.get(run.scenario.job_id) != line:
                 print(f"  {line}", file=out)
                 shown[run.scenario.job_id] = line
-            if run.status in TERMINAL_STATUSES:
+            if run.status in TERMINAL:
                 run.finished = time.monotonic()
         time.sleep(interval)
     messages = peek_messages(pipeline.sqs, pipeline.outputs.dead_letter_queue_url)

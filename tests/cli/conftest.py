@@ -22,7 +22,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from localcloud.state import LocalCloudState, write_state
-from pipeline_cli import aws, dlq
+from pipeline_cli import aws, deadletters
 from pipeline_cli.main import main
 
 REGION = "us-east-1"
@@ -122,7 +122,7 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.setenv("LOCALCLOUD_HOME", str(tmp_path / "localcloud"))
     # moto waits out a long poll on an empty queue for real; 0 keeps the empty rounds instant and changes
     # nothing else here (moto is one server, so short polling sees every message).
-    monkeypatch.setattr(dlq, "RECEIVE_WAIT_SECONDS", 0)
+    monkeypatch.setattr(deadletters, "RECEIVE_WAIT_SECONDS", 0)
 
 
 @pytest.fixture

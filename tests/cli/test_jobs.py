@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from pipeline_cli import jobs
+import pipeline_contract as contract
+from pipeline_cli import jobs, output
 
 from .conftest import Deployed, Result, drain
 
@@ -331,7 +332,7 @@ def test_tty_progress_is_one_rewritten_line() -> None:
             pass
 
     stream = Tty()
-    reporter = jobs.ProgressReporter("j", stream=stream, tty=True, clock=lambda: 0.0)  # type: ignore[arg-type]
+    reporter = output.ProgressReporter("j", stream=stream, tty=True, clock=lambda: 0.0)  # type: ignore[arg-type]
     reporter({"job_id": "j", "status": "RUNNING", "cursor": 30, "input_bytes": 100, "segments": 2})
     reporter({"job_id": "j", "status": "RUNNING", "cursor": 60, "input_bytes": 100, "segments": 4})
     reporter.finish()
@@ -384,7 +385,7 @@ def test_jobs_without_status_merges_one_query_per_status_never_a_scan(
     queried = sorted(
         params["ExpressionAttributeValues"][":s"]["S"] for name, params in api_calls if name == "Query"
     )
-    assert queried == sorted(jobs.STATUSES)
+    assert queried == sorted(contract.STATUSES)
 
 
 def test_jobs_says_when_there_are_none(deployed: Deployed, run: Run) -> None:

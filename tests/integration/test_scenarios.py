@@ -10,8 +10,9 @@ import pytest
 
 from pipeline_cli.aws import Pipeline
 from pipeline_cli.demo import DLQ_ALARM, ScenarioRun, alarm_states, count_failed_tries
-from pipeline_cli.jobs import TERMINAL_STATUSES, build_request, get_record, send_request, upload_input
 from pipeline_cli.main import main
+from pipeline_cli.records import build_request, get_record, send_request, upload_input
+from pipeline_contract import TERMINAL
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,7 @@ def wait_terminal(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         record = get_record(pipeline, job_id)
-        if record and int(record["attempt"]) >= attempt and record["status"] in TERMINAL_STATUSES:
+        if record and int(record["attempt"]) >= attempt and record["status"] in TERMINAL:
             return record
         time.sleep(0.5)
     raise AssertionError(

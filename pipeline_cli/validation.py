@@ -1,0 +1,78 @@
+"""Checks of the CLI's arguments against the job contract, before anything is sent: one line per problem,
+naming the flag and the rule."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline_cli.errors import CliError
+from pipeline_contract import JOB_ID, JOB_ID_RULE, MAX_CHUNK_BYTES, MAX_FAULT_RATE, MIN_CHUNK_BYTES, S3_URI
+
+
+def new_job_id(now: datetime | None = None) -> str:
+    """A sortable, readable id made on the client, so that the caller can wait on it at once."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    return f"job-{stamp}-{secrets.token_hex(2)}"
+
+
+def validate_job_id(job_id: str, *, field: str = "--job-id") -> None:
+    if not JOB_ID.match(job_id):
+        raise CliError(
+            f"{field} {job_id!r} is invalid: a job id must match {JOB_ID_RULE} "
+            "(1 to 64 letters, digits, '_' or '-')"
+        )
+
+
+def validate_chunk_bytes(chunk_bytes: int | None) -> None:
+    if chunk_bytes is not None and not MIN_CHUNK_BYTES <= chunk_bytes <= MAX_CHUNK_BYTES:
+        raise CliError(
+            f"--chunk-bytes {chunk_bytes} is out of range: chunk_bytes must be between "
+            f"{MIN_CHUNK_BYTES} (64 KiB) and {MAX_CHUNK_BYTES} (64 MiB)"
+        )
+
+
+def validate_wait_options(timeout: float, interval: float) -> None:
+    if timeout < 0:
+        raise CliError(f"--timeout must be 0 or more seconds, got {timeout}")
+    if interval <= 0:
+        raise CliError(f"--interval must be more than 0 seconds, got {interval}")
+
+
+def fault_injection(rate: float | None, seed: int | None) -> dict[str, Any] | None:
+    if rate is None:
+        if seed is not None:
+            raise CliError(
+                "--fault-seed needs --fault-rate: fault_injection.transient_error_rate is required"
+            )
+        return None
+    if not 0.0 <= rate <= MAX_FAULT_RATE:
+        raise CliError(
+            f"--fault-rate {rate} is out of range: fault_injection.transient_error_rate must be within "
+            f"0..{MAX_FAULT_RATE}"
+        )
+    fault: dict[str, Any] = {"transient_error_rate": rate}
+    if seed is not None:  # the ingest's default is 0
+        fault["seed"] = seed
+    return fault
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    # The ingest's own rule (lambda_src/jobcore/request.py): an S3 bucket name and a non-empty key.
+    match = S3_URI.fullmatch(uri)
+    if not match:
+        raise CliError(
+            f"--input {uri!r} is not an s3://BUCKET/KEY URI (bucket: 3-63 lower-case letters, digits, "
+            "'.' or '-'; key: not empty) nor a local file"
+        )
+    return match.group(1), match.group(2)
+
+
+def existing_file(path_text: str) -> Path:
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        reason = "is a directory" if path.is_dir() else "does not exist"
+        raise CliError(f"--input {path_text}: the file {reason} (give a JSON Lines file or s3://BUCKET/KEY)")
+    return path
