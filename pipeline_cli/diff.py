@@ -6,7 +6,7 @@ The base ref (default: the merge base of HEAD with `main`, or `origin/main` in a
 into a temporary `git worktree` (sharing the project's .venv and node_modules through symlinks) and the
 working tree is used as it is, uncommitted changes included. Both are synthesized, all environments in one
 process per side and the two sides in parallel, with no AWS credentials. Then every stack's template is
-compared (see pipeline_cli/infra_diff). The report goes to stdout and progress to stderr, so
+compared (see the infra_diff package). The report goes to stdout and progress to stderr, so
 `pipeline diff --format markdown > diff.md` is a PR comment.
 
 Exit status: 0 when no stateful resource (table, bucket, queue, key) would be deleted, orphaned or
@@ -48,11 +48,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import infra_diff
+from infra_diff import Labels, StackTemplate, compare, render_markdown, render_text
+from infra_diff.assembly import AssemblyError, read_assembly
 from pipeline_cli.errors import CliError
-from pipeline_cli.infra_diff import Labels, StackTemplate, compare, render_markdown, render_text
-from pipeline_cli.infra_diff.assembly import AssemblyError, read_assembly
 
-DRIVER = Path(__file__).resolve().parent / "infra_diff" / "synth_driver.py"
+DRIVER = Path(infra_diff.__file__).resolve().parent / "synth_driver.py"
 DEFAULT_BASE_BRANCHES = ("main", "origin/main")
 # Shared with the worktree instead of installed again: both are ignored by git, so a worktree lacks them.
 SHARED_DIRECTORIES = (".venv", "node_modules")

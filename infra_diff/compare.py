@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline_cli.infra_diff import replacement
-from pipeline_cli.infra_diff.model import (
+from infra_diff import replacement
+from infra_diff.model import (
     DESTRUCTIVE_IMPACTS,
     Finding,
     Impact,
@@ -29,8 +29,8 @@ from pipeline_cli.infra_diff.model import (
     StackStatus,
     StackTemplate,
 )
-from pipeline_cli.infra_diff.security import security_findings
-from pipeline_cli.infra_diff.values import (
+from infra_diff.security import security_findings
+from infra_diff.values import (
     ValueChange,
     asset_hashes,
     diff_values,

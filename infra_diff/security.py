@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline_cli.infra_diff.model import Finding, Impact, PropertyChange, ResourceChange, StackDiff
-from pipeline_cli.infra_diff.values import ValueChange, format_value
+from infra_diff.model import Finding, Impact, PropertyChange, ResourceChange, StackDiff
+from infra_diff.values import ValueChange, format_value
 
 # (resource type, property) -> category, for changes a security review must see.
 SECURITY_PROPERTIES: Mapping[tuple[str, str], str] = {

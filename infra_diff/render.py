@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline_cli.infra_diff.model import Finding, Impact, PropertyChange, Report, ResourceChange, StackDiff
-from pipeline_cli.infra_diff.values import ValueChange, format_change, format_value
+from infra_diff.model import Finding, Impact, PropertyChange, Report, ResourceChange, StackDiff
+from infra_diff.values import ValueChange, format_change, format_value
 
 # GitHub rejects comments over 65,536 characters; leave room for the sticky-comment marker.
 MARKDOWN_LIMIT = 60_000
@@ -74,9 +74,7 @@ def resource_lines(change: ResourceChange) -> list[Line]:
     for reason in propagated:
         children.append([Line(" ", f"({reason})")])
     if change.replacement_unknown:
-        children.append(
-            [Line(" ", f"(replacement unknown: {change.type} is not in pipeline_cli.infra_diff.replacement)")]
-        )
+        children.append([Line(" ", f"(replacement unknown: {change.type} is not in infra_diff.replacement)")])
     for prop in change.properties:
         children.append(property_lines(prop))
     for index, child in enumerate(children):

@@ -12,9 +12,9 @@ Pure logic, testable without synthesis or AWS:
 
 from __future__ import annotations
 
-from pipeline_cli.infra_diff.compare import compare
-from pipeline_cli.infra_diff.model import Finding, Impact, Report, StackTemplate
-from pipeline_cli.infra_diff.render import Labels, render_markdown, render_text
+from infra_diff.compare import compare
+from infra_diff.model import Finding, Impact, Report, StackTemplate
+from infra_diff.render import Labels, render_markdown, render_text
 
 __all__ = [
     "Finding",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from pipeline_cli.infra_diff.values import ValueChange
+from infra_diff.values import ValueChange
 
 
 class Impact(StrEnum):
