@@ -7,22 +7,26 @@ Pure logic, testable without synthesis or AWS:
 - `security`: IAM grants, encryption/TLS, public access, alarms, retention.
 - `render`: the report as plain text or GitHub Markdown.
 - `assembly`: read a cloud assembly directory.
-`synth_driver` is the exception: a script `pipeline diff` runs inside each source tree to synthesize it.
+Not pure: `sources` checks out the base ref in a git worktree and runs `synth_driver` (a script) inside
+each source tree to synthesize it.
 """
 
 from __future__ import annotations
 
 from infra_diff.compare import compare
-from infra_diff.model import Finding, Impact, Report, StackTemplate
+from infra_diff.model import EXIT_DESTRUCTIVE, EXIT_OK, Finding, Impact, Report, StackTemplate, exit_status
 from infra_diff.render import Labels, render_markdown, render_text
 
 __all__ = [
+    "EXIT_DESTRUCTIVE",
+    "EXIT_OK",
     "Finding",
     "Impact",
     "Labels",
     "Report",
     "StackTemplate",
     "compare",
+    "exit_status",
     "render_markdown",
     "render_text",
 ]
