@@ -6,6 +6,7 @@ Pure logic, testable without synthesis or AWS:
 - `compare`: stacks -> `Report` (resource changes, destructive changes, notes).
 - `security`: IAM grants, encryption/TLS, public access, alarms, retention.
 - `render`: the report as plain text or GitHub Markdown.
+- `document`: the report as one JSON document (the shape is documented and versioned).
 - `assembly`: read a cloud assembly directory.
 Not pure: `sources` checks out the base ref in a git worktree and runs `synth_driver` (a script) inside
 each source tree to synthesize it.
@@ -14,6 +15,7 @@ each source tree to synthesize it.
 from __future__ import annotations
 
 from infra_diff.compare import compare
+from infra_diff.document import render_json, to_document
 from infra_diff.model import EXIT_DESTRUCTIVE, EXIT_OK, Finding, Impact, Report, StackTemplate, exit_status
 from infra_diff.render import Labels, render_markdown, render_text
 
@@ -27,6 +29,8 @@ __all__ = [
     "StackTemplate",
     "compare",
     "exit_status",
+    "render_json",
     "render_markdown",
     "render_text",
+    "to_document",
 ]

@@ -35,10 +35,12 @@ CHANGE_MARK = {"added": "+", "removed": "-", "changed": "~", "reordered": "~"}
 
 @dataclass(frozen=True)
 class Labels:
-    """How the two sides are named in the output, e.g. `1a2b3c4 (merge base with main)`."""
+    """How the two sides are named in the output, e.g. `1a2b3c4 (merge base with main)`, and the base's
+    full commit id when it is known (the JSON document carries it)."""
 
     base: str
     head: str = "working tree"
+    base_commit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def stack_summary(diff: StackDiff) -> str:
     return ", ".join(parts)
 
 
-def _verdict(report: Report, allow_destructive: bool) -> str:
+def verdict_line(report: Report, allow_destructive: bool) -> str:
     count = len(report.destructive)
     if not count:
         return "Result: no stateful resource is replaced or deleted."
@@ -216,7 +218,7 @@ def render_text(report: Report, labels: Labels, *, allow_destructive: bool = Fal
     if unchanged:
         out.append(f"No changes in: {', '.join(unchanged)}")
         out.append("")
-    out.append(_verdict(report, allow_destructive))
+    out.append(verdict_line(report, allow_destructive))
     return "\n".join(out) + "\n"
 
 
@@ -244,7 +246,7 @@ def render_markdown(
         *_md_security(report),
         *_md_notes(report),
     ]
-    verdict = _verdict(report, allow_destructive)
+    verdict = verdict_line(report, allow_destructive)
     if report.destructive and not allow_destructive:
         # On a pull request the switch is the label the workflow maps to --allow-destructive.
         verdict = verdict.replace(

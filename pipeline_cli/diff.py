@@ -40,9 +40,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra_diff import Labels, compare, exit_status, render_markdown, render_text
+from infra_diff import Labels, compare, exit_status, render_json, render_markdown, render_text
 from infra_diff.sources import SourceError, repository_root, resolve_base, synthesize_sides
 from pipeline_cli.errors import CliError
+
+# Every format reports the same comparison and exits with the same status.
+RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
 
 
 def register(subparsers: Any) -> None:
@@ -69,9 +72,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--format",
-        choices=("text", "markdown"),
+        choices=tuple(RENDERERS),
         default="text",
-        help="plain text for a terminal (default) or GitHub Markdown for a pull-request comment",
+        help=(
+            "plain text for a terminal (default), GitHub Markdown for a pull-request comment, or one JSON "
+            "document for programs (docs/reviewing-infrastructure-changes.md)"
+        ),
     )
     parser.add_argument(
         "--allow-destructive",
@@ -90,11 +96,8 @@ def run(args: argparse.Namespace) -> int:
     except SourceError as error:
         raise CliError(str(error)) from error
     report = compare(base_stacks, head_stacks)
-    labels = Labels(base=base_label)
-    if args.format == "markdown":
-        print(render_markdown(report, labels, allow_destructive=args.allow_destructive), end="")
-    else:
-        print(render_text(report, labels, allow_destructive=args.allow_destructive), end="")
+    labels = Labels(base=base_label, base_commit=base_sha)
+    print(RENDERERS[args.format](report, labels, allow_destructive=args.allow_destructive), end="")
     return exit_status(report, allow_destructive=args.allow_destructive)
 
 
