@@ -1,16 +1,7 @@
-"""Infrastructure change review: compare the synthesized templates of two refs, per environment.
-
-Pure logic, testable without synthesis or AWS:
-- `values`: asset-hash masking, intrinsic rendering, leaf-level value diff.
-- `replacement`: which property changes replace a resource; which resource types hold state.
-- `compare`: stacks -> `Report` (resource changes, destructive changes, notes).
-- `security`: IAM grants, encryption/TLS, public access, alarms, retention.
-- `render`: the report as plain text or GitHub Markdown.
-- `document`: the report as one JSON document (the shape is documented and versioned).
-- `assembly`: read a cloud assembly directory.
-Not pure: `sources` checks out the base ref in a git worktree and runs `synth_driver` (a script) inside
-each source tree to synthesize it.
-"""
+"""Infrastructure change review: compare the synthesized templates of two refs, per environment, and
+report what would be added, changed, replaced or lost. Imports nothing from `pipeline_cli`. Every module
+but `sources` (git worktree, synthesis in subprocesses) and `synth_driver` (the script it runs) is pure.
+The map of modules and the reasons behind them: docs/infra-diff-design.md."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""Render a `Report` for a terminal (plain text) or for a pull-request comment (GitHub Markdown).
-
-The resource listing follows `cdk diff`'s look: `[+]` added, `[-]` removed, `[~]` modified, the resource
-type, its construct path and logical id, then `replace` / `destroy` / `orphan`, and
-property changes in a tree with `(requires replacement)` on the properties that force it. What `cdk diff`
-does not have is put first: the destructive changes that decide the exit status, and the security-relevant
-changes, each on one line a reviewer can act on.
-"""
+"""Render a `Report` for a terminal (plain text) or for a pull-request comment (GitHub Markdown, kept under
+GitHub's size limit), in `cdk diff`'s markers and tree, with the destructive and security-relevant changes
+first."""
 
 from __future__ import annotations
 

@@ -1,36 +1,11 @@
 """`pipeline diff`: what a branch changes in the deployed infrastructure, per environment, offline.
 
-    pipeline diff [--base REF] [--env NAME ...] [--format text|markdown] [--allow-destructive]
+    pipeline diff [--base REF] [--env NAME ...] [--format text|markdown|json] [--allow-destructive]
 
-The base ref (default: the merge base of HEAD with `main`, or `origin/main` in a CI checkout) is checked out
-into a temporary `git worktree` (sharing the project's .venv and node_modules through symlinks) and the
-working tree is used as it is, uncommitted changes included. Both are synthesized, all environments in one
-process per side and the two sides in parallel, with no AWS credentials. Then every stack's template is
-compared (see the infra_diff package). The report goes to stdout and progress to stderr, so
-`pipeline diff --format markdown > diff.md` is a PR comment.
-
-Exit status: 0 when no stateful resource (table, bucket, queue, key) would be deleted, orphaned or
-replaced; 1 when one would, unless --allow-destructive; 2 for a usage error or a tree that does not
-synthesize.
-
-Why not `cdk diff`: it does work offline against a local template. `cdk diff --app <assembly dir>
---template <old template> STACK --fail-on destructive` needs no credentials and took about 1 s per stack
-here. It is not the engine for four reasons:
-  1. its destructive gate fires on any replacement or deletion, stateless or not (a renamed function, a
-     replaced event source mapping), whereas this gate is about losing data, and it says what is lost;
-  2. asset hashes show up as S3Key changes on every edit to lambda_src; here they are masked (as
-     tests/infra/template_tools.mask_volatile does) and reported once, as "Lambda code changed";
-  3. its output is terminal text meant for people, not a stable interface to build Markdown, a security
-     section (it covers IAM statements only, not encryption, TLS, public access, alarms or retention) or
-     an exit status from;
-  4. it runs once per stack: 8 Node start-ups for 4 environments, on top of synthesis.
-Using `@aws-cdk/cloudformation-diff` from Node would fix (3) and (4) but not (1) or (2), and it would add
-a JavaScript glue layer to a Python project. So the comparison is our own, and it keeps to `cdk diff`'s
-conventions: the same markers and impacts ([+] [-] [~], replace, destroy, orphan, "requires
-replacement", replacement propagated to resources that refer to a replaced one), the same replacement data (the CloudFormation spec shipped with the pinned CLI;
-tests/diff checks the table against it), and the same CDK bookkeeping left out. tests/diff also runs the
-real `cdk diff --template` on a fixture pair, when the CLI is installed, to check that both agree on what
-is replaced.
+The command around the `infra_diff` package: its arguments, the output format, and the exit status (0; 1
+when a stateful resource would be deleted, orphaned or replaced, unless --allow-destructive; 2 when it
+cannot compare). The report goes to stdout and progress to stderr. How and why:
+docs/reviewing-infrastructure-changes.md and docs/infra-diff-design.md.
 """
 
 from __future__ import annotations
