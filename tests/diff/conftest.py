@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_cli.infra_diff import Report, StackTemplate, compare
+from infra_diff import Report, StackTemplate, compare
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[2]

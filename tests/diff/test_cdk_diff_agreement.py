@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_cli.infra_diff import Impact
+from infra_diff import Impact
 from tests.diff.conftest import FIXTURES, ROOT, compare_case
 
 CDK = ROOT / "node_modules" / ".bin" / "cdk"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_cli.infra_diff import Impact, StackTemplate, compare
-from pipeline_cli.infra_diff.compare import clean_template, compare_stack, construct_path
+from infra_diff import Impact, StackTemplate, compare
+from infra_diff.compare import clean_template, compare_stack, construct_path
 from tests.diff.conftest import compare_case, load_side
 
 

@@ -4,6 +4,7 @@ job table's key schema. Synthesizes `dev` on both sides each time (a few seconds
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,15 @@ def test_unchanged_tree_prints_one_line_and_exits_zero(clone: Path) -> None:
     assert result.stdout.count("\n") == 1
     assert "(merge base with main)" in result.stdout
 
+    as_json = pipeline_diff(clone, "--format", "json")
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["changed"] is False
+    assert document["base"]["commit"] == git(clone, "rev-parse", "HEAD").strip()
+    assert [e["name"] for e in document["environments"]] == ["dev"]
+    assert document["result"]["exit_status"] == 0
+    assert document["result"]["message"] == result.stdout.strip()
+
 
 def test_key_schema_change_is_a_destructive_replacement(clone: Path) -> None:
     git(clone, "checkout", "-q", "-b", "change-key-schema")
@@ -86,3 +96,22 @@ def test_key_schema_change_is_a_destructive_replacement(clone: Path) -> None:
     assert allowed.stdout.startswith("### Infrastructure diff")
     assert "> [!CAUTION]" in allowed.stdout
     assert "Allowed by `--allow-destructive`." in allowed.stdout
+
+    as_json = pipeline_diff(clone, "--format", "json")
+    assert as_json.returncode == 1, as_json.stdout + as_json.stderr
+    document = json.loads(as_json.stdout)
+    (destructive,) = document["destructive"]
+    assert (destructive["stack"], destructive["subject"]) == (
+        "ResilientPipeline-dev-Stateful",
+        "JobTable/Table (AWS::DynamoDB::Table)",
+    )
+    assert destructive["message"].startswith("replaced: KeySchema requires replacement.")
+    stacks = {s["name"]: s for s in document["environments"][0]["stacks"]}
+    (table,) = stacks["ResilientPipeline-dev-Stateful"]["resources"]
+    assert (table["path"], table["impact"]) == ("JobTable/Table", "replace")
+    key_schema = next(p for p in table["properties"] if p["name"] == "KeySchema")
+    assert key_schema["requires_replacement"] is True
+    assert key_schema["changes"] == [
+        {"path": "[0].AttributeName", "kind": "changed", "old": "job_id", "new": "id"}
+    ]
+    assert document["result"]["exit_status"] == 1

@@ -3,7 +3,7 @@ GitHub's size limit."""
 
 from __future__ import annotations
 
-from pipeline_cli.infra_diff import Labels, render_markdown, render_text
+from infra_diff import Labels, render_markdown, render_text
 from tests.diff.conftest import compare_case
 
 LABELS = Labels(base="abc1234 (merge base with main)")

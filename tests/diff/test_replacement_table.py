@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_cli.infra_diff import replacement
+from infra_diff import replacement
 from tests.diff.conftest import ROOT
 
 SPEC = ROOT / "node_modules" / "aws-cdk" / "db.json.gz"

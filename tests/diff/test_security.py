@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_cli.infra_diff import Finding, StackTemplate, compare
-from pipeline_cli.infra_diff.security import grants
+from infra_diff import Finding, StackTemplate, compare
+from infra_diff.security import grants
 from tests.diff.conftest import compare_case
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline_cli.infra_diff.values import (
+from infra_diff.values import (
     ASSET_MASK,
     ValueChange,
     asset_hashes,

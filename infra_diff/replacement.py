@@ -1,18 +1,8 @@
-"""Which property changes make CloudFormation replace a resource, and which resources hold state.
-
-The table covers the resource types this app deploys (and their close neighbours). It is the
-CloudFormation resource specification's `causesReplacement: yes` list for those types, as shipped with the
-pinned CDK CLI (node_modules/aws-cdk/db.json.gz, the same data `cdk diff` uses);
-tests/diff/test_replacement_table.py checks it against that file whenever it is present, both ways: every
-entry here is a replacement there, and no replacing property of a listed type is missing here.
-
-One deliberate addition: DynamoDB `LocalSecondaryIndexes`. A local secondary index "can only be created when
-its parent table is created" (CloudFormation reference), so adding, removing or changing one recreates the
-table; the spec does not flag it, so `cdk diff` would call that an update.
-
-A type that is not in the table is reported with "replacement unknown" rather than guessed: extend the table
-when the app starts using a new type.
-"""
+"""Which property changes make CloudFormation replace a resource, and which resource types hold state (the
+destructive gate). The table is the CloudFormation specification's, shipped with the pinned CDK CLI, plus
+documented additions; tests/diff/test_replacement_table.py checks it against that file. A type not in the
+table is reported as "replacement unknown", never guessed. Sources and additions:
+docs/infra-diff-design.md ("Replacement and stateful types")."""
 
 from __future__ import annotations
 
@@ -77,7 +67,7 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
     "AWS::Lambda::EventInvokeConfig": frozenset({"FunctionName", "Qualifier"}),
 }
 
-# Documented additions to the CloudFormation specification (see the module docstring).
+# Additions to the CloudFormation specification, each with its reason in docs/infra-diff-design.md.
 SPEC_ADDITIONS: Mapping[str, frozenset[str]] = {
     "AWS::DynamoDB::Table": frozenset({"LocalSecondaryIndexes"}),
 }

@@ -1,24 +1,15 @@
-"""Compare two sets of synthesized stacks (base ref and working tree), environment by environment.
-
-Pure functions over template dictionaries: no synthesis, no AWS, no files. The result is a `Report` with
-per-resource changes, the destructive changes that gate a merge, the security-relevant changes, and notes
-about deploy-time traps a template diff can see (an export that changes while another stack imports it).
-
-Conventions follow `cdk diff` (the CloudFormation diff library behind it): a resource is added, destroyed,
-orphaned (removed with DeletionPolicy Retain), updated, or replaced, which includes a resource that refers,
-in a property that forces replacement, to a resource that is replaced: the reference resolves to a new
-physical id at deploy time (`cdk diff` propagates replacement the same way).
-CDK's own bookkeeping (the BootstrapVersion parameter and rule, AWS::CDK::Metadata, construct-path and asset
-metadata) is left out, as `cdk diff` does unless `--strict`.
-"""
+"""Compare two sets of synthesized stacks (base ref and working tree), environment by environment, into a
+`Report`: per-resource changes with `cdk diff`'s impacts (replacement propagated to resources that refer to
+a replaced one), the destructive changes that gate a merge, the security-relevant changes, and notes about
+deploy-time traps. Pure: no synthesis, no AWS, no files. Conventions: docs/infra-diff-design.md."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline_cli.infra_diff import replacement
-from pipeline_cli.infra_diff.model import (
+from infra_diff import replacement
+from infra_diff.model import (
     DESTRUCTIVE_IMPACTS,
     Finding,
     Impact,
@@ -29,8 +20,8 @@ from pipeline_cli.infra_diff.model import (
     StackStatus,
     StackTemplate,
 )
-from pipeline_cli.infra_diff.security import security_findings
-from pipeline_cli.infra_diff.values import (
+from infra_diff.security import security_findings
+from infra_diff.values import (
     ValueChange,
     asset_hashes,
     diff_values,

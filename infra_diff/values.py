@@ -1,15 +1,6 @@
-"""Template values made comparable and readable: asset hashes masked, intrinsics rendered, JSON strings
-expanded, and a leaf-level diff between two values that a reviewer can read line by line.
-
-Masking follows tests/infra/template_tools.mask_volatile (a 64-hex asset hash becomes a placeholder) so a
-code-only change does not show up as a dozen S3 key changes; the comparison reports it once, per
-resource, as "code changed" instead (see `asset_hashes`).
-
-Intrinsics are rendered the way `Fn::Sub` writes them (`${Logical.Attr}`), which is what a reviewer reads
-in a template anyway. A string property that holds JSON (a state machine definition, a dashboard body) is
-parsed so that a change shows as `DefinitionString.States.ProcessSegment.Retry[0].MaxAttempts: 6 -> 7`
-instead of two unreadable blobs.
-"""
+"""Template values made comparable and readable: asset hashes masked, intrinsics rendered as `${...}`, JSON
+held in strings expanded, and a leaf-level diff between two values that a reviewer can read line by line.
+Why each: docs/infra-diff-design.md ("Comparing templates")."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
-"""Security-relevant changes, called out apart from the full diff: IAM permissions granted or revoked (per
-action and resource, so a statement merged or split by CDK's policy minimization is not reported as a
-change), encryption and TLS, public access, alarms, and retention / removal policies.
-
-`cdk diff` prints IAM statement changes as a table of added (+) and removed (-) statements; this keeps its
-+/- convention, but works on single grants (effect, principal, condition, action, resource) so that
-"dynamodb:DeleteItem was added to the worker's table statement" reads as exactly that ("widened"), not as
-one statement removed and another added.
-"""
+"""Security-relevant changes, called out apart from the full diff: IAM permissions compared grant by grant
+(effect, principal, condition, action, resource), so a statement merged or split by CDK is not a change;
+encryption and TLS; public access; alarms; retention and removal policies; logging. Why grant by grant:
+docs/infra-diff-design.md ("Security-relevant changes")."""
 
 from __future__ import annotations
 
@@ -15,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline_cli.infra_diff.model import Finding, Impact, PropertyChange, ResourceChange, StackDiff
-from pipeline_cli.infra_diff.values import ValueChange, format_value
+from infra_diff.model import Finding, Impact, PropertyChange, ResourceChange, StackDiff
+from infra_diff.values import ValueChange, format_value
 
 # (resource type, property) -> category, for changes a security review must see.
 SECURITY_PROPERTIES: Mapping[tuple[str, str], str] = {

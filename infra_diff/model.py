@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from pipeline_cli.infra_diff.values import ValueChange
+from infra_diff.values import ValueChange
 
 
 class Impact(StrEnum):
@@ -24,6 +24,10 @@ class Impact(StrEnum):
 
 
 DESTRUCTIVE_IMPACTS = frozenset({Impact.REMOVED, Impact.ORPHANED, Impact.REPLACED})
+
+# The exit status of a comparison that ran (a run that could not compare exits 2, from the CLI).
+EXIT_OK = 0
+EXIT_DESTRUCTIVE = 1
 
 
 @dataclass(frozen=True)
@@ -117,3 +121,8 @@ class Report:
         return any(s.status != "unchanged" for s in self.stacks_of(env)) or any(
             n.env == env for n in self.notes
         )
+
+
+def exit_status(report: Report, *, allow_destructive: bool = False) -> int:
+    """1 when a stateful resource would be deleted, orphaned or replaced and that is not allowed; else 0."""
+    return EXIT_DESTRUCTIVE if report.destructive and not allow_destructive else EXIT_OK

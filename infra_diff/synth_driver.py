@@ -1,20 +1,7 @@
-"""Synthesize every requested environment of one source tree into `OUT/<env>/` (run as a script).
-
-This is the one module of the package that is not pure: `pipeline diff` runs it in a subprocess, once for
-the base ref's worktree and once for the working tree, with the tree as the first entry of `sys.path`. It
-imports nothing from `pipeline_cli` (the base ref may predate it) and writes a status file:
-`{"dev": {"ok": true}, "prod": {"ok": false, "error": "..."}}`.
-
-All environments are synthesized in one process, the way tests/infra/conftest.py does it: the JSII runtime
-starts once (about 1 s) instead of once per environment, and the four environments then take well under a
-second each. The context is what `cdk synth` would pass: cdk.json (and cdk.context.json) plus `env`, and
-construct-path metadata on (the CLI turns it on for every synth), which gives readable resource names.
-A tree whose app.py has no `build_app(app)` is synthesized the slow way, through cdk.json's `app` command
-with CDK_OUTDIR / CDK_CONTEXT_JSON, exactly as the CDK CLI runs an app.
-
-`pipeline diff` sets CDK_VALIDATION=false: that skips CDK's built-in CloudFormation validation plugin
-(about 4 s per environment) and nothing else; the cdk-nag packs the app registers still run. Validation
-belongs to synth and CI, not to a comparison.
+"""Synthesize every requested environment of one source tree into `OUT/<env>/` (run as a script, inside
+the tree) and write a status file: `{"dev": {"ok": true}, "prod": {"ok": false, "error": "..."}}`. It
+imports nothing from `infra_diff` or `pipeline_cli` (the base ref may predate them). How and why:
+docs/infra-diff-design.md ("Synthesizing the two sides").
 """
 
 from __future__ import annotations

@@ -1,18 +1,13 @@
-"""Render a `Report` for a terminal (plain text) or for a pull-request comment (GitHub Markdown).
-
-The resource listing follows `cdk diff`'s look: `[+]` added, `[-]` removed, `[~]` modified, the resource
-type, its construct path and logical id, then `replace` / `destroy` / `orphan`, and
-property changes in a tree with `(requires replacement)` on the properties that force it. What `cdk diff`
-does not have is put first: the destructive changes that decide the exit status, and the security-relevant
-changes, each on one line a reviewer can act on.
-"""
+"""Render a `Report` for a terminal (plain text) or for a pull-request comment (GitHub Markdown, kept under
+GitHub's size limit), in `cdk diff`'s markers and tree, with the destructive and security-relevant changes
+first."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline_cli.infra_diff.model import Finding, Impact, PropertyChange, Report, ResourceChange, StackDiff
-from pipeline_cli.infra_diff.values import ValueChange, format_change, format_value
+from infra_diff.model import Finding, Impact, PropertyChange, Report, ResourceChange, StackDiff
+from infra_diff.values import ValueChange, format_change, format_value
 
 # GitHub rejects comments over 65,536 characters; leave room for the sticky-comment marker.
 MARKDOWN_LIMIT = 60_000
@@ -35,10 +30,12 @@ CHANGE_MARK = {"added": "+", "removed": "-", "changed": "~", "reordered": "~"}
 
 @dataclass(frozen=True)
 class Labels:
-    """How the two sides are named in the output, e.g. `1a2b3c4 (merge base with main)`."""
+    """How the two sides are named in the output, e.g. `1a2b3c4 (merge base with main)`, and the base's
+    full commit id when it is known (the JSON document carries it)."""
 
     base: str
     head: str = "working tree"
+    base_commit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,9 +71,7 @@ def resource_lines(change: ResourceChange) -> list[Line]:
     for reason in propagated:
         children.append([Line(" ", f"({reason})")])
     if change.replacement_unknown:
-        children.append(
-            [Line(" ", f"(replacement unknown: {change.type} is not in pipeline_cli.infra_diff.replacement)")]
-        )
+        children.append([Line(" ", f"(replacement unknown: {change.type} is not in infra_diff.replacement)")])
     for prop in change.properties:
         children.append(property_lines(prop))
     for index, child in enumerate(children):
@@ -149,7 +144,7 @@ def stack_summary(diff: StackDiff) -> str:
     return ", ".join(parts)
 
 
-def _verdict(report: Report, allow_destructive: bool) -> str:
+def verdict_line(report: Report, allow_destructive: bool) -> str:
     count = len(report.destructive)
     if not count:
         return "Result: no stateful resource is replaced or deleted."
@@ -218,7 +213,7 @@ def render_text(report: Report, labels: Labels, *, allow_destructive: bool = Fal
     if unchanged:
         out.append(f"No changes in: {', '.join(unchanged)}")
         out.append("")
-    out.append(_verdict(report, allow_destructive))
+    out.append(verdict_line(report, allow_destructive))
     return "\n".join(out) + "\n"
 
 
@@ -246,7 +241,7 @@ def render_markdown(
         *_md_security(report),
         *_md_notes(report),
     ]
-    verdict = _verdict(report, allow_destructive)
+    verdict = verdict_line(report, allow_destructive)
     if report.destructive and not allow_destructive:
         # On a pull request the switch is the label the workflow maps to --allow-destructive.
         verdict = verdict.replace(
