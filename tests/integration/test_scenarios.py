@@ -32,6 +32,25 @@ def wait_terminal(
     )
 
 
+def wait_for_ingest_queue_to_drain(pipeline: Pipeline, timeout: float = 30) -> None:
+    """Until nothing waits on the ingest queue and nothing is in flight: every request sent so far has been
+    handled by the ingest."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        attributes = pipeline.sqs.get_queue_attributes(
+            QueueUrl=pipeline.outputs.ingest_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if (
+            int(attributes["ApproximateNumberOfMessages"])
+            + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            == 0
+        ):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the ingest queue still holds messages after {timeout}s")
+
+
 def executions_of(pipeline: Pipeline, job_id: str) -> dict[str, str]:
     sfn = pipeline.stepfunctions
     names: dict[str, str] = {}
@@ -134,7 +153,7 @@ def test_duplicate_delivery_runs_one_execution_with_one_set_of_outputs(
     send_request(pipeline, request)
     record = wait_terminal(pipeline, "it-duplicate")
     send_request(pipeline, request)  # a late duplicate, after the job finished
-    time.sleep(3)
+    wait_for_ingest_queue_to_drain(pipeline)
     assert record["status"] == "SUCCEEDED"
     assert executions_of(pipeline, "it-duplicate") == {"it-duplicate-a1-e0": "SUCCEEDED"}
     final = get_record(pipeline, "it-duplicate")
