@@ -129,6 +129,8 @@ class MemoryJobs:
             records_in=current.records_in + checkpoint.records_in,
             records_out=current.records_out + checkpoint.records_out,
             records_rejected=current.records_rejected + checkpoint.records_rejected,
+            records_transformed=current.records_transformed + checkpoint.records_transformed,
+            records_filtered=current.records_filtered + checkpoint.records_filtered,
             records_blank=current.records_blank + checkpoint.records_blank,
             bytes_in=current.bytes_in + checkpoint.bytes_in,
             segments=current.segments + checkpoint.segments,
@@ -164,6 +166,8 @@ class MemoryJobs:
             records_in=0,
             records_out=0,
             records_rejected=0,
+            records_transformed=0,
+            records_filtered=0,
             records_blank=0,
             bytes_in=0,
             segments=0,
@@ -211,3 +215,11 @@ def running_job(
         output_prefix=f"s3://data/out/{job_id}/",
         **changes,
     )
+
+
+def registered(name: str, options: Any = None) -> dict[str, Any]:
+    """process_lines' transform arguments for a registered transform (bound to `options`)."""
+    from jobcore.transforms import TRANSFORMS
+
+    entry = TRANSFORMS[name]
+    return {"transform": entry.bind(options), "keeps_bytes": entry.keeps_bytes}

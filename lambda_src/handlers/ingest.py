@@ -15,6 +15,7 @@ from jobcore.adapters.s3 import S3ObjectStore
 from jobcore.aws import call_timeouts, client
 from jobcore.errors import TransientError
 from jobcore.ingest import Ingest, IngestMessage
+from jobcore.plugins import load_bundled_user_code
 from jobcore.retry import Deadline, RetryPolicy
 from jobcore.settings import IngestSettings
 
@@ -26,6 +27,10 @@ RESERVE_MS = 2_000
 SETTINGS = IngestSettings
 # The in-function retry layer for every downstream call (tests inject one that does not sleep).
 RETRY_POLICY = RetryPolicy()
+
+
+# Cold start: the team's own transforms join the built-ins (before any request is checked against them).
+USER_CODE = load_bundled_user_code()
 
 
 @functools.cache

@@ -15,11 +15,16 @@ from jobcore.adapters.s3 import S3ObjectStore
 from jobcore.aws import call_timeouts, client
 from jobcore.errors import ValidationError
 from jobcore.lines import LineLimits
+from jobcore.plugins import load_bundled_user_code
 from jobcore.segment import SegmentLimits, SegmentRequest, run_segment
 from jobcore.settings import WorkerSettings
 from pipeline_contract import utc_now
 
 SETTINGS = WorkerSettings
+
+
+# Cold start: the team's own transforms join the built-ins (before any request is checked against them).
+USER_CODE = load_bundled_user_code()
 
 
 @functools.cache

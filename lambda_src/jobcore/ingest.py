@@ -139,6 +139,7 @@ class Ingest:
             status=FAILED if pin is None else PENDING,
             input=request.input,
             transform=request.transform,
+            transform_options=request.transform_options,
             chunk_bytes=request.chunk_bytes or self._settings.default_chunk_bytes,
             output_prefix=job_output_prefix(str(self._settings.output_location), request.job_id),
             input_bytes=pin.size if pin else None,
@@ -342,6 +343,7 @@ def _same_request(existing: JobRecord, new: JobRecord) -> bool:
         return (
             record.input,
             record.transform,
+            record.transform_options,
             record.chunk_bytes,
             record.fault_injection,
             record.max_reject_ratio,

@@ -3,10 +3,14 @@
 Pure functions over bytes: no I/O, so the property tests can check every way an input can be cut.
 Rules (docs/interfaces.md): lines end in LF or CRLF; a UTF-8 BOM at offset 0 is ignored; a line holding
 only JSON whitespace (SP, HT, CR, LF) is blank: skipped, and counted in `records_blank`. Every other line
-is a record, counted in `records_in`, and ends as output or as a reject with its byte offset and reason:
-not valid UTF-8, not JSON, not a JSON object, nested deeper than `max_depth`, longer than `max_line_bytes`,
-refused by the transform, or not writable as JSON (a lone surrogate, a number out of range). Nothing a
-line holds can fail the job: every failure of one line is that line's reject.
+is a record, counted in `records_in`, and ends in exactly one of three ways:
+- transformed (`records_transformed`): it produced output records (`records_out`: one, or several);
+- filtered (`records_filtered`): the transform dropped it (returned None);
+- rejected (`records_rejected`), with its byte offset and reason: not valid UTF-8, not JSON, not a JSON
+  object, nested deeper than `max_depth`, longer than `max_line_bytes`, refused by the transform (or the
+  transform raised), or not writable as JSON (a lone surrogate, a number out of range).
+So `records_in = records_transformed + records_filtered + records_rejected`, in every chunk and therefore at
+every checkpoint. Nothing a line holds can fail the job: every failure of one line is that line's reject.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from jobcore.transforms import RecordError, Transform
+from jobcore.transforms import Output, RecordError, Transform
 
 BOM = b"\xef\xbb\xbf"
 # The only whitespace JSON knows (RFC 8259). Python's bytes.strip() would also eat VT, FF and the
@@ -45,11 +49,14 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 @dataclass(kw_only=True)
 class ChunkResult:
-    """What one chunk produced: output lines, reject lines, and counts (records_in = out + rejected)."""
+    """What one chunk produced: output lines, reject lines, and the counts of its input records
+    (records_in = transformed + filtered + rejected)."""
 
     output: list[bytes] = field(default_factory=list)
     rejects: list[bytes] = field(default_factory=list)
     records_blank: int = 0
+    records_transformed: int = 0
+    records_filtered: int = 0
 
     @property
     def records_out(self) -> int:
@@ -61,13 +68,15 @@ class ChunkResult:
 
     @property
     def records_in(self) -> int:
-        return len(self.output) + len(self.rejects)
+        return self.records_transformed + self.records_filtered + self.records_rejected
 
     def prepend(self, other: ChunkResult) -> None:
         """Put `other` (the lines before this chunk's) in front."""
         self.output[:0] = other.output
         self.rejects[:0] = other.rejects
         self.records_blank += other.records_blank
+        self.records_transformed += other.records_transformed
+        self.records_filtered += other.records_filtered
 
 
 def reject_line(offset: int, raw: bytes, reason: str) -> bytes:
@@ -144,10 +153,16 @@ def _encode(value: object) -> tuple[bytes | None, str | None]:
 
 
 def process_lines(
-    data: bytes, *, start_offset: int, transform: Transform, limits: LineLimits | None = None
+    data: bytes,
+    *,
+    start_offset: int,
+    transform: Transform,
+    keeps_bytes: bool = False,
+    limits: LineLimits | None = None,
 ) -> ChunkResult:
     """Process complete lines: `data` starts at byte `start_offset` of the input and holds only whole
-    lines (the last may lack its newline only at the end of the input)."""
+    lines (the last may lack its newline only at the end of the input). With `keeps_bytes`, a valid line's
+    own bytes are its output (no parse-and-rewrite)."""
     limits = limits or LineLimits()
     result = ChunkResult()
     offset = start_offset
@@ -169,20 +184,55 @@ def process_lines(
             result.records_blank += 1
             continue
         record, reason = _record_reject(line, limits)
-        if record is not None:
-            try:
-                transformed = transform(record)
-            except (RecordError, ValueError, TypeError) as error:
-                reason = f"transform failed: {error}"
-            except RecursionError:
-                reason = "transform failed: nesting too deep for the transform"
-            else:
-                encoded, reason = _encode(transformed)
-                if encoded is not None:
-                    result.output.append(encoded)
-                    continue
-        result.rejects.append(reject_line(line_offset, line, str(reason)))
+        if record is None:
+            result.rejects.append(reject_line(line_offset, line, str(reason)))
+        elif keeps_bytes:
+            result.output.append(line)
+            result.records_transformed += 1
+        else:
+            _transform_into(result, line_offset, line, record, transform)
     return result
+
+
+def _transform_into(
+    result: ChunkResult, offset: int, line: bytes, record: dict[str, object], transform: Transform
+) -> None:
+    """Run the transform on one record and file what it gives: output record(s), a drop, or a reject."""
+    produced, reason = _run(transform, record)
+    encoded: list[bytes] = []
+    if reason is None and produced is not None:
+        encoded, reason = _encode_all(produced)
+    if reason is not None:
+        result.rejects.append(reject_line(offset, line, reason))
+    elif not encoded:  # None, or an empty list: dropped
+        result.records_filtered += 1
+    else:
+        result.output += encoded
+        result.records_transformed += 1
+
+
+def _run(transform: Transform, record: dict[str, object]) -> tuple[Output, str | None]:
+    try:
+        return transform(record), None
+    except (RecordError, ValueError, TypeError) as error:
+        return None, f"transform failed: {error}"
+    except RecursionError:
+        return None, "transform failed: nesting too deep for the transform"
+    except Exception as error:  # noqa: BLE001 - user code: whatever it raises is this one record's reject
+        return None, f"transform failed: {type(error).__name__}: {error}"
+
+
+def _encode_all(produced: Output) -> tuple[list[bytes], str | None]:
+    """The output lines of what the transform returned, or why they cannot be written."""
+    encoded: list[bytes] = []
+    for item in produced if isinstance(produced, list) else [produced]:
+        if not isinstance(item, dict):
+            return [], f"transform returned {type(item).__name__}, not a record (an object)"
+        output, reason = _encode(item)
+        if output is None:
+            return [], reason
+        encoded.append(output)
+    return encoded, None
 
 
 def split_complete(data: bytes, *, at_end: bool) -> tuple[bytes, bytes]:

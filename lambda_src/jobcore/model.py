@@ -56,6 +56,8 @@ class JobRecord:
     transform: str
     chunk_bytes: int
     output_prefix: str
+    # The job's options for its transform, as a canonical JSON object ("" when it has none).
+    transform_options: str = ""
     attempt: int = 1
     cursor: int = 0
     input_bytes: int | None = None
@@ -64,9 +66,12 @@ class JobRecord:
     input_version: str | None = None
     # The job's own reject-ratio limit (never above the environment's); None: the environment's.
     max_reject_ratio: float | None = None
+    # records_in = records_transformed + records_filtered + records_rejected, at every checkpoint.
     records_in: int = 0
     records_out: int = 0
     records_rejected: int = 0
+    records_transformed: int = 0
+    records_filtered: int = 0
     records_blank: int = 0
     bytes_in: int = 0
     segments: int = 0
@@ -103,6 +108,8 @@ class Checkpoint:
     records_in: int
     records_out: int
     records_rejected: int
+    records_transformed: int
+    records_filtered: int
     records_blank: int
     bytes_in: int
     segments: int

@@ -13,6 +13,7 @@ from typing import Any
 
 from jobcore.errors import ValidationError
 from jobcore.model import FaultInjection, S3Location
+from jobcore.options import parse_options
 from jobcore.transforms import TRANSFORMS
 from pipeline_contract import (
     DEFAULT_TRANSFORM,
@@ -47,6 +48,8 @@ class JobRequest:
     max_reject_ratio: float | None = None
     # Redrive of a FAILED job: start over (offset 0, the input as it is now, a fresh output location).
     restart: bool = False
+    # The transform's options, checked against its options dataclass, as canonical JSON ("" for none).
+    transform_options: str = ""
 
 
 def _is_int(value: Any) -> bool:
@@ -108,6 +111,14 @@ def _input(data: dict[str, Any], locations: tuple[S3Location, ...]) -> str:
             f"{uri[:200]!r} is outside the allowed input locations ({allowed}): the worker may read only there",
         )
     return uri
+
+
+def _transform_options(data: dict[str, Any], transform: str) -> str:
+    raw = data.get("transform_options")
+    if raw is None:
+        raw = {}
+    parse_options(TRANSFORMS[transform], raw)  # raises naming the option and the rule
+    return json.dumps(raw, sort_keys=True, separators=(",", ":")) if raw else ""
 
 
 def _transform(data: dict[str, Any]) -> str:
@@ -173,10 +184,12 @@ def parse_request(body: str, *, default_job_id: str, rules: RequestRules) -> Job
         fault = _fault_injection(
             data["fault_injection"], allowed=rules.fault_injection_allowed, environment=rules.environment
         )
+    transform = _transform(data)
     return JobRequest(
         job_id=_job_id(data, default_job_id),
         input=_input(data, rules.input_locations),
-        transform=_transform(data),
+        transform=transform,
+        transform_options=_transform_options(data, transform),
         chunk_bytes=_chunk_bytes(data),
         fault_injection=fault,
         max_reject_ratio=_max_reject_ratio(data, rules.max_reject_ratio),

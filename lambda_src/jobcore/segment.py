@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import random
 import time
@@ -44,6 +45,7 @@ from jobcore.lines import (
     split_complete,
 )
 from jobcore.model import Checkpoint, JobRecord, split_s3_uri
+from jobcore.options import parse_options
 from jobcore.ports import JobStore, ObjectStore
 from jobcore.transforms import TRANSFORMS
 from pipeline_contract import CANCELLED, REJECTS_DIR, RUNNING, SUCCEEDED, part_name
@@ -166,10 +168,12 @@ class _Segment:
         self.deadline = deadline
         # A chunk starts only if its calls can: the margin, or the reserve plus one whole attempt.
         self.guard_ms = max(limits.safety_margin_ms, self.deadline.reserve_ms + limits.attempt_ms)
-        transform = TRANSFORMS.get(record.transform)
-        if transform is None:
+        registered = TRANSFORMS.get(record.transform)
+        if registered is None:
             raise ValidationError("transform", f"{record.transform!r} is not a registered transform")
-        self.transform = transform
+        options = json.loads(record.transform_options) if record.transform_options else None
+        self.transform = registered.bind(parse_options(registered, options))
+        self.keeps_bytes = registered.keeps_bytes
         self.in_bucket, self.in_key = split_s3_uri(record.input)
         self.out_bucket, self.out_prefix = split_s3_uri(record.output_prefix)
         self.cursor = record.cursor
@@ -242,7 +246,11 @@ class _Segment:
             self.carry = b""
             return self._commit(None, b"", end, started, offset=None)
         result = process_lines(
-            complete, start_offset=line_start, transform=self.transform, limits=self.limits.lines
+            complete,
+            start_offset=line_start,
+            transform=self.transform,
+            keeps_bytes=self.keeps_bytes,
+            limits=self.limits.lines,
         )
         result.prepend(before)
         new_cursor = line_start + len(complete)
@@ -277,6 +285,8 @@ class _Segment:
             records_in=counts.records_in,
             records_out=counts.records_out,
             records_rejected=counts.records_rejected,
+            records_transformed=counts.records_transformed,
+            records_filtered=counts.records_filtered,
             records_blank=counts.records_blank,
             bytes_in=new_cursor - self.cursor,
             segments=0 if self.counted_segment else 1,

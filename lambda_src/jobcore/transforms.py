@@ -1,32 +1,78 @@
-"""The transform registry: a transform turns one input record (a JSON object) into one output record.
+"""The transform registry: a transform turns one input record (a JSON object) into output records.
 
-To add a transform, write a function here and decorate it with `@transform("name")`: the ingest accepts
-the name at once (it validates requests against this registry) and the worker runs it. A transform raises
-`RecordError` (or ValueError/TypeError) for a record it cannot handle; that record goes to the rejects
-part with the reason and the job goes on.
+A transform is a function of one record, registered with `@transform("name")`; the built-ins below, and a
+team's own code deployed with `-c userCode=DIR` (jobcore.plugins), register the same way. It returns
+- a dict: one output record;
+- None: the record is dropped (counted in `records_filtered`);
+- a list of dicts: several output records, in order (fan-out).
+A `RecordError`, `ValueError` or `TypeError` makes the record a reject with its message as the reason; any
+other exception is a reject too, its type and message as the reason: one record never fails a job (the
+reject-ratio limit stops a job whose code fails on everything).
+
+`@transform("name", options=SomeFrozenDataclass)` receives the job's `transform_options` as that dataclass,
+second argument; the ingest validates them against it (jobcore.options) before the job starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 Record = dict[str, Any]
-Transform = Callable[[Record], Record]
-
-TRANSFORMS: dict[str, Transform] = {}
+Output = Record | list[Record] | None
+# What the chunk loop calls: one record in, output out (options already bound).
+Transform = Callable[[Record], Output]
 
 
 class RecordError(ValueError):
     """One record cannot be transformed; the message is the reason written to the rejects part."""
 
 
-def transform(name: str) -> Callable[[Transform], Transform]:
-    def register(fn: Transform) -> Transform:
+class RegistrationError(ValueError):
+    """A transform name registered twice, or options that are not a dataclass."""
+
+
+@dataclass(frozen=True)
+class RegisteredTransform:
+    name: str
+    fn: Callable[..., Output]
+    # A frozen dataclass the job's `transform_options` become; None: the transform takes none.
+    options: type | None = None
+    # The line's own bytes are the output (valid JSON objects only): nothing is parsed and re-written.
+    keeps_bytes: bool = False
+
+    @property
+    def module(self) -> str:
+        return str(getattr(self.fn, "__module__", "?"))
+
+    def bind(self, options: Any = None) -> Transform:
+        """The function of one record the chunk loop calls, with the job's (validated) options."""
+        if self.options is None:
+            fn: Transform = self.fn
+            return fn
+        bound = options if options is not None else self.options()
+        return lambda record: self.fn(record, bound)
+
+
+TRANSFORMS: dict[str, RegisteredTransform] = {}
+
+
+def transform(
+    name: str, *, options: type | None = None, keeps_bytes: bool = False
+) -> Callable[[Callable[..., Output]], Callable[..., Output]]:
+    if options is not None and not dataclasses.is_dataclass(options):
+        raise RegistrationError(f"transform {name!r}: options must be a dataclass, not {options!r}")
+
+    def register(fn: Callable[..., Output]) -> Callable[..., Output]:
         if name in TRANSFORMS:
-            raise ValueError(f"transform {name!r} is registered twice")
-        TRANSFORMS[name] = fn
+            first = TRANSFORMS[name].module
+            raise RegistrationError(
+                f"transform {name!r} is registered twice: in {first} and in {getattr(fn, '__module__', '?')}"
+            )
+        TRANSFORMS[name] = RegisteredTransform(name=name, fn=fn, options=options, keeps_bytes=keeps_bytes)
         return fn
 
     return register
@@ -69,9 +115,17 @@ def normalize(record: Record) -> Record:
     return _normalize_object(record)
 
 
-@transform("passthrough")
+@transform("passthrough", keeps_bytes=True)
 def passthrough(record: Record) -> Record:
-    """The record unchanged (re-serialized compactly)."""
+    """Each valid line exactly as it was, byte for byte (duplicate keys, number spellings and all): the
+    chunk loop writes the line itself; this function is what a caller of the registry sees."""
+    return record
+
+
+@transform("compact")
+def compact(record: Record) -> Record:
+    """The record re-serialized compactly (no spaces; keys in their order; a duplicate key keeps its last
+    value, as JSON parsers do)."""
     return record
 
 

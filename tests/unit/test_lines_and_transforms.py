@@ -7,11 +7,12 @@ import json
 import pytest
 
 from jobcore.lines import process_lines, split_complete
-from jobcore.transforms import TRANSFORMS, RecordError, flatten, normalize, passthrough
+from jobcore.transforms import RecordError, flatten, normalize
+from tests.fakes import registered
 
 
 def run(data: bytes, transform: str = "passthrough") -> tuple[list[object], list[dict[str, object]]]:
-    result = process_lines(data, start_offset=0, transform=TRANSFORMS[transform])
+    result = process_lines(data, start_offset=0, **registered(transform))
     return [json.loads(line) for line in result.output], [json.loads(line) for line in result.rejects]
 
 
@@ -21,7 +22,7 @@ def test_bom_crlf_and_blank_lines() -> None:
 
 
 def test_bom_only_ignored_at_offset_zero() -> None:
-    result = process_lines(b'\xef\xbb\xbf{"a":1}\n', start_offset=10, transform=passthrough)
+    result = process_lines(b'\xef\xbb\xbf{"a":1}\n', start_offset=10, **registered("passthrough"))
     assert result.records_rejected == 1
 
 
@@ -49,7 +50,7 @@ def test_rejects_carry_offset_line_and_reason(line: bytes, reason: str) -> None:
 
 
 def test_counts_add_up() -> None:
-    result = process_lines(b'{"a":1}\nx\n\n{"b":2}\n', start_offset=0, transform=passthrough)
+    result = process_lines(b'{"a":1}\nx\n\n{"b":2}\n', start_offset=0, **registered("passthrough"))
     assert (result.records_in, result.records_out, result.records_rejected) == (3, 2, 1)
 
 

@@ -13,9 +13,8 @@ from jobcore.errors import InputNotFoundError, JobCancelledError, RejectRatioExc
 from jobcore.lines import join_lines, process_lines
 from jobcore.model import FaultInjection
 from jobcore.segment import SegmentLimits, SegmentRequest, run_segment
-from jobcore.transforms import TRANSFORMS
 from pipeline_contract import CANCELLED, part_name
-from tests.fakes import FakeClock, MemoryJobs, MemoryObjects, running_job
+from tests.fakes import FakeClock, MemoryJobs, MemoryObjects, registered, running_job
 
 NOW = "2026-11-23T00:00:00.000Z"
 UNLIMITED = SegmentLimits(safety_margin_ms=1_000, max_reject_ratio=1.0)
@@ -57,7 +56,7 @@ def outputs(objects: MemoryObjects, prefix: str = "out/job-1/") -> tuple[bytes, 
 
 
 def reference(data: bytes, transform: str = "passthrough") -> tuple[bytes, bytes]:
-    result = process_lines(data, start_offset=0, transform=TRANSFORMS[transform])
+    result = process_lines(data, start_offset=0, **registered(transform))
     return join_lines(result.output), join_lines(result.rejects)
 
 

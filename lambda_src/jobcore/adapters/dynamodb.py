@@ -19,6 +19,8 @@ _INT_FIELDS = (
     "records_in",
     "records_out",
     "records_rejected",
+    "records_transformed",
+    "records_filtered",
     "records_blank",
     "bytes_in",
     "segments",
@@ -50,6 +52,7 @@ def to_item(record: JobRecord) -> dict[str, Any]:
         "status": record.status,
         "input": record.input,
         "transform": record.transform,
+        "transform_options": record.transform_options,
         "output_prefix": record.output_prefix,
         "request": record.request,
         "source_message_id": record.source_message_id,
@@ -85,6 +88,7 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         status=str(plain["status"]),
         input=str(plain.get("input", "")),
         transform=str(plain.get("transform", "")),
+        transform_options=str(plain.get("transform_options", "")),
         output_prefix=str(plain.get("output_prefix", "")),
         max_reject_ratio=float(plain["max_reject_ratio"]) if "max_reject_ratio" in plain else None,
         fault_injection=FaultInjection(
@@ -179,6 +183,8 @@ class DynamoJobStore:
             ":in": {"N": str(c.records_in)},
             ":out": {"N": str(c.records_out)},
             ":rejected": {"N": str(c.records_rejected)},
+            ":transformed": {"N": str(c.records_transformed)},
+            ":filtered": {"N": str(c.records_filtered)},
             ":blank": {"N": str(c.records_blank)},
             ":bytes": {"N": str(c.bytes_in)},
             ":seg": {"N": str(c.segments)},
@@ -197,6 +203,7 @@ class DynamoJobStore:
                     "SET #cursor = :new, #input_bytes = :size, #chunk_ms = :chunk_ms, #updated_at = :now"
                     + (", #long_line_from = :long_line_from" if c.long_line_from is not None else "")
                     + " ADD #records_in :in, #records_out :out, #records_rejected :rejected, "
+                    "#records_transformed :transformed, #records_filtered :filtered, "
                     "#records_blank :blank, #bytes_in :bytes, #segments :seg " + long_line
                 ),
                 ConditionExpression="#cursor = :old AND #status = :running AND #attempt = :attempt",
@@ -212,6 +219,8 @@ class DynamoJobStore:
                         "records_in",
                         "records_out",
                         "records_rejected",
+                        "records_transformed",
+                        "records_filtered",
                         "records_blank",
                         "bytes_in",
                         "segments",
@@ -258,6 +267,7 @@ class DynamoJobStore:
                 UpdateExpression=(
                     "SET #status = :to, #attempt = :next, updated_at = :now, output_prefix = :out, "
                     "#cursor = :zero, records_in = :zero, records_out = :zero, records_rejected = :zero, "
+                    "records_transformed = :zero, records_filtered = :zero, "
                     f"records_blank = :zero, bytes_in = :zero, #segments = :zero, {pin_clause} "
                     "REMOVE #error, long_line_from" + ("" if pin.version_id else ", input_version")
                 ),
