@@ -136,7 +136,7 @@ def test_options_given_to_a_transform_that_takes_none_are_refused() -> None:
 @pytest.mark.usefixtures("scratch")
 def test_a_name_registered_twice_names_both_modules() -> None:
     with pytest.raises(
-        RegistrationError, match="'normalize' is registered twice: in jobcore.transforms and in"
+        RegistrationError, match=r"'normalize' is registered twice: in jobcore\.transforms and in"
     ):
         transform("normalize")(lambda record: record)
 
