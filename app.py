@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import aws_cdk as cdk
 
@@ -12,13 +13,20 @@ from stacks.config import ConfigError, load_config, with_overrides
 from stacks.nag import add_nag_packs
 from stacks.pipeline_stack import PipelineStack
 from stacks.stateful_stack import StatefulStack
+from stacks.user_code import UserCodeError, inspect_user_code, resolve_directory
+
+APP_DIR = Path(__file__).resolve().parent
 
 
 def build_app(app: cdk.App) -> cdk.App:
     context = app.node.try_get_context
     config = with_overrides(
-        load_config(context("env")), alarm_email=context("alarmEmail"), account=context("account")
+        load_config(context("env")),
+        alarm_email=context("alarmEmail"),
+        account=context("account"),
+        user_code=context("userCode"),
     )
+    user_code = inspect_user_code(resolve_directory(config.user_code, app_dir=APP_DIR))
     env = cdk.Environment(account=config.account, region=config.region)
     stateful = StatefulStack(
         app,
@@ -36,6 +44,7 @@ def build_app(app: cdk.App) -> cdk.App:
         config=config,
         job_table_name_export=stateful.job_table_name_export,
         data_bucket_name_export=stateful.data_bucket_name_export,
+        user_code=user_code,
         env=env,
         synthesizer=cdk.DefaultStackSynthesizer(
             generate_bootstrap_version_rule=config.bootstrap_version_rule
@@ -53,7 +62,7 @@ def main() -> None:
     app = cdk.App()
     try:
         build_app(app)
-    except ConfigError as error:
+    except (ConfigError, UserCodeError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     app.synth()

@@ -12,7 +12,6 @@ another list and writes one output file, as the seed article's function did.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 import subprocess
@@ -24,9 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lambda_src"))
 
-from jobcore.model import RUNNING, Checkpoint, JobRecord  # noqa: E402 - after the path is set
+from jobcore.local import FileObjectStore, MemoryJobStore  # noqa: E402 - after the path is set
+from jobcore.model import JobRecord  # noqa: E402
 from jobcore.segment import SegmentLimits, SegmentRequest, run_segment  # noqa: E402
 from jobcore.transforms import TRANSFORMS  # noqa: E402
+from pipeline_contract import RUNNING  # noqa: E402
 
 CHUNK_BYTES = 1024 * 1024
 TRANSFORM = "normalize"
@@ -52,52 +53,9 @@ def generate(path: Path, records: int) -> None:
             out.write("\n")
 
 
-class FileObjects:
-    """ObjectStore over local files: `bucket` is a directory, `key` a path under it."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def size(self, bucket: str, key: str) -> int:
-        return (self.root / bucket / key).stat().st_size
-
-    def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
-        with (self.root / bucket / key).open("rb") as handle:
-            handle.seek(start)
-            return handle.read(end - start)
-
-    def write(self, bucket: str, key: str, body: bytes) -> None:
-        path = self.root / bucket / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-
-
-class OneJob:
-    """JobStore holding one job, with the adapter's cursor condition."""
-
-    def __init__(self, record: JobRecord) -> None:
-        self.record = record
-
-    def get(self, job_id: str) -> JobRecord:
-        return self.record
-
-    def checkpoint(self, c: Checkpoint) -> bool:
-        r = self.record
-        if r.cursor != c.old_cursor:
-            return False
-        self.record = dataclasses.replace(
-            r,
-            cursor=c.new_cursor,
-            input_bytes=c.input_bytes,
-            records_in=r.records_in + c.records_in,
-            records_out=r.records_out + c.records_out,
-            records_rejected=r.records_rejected + c.records_rejected,
-        )
-        return True
-
-
 def run_chunked(workdir: Path, input_name: str) -> dict[str, float]:
-    jobs = OneJob(
+    jobs = MemoryJobStore()
+    jobs.create(
         JobRecord(
             job_id="bench",
             status=RUNNING,
@@ -110,19 +68,21 @@ def run_chunked(workdir: Path, input_name: str) -> dict[str, float]:
     started = time.perf_counter()
     result = run_segment(
         SegmentRequest(job_id="bench", attempt=1),
-        jobs=jobs,  # type: ignore[arg-type] - only get/checkpoint are used by the worker
-        objects=FileObjects(workdir),
+        jobs=jobs,
+        objects=FileObjectStore(workdir),
         remaining_ms=lambda: 900_000,
         limits=SegmentLimits(safety_margin_ms=1_000),
         now=lambda: "2026-01-01T00:00:00.000Z",
     )
     seconds = time.perf_counter() - started
     assert result.done
-    return {"records": jobs.record.records_out, "seconds": seconds}
+    record = jobs.get("bench")
+    assert record is not None
+    return {"records": record.records_out, "seconds": seconds}
 
 
 def run_naive(workdir: Path, input_name: str) -> dict[str, float]:
-    transform = TRANSFORMS[TRANSFORM]
+    transform = TRANSFORMS[TRANSFORM].bind()
     started = time.perf_counter()
     lines = (workdir / "data" / input_name).read_text().splitlines()
     records = [json.loads(line) for line in lines if line.strip()]

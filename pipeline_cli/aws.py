@@ -72,6 +72,8 @@ class StackOutputs:
     job_table_name: str
     data_bucket_name: str
     alarm_topic_arn: str | None = None
+    # The transforms the deployed functions register; None for a stack deployed before that output.
+    transforms: tuple[str, ...] | None = None
 
     @classmethod
     def from_mapping(cls, outputs: Mapping[str, str], *, env: str, where: str) -> StackOutputs:
@@ -89,6 +91,7 @@ class StackOutputs:
             job_table_name=outputs["JobTableName"],
             data_bucket_name=outputs["DataBucketName"],
             alarm_topic_arn=outputs.get("AlarmTopicArn") or None,
+            transforms=tuple(outputs["Transforms"].split(",")) if outputs.get("Transforms") else None,
         )
 
 

@@ -121,6 +121,9 @@ class EnvironmentConfig:
     # Records job failures for the state machine and the execution watchdog.
     failures: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=30)
     locations: LocationsConfig = LocationsConfig()
+    # A directory of the team's own transforms (absolute, or relative to the app); `-c userCode=DIR`
+    # overrides it per deploy.
+    user_code: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -385,12 +388,19 @@ def load_config(name: str | None) -> EnvironmentConfig:
 
 
 def with_overrides(
-    config: EnvironmentConfig, *, alarm_email: str | None = None, account: str | None = None
+    config: EnvironmentConfig,
+    *,
+    alarm_email: str | None = None,
+    account: str | None = None,
+    user_code: str | None = None,
 ) -> EnvironmentConfig:
-    """Values a deployer supplies per account (`-c alarmEmail=...`, `-c account=...`), re-validated."""
+    """Values a deployer supplies per deploy (`-c alarmEmail=...`, `-c account=...`, `-c userCode=...`),
+    re-validated."""
     updated = config
     if alarm_email:
         updated = replace(updated, alarms=replace(updated.alarms, email=alarm_email))
     if account:
         updated = replace(updated, account=account)
+    if user_code:
+        updated = replace(updated, user_code=user_code)
     return updated.validate()

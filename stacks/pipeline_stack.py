@@ -22,6 +22,7 @@ from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.constructs.segmented_job import RetryPolicy, SegmentedJobStateMachine
 from stacks.constructs.watchdog import ExecutionWatchdog
 from stacks.nag import acknowledge_alarm_subscriptions, acknowledge_pipeline
+from stacks.user_code import UserCode, function_code
 
 
 class PipelineStack(Stack):
@@ -35,6 +36,7 @@ class PipelineStack(Stack):
         config: EnvironmentConfig,
         job_table_name_export: str,
         data_bucket_name_export: str,
+        user_code: UserCode,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -56,10 +58,12 @@ class PipelineStack(Stack):
         )
         locations = _Locations(self, config, data_bucket=bucket)
         fault_injection = "true" if config.fault_injection_allowed else "false"
+        code = function_code(user_code)
         worker = PipelineFunction(
             self,
             "Worker",
             handler="handlers.worker.handler",
+            code=code,
             description=f"{prefix}: processes one time-budgeted segment of a job",
             memory_mb=config.worker.function.memory_mb,
             timeout_seconds=config.worker.function.timeout_seconds,
@@ -83,6 +87,7 @@ class PipelineStack(Stack):
             self,
             "Failures",
             handler="handlers.failures.handler",
+            code=code,
             description=f"{prefix}: records job failures (state machine Catch, execution watchdog)",
             memory_mb=config.failures.memory_mb,
             timeout_seconds=config.failures.timeout_seconds,
@@ -122,6 +127,7 @@ class PipelineStack(Stack):
             self,
             "Ingest",
             handler="handlers.ingest.handler",
+            code=code,
             description=f"{prefix}: validates job requests and starts their executions",
             memory_mb=config.ingest.function.memory_mb,
             timeout_seconds=config.ingest.function.timeout_seconds,
@@ -251,6 +257,8 @@ class PipelineStack(Stack):
         CfnOutput(self, "DeadLetterQueueUrl", value=queues.dead_letter_queue.queue_url)
         CfnOutput(self, "StateMachineArn", value=jobs.state_machine.state_machine_arn)
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
+        # The transforms the functions register (built-ins and user code): the CLI checks names against it.
+        CfnOutput(self, "Transforms", value=",".join(user_code.transforms))
 
 
 class _ResolvedLocation:

@@ -4,13 +4,13 @@ Lambda context whose remaining time the test controls."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobcore.errors import InputChangedError, InputNotFoundError, TransientError
+from jobcore.local import MemoryJobStore, etag_of
 from jobcore.model import Checkpoint, InputPin, JobRecord
-from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING
+from pipeline_contract import RUNNING
 
 
 class FakeClock:
@@ -40,10 +40,6 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.clock.remaining_ms()
-
-
-def etag_of(body: bytes) -> str:
-    return '"' + hashlib.md5(body).hexdigest() + '"'
 
 
 class MemoryObjects:
@@ -87,115 +83,22 @@ class MemoryObjects:
         return {k: v for (b, k), v in sorted(self.objects.items()) if b == bucket and k.startswith(prefix)}
 
 
-class MemoryJobs:
-    """A JobStore in memory with the DynamoDB adapter's conditions. `crash_on_checkpoint` raises once
-    *before* applying, like a function killed between writing a part and checkpointing."""
+class MemoryJobs(MemoryJobStore):
+    """The in-memory job store, plus `crash_on_checkpoint`: raises once *before* applying, like a
+    function killed between writing a part and checkpointing; and `set_status` for a test's hand."""
 
     def __init__(self) -> None:
-        self.records: dict[str, JobRecord] = {}
-        self.checkpoints: list[Checkpoint] = []
+        super().__init__()
         self.crash_on_checkpoint = 0
-
-    def get(self, job_id: str) -> JobRecord | None:
-        return self.records.get(job_id)
-
-    def create(self, record: JobRecord) -> bool:
-        if record.job_id in self.records:
-            return False
-        self.records[record.job_id] = record
-        return True
-
-    def reject(self, record: JobRecord) -> bool:
-        assert record.status == REJECTED
-        return self.create(record)
 
     def checkpoint(self, checkpoint: Checkpoint) -> bool:
         if self.crash_on_checkpoint:
             self.crash_on_checkpoint -= 1
             raise RuntimeError("killed before the checkpoint")
-        current = self.records[checkpoint.job_id]
-        if (current.cursor, current.status, current.attempt) != (
-            checkpoint.old_cursor,
-            RUNNING,
-            checkpoint.attempt,
-        ):
-            return False
-        self.checkpoints.append(checkpoint)
-        self.records[checkpoint.job_id] = dataclasses.replace(
-            current,
-            cursor=checkpoint.new_cursor,
-            input_bytes=checkpoint.input_bytes,
-            chunk_ms=checkpoint.chunk_ms,
-            records_in=current.records_in + checkpoint.records_in,
-            records_out=current.records_out + checkpoint.records_out,
-            records_rejected=current.records_rejected + checkpoint.records_rejected,
-            records_transformed=current.records_transformed + checkpoint.records_transformed,
-            records_filtered=current.records_filtered + checkpoint.records_filtered,
-            records_blank=current.records_blank + checkpoint.records_blank,
-            bytes_in=current.bytes_in + checkpoint.bytes_in,
-            segments=current.segments + checkpoint.segments,
-            long_line_from=checkpoint.long_line_from,
-            updated_at=checkpoint.updated_at,
-        )
-        return True
-
-    def resume(self, job_id: str, *, failed_attempt: int, pin: InputPin | None, updated_at: str) -> bool:
-        current = self.records[job_id]
-        if (current.status, current.attempt) != (FAILED, failed_attempt):
-            return False
-        pinned = _pinned(pin) if pin is not None else {}
-        self.records[job_id] = dataclasses.replace(
-            current, status=PENDING, attempt=failed_attempt + 1, error=None, updated_at=updated_at, **pinned
-        )
-        return True
-
-    def restart(
-        self, job_id: str, *, failed_attempt: int, pin: InputPin, output_prefix: str, updated_at: str
-    ) -> bool:
-        current = self.records[job_id]
-        if (current.status, current.attempt) != (FAILED, failed_attempt):
-            return False
-        self.records[job_id] = dataclasses.replace(
-            current,
-            status=PENDING,
-            attempt=failed_attempt + 1,
-            error=None,
-            updated_at=updated_at,
-            output_prefix=output_prefix,
-            cursor=0,
-            records_in=0,
-            records_out=0,
-            records_rejected=0,
-            records_transformed=0,
-            records_filtered=0,
-            records_blank=0,
-            bytes_in=0,
-            segments=0,
-            long_line_from=None,
-            **_pinned(pin),
-        )
-        return True
-
-    def fail(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> JobRecord | None:
-        current = self.records.get(job_id)
-        if current is None or current.status not in (PENDING, RUNNING) or current.attempt != attempt:
-            return None
-        self.records[job_id] = dataclasses.replace(current, status=FAILED, error=error, updated_at=updated_at)
-        return self.records[job_id]
-
-    def refuse(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> bool:
-        current = self.records.get(job_id)
-        if current is None or (current.status, current.attempt) != (FAILED, attempt):
-            return False
-        self.records[job_id] = dataclasses.replace(current, error=error, updated_at=updated_at)
-        return True
+        return super().checkpoint(checkpoint)
 
     def set_status(self, job_id: str, status: str) -> None:
         self.records[job_id] = dataclasses.replace(self.records[job_id], status=status)
-
-
-def _pinned(pin: InputPin) -> dict[str, Any]:
-    return {"input_etag": pin.etag, "input_bytes": pin.size, "input_version": pin.version_id}
 
 
 def running_job(

@@ -189,6 +189,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     "DeadLetterQueueUrl": "Pipeline",
     "StateMachineArn": "Pipeline",
     "AlarmTopicArn": "Pipeline",
+    "Transforms": "Pipeline",  # comma-separated: the transforms the deployed functions register
     "JobTableName": "Stateful",
     "DataBucketName": "Stateful",
 }

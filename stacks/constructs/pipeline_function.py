@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -13,11 +11,8 @@ from constructs import Construct
 from pipeline_contract import METRICS_NAMESPACE
 from stacks import rules
 
-LAMBDA_SOURCE_DIR = Path(__file__).resolve().parents[2] / "lambda_src"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
-# Never shipped to Lambda: tests, caches and editor droppings would change the asset hash for nothing.
-ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "tests", "**/.pytest_cache", "**/.mypy_cache", "**/.DS_Store"]
 
 POWERTOOLS_ACCOUNT = "017000801446"
 
@@ -59,6 +54,7 @@ class PipelineFunction(Construct):
         construct_id: str,
         *,
         handler: str,
+        code: lambda_.Code,
         description: str,
         memory_mb: int,
         timeout_seconds: int,
@@ -104,7 +100,7 @@ class PipelineFunction(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=handler,
-            code=lambda_.Code.from_asset(str(LAMBDA_SOURCE_DIR), exclude=ASSET_EXCLUDES),
+            code=code,
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
             reserved_concurrent_executions=reserved_concurrency,
