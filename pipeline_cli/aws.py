@@ -34,11 +34,10 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 
 LOCAL_NOT_RUNNING = "the local cloud is not running: start it with `pipeline local up` (or `make demo`)"
 
-# Output key -> the stack (suffix) that exports it. AlarmTopicArn is not needed by any command, so an
-# environment without it still works.
-REQUIRED_OUTPUTS: Mapping[str, str] = {
-    key: stack for key, stack in STACK_OUTPUTS.items() if key != "AlarmTopicArn"
-}
+# Output key -> the stack (suffix) that exports it. AlarmTopicArn and Transforms are optional, so an
+# environment deployed before them still works.
+OPTIONAL_OUTPUTS = frozenset({"AlarmTopicArn", "Transforms"})
+REQUIRED_OUTPUTS: Mapping[str, str] = {k: v for k, v in STACK_OUTPUTS.items() if k not in OPTIONAL_OUTPUTS}
 UNUSABLE_STACK_STATUS_PREFIXES = ("CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_", "DELETE_", "REVIEW_")
 
 # Error codes with which AWS says the credentials themselves are the problem.

@@ -42,6 +42,7 @@ from pipeline_cli.validation import (
     fault_injection,
     new_job_id,
     parse_s3_uri,
+    transform_options,
     validate_chunk_bytes,
     validate_job_id,
     validate_wait_options,
@@ -70,6 +71,9 @@ def register(subparsers: Any) -> None:
     )
     submit.add_argument("--job-id", metavar="ID", help=f"job id ({JOB_ID_RULE}); generated when absent")
     submit.add_argument("--transform", metavar="NAME", help="registered transform (default: normalize)")
+    submit.add_argument(
+        "--options", metavar="JSON", help="the transform's options (transform_options), a JSON object"
+    )
     submit.add_argument("--chunk-bytes", type=int, metavar="N", help="bytes per chunk, 64 KiB .. 64 MiB")
     submit.add_argument(
         "--fault-rate", type=float, metavar="R", help="transient error rate 0..0.9 (local, dev)"
@@ -113,6 +117,17 @@ def register(subparsers: Any) -> None:
     cancel.set_defaults(func=cmd_cancel)
 
 
+def check_transform(pipeline: Pipeline, name: str | None) -> None:
+    """Refuse, before uploading anything, a transform the deployed functions do not register (the stack's
+    Transforms output; an environment deployed before that output is not checked here, the ingest is)."""
+    deployed = pipeline.outputs.transforms
+    if name is not None and deployed is not None and name not in deployed:
+        raise CliError(
+            f"--transform {name!r} is not deployed in environment {pipeline.env}: it registers "
+            f"{', '.join(deployed)} (your own transforms deploy with -c userCode=DIR)"
+        )
+
+
 def add_wait_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=900.0, metavar="SECONDS", help="give up after (default 900)"
@@ -132,7 +147,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     validate_chunk_bytes(args.chunk_bytes)
     if args.wait:
         validate_wait_options(args.timeout, args.interval)
+    options = transform_options(args.options)
     with open_pipeline(args) as pipeline:
+        check_transform(pipeline, args.transform)
         if local_file is not None:
             input_uri = upload_input(pipeline, local_file, job_id)
             note(f"uploaded {local_file} ({local_file.stat().st_size:,} bytes) to {input_uri}")
@@ -142,6 +159,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             job_id=job_id,
             input_uri=input_uri,
             transform=args.transform,
+            transform_options=options,
             chunk_bytes=args.chunk_bytes,
             fault=fault,
         )

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "pipeline_cli.dlq",
     "pipeline_cli.demo",
     "pipeline_cli.diff",
+    "pipeline_cli.try_transform",
 )
 
 

@@ -27,6 +27,7 @@ def build_request(
     job_id: str,
     input_uri: str,
     transform: str | None = None,
+    transform_options: Mapping[str, Any] | None = None,
     chunk_bytes: int | None = None,
     fault: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -36,6 +37,8 @@ def build_request(
         if not transform:
             raise CliError("--transform must not be empty: name a registered transform")
         request["transform"] = transform
+    if transform_options:
+        request["transform_options"] = dict(transform_options)
     if chunk_bytes is not None:
         request["chunk_bytes"] = chunk_bytes
     if fault is not None:

@@ -3,6 +3,7 @@ naming the flag and the rule."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,3 +77,16 @@ def existing_file(path_text: str) -> Path:
         reason = "is a directory" if path.is_dir() else "does not exist"
         raise CliError(f"--input {path_text}: the file {reason} (give a JSON Lines file or s3://BUCKET/KEY)")
     return path
+
+
+def transform_options(text: str | None) -> dict[str, Any] | None:
+    """`--options JSON`: a JSON object (the ingest checks it against the transform's options)."""
+    if text is None:
+        return None
+    try:
+        options = json.loads(text)
+    except ValueError as error:
+        raise CliError(f"--options is not JSON: {error}") from None
+    if not isinstance(options, dict):
+        raise CliError("--options must be a JSON object: transform_options is an object")
+    return options

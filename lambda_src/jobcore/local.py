@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ def etag_of(body: bytes) -> str:
 
 
 class FileObjectStore:
-    """An ObjectStore over a directory: bucket `b`, key `k` is the file `ROOT/b/k`."""
+    """An ObjectStore over local directories: bucket `b`, key `k` is the file `ROOT/b/k`, or `DIR/k` for a
+    bucket given its own directory in `buckets`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, buckets: Mapping[str, Path] | None = None) -> None:
         self.root = root
+        self.buckets = dict(buckets or {})
 
     def _path(self, bucket: str, key: str) -> Path:
-        return self.root / bucket / key
+        return self.buckets.get(bucket, self.root / bucket) / key
 
     def head(self, bucket: str, key: str) -> InputPin:
         path = self._path(bucket, key)

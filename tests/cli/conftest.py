@@ -25,6 +25,7 @@ from localcloud.state import LocalCloudState, write_state
 from pipeline_cli import aws, deadletters
 from pipeline_cli.main import main
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 MAX_RECEIVE_COUNT = 3
 
@@ -88,6 +89,8 @@ PIPELINE_TEMPLATE = {
         "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
         "StateMachineArn": {"Value": {"Ref": "StateMachine"}},
         "AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}},
+        # As the app exports it: the built-in transforms (no user code deployed).
+        "Transforms": {"Value": "compact,flatten,normalize,passthrough"},
     },
 }
 
