@@ -17,6 +17,7 @@ import json
 import shutil
 import subprocess
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ def function_code(user_code: UserCode) -> cdk.aws_lambda.Code:
         bundling=cdk.BundlingOptions(
             # Never pulled: local bundling always succeeds, and synth needs no Docker.
             image=cdk.DockerImage.from_registry("resilient-pipeline/local-bundling-only"),
-            local=_CopyWithUserCode(user_code.directory),
+            # jsii.implements declares the interface to jsii; mypy needs telling.
+            local=typing.cast(cdk.ILocalBundling, _CopyWithUserCode(user_code.directory)),
         ),
     )
