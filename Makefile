@@ -23,9 +23,13 @@ CDK := node_modules/.bin/cdk --no-notices
 LOCK := requirements-dev.lock
 LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra cdk --extra lambda --group dev --group install \
 	--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes --quiet
-PIP_INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# `make wheelhouse` downloads every locked wheel here once; while it has wheels, installs read only from
+# it (no index, no network). Delete it to install from the package index again.
+WHEELHOUSE := wheelhouse
+PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE))
+PIP_INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_SOURCE)
 
-.PHONY: help install lock lock-upgrade lock-check demo test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down chaos bench snapshot-update clean
+.PHONY: help install lock lock-upgrade lock-check wheelhouse demo test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down chaos bench snapshot-update clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -63,6 +67,10 @@ lock-check: $(BIN)/.installed ## Fail if requirements-dev.lock is not what pypro
 		diff -u $(VENV)/lock-check.before $(LOCK) | head -60; \
 		echo "error: $(LOCK) did not match pyproject.toml; it is regenerated now: review it and commit it"; \
 		exit 1; fi
+
+wheelhouse: ## Download every locked wheel into wheelhouse/ (again after the lock changes); installs then need no network
+	$(PYTHON) -m pip download --quiet --disable-pip-version-check --require-hashes --only-binary :all: \
+		--dest $(WHEELHOUSE) -r $(LOCK)
 
 demo: install ## Start the local cloud, deploy env=local with the CDK CLI, run five real jobs and check them
 	$(BIN)/pipeline demo
