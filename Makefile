@@ -16,24 +16,61 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK := node_modules/.bin/cdk --no-notices
 
-.PHONY: help install demo test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down chaos bench snapshot-update clean
+# Every Python package `make install` puts in .venv, transitive ones included, pinned with their hashes.
+# It is generated from pyproject.toml (the CLI's dependencies, its extras and the dev groups) by `make lock`,
+# for CPython 3.11 on Linux x86_64 (this machine, CI, GitHub's ubuntu-24.04); the hashes cover every file
+# of each pinned release, so pip may pick whichever wheel fits the machine.
+LOCK := requirements-dev.lock
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra cdk --extra lambda --group dev --group install \
+	--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes --quiet
+# `make wheelhouse` downloads every locked wheel here once; while it has wheels, installs read only from
+# it (no index, no network). Delete it to install from the package index again.
+WHEELHOUSE := wheelhouse
+PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE))
+PIP_INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_SOURCE)
+
+.PHONY: help install lock lock-upgrade lock-check wheelhouse demo test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down chaos bench snapshot-update clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is required)"; exit 1; }
+# .venv holds exactly one lock: another lock (a dependency dropped, say) rebuilds it from scratch, so nothing
+# stale stays behind. Every package is a wheel whose hash is in the lock, pip and setuptools included; the
+# project itself is then installed editable with no dependencies and no build isolation (setuptools is the
+# locked one), so nothing is fetched that the lock does not name.
+$(BIN)/.installed: $(LOCK) pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	cmp -s $(LOCK) $(VENV)/installed.lock || rm -rf $(VENV)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	test -f $(VENV)/installed.lock || $(PIP_INSTALL) --require-hashes --only-binary :all: -r $(LOCK)
+	cp $(LOCK) $(VENV)/installed.lock
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(BIN)/.installed node_modules/.installed ## Create .venv with pinned packages and install the pinned CDK CLI
+install: $(BIN)/.installed node_modules/.installed ## Create .venv from requirements-dev.lock and install the pinned CDK CLI
+
+lock: $(BIN)/.installed ## Re-resolve requirements-dev.lock after editing dependencies in pyproject.toml (other pins kept)
+	$(LOCK_COMPILE) -o $(LOCK)
+
+lock-upgrade: $(BIN)/.installed ## Move every dependency not pinned in pyproject.toml to its newest release
+	$(LOCK_COMPILE) --upgrade -o $(LOCK)
+
+lock-check: $(BIN)/.installed ## Fail if requirements-dev.lock is not what pyproject.toml resolves to (asks PyPI)
+	cp -p $(LOCK) $(VENV)/lock-check.before
+	$(LOCK_COMPILE) -o $(LOCK)
+	@# Unchanged: keep its timestamp too, so that the next target does not re-run the install.
+	@if cmp -s $(VENV)/lock-check.before $(LOCK); then touch -r $(VENV)/lock-check.before $(LOCK); else \
+		diff -u $(VENV)/lock-check.before $(LOCK) | head -60; \
+		echo "error: $(LOCK) did not match pyproject.toml; it is regenerated now: review it and commit it"; \
+		exit 1; fi
+
+wheelhouse: ## Download every locked wheel into wheelhouse/ (again after the lock changes); installs then need no network
+	$(PYTHON) -m pip download --quiet --disable-pip-version-check --require-hashes --only-binary :all: \
+		--dest $(WHEELHOUSE) -r $(LOCK)
 
 demo: install ## Start the local cloud, deploy env=local with the CDK CLI, run five real jobs and check them
 	$(BIN)/pipeline demo
