@@ -12,7 +12,7 @@ names when the host is an IP), with, in this process:
   (`localcloud.topic_policy`) and `AWS::Lambda::EventInvokeConfig` (`localcloud.event_invoke_config`);
 - EventBridge (`localcloud.events`): Step Functions status-change events and PutEvents delivered to rule
   targets in the background, with retries, dead-letter queues and AWS/Events metrics;
-- the SQS event-source poller and the alarm evaluator, when their modules are present;
+- the SQS event-source poller (`localcloud.poller`) and the alarm evaluator (`localcloud.alarm_evaluator`);
 - fault injection (`localcloud.chaos`): rules set at /_localcloud/chaos apply to every request and to the
   Lambda environments.
 
@@ -24,7 +24,6 @@ DIR/server.log).
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
@@ -45,7 +44,16 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud import chaos, event_invoke_config, events, lambda_runner, sfn, topic_policy
+from localcloud import (
+    alarm_evaluator,
+    chaos,
+    event_invoke_config,
+    events,
+    lambda_runner,
+    poller,
+    sfn,
+    topic_policy,
+)
 from localcloud.state import DUMMY_CREDENTIALS, REGION
 
 LOG = logging.getLogger("localcloud.server")
@@ -226,16 +234,6 @@ def _prepare_process_environment(port: int, region: str) -> None:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
-def _optional(module_name: str) -> Any:
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as error:
-        if error.name != module_name:
-            raise
-        LOG.warning("%s is not available: running without it", module_name)
-        return None
-
-
 def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     """Patch moto, start its HTTP server and the background services; returns when requests are served."""
     _prepare_process_environment(port, region)
@@ -264,10 +262,8 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     deliverer = events.EventDeliverer()
     undo.append(events.install(deliverer))
 
-    poller_module = _optional("localcloud.poller")
-    if poller_module is not None:
-        # Before any mapping exists: moto's own push would invoke functions inside SendMessage.
-        poller_module.disable_moto_sqs_push()
+    # Before any mapping exists: moto's own push would invoke functions inside SendMessage.
+    poller.disable_moto_sqs_push()
 
     _check_port_free(port)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -277,15 +273,12 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     deliverer.start()
     cloud.services.append(deliverer)
 
-    if poller_module is not None:
-        poller = poller_module.EventSourcePoller(endpoint, region)
-        poller.start()
-        cloud.services.append(poller)
-    evaluator_module = _optional("localcloud.alarm_evaluator")
-    if evaluator_module is not None:
-        evaluator = evaluator_module.AlarmEvaluator(endpoint, region)
-        evaluator.start()
-        cloud.services.append(evaluator)
+    event_source_poller = poller.EventSourcePoller(endpoint, region)
+    event_source_poller.start()
+    cloud.services.append(event_source_poller)
+    evaluator = alarm_evaluator.AlarmEvaluator(endpoint, region)
+    evaluator.start()
+    cloud.services.append(evaluator)
 
     threading.Thread(target=_reap_idle_environments, args=(cloud,), name="lambda-reaper", daemon=True).start()
     return cloud
