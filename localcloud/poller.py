@@ -107,10 +107,6 @@ class MappingConfig:
     def queue_account(self) -> str:
         return self.queue_arn.split(":")[4]
 
-    @property
-    def queue_region(self) -> str:
-        return self.queue_arn.split(":")[3]
-
     @classmethod
     def from_api(cls, esm: Mapping[str, Any], *, default_max_concurrency: int) -> MappingConfig:
         scaling = esm.get("ScalingConfig") or {}
