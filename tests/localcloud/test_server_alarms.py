@@ -159,7 +159,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def server(home: Path) -> LocalCloudState:
-    return cloud.up(home=home, deploy=False)
+    return cloud.up(home=home)
 
 
 @dataclass
