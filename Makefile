@@ -96,7 +96,7 @@ test-integration: install ## End-to-end scenarios on a local cloud deployed with
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy stacks app.py lambda_src $(wildcard localcloud pipeline_cli) infra_diff faultmatrix
+	$(BIN)/mypy stacks app.py lambda_src localcloud pipeline_cli infra_diff faultmatrix
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .

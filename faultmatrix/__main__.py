@@ -22,6 +22,7 @@ from faultmatrix.cells import CELLS, CELLS_BY_KEY
 from faultmatrix.checker import CellReport, control_cases
 from faultmatrix.run import Harness
 from localcloud import cloud
+from pipeline_cli import local_deploy
 from pipeline_cli.aws import connect_local
 
 DEFAULT_SEEDS = (1, 2, 3, 4, 5)
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if home is not None:
         os.environ["LOCALCLOUD_HOME"] = str(home)
         say(f"==> a fresh local cloud in {home}")
-        cloud.up(home=home, progress=lambda m: say(f"    {m}"))
+        local_deploy.up(home=home, progress=lambda m: say(f"    {m}"))
     reports: list[CellReport] = []
     try:
         harness = Harness(connect_local(), say=say)

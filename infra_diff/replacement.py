@@ -92,10 +92,6 @@ STATEFUL_TYPES: Mapping[str, StatefulKind] = {
 }
 
 
-def is_stateful(resource_type: str) -> bool:
-    return resource_type in STATEFUL_TYPES
-
-
 def replacement_known(resource_type: str) -> bool:
     return resource_type in REPLACING_PROPERTIES or resource_type in NEVER_REPLACED
 

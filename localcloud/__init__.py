@@ -1,2 +1,2 @@
-"""The embedded local cloud: moto server on loopback plus the glue that makes the deployed `local`
-environment run (Lambda runner, Step Functions fixes, SQS event-source poller, alarm evaluator)."""
+"""The embedded local cloud: a moto server on loopback plus the glue that runs a deployed CDK app in it
+(Lambda runner, Step Functions fixes, CloudFormation models, SQS event-source poller, alarm evaluator)."""

@@ -97,7 +97,6 @@ class Rule:
     count: int | None = None
     matched: int = 0
     injected: int = 0
-    created_at: float = field(default_factory=time.time)
     _rng: random.Random = field(init=False, repr=False)
     _function_name: str | None = field(init=False, repr=False, default=None)
 

@@ -2,9 +2,11 @@
 
 `up()` reuses the cloud recorded in the state file when its process is alive and its port answers;
 otherwise it starts `python -m localcloud.server` detached (its own session, so it outlives the terminal
-and the calling process), waits until it answers, deploys the `local` environment with the real CDK CLI,
-and records port, pid and stack outputs in `<home>/state.json`. Calling `up()` on a running cloud deploys
-again (`--method=direct`), which is how code changes reach it. `down()` stops it with SIGTERM.
+and the calling process) and waits until it answers. It records port and pid in `<home>/state.json`.
+Given a `deploy` step, it then runs it against the running cloud, still holding the home's lock, and
+records the outputs the step returns; calling `up()` with it on a running cloud deploys again, which is
+how code changes reach the cloud. What to deploy is the caller's business (the app's CLI deploys the app
+with the CDK CLI). `down()` stops the cloud with SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
-from localcloud import deploy as cdk_deploy
 from localcloud.state import (
     LocalCloudState,
     clear_state,
@@ -34,8 +36,13 @@ from localcloud.state import (
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 SERVER_MODULE = "localcloud.server"
+# Where this package lives: the server process imports it from there, installed or not.
+PACKAGE_PARENT = Path(__file__).resolve().parents[1]
 
 Progress = Callable[[str], None]
+Deploy = Callable[[LocalCloudState, Path, Progress], dict[str, str]]
+"""Deploys into the running cloud (its state, its home directory, a progress callback) and returns the
+outputs to record; raises LocalCloudError with a message that says what to do."""
 
 # Servers started by this process, so that `down()` can reap them (no zombie left behind in tests).
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
@@ -53,10 +60,10 @@ def up(
     *,
     port: int | None = None,
     home: Path | None = None,
-    deploy: bool = True,
+    deploy: Deploy | None = None,
     progress: Progress | None = None,
 ) -> LocalCloudState:
-    """A running local cloud with the `local` environment deployed (unless `deploy` is False)."""
+    """A running local cloud, with what `deploy` deploys deployed (again) when it is given."""
     say = progress or _quiet
     home = (home or default_home()).resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -85,8 +92,8 @@ def up(
             write_state(state, home)
         else:
             say(f"reusing the local cloud at {state.endpoint} (pid {state.pid})")
-        if deploy:
-            state = _deploy(state, home=home, say=say)
+        if deploy is not None:
+            state = replace(state, outputs=deploy(state, home, say))
             write_state(state, home)
         return state
 
@@ -144,7 +151,7 @@ def start_server(*, port: int, home: Path, log_path: Path) -> subprocess.Popen[b
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - this interpreter running our own module
             [sys.executable, "-m", SERVER_MODULE, "--port", str(port), "--home", str(home)],
-            cwd=cdk_deploy.PROJECT_DIR,
+            cwd=PACKAGE_PARENT,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -179,27 +186,6 @@ def _start(*, port: int | None, home: Path, say: Progress) -> LocalCloudState:
             )
         time.sleep(0.1)
     return LocalCloudState(port=port, pid=process.pid)
-
-
-def _deploy(state: LocalCloudState, *, home: Path, say: Progress) -> LocalCloudState:
-    say("deploying the local environment with the CDK CLI (cdk deploy --all --method=direct)")
-    try:
-        result = cdk_deploy.deploy(
-            state.endpoint,
-            outdir=home / "cdk.out",
-            log_path=home / "logs" / "deploy.log",
-            region=state.region,
-            progress=say,
-        )
-    except cdk_deploy.DeployError as error:
-        raise LocalCloudError(
-            f"{error}\nThe local cloud is still running at {state.endpoint}: fix the cause and run "
-            "`pipeline local up` again, or stop it with `pipeline local down`."
-        ) from error
-    say(f"deployed in {result.seconds:.1f}s")
-    return LocalCloudState(
-        port=state.port, pid=state.pid, region=state.region, account=state.account, outputs=result.outputs
-    )
 
 
 @contextlib.contextmanager

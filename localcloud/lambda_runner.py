@@ -46,7 +46,7 @@ import time
 import uuid
 import zipfile
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,12 +168,6 @@ class FunctionThrottled(Exception):
     """Reserved concurrency is exhausted: Lambda answers 429 TooManyRequestsException."""
 
 
-class _EnvironmentFailed(Exception):
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-
-
 def _error_document(error_type: str, message: str, request_id: str) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": error_type, "requestId": request_id}).encode()
 
@@ -185,7 +179,6 @@ class _Environment:
         self.config_key = spec.config_key
         self.closed = False
         self.last_used = time.monotonic()
-        self.invocations = 0
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
         with log_path.open("ab") as log:
@@ -629,7 +622,6 @@ class LambdaRunner:
             )
             max_memory = "-"
         else:
-            environment.invocations += 1
             duration_ms = float(message.get("duration_ms", (time.monotonic() - started) * 1000))
             body = str(message["payload"]).encode("utf-8")
             result = InvocationResult(
@@ -913,16 +905,6 @@ def cloudwatch_publisher(
         backend.put_metric_data("AWS/Lambda", [{**datum, "Dimensions": dimensions} for datum in data])
 
     return publish
-
-
-@contextlib.contextmanager
-def installed(runner: LambdaRunner) -> Iterator[LambdaRunner]:
-    """Route every moto Lambda invocation through `runner` while the block runs."""
-    undo = install(runner)
-    try:
-        yield runner
-    finally:
-        undo()
 
 
 def install(runner: LambdaRunner) -> Callable[[], None]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from moto.sqs import models as sqs_models
 
 from localcloud.state import DUMMY_CREDENTIALS
 
@@ -52,9 +53,6 @@ def disable_moto_sqs_push() -> None:
     reads as empty (and drops writes) switches the push off without copying any of moto's code, and also
     covers queues and mappings that already exist. Kinesis and DynamoDB streams are left as they are.
     """
-    # Imported here: only the process that hosts moto needs it, and moto is slow to import.
-    from moto.sqs import models as sqs_models  # noqa: PLC0415
-
     queue_cls = sqs_models.Queue
     if getattr(queue_cls, _PATCH_MARK, False):
         return
@@ -108,10 +106,6 @@ class MappingConfig:
     @property
     def queue_account(self) -> str:
         return self.queue_arn.split(":")[4]
-
-    @property
-    def queue_region(self) -> str:
-        return self.queue_arn.split(":")[3]
 
     @classmethod
     def from_api(cls, esm: Mapping[str, Any], *, default_max_concurrency: int) -> MappingConfig:

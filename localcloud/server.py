@@ -8,11 +8,12 @@ names when the host is an IP), with, in this process:
 - Step Functions executing state machines (moto's ASL interpreter) and the fixes in `localcloud.sfn`;
 - Lambda invocations running the deployed code through `localcloud.lambda_runner` (DIR/functions,
   DIR/logs/<function>.log), publishing AWS/Lambda metrics;
-- CloudFormation models moto lacks: `AWS::CloudWatch::Alarm` (here), `AWS::SNS::TopicPolicy`
-  (`localcloud.topic_policy`) and `AWS::Lambda::EventInvokeConfig` (`localcloud.event_invoke_config`);
+- CloudFormation models moto lacks: `AWS::CloudWatch::Alarm` (`localcloud.cloudwatch_alarm`),
+  `AWS::SNS::TopicPolicy` (`localcloud.topic_policy`) and `AWS::Lambda::EventInvokeConfig`
+  (`localcloud.event_invoke_config`);
 - EventBridge (`localcloud.events`): Step Functions status-change events and PutEvents delivered to rule
   targets in the background, with retries, dead-letter queues and AWS/Events metrics;
-- the SQS event-source poller and the alarm evaluator, when their modules are present;
+- the SQS event-source poller (`localcloud.poller`) and the alarm evaluator (`localcloud.alarm_evaluator`);
 - fault injection (`localcloud.chaos`): rules set at /_localcloud/chaos apply to every request and to the
   Lambda environments.
 
@@ -24,7 +25,6 @@ DIR/server.log).
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
@@ -39,13 +39,20 @@ from types import FrameType
 from typing import Any, Protocol
 
 from moto.cloudformation import parsing as cfn_parsing
-from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-from moto.cloudwatch.models import cloudwatch_backends
-from moto.core.common_models import CloudFormationModel
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud import chaos, event_invoke_config, events, lambda_runner, sfn, topic_policy
+from localcloud import (
+    alarm_evaluator,
+    chaos,
+    cloudwatch_alarm,
+    event_invoke_config,
+    events,
+    lambda_runner,
+    poller,
+    sfn,
+    topic_policy,
+)
 from localcloud.state import DUMMY_CREDENTIALS, REGION
 
 LOG = logging.getLogger("localcloud.server")
@@ -92,126 +99,17 @@ class RunningCloud:
         LOG.info("local cloud on port %d stopped", self.port)
 
 
-class CloudWatchAlarmResource(CloudFormationModel):
-    """`AWS::CloudWatch::Alarm` for moto's CloudFormation, which has no model for it (moto 5.2.5).
-
-    Without one, moto skips every alarm, and a template that references an alarm (the dashboard's alarm
-    status widget does, with Fn::GetAtt Arn) fails to deploy. With it, each alarm is created in moto's
-    CloudWatch with the template's metric, threshold and actions, where the alarm evaluator finds it.
-    Metric-math alarms (`Metrics`) are created without their queries: the template has none.
-    """
-
-    # moto's model metaclass files every model under the second component of its module name, which
-    # `python -m localcloud.server` would make `__main__` (no second component): name the module.
-    __module__ = "localcloud.server"
-
-    def __init__(self, alarm: Any) -> None:
-        self.alarm = alarm
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "AlarmName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::Alarm"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Arn"
-
-    def get_cfn_attribute(self, attribute_name: str) -> Any:
-        if attribute_name == "Arn":
-            return self.alarm.alarm_arn
-        raise UnformattedGetAttTemplateException()
-
-    @property
-    def physical_resource_id(self) -> str:
-        return str(self.alarm.name)
-
-    @classmethod
-    def create_from_cloudformation_json(
-        cls,
-        resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> CloudWatchAlarmResource:
-        properties = cloudformation_json.get("Properties", {})
-        if properties.get("Metrics"):
-            LOG.warning("alarm %s: metric-math queries are not modelled locally", resource_name)
-        alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
-            name=properties.get("AlarmName", resource_name),
-            namespace=properties.get("Namespace"),
-            metric_name=properties.get("MetricName"),
-            comparison_operator=properties["ComparisonOperator"],
-            evaluation_periods=int(properties["EvaluationPeriods"]),
-            period=int(properties["Period"]) if "Period" in properties else 60,
-            threshold=float(properties.get("Threshold", 0)),
-            statistic=properties.get("Statistic"),
-            description=properties.get("AlarmDescription", ""),
-            dimensions=list(properties.get("Dimensions", [])),
-            alarm_actions=list(properties.get("AlarmActions", [])),
-            datapoints_to_alarm=int(properties["DatapointsToAlarm"])
-            if "DatapointsToAlarm" in properties
-            else None,
-            extended_statistic=properties.get("ExtendedStatistic"),
-            ok_actions=list(properties.get("OKActions", [])),
-            insufficient_data_actions=list(properties.get("InsufficientDataActions", [])),
-            unit=properties.get("Unit"),
-            actions_enabled=_cfn_bool(properties.get("ActionsEnabled", True)),
-            treat_missing_data=properties.get("TreatMissingData"),
-            evaluate_low_sample_count_percentile=properties.get("EvaluateLowSampleCountPercentile"),
-            threshold_metric_id=properties.get("ThresholdMetricId"),
-            tags=list(properties.get("Tags", [])),
-        )
-        return cls(alarm)
-
-    @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-    ) -> CloudWatchAlarmResource:
-        properties = cloudformation_json.get("Properties", {})
-        name = properties.get("AlarmName", original_resource.physical_resource_id)
-        if name != original_resource.physical_resource_id:
-            cls.delete_from_cloudformation_json(
-                original_resource.physical_resource_id, cloudformation_json, account_id, region_name
-            )
-        # PutMetricAlarm on an existing name replaces its configuration, as UpdateStack does.
-        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
-
-    @classmethod
-    def delete_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-    ) -> None:
-        cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
-
-
-def _cfn_bool(value: Any) -> bool:
-    return str(value).lower() != "false"
-
-
-def _register_cloudformation_models() -> Callable[[], None]:
-    """Make moto's CloudFormation see the models defined here and in `topic_policy` (its type map is
-    computed once, cached); the returned function removes topic_policy's stack-update hook."""
-    undo_topic_policy = topic_policy.install()  # clears moto's cached model map
-    if (
-        cfn_parsing.get_model_map().get(CloudWatchAlarmResource.cloudformation_type())
-        is not CloudWatchAlarmResource
-    ):
-        raise RuntimeError("moto did not pick up the AWS::CloudWatch::Alarm model")
-    if (
-        cfn_parsing.get_model_map().get(event_invoke_config.TYPE)
-        is not event_invoke_config.LambdaEventInvokeConfigResource
-    ):
-        raise RuntimeError("moto did not pick up the AWS::Lambda::EventInvokeConfig model")
-    return undo_topic_policy
+def _check_cloudformation_models() -> None:
+    """moto's CloudFormation computes its type -> model map once (cached): after the installs above
+    cleared it, every model of ours must be in it, or its resources would be skipped silently."""
+    models = (
+        cloudwatch_alarm.CloudWatchAlarmResource,
+        event_invoke_config.LambdaEventInvokeConfigResource,
+        topic_policy.SNSTopicPolicyResource,
+    )
+    for model in models:
+        if cfn_parsing.get_model_map().get(model.cloudformation_type()) is not model:
+            raise RuntimeError(f"moto did not pick up the {model.cloudformation_type()} model")
 
 
 def _prepare_process_environment(port: int, region: str) -> None:
@@ -226,16 +124,6 @@ def _prepare_process_environment(port: int, region: str) -> None:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
-def _optional(module_name: str) -> Any:
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as error:
-        if error.name != module_name:
-            raise
-        LOG.warning("%s is not available: running without it", module_name)
-        return None
-
-
 def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     """Patch moto, start its HTTP server and the background services; returns when requests are served."""
     _prepare_process_environment(port, region)
@@ -247,7 +135,9 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     undo.append(lambda: default_user_config.update({"stepfunctions": previous}))  # type: ignore[typeddict-item]
     undo.append(sfn.install())
-    undo.append(_register_cloudformation_models())
+    undo.append(cloudwatch_alarm.install())
+    undo.append(topic_policy.install())
+    _check_cloudformation_models()
     # Fault injection for every caller of this server, and for the Lambda environments it runs.
     chaos_store = chaos.ChaosStore()
     undo.append(chaos.install(chaos_store))
@@ -264,10 +154,8 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     deliverer = events.EventDeliverer()
     undo.append(events.install(deliverer))
 
-    poller_module = _optional("localcloud.poller")
-    if poller_module is not None:
-        # Before any mapping exists: moto's own push would invoke functions inside SendMessage.
-        poller_module.disable_moto_sqs_push()
+    # Before any mapping exists: moto's own push would invoke functions inside SendMessage.
+    poller.disable_moto_sqs_push()
 
     _check_port_free(port)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -277,15 +165,12 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     deliverer.start()
     cloud.services.append(deliverer)
 
-    if poller_module is not None:
-        poller = poller_module.EventSourcePoller(endpoint, region)
-        poller.start()
-        cloud.services.append(poller)
-    evaluator_module = _optional("localcloud.alarm_evaluator")
-    if evaluator_module is not None:
-        evaluator = evaluator_module.AlarmEvaluator(endpoint, region)
-        evaluator.start()
-        cloud.services.append(evaluator)
+    event_source_poller = poller.EventSourcePoller(endpoint, region)
+    event_source_poller.start()
+    cloud.services.append(event_source_poller)
+    evaluator = alarm_evaluator.AlarmEvaluator(endpoint, region)
+    evaluator.start()
+    cloud.services.append(evaluator)
 
     threading.Thread(target=_reap_idle_environments, args=(cloud,), name="lambda-reaper", daemon=True).start()
     return cloud

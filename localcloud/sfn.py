@@ -16,7 +16,8 @@ LocalStack's). Running the deployed segmented-job definition needs more:
    exactly once, and ABORTED as soon as StopExecution returns (moto only notices a stop when the running
    task returns). Step Functions' EventBridge events (`localcloud.events`) listen there, and so do:
 5. the AWS/States execution metrics (ExecutionsStarted/Succeeded/Failed/TimedOut/Aborted, ExecutionTime)
-   that the alarms watch; moto publishes none.
+   that the alarms watch; moto publishes none. This is their only publisher: the alarm evaluator reads
+   them from CloudWatch.
 
 `install()` applies them all and returns a function that undoes them (tests restore moto afterwards).
 """

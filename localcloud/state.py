@@ -1,7 +1,8 @@
 """Where a running local cloud is recorded, so that the CLI (in any terminal) and the tests find it.
 
 The state file is `<home>/state.json`; `home` is `$LOCALCLOUD_HOME` or `.localcloud/` in the current
-directory. It is written by `pipeline local up` once the cloud is ready and removed by `down`.
+directory. It is written by `cloud.up()` (`pipeline local up`) once the cloud is ready and removed by
+`down()`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class LocalCloudState:
     pid: int
     region: str = REGION
     account: str = ACCOUNT_ID
-    # Stack outputs of the deployed `local` environment, by output key (IngestQueueUrl, ...).
+    # The outputs of what `cloud.up(deploy=...)` deployed into it, by output key.
     outputs: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from localcloud import cloud
+from pipeline_cli import local_deploy
 from pipeline_cli.aws import Pipeline, connect_local
 from pipeline_cli.deadletters import DlqMessage, peek_messages
 from pipeline_cli.errors import CliError
@@ -394,7 +395,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     print("==> starting the local cloud and deploying env=local with the CDK CLI", file=out, flush=True)
     try:
-        state = cloud.up(port=args.port)
+        state = local_deploy.up(port=args.port)
     except cloud.LocalCloudError as error:
         raise CliError(str(error), exit_code=1) from error
     print(f"    endpoint {state.endpoint}  ({time.monotonic() - started:.0f}s)", file=out)

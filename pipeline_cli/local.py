@@ -1,8 +1,9 @@
 """`pipeline local up|down|status|chaos`: the embedded local cloud that runs the `local` environment.
 
-`up` starts (or reuses) the cloud, deploys the CDK app into it with the real CDK CLI and prints the
-endpoint and the stack outputs; progress goes to stderr, the result to stdout (`--json` for scripts).
-The cloud keeps running in the background until `pipeline local down`.
+`up` starts (or reuses) the cloud, deploys the CDK app into it with the real CDK CLI
+(`pipeline_cli.local_deploy`) and prints the endpoint and the stack outputs; progress goes to stderr, the
+result to stdout (`--json` for scripts). The cloud keeps running in the background until
+`pipeline local down`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, TextIO
 # cloud imports neither moto nor the CDK: the CLI stays usable where only boto3 is installed.
 from localcloud import cloud
 from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState
-from pipeline_cli import chaos
+from pipeline_cli import chaos, local_deploy
 from pipeline_cli.errors import CliError
 
 
@@ -64,7 +65,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise CliError(f"--port {args.port} is not a TCP port (1..65535)")
     started = time.monotonic()
     try:
-        state = cloud.up(port=args.port, deploy=args.deploy, progress=_progress)
+        if args.deploy:
+            state = local_deploy.up(port=args.port, progress=_progress)
+        else:
+            state = cloud.up(port=args.port, progress=_progress)
     except cloud.LocalCloudError as error:
         raise CliError(str(error), exit_code=1) from error
     _progress(f"local cloud ready in {time.monotonic() - started:.1f}s")

@@ -4,21 +4,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
+from pipeline_cli import demo, diff, dlq, jobs, local, try_transform
 from pipeline_cli.errors import CliError
 
-# Modules that add sub-commands. A module missing here is simply not offered.
-COMMAND_MODULES = (
-    "pipeline_cli.local",
-    "pipeline_cli.jobs",
-    "pipeline_cli.dlq",
-    "pipeline_cli.demo",
-    "pipeline_cli.diff",
-    "pipeline_cli.try_transform",
-)
+# The modules that add sub-commands, in the order `pipeline --help` lists them.
+COMMANDS = (local, jobs, dlq, demo, diff, try_transform)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,13 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operate resilient-pipeline jobs on AWS or on the local cloud, and review infra diffs.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue
+    for module in COMMANDS:
         module.register(subparsers)
     return parser
 

@@ -11,6 +11,7 @@ import pytest
 
 from localcloud import cloud
 from localcloud.state import LocalCloudState
+from pipeline_cli import local_deploy
 from pipeline_cli.aws import Pipeline, connect_local
 from pipeline_cli.demo import ScenarioRun, build_scenarios, run_scenarios
 
@@ -21,7 +22,7 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud
     previous = os.environ.get("LOCALCLOUD_HOME")
     os.environ["LOCALCLOUD_HOME"] = str(home)
     try:
-        state = cloud.up(home=home)
+        state = local_deploy.up(home=home)
         yield state
     finally:
         cloud.down(home=home)

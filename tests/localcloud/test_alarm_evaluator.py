@@ -1,5 +1,6 @@
-"""The alarm evaluator: alarms discovered from CloudFormation templates in a real moto server, evaluated
-on live SQS / Step Functions values, with SNS notifications on transitions only."""
+"""The alarm evaluator: alarms created by CloudFormation (`localcloud.cloudwatch_alarm`) in a real moto
+server, read back with DescribeAlarms and evaluated on live SQS / Step Functions / Lambda values, with SNS
+notifications on transitions only."""
 
 from __future__ import annotations
 
@@ -7,44 +8,42 @@ import functools
 import json
 import re
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.core.config import default_user_config
 
+from localcloud import cloudwatch_alarm, sfn
 from localcloud.alarm_evaluator import (
     ALARM,
     INSUFFICIENT_DATA,
     OK,
-    AlarmDefinition,
     AlarmEvaluator,
     Datapoint,
-    StackContext,
-    alarm_from_resource,
+    MetricAlarm,
     evaluate_alarm,
-    generated_alarm_name,
 )
 from tests.localcloud import support
 from tests.localcloud.support import client, moto_server
 
-# Expected: moto's CloudFormation skips the alarms, which is why the evaluator exists.
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudWatch..Alarm:UserWarning")
-
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-ROOT = Path(__file__).resolve().parents[2]
 # The evaluator ticks every 0.2 s here: 10 s is fifty evaluations.
 wait_until = functools.partial(support.wait_until, timeout=10.0)
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
+    # CloudFormation creates the alarms, as in the server process.
+    undo = cloudwatch_alarm.install()
+    try:
+        with moto_server() as url:
+            yield url
+    finally:
+        undo()
 
 
 def alarm_resource(
@@ -121,8 +120,18 @@ def pipeline_template(*, age_threshold: float = 1, dlq_threshold: float = 0) -> 
     }
 
 
+ALARM_LOGICAL_IDS = (
+    "DeadLetterQueueNotEmpty",
+    "QueueBacklogAge",
+    "StateMachineExecutionsFailed",
+    "WorkerErrors",
+    "WorkerDurationNearTimeout",
+)
+
+
 class Deployed:
-    """One stack of the shape above, an SQS inbox subscribed to its alarm topic, and an evaluator."""
+    """One stack of the shape above, an SQS inbox subscribed to its alarm topic, and an evaluator of the
+    stack's alarms only (CloudFormation names them `<stack>-<logical id>-<suffix>`)."""
 
     def __init__(
         self,
@@ -161,9 +170,8 @@ class Deployed:
             endpoint,
             REGION,
             interval_seconds=0.2,
-            discovery_interval_seconds=0.2,
             publish_interval_seconds=0,
-            stack_filter=lambda name: name == self.name,
+            alarm_name_prefix=f"{self.name}-",
         )
         self.notifications: list[dict[str, Any]] = []
 
@@ -171,7 +179,11 @@ class Deployed:
         return str(self.sqs.get_queue_url(QueueName=url.rsplit("/", 1)[1])["QueueUrl"])
 
     def alarm_name(self, logical_id: str) -> str:
-        return self.evaluator.alarm_names[(self.name, logical_id)]
+        """The alarm's name as CloudFormation records it (its physical id)."""
+        resources = self.cfn.describe_stack_resources(StackName=self.name)["StackResources"]
+        (resource,) = [r for r in resources if r["LogicalResourceId"] == logical_id]
+        assert resource["ResourceType"] == "AWS::CloudWatch::Alarm"
+        return str(resource["PhysicalResourceId"])
 
     def alarm(self, logical_id: str) -> dict[str, Any]:
         alarms = self.cw.describe_alarms(AlarmNames=[self.alarm_name(logical_id)])["MetricAlarms"]
@@ -211,11 +223,12 @@ def deployed(endpoint: str) -> Iterator[Deployed]:
         stack.cfn.delete_stack(StackName=stack.name)
 
 
-# -- discovery -------------------------------------------------------------------------------------------
+# -- alarms from CloudFormation ----------------------------------------------------------------------------
 
 
 def test_alarms_are_created_from_the_template(deployed: Deployed) -> None:
-    deployed.evaluator.run_once()
+    assert deployed.state("DeadLetterQueueNotEmpty") == INSUFFICIENT_DATA  # a new alarm, as in CloudWatch
+    deployed.evaluator.evaluate()
     name = deployed.alarm_name("DeadLetterQueueNotEmpty")
     assert re.fullmatch(rf"{deployed.name}-DeadLetterQueueNotEmpty-[0-9A-Z]{{12}}", name)
     alarm = deployed.alarm("DeadLetterQueueNotEmpty")
@@ -232,14 +245,31 @@ def test_alarms_are_created_from_the_template(deployed: Deployed) -> None:
     assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["TreatMissingData"]) == (60, 1, "notBreaching")
     assert deployed.state("DeadLetterQueueNotEmpty") == OK
     # A second pass finds the same alarms and changes nothing.
-    deployed.evaluator.run_once()
+    assert deployed.evaluator.evaluate() == {deployed.alarm_name(a): OK for a in ALARM_LOGICAL_IDS}
     assert deployed.alarm_name("DeadLetterQueueNotEmpty") == name
 
 
+def test_an_alarm_name_from_the_template_is_kept(endpoint: str) -> None:
+    cfn, cw = client(endpoint, "cloudformation"), client(endpoint, "cloudwatch")
+    name = f"Named-{uuid.uuid4().hex[:8]}"
+    resource = alarm_resource("ApproximateNumberOfMessagesVisible", "AWS/SQS", ("QueueName", "q"), 0)
+    resource["Properties"]["AlarmName"] = {"Fn::Sub": "${AWS::StackName}-dlq"}
+    resource["Properties"]["AlarmActions"] = resource["Properties"]["OKActions"] = []
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": {"DlqAlarm": resource}}))
+    try:
+        (alarm,) = cw.describe_alarms(AlarmNames=[f"{name}-dlq"])["MetricAlarms"]
+        assert alarm["StateValue"] == INSUFFICIENT_DATA
+        (described,) = cfn.describe_stack_resources(StackName=name)["StackResources"]
+        assert described["PhysicalResourceId"] == f"{name}-dlq"
+    finally:
+        cfn.delete_stack(StackName=name)
+    assert cw.describe_alarms(AlarmNames=[f"{name}-dlq"])["MetricAlarms"] == []
+
+
 def test_stack_update_keeps_state_and_stack_delete_removes_alarms(deployed: Deployed) -> None:
-    deployed.evaluator.run_once()
+    deployed.evaluator.evaluate()
     deployed.sqs.send_message(QueueUrl=deployed.dlq_url, MessageBody="x")
-    deployed.evaluator.run_once()
+    deployed.evaluator.evaluate()
     assert deployed.state("DeadLetterQueueNotEmpty") == ALARM
 
     deployed.cfn.update_stack(
@@ -250,7 +280,6 @@ def test_stack_update_keeps_state_and_stack_delete_removes_alarms(deployed: Depl
             {"ParameterKey": "WorkerFunctionName", "UsePreviousValue": True},
         ],
     )
-    deployed.evaluator.discover()
     alarm = deployed.alarm("DeadLetterQueueNotEmpty")
     assert alarm["Threshold"] == 5.0
     assert alarm["StateValue"] == ALARM  # an update keeps the state, as in CloudWatch
@@ -259,9 +288,8 @@ def test_stack_update_keeps_state_and_stack_delete_removes_alarms(deployed: Depl
 
     name = deployed.alarm_name("DeadLetterQueueNotEmpty")
     deployed.cfn.delete_stack(StackName=deployed.name)
-    deployed.evaluator.discover()
     assert deployed.cw.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
-    assert deployed.evaluator.alarm_names == {}
+    assert deployed.evaluator.evaluate() == {}
 
 
 def test_every_stack_update_is_seen_not_only_the_first(deployed: Deployed) -> None:
@@ -275,7 +303,6 @@ def test_every_stack_update_is_seen_not_only_the_first(deployed: Deployed) -> No
                 {"ParameterKey": "WorkerFunctionName", "UsePreviousValue": True},
             ],
         )
-        deployed.evaluator.discover()
         assert deployed.alarm("DeadLetterQueueNotEmpty")["Threshold"] == threshold
 
 
@@ -284,7 +311,7 @@ def test_every_stack_update_is_seen_not_only_the_first(deployed: Deployed) -> No
 
 def test_dlq_alarm_goes_to_alarm_and_back_with_notifications_on_transitions_only(deployed: Deployed) -> None:
     ev = deployed.evaluator
-    ev.run_once()
+    ev.evaluate()
     assert deployed.state("DeadLetterQueueNotEmpty") == OK
     assert deployed.notified("DeadLetterQueueNotEmpty") == [OK]  # INSUFFICIENT_DATA -> OK, as in AWS
 
@@ -335,7 +362,6 @@ def test_dlq_alarm_goes_to_alarm_and_back_with_notifications_on_transitions_only
 
 def test_background_thread_raises_the_alarm(deployed: Deployed) -> None:
     deployed.evaluator.start()
-    wait_until(lambda: bool(deployed.evaluator.alarm_names), message="alarm discovery")
     wait_until(lambda: deployed.state("DeadLetterQueueNotEmpty") == OK, message="first evaluation")
     deployed.sqs.send_message(QueueUrl=deployed.dlq_url, MessageBody="x")
     wait_until(lambda: deployed.state("DeadLetterQueueNotEmpty") == ALARM, message="ALARM")
@@ -350,7 +376,7 @@ def test_background_thread_raises_the_alarm(deployed: Deployed) -> None:
 def test_queue_age_alarm_without_disturbing_the_queue(deployed: Deployed) -> None:
     ev = deployed.evaluator
     deployed.sqs.send_message(QueueUrl=deployed.queue_url, MessageBody="waiting")
-    ev.run_once()
+    ev.evaluate()
     assert deployed.state("QueueBacklogAge") == OK  # younger than the 1 s threshold
     time.sleep(1.3)
     ev.evaluate()
@@ -378,7 +404,7 @@ def test_queue_age_alarm_without_disturbing_the_queue(deployed: Deployed) -> Non
 
 
 def test_set_alarm_state_by_hand_runs_the_actions_then_evaluation_resumes(deployed: Deployed) -> None:
-    deployed.evaluator.run_once()
+    deployed.evaluator.evaluate()
     name = deployed.alarm_name("DeadLetterQueueNotEmpty")
     deployed.cw.set_alarm_state(AlarmName=name, StateValue=ALARM, StateReason="Testing the wiring")
     deployed.evaluator.evaluate()
@@ -390,13 +416,23 @@ def test_set_alarm_state_by_hand_runs_the_actions_then_evaluation_resumes(deploy
     assert deployed.notified("DeadLetterQueueNotEmpty") == [OK, ALARM, OK]
 
 
-def test_a_cloudformation_re_put_keeps_the_state_silently(deployed: Deployed) -> None:
-    # moto's PutMetricAlarm (what a CloudFormation update of an alarm does in the server) resets the state
-    # to OK; CloudWatch keeps an updated alarm's state and runs no action.
+def test_a_re_put_keeps_the_state_silently(deployed: Deployed) -> None:
+    # CloudWatch keeps an updated alarm's state and runs no action, whether CloudFormation updates it or a
+    # client puts it again (moto alone would reset it to OK).
     deployed.sqs.send_message(QueueUrl=deployed.dlq_url, MessageBody="x")
-    deployed.evaluator.run_once()
+    deployed.evaluator.evaluate()
     assert deployed.state("DeadLetterQueueNotEmpty") == ALARM
+
+    deployed.cfn.update_stack(
+        StackName=deployed.name,
+        TemplateBody=json.dumps(pipeline_template(dlq_threshold=0.5)),
+        Parameters=[
+            {"ParameterKey": "StateMachineArn", "UsePreviousValue": True},
+            {"ParameterKey": "WorkerFunctionName", "UsePreviousValue": True},
+        ],
+    )
     alarm = deployed.alarm("DeadLetterQueueNotEmpty")
+    assert (alarm["Threshold"], alarm["StateValue"]) == (0.5, ALARM)
     deployed.cw.put_metric_alarm(
         **{
             k: alarm[k]
@@ -415,7 +451,7 @@ def test_a_cloudformation_re_put_keeps_the_state_silently(deployed: Deployed) ->
             )
         }
     )
-    assert deployed.state("DeadLetterQueueNotEmpty") == OK  # moto's reset
+    assert deployed.state("DeadLetterQueueNotEmpty") == ALARM
     deployed.evaluator.evaluate()
     assert deployed.state("DeadLetterQueueNotEmpty") == ALARM
     assert deployed.notified("DeadLetterQueueNotEmpty") == [ALARM]
@@ -439,7 +475,7 @@ def test_lambda_alarms_read_published_metrics(deployed: Deployed) -> None:
             ],
         )
 
-    deployed.evaluator.run_once()
+    deployed.evaluator.evaluate()
     assert deployed.state("WorkerErrors") == OK  # no data: notBreaching
     publish("Errors", 0.0, 0.0)
     publish("Duration", 120.0, 300.0)
@@ -459,151 +495,71 @@ def test_lambda_alarms_read_published_metrics(deployed: Deployed) -> None:
 # -- the state machine alarm -----------------------------------------------------------------------------
 
 
-def _moto_config(endpoint: str, config: dict[str, Any]) -> None:
-    request = urllib.request.Request(
-        f"{endpoint}/moto-api/config", data=json.dumps(config).encode(), method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
-
-
 def test_state_machine_executions_failed_alarm(endpoint: str) -> None:
-    # moto serves Step Functions from its executing backend only while this switch is on: create the
-    # state machine and run the evaluator inside it, and switch back for the other tests.
-    _moto_config(endpoint, {"stepfunctions": {"execute_state_machine": True}})
+    # As in the server process: executing Step Functions, whose execution metrics `localcloud.sfn`
+    # publishes (their only publisher), read back by the evaluator from CloudWatch.
     stack: Deployed | None = None
-    try:
-        sfn = client(endpoint, "stepfunctions")
-        role = client(endpoint, "iam").create_role(
-            RoleName=f"sfn-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        machine = sfn.create_state_machine(
-            name=f"jobs-{uuid.uuid4().hex[:8]}",
-            roleArn=role,
-            definition=json.dumps(
-                {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "PermanentError"}}}
-            ),
-        )["stateMachineArn"]
-        stack = Deployed(endpoint, state_machine_arn=machine)
-        stack.evaluator.run_once()
-        assert stack.state("StateMachineExecutionsFailed") == OK
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
+        undo = sfn.install()
+        try:
+            sfn_client = client(endpoint, "stepfunctions")
+            role = client(endpoint, "iam").create_role(
+                RoleName=f"sfn-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}"
+            )["Role"]["Arn"]
+            machine = sfn_client.create_state_machine(
+                name=f"jobs-{uuid.uuid4().hex[:8]}",
+                roleArn=role,
+                definition=json.dumps(
+                    {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "PermanentError"}}}
+                ),
+            )["stateMachineArn"]
+            stack = Deployed(endpoint, state_machine_arn=machine)
+            stack.evaluator.evaluate()
+            assert stack.state("StateMachineExecutionsFailed") == OK
 
-        execution = sfn.start_execution(stateMachineArn=machine, name="job-1-a1-e0")["executionArn"]
-        wait_until(
-            lambda: sfn.describe_execution(executionArn=execution)["status"] == "FAILED", message="FAILED"
-        )
-        stack.evaluator.evaluate()
-        alarm = stack.alarm("StateMachineExecutionsFailed")
-        assert alarm["StateValue"] == ALARM
-        assert "1 datapoint [1.0" in alarm["StateReason"]
-        assert stack.notified("StateMachineExecutionsFailed") == [OK, ALARM]
-        now = datetime.now(UTC)
+            execution = sfn_client.start_execution(stateMachineArn=machine, name="job-1-a1-e0")[
+                "executionArn"
+            ]
+            wait_until(
+                lambda: sfn_client.describe_execution(executionArn=execution)["status"] == "FAILED",
+                message="FAILED",
+            )
+            stack.evaluator.evaluate()
+            alarm = stack.alarm("StateMachineExecutionsFailed")
+            assert alarm["StateValue"] == ALARM
+            assert "1 datapoint [1.0" in alarm["StateReason"]
+            assert stack.notified("StateMachineExecutionsFailed") == [OK, ALARM]
+            now = datetime.now(UTC)
 
-        def failed_executions_published() -> float:
-            stats = stack.cw.get_metric_statistics(
-                Namespace="AWS/States",
-                MetricName="ExecutionsFailed",
-                Dimensions=[{"Name": "StateMachineArn", "Value": machine}],
-                StartTime=now - timedelta(minutes=5),
-                EndTime=now + timedelta(minutes=1),
-                Period=300,
-                Statistics=["Sum"],
-            )["Datapoints"]
-            return float(sum(d["Sum"] for d in stats))
+            def failed_executions_published() -> float:
+                stats = stack.cw.get_metric_statistics(
+                    Namespace="AWS/States",
+                    MetricName="ExecutionsFailed",
+                    Dimensions=[{"Name": "StateMachineArn", "Value": machine}],
+                    StartTime=now - timedelta(minutes=5),
+                    EndTime=now + timedelta(minutes=1),
+                    Period=300,
+                    Statistics=["Sum"],
+                )["Datapoints"]
+                return float(sum(d["Sum"] for d in stats))
 
-        assert failed_executions_published() == 1.0
-        stack.evaluator.evaluate()  # the same failed execution is not published twice
-        assert failed_executions_published() == 1.0
-    finally:
-        if stack is not None:
-            stack.cfn.delete_stack(StackName=stack.name)
-        _moto_config(endpoint, {"stepfunctions": {"execute_state_machine": False}})
-
-
-# -- the project's own template --------------------------------------------------------------------------
-
-LOCAL_PIPELINE_SNAPSHOT = (
-    ROOT
-    / "tests/infra/__snapshots__/test_snapshots/test_template_snapshot[local-pipeline][local-pipeline].json"
-)
-
-
-def test_every_alarm_of_the_local_pipeline_template_resolves() -> None:
-    if not LOCAL_PIPELINE_SNAPSHOT.exists():
-        pytest.skip("no synthesized local pipeline template")
-    template = json.loads(LOCAL_PIPELINE_SNAPSHOT.read_text())
-    stack_name = "ResilientPipeline-local-Pipeline"
-    stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack_name}/abc"
-    physical = {
-        "AWS::SQS::Queue": lambda logical: f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{logical}-q",
-        "AWS::SNS::Topic": lambda logical: f"arn:aws:sns:{REGION}:{ACCOUNT}:{logical}",
-        "AWS::StepFunctions::StateMachine": lambda logical: (
-            f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical}"
-        ),
-    }
-    context = StackContext(
-        stack_name=stack_name,
-        stack_id=stack_id,
-        resources={
-            logical: (r["Type"], physical.get(r["Type"], lambda x: f"{x}-physical")(logical))
-            for logical, r in template["Resources"].items()
-            # As plain moto deploys it: alarms are skipped, so their names are generated here.
-            if r["Type"] != "AWS::CloudWatch::Alarm"
-        },
-        exports={"ResilientPipeline-local-Stateful-JobTableName": "jobs-table"},
-    )
-    alarms = {
-        logical: alarm_from_resource(context, logical, resource)
-        for logical, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::CloudWatch::Alarm"
-    }
-    assert len(alarms) >= 10
-    by_metric = {a.metric_name: a for a in alarms.values()}
-    assert dict(by_metric["ApproximateNumberOfMessagesVisible"].dimensions)["QueueName"].endswith("-q")
-    assert dict(by_metric["ReadThrottleEvents"].dimensions) == {"TableName": "jobs-table"}
-    assert by_metric["Duration"].extended_statistic == "p99"
-    assert by_metric["Duration"].statistic is None
-    for alarm in alarms.values():
-        assert alarm.alarm_actions and alarm.alarm_actions == alarm.ok_actions
-        assert alarm.alarm_actions[0].startswith("arn:aws:sns:")
-        assert alarm.treat_missing_data == "notBreaching"
-        assert alarm.name.startswith(f"{stack_name}-{alarm.logical_id}-")
-
-
-def test_an_alarm_created_by_cloudformation_keeps_its_physical_name() -> None:
-    stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/S/1"
-    context = StackContext(
-        stack_name="S",
-        stack_id=stack_id,
-        resources={
-            "Dlq": ("AWS::SQS::Queue", f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/dlq"),
-            "Topic": ("AWS::SNS::Topic", f"arn:aws:sns:{REGION}:{ACCOUNT}:topic"),
-            "DlqAlarm": ("AWS::CloudWatch::Alarm", "S-DlqAlarm-MADEBYCFN123"),
-        },
-    )
-    resource = alarm_resource(
-        "ApproximateNumberOfMessagesVisible",
-        "AWS/SQS",
-        ("QueueName", {"Fn::GetAtt": ["Dlq", "QueueName"]}),
-        0,
-    )
-    assert alarm_from_resource(context, "DlqAlarm", resource).name == "S-DlqAlarm-MADEBYCFN123"
-    assert alarm_from_resource(context, "Other", resource).name == generated_alarm_name(
-        "S", stack_id, "Other"
-    )
-    resource["Properties"]["AlarmName"] = {"Fn::Sub": "${AWS::StackName}-dlq"}
-    assert alarm_from_resource(context, "Other", resource).name == "S-dlq"
+            assert failed_executions_published() == 1.0
+            stack.evaluator.evaluate()  # the same failed execution is not published twice
+            assert failed_executions_published() == 1.0
+        finally:
+            undo()
+            if stack is not None:
+                stack.cfn.delete_stack(StackName=stack.name)
 
 
 # -- evaluation rules (no server) ------------------------------------------------------------------------
 
 
-def _definition(**overrides: Any) -> AlarmDefinition:
+def _definition(**overrides: Any) -> MetricAlarm:
     fields: dict[str, Any] = {
         "name": "a",
-        "stack_name": "s",
-        "stack_id": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/s/x",
-        "logical_id": "A",
+        "arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:a",
         "namespace": "AWS/SQS",
         "metric_name": "ApproximateNumberOfMessagesVisible",
         "dimensions": (("QueueName", "q"),),
@@ -617,7 +573,7 @@ def _definition(**overrides: Any) -> AlarmDefinition:
         "treat_missing_data": "notBreaching",
     }
     fields.update(overrides)
-    return AlarmDefinition(**fields)
+    return MetricAlarm(**fields)
 
 
 NOW = datetime(2026, 11, 22, 15, 4, 5, tzinfo=UTC)
@@ -669,10 +625,3 @@ def test_m_out_of_n_datapoints() -> None:
     )
     one = evaluate_alarm(alarm, [_point(6.0), _point(1.0), None], OK, NOW)
     assert one is not None and one.state == OK
-
-
-def test_generated_names_are_stable_and_cloudformation_shaped() -> None:
-    first = generated_alarm_name("Stack", "arn:stack/Stack/1", "MyAlarm")
-    assert first == generated_alarm_name("Stack", "arn:stack/Stack/1", "MyAlarm")
-    assert first != generated_alarm_name("Stack", "arn:stack/Stack/2", "MyAlarm")
-    assert re.fullmatch(r"Stack-MyAlarm-[0-9A-Z]{12}", first)

@@ -37,7 +37,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def server(home: Path) -> LocalCloudState:
-    return cloud.up(home=home, deploy=False)
+    return cloud.up(home=home)
 
 
 def retry(errors: list[str], attempts: int = 3) -> list[dict[str, Any]]:
@@ -235,14 +235,14 @@ def test_state_machine_integrations_see_injected_errors_and_retry(
 
 
 def test_rules_live_in_the_server_process_and_down_clears_them(tmp_path: Path) -> None:
-    state = cloud.up(home=tmp_path, deploy=False)
+    state = cloud.up(home=tmp_path)
     try:
         add(state.endpoint, service="s3", operation="*", latency_ms=5)
         assert len(control(state.endpoint, "GET")[1]["rules"]) == 1
         cloud.down(tmp_path)
         wait_until(lambda: not cloud.answers(state.endpoint, timeout=0.5), message="the server to stop")
 
-        again = cloud.up(home=tmp_path, deploy=False)
+        again = cloud.up(home=tmp_path)
         assert control(again.endpoint, "GET") == (200, {"rules": []})
     finally:
         cloud.down(tmp_path)

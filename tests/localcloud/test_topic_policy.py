@@ -16,12 +16,9 @@ from typing import Any
 
 import pytest
 
-from localcloud import topic_policy
+from localcloud import cloudwatch_alarm, topic_policy
 from localcloud.alarm_evaluator import ALARM, AlarmEvaluator
 from tests.localcloud.support import cdk_topic_policy, client, moto_server
-
-# Expected: the test process registers no model for alarms (the evaluator creates them).
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudWatch..Alarm:UserWarning")
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -31,12 +28,14 @@ WITH_ALLOW = "with-allow"
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    undo = topic_policy.install()
+    # As in the server process: CloudFormation creates the alarms and the topic policies.
+    undo = [cloudwatch_alarm.install(), topic_policy.install()]
     try:
         with moto_server() as url:
             yield url
     finally:
-        undo()
+        for step in reversed(undo):
+            step()
 
 
 def document(kind: str | None) -> dict[str, Any] | None:
@@ -93,7 +92,7 @@ def template(policy: dict[str, Any] | None, *, display_name: str = "alarms") -> 
 
 
 class Deployed:
-    """The template above as one stack, with an alarm evaluator that owns only this stack."""
+    """The template above as one stack, with an alarm evaluator of this stack's alarms only."""
 
     def __init__(self, endpoint: str, policy_kind: str | None) -> None:
         self.cfn = client(endpoint, "cloudformation")
@@ -106,9 +105,8 @@ class Deployed:
             endpoint,
             REGION,
             interval_seconds=0.2,
-            discovery_interval_seconds=0.2,
             publish_interval_seconds=0,
-            stack_filter=lambda name: name == self.name,
+            alarm_name_prefix=f"{self.name}-",
         )
 
     def update(self, policy_kind: str | None, *, display_name: str = "alarms") -> None:
@@ -132,7 +130,10 @@ class Deployed:
 
     @property
     def alarm_name(self) -> str:
-        return self.evaluator.alarm_names[(self.name, "WatchedNotEmpty")]
+        """The alarm's name as CloudFormation records it (its physical id)."""
+        resources = self.cfn.describe_stack_resources(StackName=self.name)["StackResources"]
+        (alarm,) = [r for r in resources if r["LogicalResourceId"] == "WatchedNotEmpty"]
+        return str(alarm["PhysicalResourceId"])
 
     @property
     def alarm_arn(self) -> str:
@@ -141,7 +142,7 @@ class Deployed:
     def raise_alarm(self) -> None:
         """Make the alarm go to ALARM in one synchronous evaluation (which runs its actions)."""
         self.sqs.send_message(QueueUrl=self.queue_url("WatchedName"), MessageBody="stuck")
-        self.evaluator.run_once()
+        self.evaluator.evaluate()
         alarm = self.cw.describe_alarms(AlarmNames=[self.alarm_name])["MetricAlarms"][0]
         assert alarm["StateValue"] == ALARM
 
@@ -274,11 +275,8 @@ def test_the_template_policy_replaces_the_default_policy(deploy: Any) -> None:
         "Resource": stack.topic_arn,
         "Sid": "AllowPublishThroughSSLOnly",
     }
-    # Not DescribeStackResource: moto fails on any resource listed after one it skipped (the alarm), and
-    # lists that one without a LogicalResourceId.
-    resources = stack.cfn.describe_stack_resources(StackName=stack.name)["StackResources"]
-    (resource,) = [r for r in resources if r.get("LogicalResourceId") == "TopicPolicy"]
-    assert resource["ResourceType"] == "AWS::SNS::TopicPolicy"
+    resource = stack.cfn.describe_stack_resource(StackName=stack.name, LogicalResourceId="TopicPolicy")
+    assert resource["StackResourceDetail"]["ResourceType"] == "AWS::SNS::TopicPolicy"
 
 
 def test_stack_updates_keep_the_topic_policy_right(deploy: Any) -> None:

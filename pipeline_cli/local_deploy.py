@@ -1,12 +1,14 @@
-"""Deploys the CDK app's `local` environment into a running local cloud with the real CDK CLI.
+"""The local cloud with this project's app in it: `up()` starts (or reuses) the local cloud and deploys
+the CDK app's `local` environment into it with the real CDK CLI.
 
     cdk bootstrap aws://123456789012/us-east-1                 (once per cloud)
     cdk deploy --all --method=direct --require-approval never -c env=local -o OUTDIR
 
-with AWS_ENDPOINT_URL pointing at the cloud and dummy credentials, then reads both stacks' outputs.
-`--method=direct` because moto's change sets cannot update a CDK stack (and, with change sets, the first
-stack is created without its Outputs/Exports, so the second one fails on its ImportValue). A failed step
-raises DeployError carrying the tail of the CLI's own output; the full output is in the log file.
+with AWS_ENDPOINT_URL pointing at the cloud and dummy credentials, then reads both stacks' outputs, which
+the cloud's state file records. `--method=direct` because moto's change sets cannot update a CDK stack
+(and, with change sets, the first stack is created without its Outputs/Exports, so the second one fails on
+its ImportValue). A failed step raises DeployError carrying the tail of the CLI's own output; the full
+output is in the log file (`<home>/logs/deploy.log`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
+from localcloud import cloud
+from localcloud.cloud import Progress
+from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION, LocalCloudState
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 ENVIRONMENT = "local"
@@ -33,8 +37,6 @@ STACKS = (f"ResilientPipeline-{ENVIRONMENT}-Stateful", f"ResilientPipeline-{ENVI
 # The SSM parameter `cdk bootstrap` writes; its presence means the asset bucket and roles exist.
 BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
 TAIL_LINES = 40
-
-Progress = Callable[[str], None]
 
 
 class DeployError(Exception):
@@ -216,3 +218,31 @@ def deploy(
     )
     outputs = stack_outputs(endpoint, region=region)
     return DeployResult(outputs=outputs, seconds=time.monotonic() - started, bootstrapped=bootstrapped)
+
+
+def up(
+    *, port: int | None = None, home: Path | None = None, progress: Progress | None = None
+) -> LocalCloudState:
+    """A running local cloud (started, or the one already running) with the `local` environment deployed
+    again; its outputs are in the returned state. Raises `cloud.LocalCloudError` saying what to do."""
+    return cloud.up(port=port, home=home, deploy=deploy_app, progress=progress)
+
+
+def deploy_app(state: LocalCloudState, home: Path, progress: Progress) -> dict[str, str]:
+    """`cloud.up`'s deploy step: both stacks into the running cloud; returns their outputs."""
+    progress("deploying the local environment with the CDK CLI (cdk deploy --all --method=direct)")
+    try:
+        result = deploy(
+            state.endpoint,
+            outdir=home / "cdk.out",
+            log_path=home / "logs" / "deploy.log",
+            region=state.region,
+            progress=progress,
+        )
+    except DeployError as error:
+        raise cloud.LocalCloudError(
+            f"{error}\nThe local cloud is still running at {state.endpoint}: fix the cause and run "
+            "`pipeline local up` again, or stop it with `pipeline local down`."
+        ) from error
+    progress(f"deployed in {result.seconds:.1f}s")
+    return result.outputs
