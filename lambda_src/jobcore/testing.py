@@ -12,12 +12,16 @@ the real line rules and the real transform registry (no AWS, no chunks), and tel
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
 from jobcore.lines import process_lines
 from jobcore.options import parse_options
+from jobcore.plugins import load_user_code, modules_in
 from jobcore.transforms import TRANSFORMS
 
 
@@ -53,3 +57,24 @@ def run_transform(
             "out": result.records_out,
         },
     )
+
+
+@contextmanager
+def user_code(directory: Path) -> Iterator[list[str]]:
+    """Load a user-code directory as the functions do, for the duration of the block: the registry and the
+    imported modules are put back afterwards, so one test's transforms never show up in another's."""
+    registry = dict(TRANSFORMS)
+    path = list(sys.path)
+    tops = set(modules_in(directory)) if directory.is_dir() else set()
+    imported = {n: m for n, m in sys.modules.items() if n.split(".")[0] in tops}
+    for name in imported:
+        del sys.modules[name]  # imported afresh, registering as a cold start would
+    try:
+        yield load_user_code(directory)
+    finally:
+        TRANSFORMS.clear()
+        TRANSFORMS.update(registry)
+        sys.path[:] = path
+        for name in [n for n in sys.modules if n.split(".")[0] in tops]:
+            del sys.modules[name]
+        sys.modules.update(imported)

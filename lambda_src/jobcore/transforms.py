@@ -60,6 +60,11 @@ class RegisteredTransform:
 TRANSFORMS: dict[str, RegisteredTransform] = {}
 
 
+def built_ins() -> dict[str, RegisteredTransform]:
+    """The transforms this module ships, without any user code that joined the registry."""
+    return {name: entry for name, entry in TRANSFORMS.items() if entry.module == __name__}
+
+
 def transform(
     name: str, *, options: type | None = None, keeps_bytes: bool = False
 ) -> Callable[[Callable[..., Output]], Callable[..., Output]]:

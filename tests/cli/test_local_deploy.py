@@ -15,18 +15,13 @@ import pytest
 from localcloud import cloud
 from localcloud.state import DUMMY_CREDENTIALS, read_state
 from pipeline_cli import local_deploy
+from pipeline_contract import STACK_OUTPUTS
 from tests.localcloud.support import client, wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PIPELINE_STACK = "ResilientPipeline-local-Pipeline"
-OUTPUT_KEYS = {
-    "IngestQueueUrl",
-    "DeadLetterQueueUrl",
-    "JobTableName",
-    "DataBucketName",
-    "StateMachineArn",
-    "AlarmTopicArn",
-}
+# Every output the contract promises, read back from the local deploy.
+OUTPUT_KEYS = set(STACK_OUTPUTS)
 
 
 @pytest.fixture

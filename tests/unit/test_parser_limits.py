@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from jobcore.lines import DEFAULT_MAX_DEPTH, REJECT_PREVIEW_BYTES, LineLimits, join_lines, process_lines
 from jobcore.segment import SegmentLimits
-from jobcore.transforms import TRANSFORMS
+from jobcore.transforms import built_ins
 from tests.fakes import MemoryJobs, MemoryObjects, registered, running_job
 from tests.unit.test_segment import outputs, segment, setup
 
@@ -77,14 +77,14 @@ def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     assert rejects == [] and len(out) == 3
 
 
-@pytest.mark.parametrize("transform", sorted(TRANSFORMS))
+@pytest.mark.parametrize("transform", sorted(built_ins()))
 def test_every_shipped_transform_survives_the_hostile_lines(transform: str) -> None:
     data = b"".join(GOOD + line + b"\n" for _, line, _ in HOSTILE)
     result = process_lines(data, start_offset=0, **registered(transform))
     # A byte-exact transform writes a valid line as it was: a lone surrogate escape or an out-of-range
     # number is valid JSON text, only not writable once parsed (the re-serializing transforms reject it).
     kept = sum(1 for _, _, reason in HOSTILE if reason.startswith(("lone surrogate", "not writable")))
-    kept = kept if TRANSFORMS[transform].keeps_bytes else 0
+    kept = kept if built_ins()[transform].keeps_bytes else 0
     assert (result.records_out, result.records_rejected) == (len(HOSTILE) + kept, len(HOSTILE) - kept)
     assert result.records_in == result.records_transformed + result.records_filtered + result.records_rejected
 
