@@ -375,8 +375,11 @@ class AlarmEvaluator:
         interval_seconds: float = 3.0,
         publish_interval_seconds: float = 60.0,
         alarm_name_prefix: str = "",
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._endpoint = endpoint
+        # The evaluation's "now" (ages, windows, timestamps): injectable so a test can let time pass.
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._region = region
         self._interval = interval_seconds
         self._publish_interval = publish_interval_seconds
@@ -450,7 +453,7 @@ class AlarmEvaluator:
         """Evaluate every alarm once; set the states that changed and run their actions. Returns the
         state of each alarm evaluated."""
         with self._lock:
-            now = datetime.now(UTC)
+            now = self._clock()
             described = self._describe_alarms()
             present = {entry["AlarmName"] for entry in described}
             for name in [n for n in self._seen if n not in present]:

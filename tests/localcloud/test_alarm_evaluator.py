@@ -166,12 +166,15 @@ class Deployed:
             "Attributes"
         ]["QueueArn"]
         client(endpoint, "sns").subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=inbox_arn)
+        # The evaluator's clock runs with the real one, plus whatever a test lets pass (`later`).
+        self.ahead = timedelta(0)
         self.evaluator = AlarmEvaluator(
             endpoint,
             REGION,
             interval_seconds=0.2,
             publish_interval_seconds=0,
             alarm_name_prefix=f"{self.name}-",
+            clock=lambda: datetime.now(UTC) + self.ahead,
         )
         self.notifications: list[dict[str, Any]] = []
 
@@ -378,7 +381,7 @@ def test_queue_age_alarm_without_disturbing_the_queue(deployed: Deployed) -> Non
     deployed.sqs.send_message(QueueUrl=deployed.queue_url, MessageBody="waiting")
     ev.evaluate()
     assert deployed.state("QueueBacklogAge") == OK  # younger than the 1 s threshold
-    time.sleep(1.3)
+    deployed.ahead = timedelta(seconds=1.3)
     ev.evaluate()
     alarm = deployed.alarm("QueueBacklogAge")
     assert alarm["StateValue"] == ALARM

@@ -54,6 +54,8 @@ def not_found(event, context):
 
 
 def sleep(event, context):
+    if "started" in event:  # tells the test this invocation is running
+        open(event["started"], "w").close()
     time.sleep(event["seconds"])
     return {"slept": event["seconds"], "pid": os.getpid()}
 
@@ -299,11 +301,12 @@ def test_decimals_are_marshalled_as_numbers_and_objects_are_refused(runner: Lamb
     assert invoke(runner, spec("app.unmarshallable")).error_type == "Runtime.MarshalError"
 
 
-def test_reserved_concurrency_throttles(runner: LambdaRunner) -> None:
+def test_reserved_concurrency_throttles(runner: LambdaRunner, tmp_path: Path) -> None:
     function = spec("app.sleep", reserved=1)
-    thread = threading.Thread(target=invoke, args=(runner, function, {"seconds": 1}))
+    started = tmp_path / "started"
+    thread = threading.Thread(target=invoke, args=(runner, function, {"seconds": 2, "started": str(started)}))
     thread.start()
-    time.sleep(0.5)
+    wait_until(started.exists, timeout=30, message="the first invocation running")
     with pytest.raises(FunctionThrottled):
         invoke(runner, function, {"seconds": 0})
     thread.join()
@@ -321,12 +324,14 @@ def test_every_invocation_is_reported_for_metrics(
     assert all(result.duration_ms > 0 for _, result in published)
 
 
-def test_shutdown_stops_busy_environments_too(runner: LambdaRunner) -> None:
+def test_shutdown_stops_busy_environments_too(runner: LambdaRunner, tmp_path: Path) -> None:
     function = spec("app.sleep", timeout=30)
     results: list[InvocationResult] = []
-    thread = threading.Thread(target=lambda: results.append(invoke(runner, function, {"seconds": 20})))
+    started = tmp_path / "started"
+    event = {"seconds": 20, "started": str(started)}
+    thread = threading.Thread(target=lambda: results.append(invoke(runner, function, event)))
     thread.start()
-    time.sleep(1.0)
+    wait_until(started.exists, timeout=30, message="the invocation running")
     started = time.monotonic()
     runner.shutdown()
     thread.join(timeout=10)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
 import urllib.request
@@ -412,14 +413,22 @@ def test_maximum_concurrency_bounds_batches_in_flight(endpoint: str) -> None:
     assert fake.max_in_flight == 2
 
 
-def test_stop_is_prompt_and_a_missing_queue_does_not_kill_the_poller(endpoint: str) -> None:
+def test_stop_is_prompt_and_a_missing_queue_does_not_kill_the_poller(
+    endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
     cell = Cell(endpoint)
     fake = FakeLambda(succeed)
     poller = cell.poller(endpoint, fake)
     cell.sqs.delete_queue(QueueUrl=cell.url)  # the mapping now points at nothing
+    caplog.set_level(logging.ERROR, logger="localcloud.poller")
+
+    def failures() -> int:
+        return sum("polling failed" in r.getMessage() for r in caplog.records)
+
     poller.start()
     try:
-        time.sleep(1.0)
+        # Failing twice: the worker survived the first failure and polled again after its backoff.
+        wait_until(lambda: failures() >= 2, timeout=20, message="two failed polls of the missing queue")
     finally:
         started = time.monotonic()
         poller.stop()
