@@ -23,6 +23,7 @@ from pipeline_contract import (
     MAX_CHUNK_BYTES,
     MAX_FAULT_RATE,
     MIN_CHUNK_BYTES,
+    MIN_SHARDS,
     REQUEST_FIELDS,
     S3_URI,
 )
@@ -36,6 +37,8 @@ class RequestRules:
     input_locations: tuple[S3Location, ...]
     max_reject_ratio: float
     fault_injection_allowed: bool
+    # The most shards a job may ask for here.
+    max_shards: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +53,8 @@ class JobRequest:
     restart: bool = False
     # The transform's options, checked against its options dataclass, as canonical JSON ("" for none).
     transform_options: str = ""
+    # Byte ranges to process in parallel; None: the environment's default.
+    shards: int | None = None
 
 
 def _is_int(value: Any) -> bool:
@@ -159,6 +164,19 @@ def _max_reject_ratio(data: dict[str, Any], ceiling: float) -> float | None:
     return float(ratio)
 
 
+def _shards(data: dict[str, Any], maximum: int) -> int | None:
+    shards = data.get("shards")
+    if shards is None:
+        return None
+    if not _is_int(shards):
+        raise ValidationError("shards", "must be an integer")
+    if not MIN_SHARDS <= shards <= maximum:
+        raise ValidationError(
+            "shards", f"{shards} must be within {MIN_SHARDS}..{maximum} (this environment's maximum)"
+        )
+    return int(shards)
+
+
 def _restart(data: dict[str, Any]) -> bool:
     restart = data.get("restart", False)
     if not isinstance(restart, bool):
@@ -194,4 +212,5 @@ def parse_request(body: str, *, default_job_id: str, rules: RequestRules) -> Job
         fault_injection=fault,
         max_reject_ratio=_max_reject_ratio(data, rules.max_reject_ratio),
         restart=_restart(data),
+        shards=_shards(data, rules.max_shards),
     )

@@ -65,11 +65,15 @@ REQUEST_FIELDS = (
     "job_id",
     "input",
     "transform",
+    "transform_options",
     "chunk_bytes",
     "max_reject_ratio",
     "restart",
     "fault_injection",
+    "shards",
 )
+# Byte ranges of one input processed in parallel (each environment sets its own maximum, at least this).
+MIN_SHARDS = 1
 FAULT_FIELDS = ("transient_error_rate", "seed")
 DEFAULT_TRANSFORM = "normalize"
 
@@ -221,6 +225,8 @@ class Env:
     MAX_LINE_BYTES = "MAX_LINE_BYTES"
     HANDOVER_AFTER_SECONDS = "HANDOVER_AFTER_SECONDS"
     EXECUTION_TIMEOUT_MINUTES = "EXECUTION_TIMEOUT_MINUTES"
+    MAX_SHARDS = "MAX_SHARDS"
+    DEFAULT_SHARDS = "DEFAULT_SHARDS"
 
 
 # Powertools reads these itself; the CDK app sets them on every function beside the settings above.
