@@ -1,40 +1,7 @@
-"""CloudWatch alarm evaluation for the local cloud: the deployed alarms, evaluated on live values.
+"""CloudWatch alarm evaluation for the local cloud: the deployed alarms, evaluated on live values, with their
+SNS actions (moto's CloudWatch stores alarms but never evaluates them).
 
-moto's CloudWatch stores alarms but never evaluates them. This module does, talking to the emulator only
-through its APIs (boto3 on the endpoint), except for one read-only peek at moto's SQS backend (see
-`_oldest_message_age`). It creates no alarm: CloudFormation does (`localcloud.cloudwatch_alarm`), and the
-evaluator finds them with DescribeAlarms, like any other client.
-
-Invariants:
-- Every metric alarm in CloudWatch (or every one whose name starts with `alarm_name_prefix`) is evaluated
-  every `interval_seconds`. One it cannot evaluate (metric math, an anomaly-detection comparison) is
-  skipped, with one warning.
-- An alarm changes state only through an evaluation, and only a change of state runs its actions: the
-  SNS topics of AlarmActions / OKActions / InsufficientDataActions get CloudWatch's JSON notification.
-  A state set from outside (`aws cloudwatch set-alarm-state`) runs that state's actions at the next pass,
-  and the pass after evaluates the alarm again. No action runs for the state an alarm is in when it is
-  first seen or when its configuration changed (AlarmConfigurationUpdatedTimestamp): CloudWatch runs none
-  on PutMetricAlarm.
-- A notification is published only if the topic's policy (GetTopicAttributes `Policy`, evaluated by
-  `localcloud.policy`) lets `cloudwatch.amazonaws.com` publish for this alarm, as SNS decides on AWS.
-  Otherwise nothing is published, a warning names the alarm, the topic and why, and the attempt is
-  recorded like CloudWatch's alarm history "Action" item (`action_history()`; moto has no
-  DescribeAlarmHistory).
-- Each metric has one publisher. The values this module measures itself (the SQS gauges below, and the
-  throttle metrics that are always 0 here) it publishes with PutMetricData (on change, and at least every
-  `publish_interval_seconds`), so `get-metric-statistics` shows what the alarm saw. Every other metric it
-  only reads from CloudWatch: AWS/States comes from `localcloud.sfn`, AWS/Lambda from the Lambda runner,
-  AWS/Events from `localcloud.events`.
-
-Where the values come from:
-- AWS/SQS ApproximateNumberOfMessages{Visible,NotVisible,Delayed}: GetQueueAttributes, live.
-- AWS/SQS ApproximateAgeOfOldestMessage: the oldest SentTimestamp among the queue's messages, read from
-  moto's in-process SQS backend. Reading through the API would need ReceiveMessage, which increments
-  receive counts (pushing messages towards the DLQ) and hides them for the visibility timeout.
-- AWS/States ExecutionThrottled and AWS/DynamoDB throttle events: 0, moto never throttles.
-- Anything else: GetMetricStatistics over the period. moto ignores ExtendedStatistics, so a percentile
-  statistic (p99) is read as the Maximum: exact up to 100 samples per period (nearest rank), an upper
-  bound beyond.
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudalarm_evaluatorpy
 """
 
 from __future__ import annotations

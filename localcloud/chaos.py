@@ -1,31 +1,7 @@
 """Fault injection for the local cloud: throttles, 5xx, latency and Lambda crashes, on demand and reproducible.
-
-A rule names a service (boto3's name) and an operation (botocore's name, or `*`) and what to inject: an AWS
-error code, a latency, or both; for Lambda also `crash` (the execution environment is SIGKILLed at a random
-point of an invocation) or `timeout` (the invocation overruns its timeout). `rate` is the probability per
-matching call, drawn from the rule's own `random.Random(seed)`: the same seed and the same sequence of
-matching calls give the same injections. `count` stops the rule after that many injections.
-
-Where faults are applied:
-- `ChaosMiddleware` wraps moto's WSGI application (`install()`), so every caller of the local cloud goes
-  through it: the Lambda handlers (subprocesses calling the endpoint), Step Functions' service
-  integrations (moto's interpreter calls the endpoint with boto3), the SQS poller, the alarm evaluator,
-  the CLI, the CDK CLI. It identifies service and operation from the request alone
-  (`localcloud.wire.identify`), sleeps in the request's own thread for latency, and answers an error
-  shaped as the service shapes it (`localcloud.wire.error_response`), so that botocore parses it exactly
-  as it parses AWS's.
-- `crash` and `timeout` are drawn by `LambdaRunner` through `ChaosStore.lambda_fault`, per invocation,
-  whoever invoked.
-
-The control API is served by the middleware on the same port and is never subject to a rule:
-
-    GET    /_localcloud/chaos         {"rules": [rule, ...]}
-    POST   /_localcloud/chaos         a rule (JSON object) -> 201 {"rule": rule}; 400 {"error": "..."}
-    DELETE /_localcloud/chaos         {"cleared": n}
-    GET    /_localcloud/chaos/ID      {"rule": rule}; 404
-    DELETE /_localcloud/chaos/ID      {"deleted": "ID"}; 404
-
 This module imports botocore but not moto: the CLI validates rules with it before it calls the server.
+
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudchaospy
 """
 
 from __future__ import annotations

@@ -1,25 +1,7 @@
 """`AWS::CloudWatch::Alarm` for moto's CloudFormation, which has no model for it (moto 5.2.5), and the
-alarm state CloudWatch documents.
+alarm state CloudWatch documents: CloudFormation is the one creator of the template's alarms.
 
-Without a model, moto skips every alarm, and a template that references one (the dashboard's alarm
-status widget does, with Fn::GetAtt Arn) fails to deploy. With it, CloudFormation is the one creator of the
-template's alarms: each is put into moto's CloudWatch with the template's metric, threshold and actions,
-where the alarm evaluator (`localcloud.alarm_evaluator`) reads it back with DescribeAlarms.
-
-Invariants:
-- Create puts the alarm (name: `AlarmName`, else CloudFormation's `<stack>-<logical id>-<suffix>`);
-  update puts it again under the same name (a new `AlarmName` replaces it); delete deletes it.
-- A new alarm starts in INSUFFICIENT_DATA, and putting an existing alarm again (UpdateStack, or
-  PutMetricAlarm from any client) keeps its state, as CloudWatch does. moto starts every put in OK; the
-  state is set on the new alarm before moto stores it, so no reader ever sees moto's OK.
-- After every stack update, an alarm whose properties resolve differently although its template did not
-  change (moto replaced the topic or queue it refers to) is put again with the new values, as
-  CloudFormation updates the dependents of a replaced resource.
-- Metric-math alarms (`Metrics`) are created without their queries (logged); nothing evaluates them.
-
-`install()` clears moto's cached model map (so the model is seen) and applies the state and update hooks;
-it returns a function that removes the hooks. The model itself stays registered once this module is
-imported.
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudcloudwatch_alarmpy
 """
 
 from __future__ import annotations

@@ -1,32 +1,7 @@
-"""EventBridge in the local cloud: events that services emit and clients put, delivered to targets as AWS does.
+"""EventBridge in the local cloud: events that services emit and clients put, delivered to targets as AWS does
+(Step Functions status-change events, rule matching, delivery with retries and dead-letter queues, metrics).
 
-moto 5.2.5 stores buses, rules and targets, but: no service it runs emits Step Functions events; PutEvents
-delivers inside the HTTP request, to every rule whatever its State, raises NotImplementedError (HTTP 500)
-for a Lambda or SNS target, drops `account` from what an SQS target receives, and has no retries, no
-dead-letter queues and no metrics. Here:
-
-- **Sources.** Every Standard execution's status change (`localcloud.sfn.add_status_listener`: RUNNING,
-  then exactly one of SUCCEEDED, FAILED, TIMED_OUT, ABORTED) becomes a "Step Functions Execution Status
-  Change" event from `aws.states`, put on the default bus through moto's PutEvents, the same path as any
-  client's PutEvents (custom sources, default or named bus).
-- **Matching** (`matching_deliveries`, the one place): an enabled rule of the event's bus whose pattern
-  (moto's matcher) matches; one delivery per target. It runs where moto's PutEvents hands the event to a
-  rule (`Rule.send_to_targets`), and only queues: no HTTP request or Step Functions worker thread waits
-  for a target.
-- **Delivery** (`EventDeliverer`, the one place): worker threads send each delivery, SQS SendMessage, SNS
-  Publish, Lambda Invoke with InvocationType Event (the local Lambda runner's asynchronous path, only if
-  the function's resource policy allows events.amazonaws.com for this rule), Step Functions
-  StartExecution; `Input`, `InputPath` and `InputTransformer` shape what the target receives. A failure
-  that retrying can fix (throttling, an internal error) is retried with exponential backoff and jitter
-  within the target's RetryPolicy (MaximumRetryAttempts, MaximumEventAgeInSeconds; by default 185 and
-  24 h); one that it cannot (no such resource, no permission, invalid input) is not. Then the event goes
-  to the target's DeadLetterConfig queue, with AWS's message attributes, or is dropped.
-- **Metrics** (AWS/Events, dimension RuleName, plus EventBusName on a named bus) in moto's CloudWatch:
-  TriggeredRules, MatchedEvents, InvocationAttempts, Invocations, FailedInvocations, InvocationsSentToDLQ,
-  InvocationsFailedToBeSentToDlq; like EventBridge, only non-zero values.
-
-Other target types (CloudWatch Logs, another event bus, archives, API destinations) are still delivered by
-moto's own code, at match time, without retries. `install()` returns a function that undoes it all.
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudeventspy
 """
 
 from __future__ import annotations

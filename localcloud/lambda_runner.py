@@ -1,31 +1,8 @@
-"""Runs the deployed Lambda code on this machine, in place of moto's Docker-based invocation.
+"""Runs the deployed Lambda code on this machine, in place of moto's Docker-based invocation: warm
+subprocess environments (`lambda_bootstrap`) with Lambda's timeouts, reserved concurrency, error shape,
+logs, metrics and asynchronous invocations.
 
-moto 5.2.5 invokes a function by running it in a Docker container (`LambdaFunction._invoke_lambda`), and
-without Docker it only echoes the input. `install()` replaces `LambdaFunction.invoke` (the one method every
-invocation path goes through: the Invoke API, Step Functions' `lambda:invoke`, moto's own triggers) with
-`LambdaRunner`, which behaves like Lambda's execution environments:
-
-- the function's zip (as deployed, from moto's backend) is unpacked once per code hash under
-  `HOME/functions/<sha256>/`;
-- each environment is a warm subprocess of this interpreter (`lambda_bootstrap`) that imports the handler
-  once and then serves one invocation at a time over a private pipe; module-level state is reused, a
-  second environment starts only when all are busy, and a new code hash or configuration retires the old
-  ones;
-- the function's timeout is enforced (the process is killed; `Sandbox.Timedout`), a crashed process is
-  replaced (`Runtime.ExitError`), reserved concurrency throttles (`TooManyRequestsException`);
-- chaos rules (`localcloud.chaos`) can crash an environment (SIGKILL) or hang it past its timeout
-  (SIGSTOP) at a point of an invocation drawn from the rule's seed;
-- unhandled exceptions come back as `{errorType, errorMessage, stackTrace}` with the FunctionError header,
-  so Step Functions sees the exception class name as the ASL error name;
-- the handler's stdout/stderr go to `HOME/logs/<function-name>.log` with START/END/REPORT lines;
-- every invocation is published to moto's CloudWatch (AWS/Lambda Invocations, Errors, Duration, Throttles)
-  so that the alarms can be evaluated;
-- an asynchronous (Event) invocation is accepted at once and runs in the background as Lambda's
-  asynchronous queue runs it (`LambdaRunner.invoke_async`): a function error is retried
-  MaximumRetryAttempts times (2 unless the function's event invoke config says otherwise), about one and
-  then two minutes later, a throttled event waits and tries again without counting a retry, an event
-  older than MaximumEventAgeInSeconds is given up, and the outcome goes to the OnSuccess / OnFailure
-  destination (SQS, SNS, Lambda or EventBridge) with Lambda's invocation record.
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudlambda_runnerpy
 """
 
 from __future__ import annotations

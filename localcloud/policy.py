@@ -1,33 +1,7 @@
-"""Resource-based policy evaluation: one request against one policy, decided the way AWS decides it.
+"""Resource-based policy evaluation: one request against one policy, decided the way AWS decides it. Pure
+functions over the policy JSON; no moto, no AWS calls.
 
-The local cloud uses it where a resource policy changes what AWS does and moto does not look (moto never
-evaluates SNS topic policies): see `alarm_evaluator`, which asks whether CloudWatch may publish an alarm
-notification to a topic. Pure functions over the policy JSON; no moto, no AWS calls.
-
-Rules, for a resource-based policy on its own (no identity policies, SCPs, boundaries or session policies):
-- A statement applies when its principal, action, resource and every condition match. An explicit Deny in
-  any statement that applies wins; otherwise an Allow that applies allows; otherwise the request is
-  implicitly denied.
-- Principal `"*"` and `{"AWS": "*"}` are everyone (IAM documents them as equivalent; SNS's default topic
-  policy uses the latter and still lets same-account CloudWatch alarms publish). `{"AWS": ACCOUNT}` and
-  `{"AWS": "arn:aws:iam::ACCOUNT:root"}` are every identity of that account; other ARNs match exactly.
-  `{"Service": ...}` names a service principal. Strings or lists. NotPrincipal is the complement. A
-  statement with neither reads as an identity-policy statement (it applies to the caller).
-- Action/NotAction: `*` and `?` wildcards, case-insensitive. Resource/NotResource: wildcards,
-  case-sensitive; a statement with neither applies to the resource the policy is attached to.
-- Condition: several operators, and several keys under one operator, are ANDed; several values of one key
-  are ORed (NORed for the negated operators: StringNotEquals, ArnNotLike, ...). Keys are
-  case-insensitive. A key missing from the request fails the condition, except for negated operators
-  (true), `...IfExists` (true), `Null`, and `ForAllValues:` (true). A list value in the request context
-  is a multi-valued key: `ForAnyValue:` needs one element to match, `ForAllValues:` every element; a
-  plain operator reads it as `ForAnyValue:`.
-- Operators: String{Not}Equals{IgnoreCase}, String{Not}Like, Numeric{Not}Equals, NumericLessThan{Equals},
-  NumericGreaterThan{Equals}, Date (same six), Bool, BinaryEquals, {Not}IpAddress, Arn{Not}Equals,
-  Arn{Not}Like (each of the six ARN components matched separately), Null; any of them with `IfExists`.
-- An operator this module does not know never silently allows: the statement does not apply if it is an
-  Allow, and does apply if it is a Deny (fail closed both ways). Each unknown operator is logged once.
-- Not supported: policy variables (`${aws:username}` is compared literally), principal wildcards other
-  than `*`, assumed-role session ARNs matched against their role.
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudpolicypy
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
-"""SQS -> Lambda event source mappings for the local cloud, with Lambda's real delivery semantics.
+"""SQS -> Lambda event source mappings for the local cloud, with Lambda's real delivery semantics: the
+mappings are polled through boto3 on the endpoint, in place of moto's push inside SendMessage.
+Invariant: a message is deleted only after an invocation that succeeded for it.
 
-moto's own mapping is unusable here (see docs/shared notes): it invokes the function inside SendMessage,
-always reports ApproximateReceiveCount "1" and deletes messages a function reported as failed. This module
-switches that push off (`disable_moto_sqs_push`) and polls instead, the way the Lambda service does.
-
-Invariant: a message is deleted only after an invocation that succeeded for it. A function error deletes
-nothing; with `ReportBatchItemFailures`, only the records not listed in `batchItemFailures` are deleted,
-and an invalid response fails the whole batch. Failed messages are left alone: they become visible again
-when the queue's own visibility timeout runs out (the poller never overrides it), each receive increments
-ApproximateReceiveCount, and the queue's redrive policy (applied by moto on receive) moves them to the DLQ
-after maxReceiveCount receives. At most `MaximumConcurrency` batches per mapping are in flight at once.
-
-Everything goes through boto3 clients on the emulator endpoint, so the poller runs inside the server
-process or beside any moto server; only `disable_moto_sqs_push` must run in the process that hosts moto.
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudpollerpy
 """
 
 from __future__ import annotations

@@ -2,24 +2,7 @@
 
     python -m localcloud.server --port N --home DIR
 
-serves every AWS API on 127.0.0.1:N (address it as http://localhost:N: moto misreads CDK asset bucket
-names when the host is an IP), with, in this process:
-
-- Step Functions executing state machines (moto's ASL interpreter) and the fixes in `localcloud.sfn`;
-- Lambda invocations running the deployed code through `localcloud.lambda_runner` (DIR/functions,
-  DIR/logs/<function>.log), publishing AWS/Lambda metrics;
-- CloudFormation models moto lacks: `AWS::CloudWatch::Alarm` (`localcloud.cloudwatch_alarm`),
-  `AWS::SNS::TopicPolicy` (`localcloud.topic_policy`) and `AWS::Lambda::EventInvokeConfig`
-  (`localcloud.event_invoke_config`);
-- EventBridge (`localcloud.events`): Step Functions status-change events and PutEvents delivered to rule
-  targets in the background, with retries, dead-letter queues and AWS/Events metrics;
-- the SQS event-source poller (`localcloud.poller`) and the alarm evaluator (`localcloud.alarm_evaluator`);
-- fault injection (`localcloud.chaos`): rules set at /_localcloud/chaos apply to every request and to the
-  Lambda environments.
-
-It runs until SIGTERM or SIGINT, then stops the evaluator, the poller, the event delivery, the Lambda
-environments and the HTTP server, in that order. Its own log goes to stderr (`cloud.up` sends it to
-DIR/server.log).
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserverpy
 """
 
 from __future__ import annotations

@@ -1,25 +1,7 @@
-"""Step Functions fixes applied inside the local cloud's server process (moto 5.2.5).
+"""Step Functions fixes applied inside the local cloud's server process (moto 5.2.5), so that the deployed
+segmented-job definition runs; also the one hook for execution status changes (`add_status_listener`).
 
-With `{"stepfunctions": {"execute_state_machine": True}}` moto executes ASL with its interpreter (a port of
-LocalStack's). Running the deployed segmented-job definition needs more:
-
-1. CloudFormation puts state machines into moto's *non-executing* backend, so StartExecution on a deployed
-   machine fails with StateMachineDoesNotExist: route their create/update/delete to the executing one.
-2. `arn:aws:states:::states:startExecution` (ContinueAsNew) passes the task's PascalCase parameters
-   (StateMachineArn, Name, Input) straight to boto3, whose Step Functions API is camelCase: map them onto
-   the operation's input shape, and its response back to PascalCase (`ExecutionArn`, `StartDate` as an
-   ISO-8601 string: a datetime left in the state breaks DescribeExecution).
-3. `$$.State.EnteredTime` is Python's isoformat (`...05.123456+00:00`) where AWS gives
-   `2026-11-22T15:04:05.123Z`; the job table's (status, updated_at) index sorts on that string, so it
-   must look the same whoever wrote it.
-4. Execution status changes have one hook (`add_status_listener`): RUNNING once, the terminal status
-   exactly once, and ABORTED as soon as StopExecution returns (moto only notices a stop when the running
-   task returns). Step Functions' EventBridge events (`localcloud.events`) listen there, and so do:
-5. the AWS/States execution metrics (ExecutionsStarted/Succeeded/Failed/TimedOut/Aborted, ExecutionTime)
-   that the alarms watch; moto publishes none. This is their only publisher: the alarm evaluator reads
-   them from CloudWatch.
-
-`install()` applies them all and returns a function that undoes them (tests restore moto afterwards).
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudsfnpy
 """
 
 from __future__ import annotations

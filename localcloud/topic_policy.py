@@ -1,20 +1,7 @@
-"""`AWS::SNS::TopicPolicy` for moto's CloudFormation, which has no model for it (moto 5.2.5).
+"""`AWS::SNS::TopicPolicy` for moto's CloudFormation, which has no model for it (moto 5.2.5): a topic's
+`Policy` attribute is what the template says, so whoever reads it sees what AWS would enforce.
 
-Without one, moto skips the resource and every deployed topic keeps SNS's default policy, whatever the
-template says: a policy that would silence CloudWatch on AWS (CDK's `enforce_ssl=True` alone does) went
-unnoticed. With it, the topic's `Policy` attribute is what the template says, and whoever reads it
-(`alarm_evaluator`, through GetTopicAttributes) sees what AWS would enforce.
-
-Invariants:
-- Create and update set `PolicyDocument` as the `Policy` of every topic in `Topics` (a TopicPolicy
-  replaces SNS's default policy; it does not add to it). A topic dropped from `Topics`, and every topic on
-  delete, gets SNS's default policy back, as moto builds it for a new topic.
-- After every stack update, every TopicPolicy of the stack is applied again. moto's update of an
-  `AWS::SNS::Topic` deletes the topic and creates a new one (new name, default policy) while an unchanged
-  TopicPolicy is not touched: without this the replacement would quietly fall back to the default policy.
-
-`install()` clears moto's cached model map (so the model is seen) and hooks stack updates; it returns a
-function that removes the hook. The model itself stays registered once this module is imported.
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudtopic_policypy
 """
 
 from __future__ import annotations
