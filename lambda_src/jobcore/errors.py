@@ -52,6 +52,15 @@ class RejectRatioExceededError(PermanentError):
     """Too many bad records: the input is probably not what the job expects."""
 
 
+def in_shard(error: PermanentError, where: str) -> PermanentError:
+    """The same error (same type, so the same name for the state machine and the DLQ), its message
+    prefixed with where it happened: `shard 2 (bytes 2097152-3145728): ...`."""
+    error.args = (f"{where}: {error}",)
+    if isinstance(error, ValidationError):
+        error.rule = f"{where}: {error.rule}"
+    return error
+
+
 class JobCancelledError(PipelineError):
     """The job was cancelled (or superseded by a newer attempt): stop without failing."""
 

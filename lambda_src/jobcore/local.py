@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jobcore.errors import InputChangedError, InputNotFoundError
-from jobcore.model import Checkpoint, InputPin, JobRecord
+from jobcore.model import Checkpoint, InputPin, JobRecord, ShardPosition
 from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING, sources
 
 
@@ -81,16 +81,28 @@ class MemoryJobStore:
 
     def checkpoint(self, checkpoint: Checkpoint) -> bool:
         current = self.records[checkpoint.job_id]
-        if (current.cursor, current.status, current.attempt) != (
-            checkpoint.old_cursor,
-            RUNNING,
-            checkpoint.attempt,
-        ):
+        cursor: int | None
+        if checkpoint.shard is None:
+            cursor = current.cursor
+            position: dict[str, Any] = {
+                "cursor": checkpoint.new_cursor,
+                "long_line_from": checkpoint.long_line_from,
+            }
+        else:
+            shard = current.shards[checkpoint.shard]
+            cursor = shard.cursor
+            moved = dataclasses.replace(
+                shard, cursor=checkpoint.new_cursor, long_line_from=checkpoint.long_line_from
+            )
+            shards = list(current.shards)
+            shards[checkpoint.shard] = moved
+            position = {"shards": tuple(shards)}
+        if (cursor, current.status, current.attempt) != (checkpoint.old_cursor, RUNNING, checkpoint.attempt):
             return False
         self.checkpoints.append(checkpoint)
         self.records[checkpoint.job_id] = dataclasses.replace(
             current,
-            cursor=checkpoint.new_cursor,
+            **position,
             input_bytes=checkpoint.input_bytes,
             chunk_ms=checkpoint.chunk_ms,
             records_in=current.records_in + checkpoint.records_in,
@@ -101,23 +113,39 @@ class MemoryJobStore:
             records_blank=current.records_blank + checkpoint.records_blank,
             bytes_in=current.bytes_in + checkpoint.bytes_in,
             segments=current.segments + checkpoint.segments,
-            long_line_from=checkpoint.long_line_from,
             updated_at=checkpoint.updated_at,
         )
         return True
 
-    def resume(self, job_id: str, *, failed_attempt: int, pin: InputPin | None, updated_at: str) -> bool:
+    def resume(
+        self,
+        job_id: str,
+        *,
+        failed_attempt: int,
+        pin: InputPin | None,
+        updated_at: str,
+        shards: tuple[ShardPosition, ...] = (),
+    ) -> bool:
         current = self.records[job_id]
         if (current.status, current.attempt) != (FAILED, failed_attempt):
             return False
-        pinned = _pinned(pin) if pin is not None else {}
+        pinned: dict[str, Any] = _pinned(pin) if pin is not None else {}
+        if shards:
+            pinned["shards"] = shards
         self.records[job_id] = dataclasses.replace(
             current, status=PENDING, attempt=failed_attempt + 1, error=None, updated_at=updated_at, **pinned
         )
         return True
 
     def restart(
-        self, job_id: str, *, failed_attempt: int, pin: InputPin, output_prefix: str, updated_at: str
+        self,
+        job_id: str,
+        *,
+        failed_attempt: int,
+        pin: InputPin,
+        output_prefix: str,
+        updated_at: str,
+        shards: tuple[ShardPosition, ...] = (),
     ) -> bool:
         current = self.records[job_id]
         if (current.status, current.attempt) != (FAILED, failed_attempt):
@@ -139,6 +167,7 @@ class MemoryJobStore:
             bytes_in=0,
             segments=0,
             long_line_from=None,
+            shards=shards,
             **_pinned(pin),
         )
         return True

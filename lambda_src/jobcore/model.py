@@ -49,6 +49,30 @@ class InputPin:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShardPosition:
+    """One byte range of a job's input, and how far its worker has got. A shard owns the lines whose
+    newline falls in [start, end) (and, for the last shard, a final line without one): the same lines a
+    one-shard run writes into the parts of those aligned chunks, so the output does not depend on the
+    shard count."""
+
+    index: int
+    start: int
+    end: int
+    # Where the next read begins: a line start, or inside a too-long line being skipped. None until the
+    # shard's worker has found its first line (the one running into `start` from before it).
+    cursor: int | None
+    # Set while the cursor is inside a line longer than the limit: where that line began.
+    long_line_from: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.cursor is not None and self.cursor >= self.end
+
+    def describe(self) -> str:
+        return f"shard {self.index} (bytes {self.start}-{self.end})"
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobRecord:
     job_id: str
     status: str
@@ -80,6 +104,9 @@ class JobRecord:
     long_line_from: int | None = None
     # Learned duration of one chunk (ms), so a new invocation's time guard starts informed.
     chunk_ms: int = 0
+    # A sharded job's ranges (jobcore.shards.plan); empty for one shard, whose position is `cursor` and
+    # `long_line_from` above.
+    shards: tuple[ShardPosition, ...] = ()
     fault_injection: FaultInjection | None = None
     request: str = ""
     source_message_id: str = ""
@@ -87,6 +114,15 @@ class JobRecord:
     created_at: str = ""
     updated_at: str = ""
     expires_at: int = 0
+
+    def positions(self, size: int) -> tuple[ShardPosition, ...]:
+        """Every shard of the job over an input of `size` bytes (one, at the top-level cursor, unless it
+        is sharded)."""
+        if self.shards:
+            return self.shards
+        return (
+            ShardPosition(index=0, start=0, end=size, cursor=self.cursor, long_line_from=self.long_line_from),
+        )
 
     @property
     def pin(self) -> InputPin | None:
@@ -97,12 +133,13 @@ class JobRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class Checkpoint:
-    """Advance a job from `old_cursor` to `new_cursor`, adding this chunk's counts. Applied only if the
-    job is RUNNING in `attempt` and its cursor is still `old_cursor`: monotonic and idempotent."""
+    """Advance a job (or one of its shards) from `old_cursor` to `new_cursor`, adding this chunk's counts to
+    the job's. Applied only if the job is RUNNING in `attempt` and that cursor is still `old_cursor` (None:
+    the shard has none yet): monotonic and idempotent."""
 
     job_id: str
     attempt: int
-    old_cursor: int
+    old_cursor: int | None
     new_cursor: int
     input_bytes: int
     records_in: int
@@ -117,3 +154,5 @@ class Checkpoint:
     updated_at: str
     # The new value (None: the cursor is at a line start).
     long_line_from: int | None = None
+    # The shard whose cursor moves; None: the job's own (a job of one shard).
+    shard: int | None = None

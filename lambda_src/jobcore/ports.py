@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from jobcore.model import Checkpoint, InputPin, JobRecord
+from jobcore.model import Checkpoint, InputPin, JobRecord, ShardPosition
 
 
 class ObjectStore(Protocol):
@@ -36,16 +36,32 @@ class JobStore(Protocol):
         """Put a REJECTED record unless a job with that id exists already (it is never overwritten)."""
         ...
 
-    def resume(self, job_id: str, *, failed_attempt: int, pin: InputPin | None, updated_at: str) -> bool:
+    def resume(
+        self,
+        job_id: str,
+        *,
+        failed_attempt: int,
+        pin: InputPin | None,
+        updated_at: str,
+        shards: tuple[ShardPosition, ...] = (),
+    ) -> bool:
         """FAILED in `failed_attempt` -> PENDING in attempt + 1, keeping the checkpoint (and recording
-        `pin` when the job had none: its input was missing when it was accepted)."""
+        `pin` and its `shards` when the job had none: its input was missing when it was accepted)."""
         ...
 
     def restart(
-        self, job_id: str, *, failed_attempt: int, pin: InputPin, output_prefix: str, updated_at: str
+        self,
+        job_id: str,
+        *,
+        failed_attempt: int,
+        pin: InputPin,
+        output_prefix: str,
+        updated_at: str,
+        shards: tuple[ShardPosition, ...] = (),
     ) -> bool:
         """FAILED in `failed_attempt` -> PENDING in attempt + 1 from offset 0, counters reset, pinned to
-        `pin`, writing under `output_prefix` (a fresh location: no output mixes two versions)."""
+        `pin` and cut into `shards` (none: one), writing under `output_prefix` (a fresh location: no output
+        mixes two versions)."""
         ...
 
     def fail(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> JobRecord | None:

@@ -14,6 +14,9 @@ Invariants:
 - A chunk is started only when the remaining time minus the safety margin covers the expected chunk time
   (the largest seen, persisted in the record); the first chunk of an invocation always runs, so every
   segment makes progress.
+- A sharded job runs one segment per shard (jobcore.shards): the same loop over the shard's chunks, with
+  the shard's own cursor and checkpoint; it begins at the first line running into its range and leaves the
+  line running past its end to the next shard, so every part is what a one-shard run writes.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from jobcore.errors import (
     RejectRatioExceededError,
     TransientError,
     ValidationError,
+    in_shard,
 )
 from jobcore.lines import (
     BOM,
@@ -67,6 +71,8 @@ class SegmentRequest:
     retry_count: int = 0
     # `$$.Execution.StartTime` of the running execution (ISO-8601): the time-based hand-over reads it.
     execution_started_at: str | None = None
+    # Which of the job's shards this segment works on (0 for a job of one shard).
+    shard: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +91,7 @@ class SegmentLimits:
 @dataclass(frozen=True, kw_only=True)
 class SegmentResult:
     job_id: str
+    # The shard's range is done (for a job of one shard: the job's input).
     done: bool
     cursor: int
     segments_in_execution: int
@@ -96,10 +103,12 @@ class SegmentResult:
     remaining_ms: int
     stale: bool = False
     hand_over: bool = False
+    shard: int = 0
 
     def as_payload(self) -> dict[str, object]:
         return {
             "job_id": self.job_id,
+            "shard": self.shard,
             "done": self.done,
             "hand_over": self.hand_over,
             "cursor": self.cursor,
@@ -176,10 +185,7 @@ class _Segment:
         self.keeps_bytes = registered.keeps_bytes
         self.in_bucket, self.in_key = split_s3_uri(record.input)
         self.out_bucket, self.out_prefix = split_s3_uri(record.output_prefix)
-        self.cursor = record.cursor
-        self.read_pos = record.cursor
         self.carry = b""
-        self.long_line_from = record.long_line_from
         self.chunk_ms = record.chunk_ms
         self.chunks = 0
         self.totals = {
@@ -198,6 +204,22 @@ class _Segment:
             )
         self.pin = pin
         self.size: int = pin.size
+        positions = record.positions(self.size)
+        if not 0 <= request.shard < len(positions):
+            raise ValidationError(
+                "shard", f"{request.shard} is not one of the job's {len(positions)} shard(s)"
+            )
+        self.shard = positions[request.shard]
+        self.sharded = bool(record.shards)
+        self.start, self.end = self.shard.start, self.shard.end
+        # The checkpoint's condition: the cursor as stored (None until the shard has found its first line).
+        self.persisted = self.shard.cursor
+        self.long_line_from = self.shard.long_line_from
+        if self.shard.cursor is None:
+            self.cursor = self.read_pos = self.start
+            self._locate()
+        else:
+            self.cursor = self.read_pos = self.shard.cursor
         job_ratio = record.max_reject_ratio
         self.max_reject_ratio = (
             limits.max_reject_ratio if job_ratio is None else min(job_ratio, limits.max_reject_ratio)
@@ -205,7 +227,29 @@ class _Segment:
 
     @property
     def done(self) -> bool:
-        return self.cursor >= self.size
+        return self.cursor >= self.end
+
+    def _locate(self) -> None:
+        """Find the shard's first line: the one after the last newline before `start` (it runs into the
+        shard, and its newline is the shard's). Reads backwards a line's maximum at a time; a line longer
+        than that is skipped from `start` on, remembered from where it began, as the one-shard run does."""
+        limit = self.limits.lines.max_line_bytes
+        high, tail, begin = self.start, b"", 0
+        while high > 0:
+            low = max(0, high - (limit + 1))
+            data = self._read(low, high)
+            if high == self.start:
+                tail = data
+            newline = data.rfind(b"\n")
+            if newline >= 0:
+                begin = low + newline + 1
+                break
+            high = low
+        if self.start - begin <= limit:
+            self.cursor = begin
+            self.carry = tail[len(tail) - (self.start - begin) :]
+        else:
+            self.long_line_from = begin
 
     def may_start_chunk(self) -> bool:
         if self.limits.max_chunks and self.chunks >= self.limits.max_chunks:
@@ -221,14 +265,18 @@ class _Segment:
         started = self.clock()
         b = self.record.chunk_bytes
         start = self.read_pos
-        end = min((start // b + 1) * b, self.size)
+        end = min((start // b + 1) * b, self.end)
         data = self._read(start, end)
         at_end = end >= self.size
+        # The shard's last range: a line running past it is the next shard's (its newline is there).
+        at_shard_end = end >= self.end and not at_end
         self.read_pos = end
         before = ChunkResult()
         if self.long_line_from is not None:
             newline = data.find(b"\n")
             if newline < 0 and not at_end:
+                if at_shard_end:
+                    self.long_line_from = None
                 return self._commit(None, b"", end, started, offset=None)  # still inside the long line
             line_end = start + newline if newline >= 0 else end
             before.rejects.append(self._long_line_reject(line_end))
@@ -238,7 +286,11 @@ class _Segment:
         data = self.carry + data
         line_start = start - len(self.carry)
         complete, self.carry = split_complete(data, at_end=at_end)
+        if at_shard_end:
+            self.carry = b""
         if not complete and not before.rejects:
+            if at_shard_end:
+                return self._commit(None, b"", end, started, offset=None)
             if len(self.carry) <= self.limits.lines.max_line_bytes:
                 return True  # a line longer than the range: keep reading, nothing to commit yet
             # Too long to hold: skip the rest of it range by range, remembering where it began.
@@ -253,7 +305,7 @@ class _Segment:
             limits=self.limits.lines,
         )
         result.prepend(before)
-        new_cursor = line_start + len(complete)
+        new_cursor = end if at_shard_end else line_start + len(complete)
         return self._commit(result, complete, new_cursor, started, offset=(end - 1) // b * b)
 
     def _commit(
@@ -279,7 +331,8 @@ class _Segment:
         checkpoint = Checkpoint(
             job_id=self.record.job_id,
             attempt=self.request.attempt,
-            old_cursor=self.cursor,
+            shard=self.shard.index if self.sharded else None,
+            old_cursor=self.persisted,
             new_cursor=new_cursor,
             input_bytes=self.size,
             records_in=counts.records_in,
@@ -288,7 +341,9 @@ class _Segment:
             records_transformed=counts.records_transformed,
             records_filtered=counts.records_filtered,
             records_blank=counts.records_blank,
-            bytes_in=new_cursor - self.cursor,
+            # The shard counts its own range only (a first line that began before it is counted by the
+            # shard before), so the shards' counts add up to the input's size.
+            bytes_in=max(0, new_cursor - max(self.cursor, self.start)),
             segments=0 if self.counted_segment else 1,
             chunk_ms=self.chunk_ms,
             updated_at=self.now(),
@@ -300,7 +355,7 @@ class _Segment:
         if not applied:
             return False
         self.counted_segment = True
-        self.cursor = checkpoint.new_cursor
+        self.cursor = self.persisted = checkpoint.new_cursor
         self.totals["records_in"] += counts.records_in
         self.totals["records_out"] += counts.records_out
         self.totals["records_rejected"] += counts.records_rejected
@@ -353,11 +408,12 @@ class _Segment:
         """Re-read the record after a failed checkpoint: cancelled/superseded raise; otherwise another
         invocation advanced the cursor, and this one stops without changing anything."""
         current = retry.call(lambda: _load(self.jobs, self.request), what="read job", deadline=self.deadline)
+        actual = current.positions(self.size)[self.shard.index].cursor
         log.warning(
             "stale invocation: checkpoint not applied",
-            extra={"expected_cursor": self.cursor, "actual_cursor": current.cursor},
+            extra={"expected_cursor": self.persisted, "actual_cursor": actual, "shard": self.shard.index},
         )
-        return current.cursor
+        return self.cursor if actual is None else actual
 
 
 def _elapsed_seconds(started_at: str | None, epoch: Callable[[], float]) -> float | None:
@@ -394,24 +450,31 @@ def run_segment(
         return SegmentResult(
             job_id=record.job_id, done=True, cursor=record.cursor, segments_in_execution=segments, chunks=0,
             records_in=0, records_out=0, records_rejected=0, bytes_in=0, remaining_ms=remaining_ms(),
+            shard=request.shard,
         )  # fmt: skip
-    segment = _Segment(
-        request,
-        record,
-        jobs=jobs,
-        objects=objects,
-        remaining_ms=remaining_ms,
-        limits=limits,
-        now=now,
-        clock=clock,
-        deadline=deadline,
-    )
     stale = False
-    while not segment.done and segment.may_start_chunk():
-        if not segment.run_chunk():
-            stale = True
-            segment.cursor = segment.explain_lost_race()
-            break
+    try:
+        segment = _Segment(
+            request,
+            record,
+            jobs=jobs,
+            objects=objects,
+            remaining_ms=remaining_ms,
+            limits=limits,
+            now=now,
+            clock=clock,
+            deadline=deadline,
+        )
+        while not segment.done and segment.may_start_chunk():
+            if not segment.run_chunk():
+                stale = True
+                segment.cursor = segment.explain_lost_race()
+                break
+    except PermanentError as error:
+        # The job fails with this reason: on a sharded job, say which shard met it.
+        if record.shards and 0 <= request.shard < len(record.shards):
+            raise in_shard(error, record.shards[request.shard].describe()) from None
+        raise
     elapsed = _elapsed_seconds(request.execution_started_at, epoch)
     hand_over = (
         limits.handover_after_seconds is not None
@@ -431,4 +494,5 @@ def run_segment(
         remaining_ms=remaining_ms(),
         stale=stale,
         hand_over=hand_over and not segment.done,
+        shard=request.shard,
     )

@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from jobcore.adapters.aws_errors import translated
-from jobcore.model import Checkpoint, FaultInjection, InputPin, JobRecord
+from jobcore.model import Checkpoint, FaultInjection, InputPin, JobRecord, ShardPosition
 from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING, sources
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -72,8 +72,39 @@ def to_item(record: JobRecord) -> dict[str, Any]:
         }
     if record.error is not None:
         plain["error"] = dict(record.error)
+    if record.shards:
+        plain["shards"] = shards_map(record.shards)
     serializer = _serializer()
     return {key: serializer.serialize(value) for key, value in plain.items()}
+
+
+def shards_map(shards: tuple[ShardPosition, ...]) -> dict[str, dict[str, int]]:
+    """A sharded job's positions as the item holds them: `shards.<index>.{start, end, cursor,
+    long_line_from}`, the last two only when set (a checkpoint moves one shard's by its path)."""
+    return {
+        str(shard.index): {
+            "start": shard.start,
+            "end": shard.end,
+            **({"cursor": shard.cursor} if shard.cursor is not None else {}),
+            **({"long_line_from": shard.long_line_from} if shard.long_line_from is not None else {}),
+        }
+        for shard in shards
+    }
+
+
+def _shards_of(value: Any) -> tuple[ShardPosition, ...]:
+    if not isinstance(value, dict):
+        return ()
+    return tuple(
+        ShardPosition(
+            index=int(key),
+            start=int(entry["start"]),
+            end=int(entry["end"]),
+            cursor=int(entry["cursor"]) if "cursor" in entry else None,
+            long_line_from=int(entry["long_line_from"]) if "long_line_from" in entry else None,
+        )
+        for key, entry in sorted(value.items(), key=lambda item: int(item[0]))
+    )
 
 
 def from_item(item: dict[str, Any]) -> JobRecord:
@@ -103,6 +134,7 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         else None,
         created_at=str(plain.get("created_at", "")),
         updated_at=str(plain.get("updated_at", "")),
+        shards=_shards_of(plain.get("shards")),
         **fields,
     )
 
@@ -191,23 +223,32 @@ class DynamoJobStore:
             ":running": {"S": RUNNING},
             ":attempt": {"N": str(c.attempt)},
         }
-        long_line = "REMOVE #long_line_from"
+        # The job's own position, or one shard's inside the `shards` map (by its index, as a name).
+        where = "#shards.#shard." if c.shard is not None else ""
+        long_line = f"REMOVE {where}#long_line_from"
         if c.long_line_from is not None:
             long_line = ""
             values[":long_line_from"] = {"N": str(c.long_line_from)}
+        if c.old_cursor is None:
+            values.pop(":old")
+            moved_from = f"attribute_not_exists({where}#cursor)"
+        else:
+            moved_from = f"{where}#cursor = :old"
+        shard_names = {"#shards": "shards", "#shard": str(c.shard)} if c.shard is not None else {}
         return (
             self._update(
                 c.job_id,
                 # Every attribute by name: DynamoDB reserves words such as CURSOR and SEGMENTS.
                 UpdateExpression=(
-                    "SET #cursor = :new, #input_bytes = :size, #chunk_ms = :chunk_ms, #updated_at = :now"
-                    + (", #long_line_from = :long_line_from" if c.long_line_from is not None else "")
+                    f"SET {where}#cursor = :new, #input_bytes = :size, #chunk_ms = :chunk_ms, #updated_at = :now"
+                    + (f", {where}#long_line_from = :long_line_from" if c.long_line_from is not None else "")
                     + " ADD #records_in :in, #records_out :out, #records_rejected :rejected, "
                     "#records_transformed :transformed, #records_filtered :filtered, "
                     "#records_blank :blank, #bytes_in :bytes, #segments :seg " + long_line
                 ),
-                ConditionExpression="#cursor = :old AND #status = :running AND #attempt = :attempt",
-                ExpressionAttributeNames={
+                ConditionExpression=f"{moved_from} AND #status = :running AND #attempt = :attempt",
+                ExpressionAttributeNames=shard_names
+                | {
                     f"#{name}": name
                     for name in (
                         "cursor",
@@ -232,8 +273,19 @@ class DynamoJobStore:
             is not None
         )
 
-    def resume(self, job_id: str, *, failed_attempt: int, pin: InputPin | None, updated_at: str) -> bool:
+    def resume(
+        self,
+        job_id: str,
+        *,
+        failed_attempt: int,
+        pin: InputPin | None,
+        updated_at: str,
+        shards: tuple[ShardPosition, ...] = (),
+    ) -> bool:
         pin_clause, values = _pin_values(pin) if pin is not None else ("", {})
+        if shards:
+            pin_clause += (", " if pin_clause else "") + "shards = :shards"
+            values[":shards"] = _serializer().serialize(shards_map(shards))
         allowed, sources_values = _may_become(PENDING)
         return (
             self._update(
@@ -256,9 +308,22 @@ class DynamoJobStore:
         )
 
     def restart(
-        self, job_id: str, *, failed_attempt: int, pin: InputPin, output_prefix: str, updated_at: str
+        self,
+        job_id: str,
+        *,
+        failed_attempt: int,
+        pin: InputPin,
+        output_prefix: str,
+        updated_at: str,
+        shards: tuple[ShardPosition, ...] = (),
     ) -> bool:
         pin_clause, values = _pin_values(pin)
+        removed = ["#error", "long_line_from"] + ([] if pin.version_id else ["input_version"])
+        if shards:
+            pin_clause += ", shards = :shards"
+            values[":shards"] = _serializer().serialize(shards_map(shards))
+        else:
+            removed.append("shards")
         allowed, sources_values = _may_become(PENDING)
         zero = {"N": "0"}
         return (
@@ -269,7 +334,7 @@ class DynamoJobStore:
                     "#cursor = :zero, records_in = :zero, records_out = :zero, records_rejected = :zero, "
                     "records_transformed = :zero, records_filtered = :zero, "
                     f"records_blank = :zero, bytes_in = :zero, #segments = :zero, {pin_clause} "
-                    "REMOVE #error, long_line_from" + ("" if pin.version_id else ", input_version")
+                    f"REMOVE {', '.join(removed)}"
                 ),
                 ConditionExpression=f"{allowed} AND #attempt = :attempt",
                 ExpressionAttributeNames={
