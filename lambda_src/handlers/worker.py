@@ -43,6 +43,7 @@ def to_request(event: dict[str, Any]) -> SegmentRequest:
         segments_in_execution=int(event.get("segments_in_execution", 0)),
         retry_count=int(event.get("retry_count", 0)),
         execution_started_at=event.get("execution_started_at"),
+        shard=int(event.get("shard", 0)),
     )
 
 
@@ -56,6 +57,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
         attempt=request.attempt,
         execution=request.execution,
         segment=request.segments_in_execution + 1,
+        shard=request.shard,
     )
     timeouts = call_timeouts(context.get_remaining_time_in_millis())
     with translated():

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from jobcore import retry
+from jobcore import retry, shards
 from jobcore.errors import InputChangedError, PermanentError, TransientError, ValidationError, error_of
-from jobcore.model import InputPin, JobRecord, split_s3_uri
+from jobcore.model import InputPin, JobRecord, ShardPosition, split_s3_uri
 from jobcore.ports import DeadLetters, ExecutionStarter, JobStore, ObjectStore
 from jobcore.request import JobRequest, job_id_of, parse_request
 from jobcore.settings import IngestSettings
@@ -134,14 +134,16 @@ class Ingest:
     ) -> JobRecord:
         now = self._now()
         pin = found if isinstance(found, InputPin) else None
+        chunk_bytes = request.chunk_bytes or self._settings.default_chunk_bytes
         return JobRecord(
             job_id=request.job_id,
             status=FAILED if pin is None else PENDING,
             input=request.input,
             transform=request.transform,
             transform_options=request.transform_options,
-            chunk_bytes=request.chunk_bytes or self._settings.default_chunk_bytes,
+            chunk_bytes=chunk_bytes,
             output_prefix=job_output_prefix(str(self._settings.output_location), request.job_id),
+            shards=self._plan(pin, chunk_bytes, request) if pin else (),
             input_bytes=pin.size if pin else None,
             input_etag=pin.etag if pin else None,
             input_version=pin.version_id if pin else None,
@@ -155,6 +157,9 @@ class Ingest:
             expires_at=int(self._epoch()) + self._settings.job_ttl_days * 86_400,
         )
 
+    def _plan(self, pin: InputPin, chunk_bytes: int, request: JobRequest) -> tuple[ShardPosition, ...]:
+        return shards.plan(pin.size, chunk_bytes, request.shards or self._settings.default_shards)
+
     def _accept(self, message: IngestMessage, request: JobRequest) -> Outcome:
         found = self._inspect(request.input)
         record = self._record(message, request, found)
@@ -164,8 +169,15 @@ class Ingest:
                 log.error("job failed at once", extra={"job_id": record.job_id, "reason": str(found)})
                 self._send_to_dlq(message, found, record.job_id)
                 return Outcome.FAILED
-            self._start(message, record.job_id, attempt=1)
-            log.info("job accepted", extra={"job_id": record.job_id, "input_etag": record.input_etag})
+            self._start(message, record, attempt=1)
+            log.info(
+                "job accepted",
+                extra={
+                    "job_id": record.job_id,
+                    "input_etag": record.input_etag,
+                    "shards": len(record.shards) or 1,
+                },
+            )
             return Outcome.STARTED
         existing = self._call_get(record.job_id)
         if not _same_request(existing, record):
@@ -176,7 +188,7 @@ class Ingest:
             )
         if existing.status == PENDING:
             # Put done, start lost (a crash or timeout in between): starting again is safe, same name.
-            started = self._start(message, existing.job_id, attempt=existing.attempt)
+            started = self._start(message, existing, attempt=existing.attempt)
             return Outcome.STARTED if started else Outcome.DUPLICATE
         if existing.status == FAILED:
             return self._redrive(message, request, existing, found)
@@ -196,6 +208,7 @@ class Ingest:
         pinned = existing.pin
         changed = pinned is not None and (pinned.etag, pinned.version_id) != (found.etag, found.version_id)
         attempt = existing.attempt + 1
+        planned = self._plan(found, existing.chunk_bytes, request)
         if request.restart:
             output_prefix = job_output_prefix(
                 str(self._settings.output_location), existing.job_id, restart_attempt=attempt
@@ -208,6 +221,7 @@ class Ingest:
                     pin=found,
                     output_prefix=output_prefix,
                     updated_at=self._now(),
+                    shards=planned,
                 ),
             )
             outcome = Outcome.RESTARTED
@@ -230,13 +244,15 @@ class Ingest:
                     existing.job_id,
                     failed_attempt=existing.attempt,
                     pin=found if pinned is None else None,
+                    # A job whose input was missing when it arrived is cut into shards now.
+                    shards=planned if pinned is None else (),
                     updated_at=self._now(),
                 ),
             )
             outcome = Outcome.RESUMED
         if not applied:
             raise TransientError(f"job {existing.job_id} changed while being redriven; will retry")
-        self._start(message, existing.job_id, attempt=attempt)
+        self._start(message, self._call_get(existing.job_id), attempt=attempt)
         log.info(
             "failed job redriven",
             extra={
@@ -279,15 +295,17 @@ class Ingest:
             raise TransientError(f"job {job_id} vanished between put and read; will retry")
         return existing
 
-    def _start(self, message: IngestMessage, job_id: str, *, attempt: int) -> bool:
+    def _start(self, message: IngestMessage, record: JobRecord, *, attempt: int) -> bool:
         payload = {
-            "job_id": job_id,
+            "job_id": record.job_id,
             "attempt": attempt,
             "execution": 0,
             "request": message.body,
             "source_message_id": message.source_message_id,
+            # The Map's items: every shard, each resuming from its own checkpoint.
+            "shards": shards.map_items(record.positions(record.input_bytes or 0)),
         }
-        name = execution_name(job_id, attempt, 0)
+        name = execution_name(record.job_id, attempt, 0)
         return self._call("start execution", lambda: self._executions.start(name=name, payload=payload))
 
     def _send_to_dlq(self, message: IngestMessage, error: Exception, job_id: str | None) -> None:

@@ -82,6 +82,9 @@ class IngestSettings(_Settings):
     job_ttl_days: int
     dlq_url: str
     state_machine_arn: str
+    # Shards a job may ask for, and what it gets when it does not ask.
+    max_shards: int
+    default_shards: int
 
     VARIABLES: ClassVar[Mapping[str, str]] = {
         "job_table_name": Env.JOB_TABLE_NAME,
@@ -94,6 +97,8 @@ class IngestSettings(_Settings):
         "job_ttl_days": Env.JOB_TTL_DAYS,
         "dlq_url": Env.DLQ_URL,
         "state_machine_arn": Env.STATE_MACHINE_ARN,
+        "max_shards": Env.MAX_SHARDS,
+        "default_shards": Env.DEFAULT_SHARDS,
     }
 
     @property
@@ -103,6 +108,7 @@ class IngestSettings(_Settings):
             input_locations=self.input_locations,
             max_reject_ratio=self.max_reject_ratio,
             fault_injection_allowed=self.fault_injection_allowed,
+            max_shards=self.max_shards,
         )
 
 

@@ -31,3 +31,8 @@ def plan(size: int, chunk_bytes: int, requested: int) -> tuple[ShardPosition, ..
         # Shard 0 starts at a line start by definition; the others find theirs.
         shards.append(ShardPosition(index=index, start=start, end=end, cursor=0 if index == 0 else None))
     return tuple(shards)
+
+
+def map_items(positions: tuple[ShardPosition, ...]) -> list[dict[str, object]]:
+    """The state machine's Map items for these shards: one worker a round for each shard not yet done."""
+    return [{"shard": p.index, "done": p.done, "hand_over": False} for p in positions]

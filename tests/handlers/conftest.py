@@ -126,6 +126,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             "MAX_REJECT_RATIO": "0.5",
             "MAX_LINE_BYTES": str(1024 * 1024),
             "HANDOVER_AFTER_SECONDS": "3600",
+            "MAX_SHARDS": "8",
+            "DEFAULT_SHARDS": "1",
         }.items():
             monkeypatch.setenv(name, value)
         from handlers import failures, ingest, worker

@@ -57,6 +57,7 @@ def test_accepted_job_is_pending_and_its_execution_started(aws: Aws) -> None:
         "execution": 0,
         "request": json.dumps(VALID),
         "source_message_id": "m-1",
+        "shards": [{"shard": 0, "done": False, "hand_over": False}],
     }
     assert aws.dlq_messages() == []
 
