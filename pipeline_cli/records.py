@@ -30,6 +30,7 @@ def build_request(
     transform_options: Mapping[str, Any] | None = None,
     chunk_bytes: int | None = None,
     fault: Mapping[str, Any] | None = None,
+    shards: int | None = None,
 ) -> dict[str, Any]:
     """The job message of the contract, with only the fields the user set (the ingest owns defaults)."""
     request: dict[str, Any] = {"job_id": job_id, "input": input_uri}
@@ -43,6 +44,8 @@ def build_request(
         request["chunk_bytes"] = chunk_bytes
     if fault is not None:
         request["fault_injection"] = dict(fault)
+    if shards is not None:
+        request["shards"] = shards
     return request
 
 

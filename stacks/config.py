@@ -76,7 +76,8 @@ class WorkerConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class StateMachineConfig:
-    # Worker passes per execution before continue-as-new; checked against the history quota.
+    # Worker segments (of all shards together) per execution before continue-as-new; checked against the
+    # history quota with max_shards segments in the last round.
     segment_budget: int
     execution_timeout_minutes: int
     retry_interval_seconds: int
@@ -89,6 +90,12 @@ class StateMachineConfig:
     # A worker whose environment died (Runtime.ExitError, OOM, Sandbox.Timedout) is retried from its
     # checkpoint this many times, with the same full-jitter backoff, before the job fails.
     crash_retry_max_attempts: int = 3
+    # A job's input may be cut into up to this many shards, processed in parallel (request field
+    # `shards`; `default_shards` when it has none). Each round of the loop runs one segment per shard, at
+    # most max_concurrent_shards at once (the Map's MaxConcurrency).
+    max_shards: int = 1
+    default_shards: int = 1
+    max_concurrent_shards: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,6 +156,8 @@ class EnvironmentConfig:
             ),
             transient_attempts=sm.retry_max_attempts,
             crash_attempts=sm.crash_retry_max_attempts,
+            max_shards=sm.max_shards,
+            max_concurrent_shards=sm.max_concurrent_shards,
         )
 
     def validate(self) -> EnvironmentConfig:
@@ -163,6 +172,7 @@ class EnvironmentConfig:
             self.state_machine.segment_budget,
             retry_max_attempts=self.state_machine.retry_max_attempts
             + self.state_machine.crash_retry_max_attempts,
+            max_shards=self.state_machine.max_shards,
         )
         problems += rules.check_execution_timeout(
             execution_timeout_minutes=self.state_machine.execution_timeout_minutes,
@@ -208,6 +218,20 @@ class EnvironmentConfig:
         problems += rules.check_range(
             "state_machine.handover_after_minutes", self.state_machine.handover_after_minutes, 1, 525_600
         )
+        sm = self.state_machine
+        problems += rules.check_range("state_machine.max_shards", sm.max_shards, 1, 1000)
+        problems += rules.check_range("state_machine.default_shards", sm.default_shards, 1, sm.max_shards)
+        # An inline Map runs at most 40 iterations at once, whatever its MaxConcurrency says.
+        problems += rules.check_range(
+            "state_machine.max_concurrent_shards", sm.max_concurrent_shards, 1, min(sm.max_shards, 40)
+        )
+        if sm.max_concurrent_shards > 1 and self.worker.function.reserved_concurrency is not None:
+            problems += rules.check_range(
+                "state_machine.max_concurrent_shards",
+                sm.max_concurrent_shards,
+                1,
+                self.worker.function.reserved_concurrency,
+            )
         problems += rules.check_locations(
             inputs=[(loc.bucket, loc.prefix) for loc in self.locations.inputs],
             output=(self.locations.output.bucket, self.locations.output.prefix),
@@ -302,6 +326,8 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
             retry_backoff_rate=1.5,
             retry_max_delay_seconds=2,
             handover_after_minutes=10,
+            max_shards=8,
+            max_concurrent_shards=8,
         ),
         alarms=AlarmConfig(email=None, queue_age_threshold_seconds=60, evaluation_period_seconds=60),
         failures=FunctionConfig(memory_mb=256, timeout_seconds=10),
@@ -332,13 +358,16 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
             default_chunk_bytes=8 * 1024 * 1024,
         ),
         state_machine=StateMachineConfig(
-            segment_budget=500,
+            # 360 + 63 shard segments in the last round of a prod execution stay under the history budget.
+            segment_budget=360,
             execution_timeout_minutes=24 * 60,
             retry_interval_seconds=2,
             retry_max_attempts=6,
             retry_backoff_rate=2.0,
             retry_max_delay_seconds=60,
             handover_after_minutes=12 * 60,
+            max_shards=32,
+            max_concurrent_shards=32,
         ),
         alarms=AlarmConfig(email=None, queue_age_threshold_seconds=600),
         tags={"project": "resilient-pipeline", "environment": "dev"},
@@ -372,6 +401,8 @@ _CONFIGS["prod"] = replace(
         safety_margin_ms=60_000,
         default_chunk_bytes=16 * 1024 * 1024,
     ),
+    # Up to 64 shards, 32 at a time (the worker's reserved concurrency of 100 leaves room for other jobs).
+    state_machine=replace(_CONFIGS["dev"].state_machine, max_shards=64, max_concurrent_shards=32),
     alarms=_PROD_LIKE_ALARMS,
     tags={"project": "resilient-pipeline", "environment": "prod"},
 )

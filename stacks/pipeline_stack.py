@@ -112,6 +112,8 @@ class PipelineStack(Stack):
             table=table,
             dead_letter_queue=queues.dead_letter_queue,
             segment_budget=config.state_machine.segment_budget,
+            max_shards=config.state_machine.max_shards,
+            max_concurrent_shards=config.state_machine.max_concurrent_shards,
             retry=RetryPolicy(
                 interval_seconds=config.state_machine.retry_interval_seconds,
                 max_attempts=config.state_machine.retry_max_attempts,
@@ -145,6 +147,8 @@ class PipelineStack(Stack):
                 Env.JOB_TTL_DAYS: str(config.job_ttl_days),
                 Env.DLQ_URL: queues.dead_letter_queue.queue_url,
                 Env.STATE_MACHINE_ARN: jobs.state_machine_arn,
+                Env.MAX_SHARDS: str(config.state_machine.max_shards),
+                Env.DEFAULT_SHARDS: str(config.state_machine.default_shards),
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,

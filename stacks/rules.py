@@ -16,11 +16,16 @@ from dataclasses import dataclass
 HISTORY_EVENT_QUOTA = 25_000
 # Keep a fifth of the quota as headroom for events this estimate does not model.
 HISTORY_BUDGET_FRACTION = 0.8
-# One pass of the loop: Lambda task (Entered, Scheduled, Started, Succeeded, Exited) + Choice (Entered, Exited).
-EVENTS_PER_PASS = 7
+# The loop runs in rounds: a Map over the job's shards (one worker segment each), then the Tally and Decide
+# passes and the Choice. One iteration of the Map: MapIterationStarted and Succeeded, the shard's Choice
+# (Entered, Exited) and its worker task (Entered, Scheduled, Started, Succeeded, Exited).
+EVENTS_PER_ITERATION = 9
+# One round around the Map: the Map (Entered, Started, Succeeded, Exited), Tally, Decide and the Choice
+# (Entered, Exited each).
+EVENTS_PER_ROUND = 10
 # Each retry of the task adds Failed, Scheduled, Started.
 EVENTS_PER_RETRY = 3
-# Start, MarkRunning (5), ContinueAsNew or MarkSucceeded (5), terminal state (2), with margin.
+# Start, MarkRunning (5), StartRounds (2), ContinueAsNew or MarkSucceeded (5), terminal state (2), margin.
 FIXED_EVENTS_PER_EXECUTION = 20
 VISIBILITY_TIMEOUT_FACTOR = 6
 MAX_RECEIVE_COUNT_CEILING = 10
@@ -48,27 +53,37 @@ def check_visibility_timeout(
     return []
 
 
-def history_events_per_execution(*, segment_budget: int, retry_max_attempts: int) -> int:
-    """Worst case: every pass of the loop exhausts its retries."""
-    per_pass = EVENTS_PER_PASS + EVENTS_PER_RETRY * retry_max_attempts
-    return FIXED_EVENTS_PER_EXECUTION + per_pass * segment_budget
+def events_per_iteration(retry_max_attempts: int) -> int:
+    """Worst case for one shard's segment: its task exhausts its retries, and its round holds no other
+    iteration (a round's own events are counted against each of its iterations)."""
+    return EVENTS_PER_ITERATION + EVENTS_PER_ROUND + EVENTS_PER_RETRY * retry_max_attempts
 
 
-def check_segment_budget(segment_budget: int, *, retry_max_attempts: int = 0) -> list[str]:
+def history_events_per_execution(*, segment_budget: int, retry_max_attempts: int, max_shards: int = 1) -> int:
+    """Worst case. The Choice hands over once `segment_budget` iterations have run, checked after each
+    round: the last round may start at `segment_budget - 1` and run one iteration per shard."""
+    iterations = segment_budget - 1 + max_shards
+    return FIXED_EVENTS_PER_EXECUTION + events_per_iteration(retry_max_attempts) * iterations
+
+
+def check_segment_budget(
+    segment_budget: int, *, retry_max_attempts: int = 0, max_shards: int = 1
+) -> list[str]:
     if segment_budget < 1:
         return [f"state_machine.segment_budget is {segment_budget}: must be at least 1"]
     events = history_events_per_execution(
-        segment_budget=segment_budget, retry_max_attempts=retry_max_attempts
+        segment_budget=segment_budget, retry_max_attempts=retry_max_attempts, max_shards=max_shards
     )
     limit = int(HISTORY_EVENT_QUOTA * HISTORY_BUDGET_FRACTION)
     if events > limit:
-        per_pass = EVENTS_PER_PASS + EVENTS_PER_RETRY * retry_max_attempts
-        largest = (limit - FIXED_EVENTS_PER_EXECUTION) // per_pass
+        per_iteration = events_per_iteration(retry_max_attempts)
+        largest = (limit - FIXED_EVENTS_PER_EXECUTION) // per_iteration - max_shards + 1
         return [
-            f"state_machine.segment_budget is {segment_budget}: {per_pass} history events per pass "
-            f"(with up to {retry_max_attempts} retries) x {segment_budget} + {FIXED_EVENTS_PER_EXECUTION} = "
-            f"{events} events, over {limit} (80% of the {HISTORY_EVENT_QUOTA}-event quota); "
-            f"use at most {largest}"
+            f"state_machine.segment_budget is {segment_budget}: {per_iteration} history events per shard "
+            f"segment (with up to {retry_max_attempts} retries and its round's share) x ({segment_budget} - 1 + "
+            f"{max_shards} shards in the last round) + {FIXED_EVENTS_PER_EXECUTION} = {events} events, over "
+            f"{limit} (80% of the {HISTORY_EVENT_QUOTA}-event quota); use at most {largest}"
+            + ("" if largest >= 1 else " (none fits: lower state_machine.max_shards or the retries)")
         ]
     return []
 
@@ -129,10 +144,12 @@ class PassTime:
     worker_timeout_seconds: int
     delays_seconds: float
     recorder_seconds: float
+    # A round runs the shards in waves of at most the Map's MaxConcurrency: each wave one whole pass.
+    waves: int = 1
 
     @property
     def total_seconds(self) -> float:
-        return self.worker_seconds + self.delays_seconds + self.recorder_seconds
+        return self.waves * (self.worker_seconds + self.delays_seconds) + self.recorder_seconds
 
 
 def longest_pass(
@@ -142,11 +159,15 @@ def longest_pass(
     retry: RetryShape,
     transient_attempts: int,
     crash_attempts: int,
+    max_shards: int = 1,
+    max_concurrent_shards: int = 1,
 ) -> PassTime:
     """Every worker invocation of the pass runs to its timeout and is retried as often as allowed (the
-    transient and the crash retriers count separately), then the failure is recorded with retries too."""
+    transient and the crash retriers count separately), then the failure is recorded with retries too. A
+    round of `max_shards` shards runs in waves of `max_concurrent_shards`."""
     invocations = 1 + transient_attempts + crash_attempts
     return PassTime(
+        waves=math.ceil(max_shards / max_concurrent_shards),
         worker_seconds=worker_timeout_seconds * invocations,
         worker_invocations=invocations,
         worker_timeout_seconds=worker_timeout_seconds,
@@ -159,8 +180,8 @@ def longest_pass(
 def check_execution_timeout(
     *, execution_timeout_minutes: int, handover_after_minutes: int, pass_seconds: PassTime
 ) -> list[str]:
-    """An execution hands over (continue-as-new) at its first pass boundary after `handover_after`; the
-    pass running then may take `pass_seconds` more. All of it must end before the execution timeout: a
+    """An execution hands over (continue-as-new) at its first round boundary after `handover_after`; the
+    round running then may take `pass_seconds` more. All of it must end before the execution timeout: a
     timed-out execution skips every Catch, and only the watchdog would notice."""
     timeout_s = execution_timeout_minutes * 60
     handover_s = handover_after_minutes * 60
@@ -169,13 +190,18 @@ def check_execution_timeout(
         return []
     p = pass_seconds
     largest_handover = max(int((timeout_s - p.total_seconds) // 60), 0)
+    work = (
+        f"worker timeout {p.worker_timeout_seconds} s x {p.worker_invocations} invocations with retries = "
+        f"{p.worker_seconds:.0f} s, {p.delays_seconds:.0f} s of retry delays"
+    )
+    if p.waves > 1:
+        work = f"{p.waves} waves of shards x ({work})"
     return [
         f"state_machine.execution_timeout_minutes is {execution_timeout_minutes} ({timeout_s} s), but an "
         f"execution may run {handover_s} s (handover_after_minutes {handover_after_minutes}) plus one "
-        f"worst-case pass of {p.total_seconds:.0f} s (worker timeout {p.worker_timeout_seconds} s x "
-        f"{p.worker_invocations} invocations with retries = {p.worker_seconds:.0f} s, {p.delays_seconds:.0f} s "
-        f"of retry delays, {p.recorder_seconds:.0f} s to record a failure) = {needed:.0f} s; raise the "
-        f"timeout to at least {math.ceil(needed / 60)} minutes or lower handover_after_minutes to at most "
+        f"worst-case round of {p.total_seconds:.0f} s ({work}, {p.recorder_seconds:.0f} s to record a "
+        f"failure) = {needed:.0f} s; raise the timeout to at least {math.ceil(needed / 60)} minutes or lower "
+        "handover_after_minutes to at most "
         f"{largest_handover}"
     ]
 

@@ -88,7 +88,13 @@ class SegmentedJobStateMachine(Construct):
     the job marked FAILED and its request in the DLQ, recorded by the failures function (clean
     `{type, message}`), or by plain service integrations if that function cannot run. Transient errors and
     crashed environments are retried with full jitter, each a bounded number of times; nothing else is.
-    Executions that end outside this definition's own Catch (timed out, aborted) are the watchdog's."""
+    Executions that end outside this definition's own Catch (timed out, aborted) are the watchdog's.
+
+    The loop runs in rounds. A round is a Map over the job's shards (`$.shards`, one item each, written by
+    the ingest): a shard not yet done runs one worker segment, at most `max_concurrent_shards` at once. Then
+    Tally and Decide read the items back: all done -> MarkSucceeded; a worker asked to hand over (time), or
+    the execution has run `segment_budget` segments -> ContinueAsNew, carrying the items; else the next
+    round. A shard that fails fails the Map, which stops the other shards: the job fails once."""
 
     def __init__(
         self,
@@ -101,6 +107,8 @@ class SegmentedJobStateMachine(Construct):
         table: dynamodb.ITable,
         dead_letter_queue: sqs.IQueue,
         segment_budget: int,
+        max_shards: int,
+        max_concurrent_shards: int,
         retry: RetryPolicy,
         execution_timeout: Duration,
         log_retention_days: int,
@@ -109,7 +117,9 @@ class SegmentedJobStateMachine(Construct):
         super().__init__(scope, construct_id)
         self._name = state_machine_name
         problems = rules.check_segment_budget(
-            segment_budget, retry_max_attempts=retry.max_attempts + retry.crash_max_attempts
+            segment_budget,
+            retry_max_attempts=retry.max_attempts + retry.crash_max_attempts,
+            max_shards=max_shards,
         )
         if problems:
             raise ValueError("; ".join(problems))
@@ -156,11 +166,11 @@ class SegmentedJobStateMachine(Construct):
         mark_running.add_catch(cancelled, errors=[CONDITIONAL_CHECK_FAILED], result_path="$.error")
         mark_running.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
 
-        start_loop = sfn.Pass(
+        start_rounds = sfn.Pass(
             self,
-            "StartSegments",
-            result=sfn.Result.from_object({"segments_in_execution": 0, "done": False, "hand_over": False}),
-            result_path="$.segment",
+            "StartRounds",
+            result=sfn.Result.from_object({"iterations": 0}),
+            result_path="$.progress",
         )
 
         process_segment = tasks.LambdaInvoke(
@@ -172,26 +182,74 @@ class SegmentedJobStateMachine(Construct):
                     "job_id": sfn.JsonPath.string_at("$.job_id"),
                     "attempt": sfn.JsonPath.number_at("$.attempt"),
                     "execution": sfn.JsonPath.number_at("$.execution"),
-                    "segments_in_execution": sfn.JsonPath.number_at("$.segment.segments_in_execution"),
+                    "shard": sfn.JsonPath.number_at("$.item.shard"),
+                    "segments_in_execution": sfn.JsonPath.number_at("$.iterations"),
                     "retry_count": sfn.JsonPath.number_at("$$.State.RetryCount"),
                     "execution_started_at": sfn.JsonPath.string_at("$$.Execution.StartTime"),
                 }
             ),
-            # Only what the Choice needs: the state stays small however long the job runs.
+            # The iteration's output is the shard's next item: small, whatever the job's size.
             result_selector={
+                "shard.$": "$.Payload.shard",
                 "done.$": "$.Payload.done",
                 "hand_over.$": "$.Payload.hand_over",
-                "cursor.$": "$.Payload.cursor",
-                "segments_in_execution.$": "$.Payload.segments_in_execution",
             },
-            result_path="$.segment",
             # Our own Retry below covers these with full jitter; CDK's default one has none.
             retry_on_service_exceptions=False,
         )
         retry.add_to(process_segment, TRANSIENT_ERRORS + LAMBDA_SERVICE_ERRORS)
         retry.add_to(process_segment, CRASH_ERRORS, crash=True)
-        process_segment.add_catch(cancelled, errors=CANCELLED_ERRORS, result_path="$.error")
-        process_segment.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
+        shard_finished = sfn.Pass(
+            self,
+            "ShardFinished",
+            parameters={"shard": sfn.JsonPath.number_at("$.item.shard"), "done": True, "hand_over": False},
+        )
+        shard = (
+            sfn.Choice(self, "ShardDone?")
+            .when(sfn.Condition.boolean_equals("$.item.done", True), shard_finished)
+            .otherwise(process_segment)
+        )
+        round_ = sfn.Map(
+            self,
+            "Round",
+            comment="One segment for each shard not yet done",
+            items_path="$.shards",
+            item_selector={
+                "job_id": sfn.JsonPath.string_at("$.job_id"),
+                "attempt": sfn.JsonPath.number_at("$.attempt"),
+                "execution": sfn.JsonPath.number_at("$.execution"),
+                "iterations": sfn.JsonPath.number_at("$.progress.iterations"),
+                "item": sfn.JsonPath.object_at("$$.Map.Item.Value"),
+            },
+            max_concurrency=max_concurrent_shards,
+            result_path="$.shards",
+        )
+        round_.item_processor(shard)
+        # A shard that fails fails the round (the other shards are stopped): the job fails once, its reason
+        # naming the shard (the worker's message).
+        round_.add_catch(cancelled, errors=CANCELLED_ERRORS, result_path="$.error")
+        round_.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
+        # Written as ASL: two steps because an intrinsic function takes reference paths only (no [*]).
+        tally = sfn.Pass(
+            self,
+            "Tally",
+            parameters={
+                "done.$": "$.shards[*].done",
+                "hand_over.$": "$.shards[*].hand_over",
+                "iterations.$": "States.MathAdd($.progress.iterations, States.ArrayLength($.shards))",
+            },
+            result_path="$.progress",
+        )
+        decide = sfn.Pass(
+            self,
+            "Decide",
+            parameters={
+                "pending.$": "States.ArrayContains($.progress.done, false)",
+                "hand_over.$": "States.ArrayContains($.progress.hand_over, true)",
+                "iterations.$": "$.progress.iterations",
+            },
+            result_path="$.progress",
+        )
 
         succeeded_from, succeeded_values = _may_become(SUCCEEDED)
         mark_succeeded = tasks.DynamoUpdateItem(
@@ -238,6 +296,8 @@ class SegmentedJobStateMachine(Construct):
                     "execution": sfn.JsonPath.number_at("$.next.number"),
                     "request": sfn.JsonPath.string_at("$.request"),
                     "source_message_id": sfn.JsonPath.string_at("$.source_message_id"),
+                    # Each shard's item (done or not): a finished shard is not invoked again.
+                    "shards": sfn.JsonPath.list_at("$.shards"),
                 }
             ),
             result_path=sfn.JsonPath.DISCARD,
@@ -255,21 +315,21 @@ class SegmentedJobStateMachine(Construct):
         continue_as_new.next(handed_over)
 
         route = (
-            sfn.Choice(self, "SegmentDone?")
-            .when(sfn.Condition.boolean_equals("$.segment.done", True), mark_succeeded)
+            sfn.Choice(self, "JobDone?")
+            .when(sfn.Condition.boolean_equals("$.progress.pending", False), mark_succeeded)
             .when(
-                sfn.Condition.boolean_equals("$.segment.hand_over", True),
+                sfn.Condition.boolean_equals("$.progress.hand_over", True),
                 next_execution,
                 comment="Time-based hand-over keeps the execution inside its timeout",
             )
             .when(
-                sfn.Condition.number_greater_than_equals("$.segment.segments_in_execution", segment_budget),
+                sfn.Condition.number_greater_than_equals("$.progress.iterations", segment_budget),
                 next_execution,
                 comment=f"Budget of {segment_budget} segments per execution keeps history under the quota",
             )
-            .otherwise(process_segment)
+            .otherwise(round_)
         )
-        definition = mark_running.next(start_loop).next(process_segment).next(route)
+        definition = mark_running.next(start_rounds).next(round_).next(tally).next(decide).next(route)
 
         self._log_group = logs.LogGroup(
             self, "Logs", retention=log_retention(log_retention_days), removal_policy=removal_policy

@@ -40,6 +40,18 @@ def state_machine_definition(template: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(render(machine["Properties"]["DefinitionString"])))
 
 
+def all_states(definition: dict[str, Any]) -> dict[str, Any]:
+    """Every state of a definition by name, those inside a Map's ItemProcessor (or a Parallel's branches)
+    included: ASL state names are unique across the whole definition."""
+    found: dict[str, Any] = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        for inner in [state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])]:
+            if inner:
+                found.update(all_states(inner))
+    return found
+
+
 def policy_statements(template: dict[str, Any], logical_id_prefix: str) -> list[dict[str, Any]]:
     statements: list[dict[str, Any]] = []
     for logical_id, policy in resources(template, "AWS::IAM::Policy").items():

@@ -55,7 +55,35 @@ def test_segment_budget_over_history_quota() -> None:
     message = _invalid(bad)
     assert "state_machine.segment_budget is 2000" in message
     assert "over 20000 (80% of the 25000-event quota)" in message
-    assert "use at most 587" in message  # 34 events a pass: 6 transient + 3 crash retries of 3 events
+    # 46 events a shard segment: 9 of its own, 10 of its round, 6 transient + 3 crash retries of 3 events;
+    # (20000 - 20) // 46 = 434 segments, of which dev's 32 shards may all run in the last round.
+    assert (
+        "46 history events per shard segment" in message
+        and "(2000 - 1 + 32 shards in the last round)" in message
+    )
+    assert "use at most 403" in message
+
+
+def test_more_shards_leave_fewer_segments_per_execution() -> None:
+    dev = load_config("dev")
+    wide = replace(dev, state_machine=replace(dev.state_machine, max_shards=100, max_concurrent_shards=32))
+    message = _invalid(wide)
+    assert "state_machine.segment_budget is 360" in message and "use at most 335" in message
+    none_fits = replace(
+        dev, state_machine=replace(dev.state_machine, max_shards=1000, max_concurrent_shards=32)
+    )
+    assert "(none fits: lower state_machine.max_shards or the retries)" in _invalid(none_fits)
+
+
+def test_shard_concurrency_stays_within_the_map_and_the_worker_reservation() -> None:
+    prod = load_config("prod")
+    assert (prod.state_machine.max_shards, prod.state_machine.max_concurrent_shards) == (64, 32)
+    too_wide = replace(prod, state_machine=replace(prod.state_machine, max_concurrent_shards=50))
+    assert "state_machine.max_concurrent_shards is 50: must be within 1..40" in _invalid(too_wide)
+    starved = replace(
+        prod, worker=replace(prod.worker, function=replace(prod.worker.function, reserved_concurrency=10))
+    )
+    assert "state_machine.max_concurrent_shards is 32: must be within 1..10" in _invalid(starved)
 
 
 def test_max_receive_count_never_above_ten() -> None:

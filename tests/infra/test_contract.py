@@ -11,7 +11,7 @@ from typing import Any
 
 import pipeline_contract as contract
 from tests.infra.conftest import Synthesized
-from tests.infra.template_tools import resources, state_machine_definition
+from tests.infra.template_tools import all_states, resources, state_machine_definition
 
 
 def test_every_function_gets_exactly_the_variables_its_settings_read(synth: Synthesized) -> None:
@@ -28,7 +28,7 @@ def test_every_function_gets_exactly_the_variables_its_settings_read(synth: Synt
 def _status_writes(definition: dict[str, Any]) -> dict[str, tuple[str, set[str]]]:
     """DynamoDB updateItem states of the definition: state -> (status written, statuses it may leave)."""
     writes: dict[str, tuple[str, set[str]]] = {}
-    for name, state in definition["States"].items():
+    for name, state in all_states(definition).items():
         parameters = state.get("Parameters", {})
         if not str(state.get("Resource", "")).endswith(":dynamodb:updateItem"):
             continue

@@ -5,6 +5,7 @@ topic, and what the ingest accepts is exactly what the worker may read."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,18 @@ import pytest
 from stacks import rules
 from stacks.config import ConfigError, Location, LocationsConfig, load_config
 from tests.infra.conftest import Synthesized, synthesize
-from tests.infra.template_tools import only, policy_statements, render, resources, state_machine_definition
+from tests.infra.template_tools import (
+    all_states,
+    only,
+    policy_statements,
+    render,
+    resources,
+    state_machine_definition,
+)
 
 
 def _states(synth: Synthesized) -> dict[str, Any]:
-    return dict(state_machine_definition(synth.pipeline)["States"])
+    return all_states(state_machine_definition(synth.pipeline))
 
 
 def _function(template: dict[str, Any], handler: str) -> dict[str, Any]:
@@ -56,8 +64,8 @@ def test_executions_hand_over_on_time_as_well_as_on_segment_count(synth: Synthes
     states = _states(synth)
     payload = states["ProcessSegment"]["Parameters"]["Payload"]
     assert payload["execution_started_at.$"] == "$$.Execution.StartTime"
-    choices = states["SegmentDone?"]["Choices"]
-    assert {"Variable": "$.segment.hand_over", "BooleanEquals": True, "Next": "NextExecution"} in [
+    choices = states["JobDone?"]["Choices"]
+    assert {"Variable": "$.progress.hand_over", "BooleanEquals": True, "Next": "NextExecution"} in [
         {k: v for k, v in c.items() if k != "Comment"} for c in choices
     ]
     worker = _function(synth.pipeline, "handlers.worker.handler")["Environment"]["Variables"]
@@ -68,7 +76,7 @@ def test_the_longest_execution_ends_before_its_timeout(synth: Synthesized) -> No
     definition = state_machine_definition(synth.pipeline)
     worker = _function(synth.pipeline, "handlers.worker.handler")
     recorder = _function(synth.pipeline, "handlers.failures.handler")
-    states = definition["States"]
+    states = all_states(definition)
     retriers = states["ProcessSegment"]["Retry"]
     attempts = sum(r["MaxAttempts"] for r in retriers)
     delays = sum(
@@ -82,7 +90,11 @@ def test_the_longest_execution_ends_before_its_timeout(synth: Synthesized) -> No
         for k in range(record[0]["MaxAttempts"])
     )
     handover = int(worker["Environment"]["Variables"]["HANDOVER_AFTER_SECONDS"])
-    longest = handover + worker["Timeout"] * (1 + attempts) + delays + recorder_worst
+    # A round runs every shard's segment, at most MaxConcurrency at once: waves of whole passes.
+    ingest = _function(synth.pipeline, "handlers.ingest.handler")
+    max_shards = int(ingest["Environment"]["Variables"]["MAX_SHARDS"])
+    waves = math.ceil(max_shards / states["Round"]["MaxConcurrency"])
+    longest = handover + waves * (worker["Timeout"] * (1 + attempts) + delays) + recorder_worst
     assert longest <= definition["TimeoutSeconds"], (
         f"{synth.env}: {longest:.0f} s of work in an execution of {definition['TimeoutSeconds']} s"
     )
@@ -98,8 +110,9 @@ def test_the_timeout_rule_names_the_numbers_of_last_rounds_prod() -> None:
     )
     (text,) = message
     assert "state_machine.execution_timeout_minutes is 1440 (86400 s)" in text
-    assert "worker timeout 900 s x 10 invocations with retries = 9000 s" in text
-    assert "raise the timeout to at least" in text and "lower handover_after_minutes to at most 1282" in text
+    # 64 shards, 32 at a time: a round is two waves of worst-case passes.
+    assert "2 waves of shards x (worker timeout 900 s x 10 invocations with retries = 9000 s" in text
+    assert "raise the timeout to at least" in text and "lower handover_after_minutes to at most 1129" in text
     with pytest.raises(ConfigError, match="execution_timeout_minutes is 1440"):
         replace(prod, state_machine=replace(prod.state_machine, handover_after_minutes=1400)).validate()
 

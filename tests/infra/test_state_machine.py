@@ -6,11 +6,11 @@ from typing import Any
 
 from stacks import rules
 from tests.infra.conftest import Synthesized
-from tests.infra.template_tools import only, render, state_machine_definition
+from tests.infra.template_tools import all_states, only, render, state_machine_definition
 
 
 def _states(synth: Synthesized) -> dict[str, Any]:
-    return dict(state_machine_definition(synth.pipeline)["States"])
+    return all_states(state_machine_definition(synth.pipeline))
 
 
 def test_standard_with_timeout_logging_and_tracing(synth: Synthesized) -> None:
@@ -26,21 +26,54 @@ def test_standard_with_timeout_logging_and_tracing(synth: Synthesized) -> None:
     assert definition["TimeoutSeconds"] == synth.config.state_machine.execution_timeout_minutes * 60
 
 
-def test_flow_mark_running_then_segment_loop(synth: Synthesized) -> None:
+def test_flow_mark_running_then_rounds_of_shard_segments(synth: Synthesized) -> None:
     definition = state_machine_definition(synth.pipeline)
-    states = definition["States"]
+    states = all_states(definition)
     assert definition["StartAt"] == "MarkRunning"
     assert states["MarkRunning"]["Resource"].endswith(":states:::dynamodb:updateItem")
-    assert states["ProcessSegment"]["Resource"].endswith(":states:::lambda:invoke")
-    choice = states["SegmentDone?"]
-    assert choice["Default"] == "ProcessSegment"
-    targets = {c["Next"]: c for c in choice["Choices"]}
+    assert states["MarkRunning"]["Next"] == "StartRounds"
+    assert states["StartRounds"]["Next"] == "Round"
+    round_ = definition["States"]["Round"]
+    assert (
+        round_["Type"] == "Map" and round_["ItemsPath"] == "$.shards" and round_["ResultPath"] == "$.shards"
+    )
+    assert round_["MaxConcurrency"] == synth.config.state_machine.max_concurrent_shards
+    assert round_["ItemSelector"]["item.$"] == "$$.Map.Item.Value"
+    processor = round_["ItemProcessor"]
+    assert processor["ProcessorConfig"] == {"Mode": "INLINE"}
+    # A shard already done is not invoked again; the others run one segment.
+    assert processor["StartAt"] == "ShardDone?"
+    assert processor["States"]["ShardDone?"]["Default"] == "ProcessSegment"
+    segment = processor["States"]["ProcessSegment"]
+    assert segment["Resource"].endswith(":states:::lambda:invoke")
+    assert segment["Parameters"]["Payload"]["shard.$"] == "$.item.shard"
+    assert segment["ResultSelector"] == {
+        "shard.$": "$.Payload.shard",
+        "done.$": "$.Payload.done",
+        "hand_over.$": "$.Payload.hand_over",
+    }
+    assert (states["Round"]["Next"], states["Tally"]["Next"], states["Decide"]["Next"]) == (
+        "Tally",
+        "Decide",
+        "JobDone?",
+    )
+    choice = states["JobDone?"]
+    assert choice["Default"] == "Round"
+    targets = {
+        c["Next"]: c for c in choice["Choices"] if "BooleanEquals" not in c or c["Next"] == "MarkSucceeded"
+    }
     assert targets["MarkSucceeded"] == {
-        "Variable": "$.segment.done",
-        "BooleanEquals": True,
+        "Variable": "$.progress.pending",
+        "BooleanEquals": False,
         "Next": "MarkSucceeded",
     }
-    assert targets["NextExecution"]["NumericGreaterThanEquals"] == synth.config.state_machine.segment_budget
+    budget = next(c for c in choice["Choices"] if "NumericGreaterThanEquals" in c)
+    assert (budget["Variable"], budget["NumericGreaterThanEquals"]) == (
+        "$.progress.iterations",
+        synth.config.state_machine.segment_budget,
+    )
+    # The next execution gets every shard's item: finished shards stay finished.
+    assert states["ContinueAsNew"]["Parameters"]["Input"]["shards.$"] == "$.shards"
 
 
 def test_transient_errors_retried_with_full_jitter(synth: Synthesized) -> None:
@@ -60,11 +93,17 @@ def test_transient_errors_retried_with_full_jitter(synth: Synthesized) -> None:
 
 def test_every_task_is_caught_and_failures_end_in_the_dlq(synth: Synthesized) -> None:
     states = _states(synth)
-    tasks = [name for name, state in states.items() if state["Type"] == "Task"]
-    for name in tasks:
-        catches = states[name].get("Catch", [])
-        assert any("States.ALL" in c["ErrorEquals"] for c in catches), f"{name} has no catch-all"
-    for name in ("MarkRunning", "ProcessSegment", "MarkSucceeded", "ContinueAsNew"):
+    # Top-level tasks catch everything themselves; a task inside the Map is caught by the Map (its error
+    # fails the whole round, once).
+    top = state_machine_definition(synth.pipeline)["States"]
+    for name, state in top.items():
+        if state["Type"] in ("Task", "Map"):
+            catches = state.get("Catch", [])
+            assert any("States.ALL" in c["ErrorEquals"] for c in catches), f"{name} has no catch-all"
+    assert "Catch" not in states["ProcessSegment"]
+    round_catches = {c["ErrorEquals"][0]: c["Next"] for c in states["Round"]["Catch"]}
+    assert round_catches == {"JobCancelledError": "Cancelled", "States.ALL": "RecordFailure"}
+    for name in ("MarkRunning", "Round", "MarkSucceeded", "ContinueAsNew"):
         catch_all = next(c for c in states[name]["Catch"] if "States.ALL" in c["ErrorEquals"])
         assert catch_all["Next"] == "RecordFailure"
     assert states["RecordFailure"]["Resource"].endswith(":states:::lambda:invoke")
@@ -102,7 +141,7 @@ def test_cancellation_is_not_a_failure(synth: Synthesized) -> None:
     assert states["Cancelled"]["Type"] == "Succeed"
     assert any(
         c["ErrorEquals"] == ["JobCancelledError"] and c["Next"] == "Cancelled"
-        for c in states["ProcessSegment"]["Catch"]
+        for c in states["Round"]["Catch"]
     )
     assert any(
         c["ErrorEquals"] == ["DynamoDB.ConditionalCheckFailedException"] and c["Next"] == "Cancelled"
@@ -128,6 +167,7 @@ def test_segment_budget_keeps_history_under_80_percent_of_quota(synth: Synthesiz
     worst_case = rules.history_events_per_execution(
         segment_budget=config.segment_budget,
         retry_max_attempts=config.retry_max_attempts + config.crash_retry_max_attempts,
+        max_shards=config.max_shards,
     )
     assert worst_case <= 0.8 * rules.HISTORY_EVENT_QUOTA
 
