@@ -36,7 +36,7 @@ LOCAL_NOT_RUNNING = "the local cloud is not running: start it with `pipeline loc
 
 # Output key -> the stack (suffix) that exports it. AlarmTopicArn and Transforms are optional, so an
 # environment deployed before them still works.
-OPTIONAL_OUTPUTS = frozenset({"AlarmTopicArn", "Transforms"})
+OPTIONAL_OUTPUTS = frozenset({"AlarmTopicArn", "Transforms", "MaxShards"})
 REQUIRED_OUTPUTS: Mapping[str, str] = {k: v for k, v in STACK_OUTPUTS.items() if k not in OPTIONAL_OUTPUTS}
 UNUSABLE_STACK_STATUS_PREFIXES = ("CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_", "DELETE_", "REVIEW_")
 
@@ -73,6 +73,8 @@ class StackOutputs:
     alarm_topic_arn: str | None = None
     # The transforms the deployed functions register; None for a stack deployed before that output.
     transforms: tuple[str, ...] | None = None
+    # The most shards a job may ask for; None for a stack deployed before that output.
+    max_shards: int | None = None
 
     @classmethod
     def from_mapping(cls, outputs: Mapping[str, str], *, env: str, where: str) -> StackOutputs:
@@ -91,6 +93,7 @@ class StackOutputs:
             data_bucket_name=outputs["DataBucketName"],
             alarm_topic_arn=outputs.get("AlarmTopicArn") or None,
             transforms=tuple(outputs["Transforms"].split(",")) if outputs.get("Transforms") else None,
+            max_shards=int(outputs["MaxShards"]) if outputs.get("MaxShards") else None,
         )
 
 

@@ -26,7 +26,7 @@ from pipeline_cli import local_deploy
 from pipeline_cli.aws import Pipeline, connect_local
 from pipeline_cli.deadletters import DlqMessage, peek_messages
 from pipeline_cli.errors import CliError
-from pipeline_cli.output import render_table
+from pipeline_cli.output import percent, render_table
 from pipeline_cli.records import build_request, execution_arn, get_record, send_request, upload_input
 from pipeline_contract import TERMINAL, execution_name
 
@@ -309,8 +309,8 @@ def run_scenarios(
 
 def progress(run: ScenarioRun) -> str:
     record = run.record or {}
-    size = int(record.get("input_bytes", 0) or 0)
-    done = f"{100 * int(record.get('cursor', 0) or 0) / size:3.0f}%" if size else "   -"
+    share = percent(record) if record else None
+    done = f"{share:3.0f}%" if share is not None else "   -"
     return (
         f"{run.status:<9} {run.scenario.job_id:<34} {done}  segments {run.number('segments'):>3}  "
         f"executions {run.number('executions')}  records {run.number('records_out')}"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline_cli.aws import Pipeline, add_common_options, open_pipeline
+from pipeline_cli.cost import estimate
 from pipeline_cli.errors import CliError
 from pipeline_cli.output import (
     ProgressReporter,
@@ -47,7 +48,7 @@ from pipeline_cli.validation import (
     validate_job_id,
     validate_wait_options,
 )
-from pipeline_contract import JOB_ID_RULE, STATUSES, UNSUCCESSFUL
+from pipeline_contract import JOB_ID_RULE, MIN_SHARDS, STATUSES, UNSUCCESSFUL
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
@@ -75,6 +76,12 @@ def register(subparsers: Any) -> None:
         "--options", metavar="JSON", help="the transform's options (transform_options), a JSON object"
     )
     submit.add_argument("--chunk-bytes", type=int, metavar="N", help="bytes per chunk, 64 KiB .. 64 MiB")
+    submit.add_argument(
+        "--shards",
+        type=int,
+        metavar="N",
+        help="byte ranges processed in parallel, 1 .. the environment's maximum (default: its default)",
+    )
     submit.add_argument(
         "--fault-rate", type=float, metavar="R", help="transient error rate 0..0.9 (local, dev)"
     )
@@ -128,6 +135,17 @@ def check_transform(pipeline: Pipeline, name: str | None) -> None:
         )
 
 
+def check_shards(pipeline: Pipeline, shards: int | None) -> None:
+    """Refuse, before uploading anything, a shard count the environment does not allow (its MaxShards
+    output; the ingest rejects it anyway, naming the same maximum)."""
+    if shards is None:
+        return
+    maximum = pipeline.outputs.max_shards
+    if shards < MIN_SHARDS or (maximum is not None and shards > maximum):
+        allowed = f"{MIN_SHARDS}..{maximum}" if maximum is not None else f"at least {MIN_SHARDS}"
+        raise CliError(f"--shards {shards} is out of range: environment {pipeline.env} allows {allowed}")
+
+
 def add_wait_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=900.0, metavar="SECONDS", help="give up after (default 900)"
@@ -150,6 +168,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     options = transform_options(args.options)
     with open_pipeline(args) as pipeline:
         check_transform(pipeline, args.transform)
+        check_shards(pipeline, args.shards)
         if local_file is not None:
             input_uri = upload_input(pipeline, local_file, job_id)
             note(f"uploaded {local_file} ({local_file.stat().st_size:,} bytes) to {input_uri}")
@@ -162,6 +181,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             transform_options=options,
             chunk_bytes=args.chunk_bytes,
             fault=fault,
+            shards=args.shards,
         )
         message_id = send_request(pipeline, request)
         note(f"submitted job {job_id} to environment {pipeline.env} (message {message_id})")
@@ -180,7 +200,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         record = require_record(pipeline, args.job_id)
         execution = latest_execution(pipeline, record)
     if args.json:
-        print_json({**clean_record(record), "latest_execution": execution})
+        print_json(
+            {**clean_record(record), "latest_execution": execution, "estimated_cost": estimate(record)}
+        )
     else:
         print(describe_record(record, execution))
     return 0

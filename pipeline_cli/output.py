@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TextIO
 
+from pipeline_cli.cost import cost_line
 from pipeline_contract import SUCCEEDED
 
 # A non-TTY log gets a line when progress changes, and at least this often while nothing does.
@@ -60,7 +61,27 @@ def percent(record: Mapping[str, Any]) -> float | None:
     size = record.get("input_bytes")
     if not size:
         return None  # set by the first segment
-    return min(100.0, 100.0 * number(record, "cursor") / int(size))
+    # Bytes counted by every shard's checkpoints: they add up to the input's size, sharded or not.
+    return min(100.0, 100.0 * number(record, "bytes_in") / int(size))
+
+
+def shard_lines(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """One row per shard of a sharded job: how far it is through its own byte range."""
+    shards = record.get("shards")
+    if not isinstance(shards, Mapping) or not shards:
+        return []
+    rows = []
+    finished = 0
+    for index in sorted(shards, key=int):
+        shard = shards[index]
+        start, end = int(shard["start"]), int(shard["end"])
+        cursor = shard.get("cursor")
+        done = cursor is not None and int(cursor) >= end
+        finished += done
+        share = 0.0 if cursor is None else min(1.0, max(0, int(cursor) - start) / max(1, end - start))
+        state = "done" if done else "not started" if cursor is None else "running"
+        rows.append((f"  shard {index}", f"{100 * share:5.1f}%  bytes {start:,}-{end:,}  {state}"))
+    return [("shards", f"{len(shards)} ({finished} done)"), *rows]
 
 
 def percent_text(record: Mapping[str, Any]) -> str:
@@ -134,11 +155,11 @@ def clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def describe_record(record: Mapping[str, Any], execution: Mapping[str, Any] | None) -> str:
     size = record.get("input_bytes")
-    cursor = number(record, "cursor")
+    done = number(record, "bytes_in")
     progress = (
-        f"{percent_text(record)} (cursor {cursor:,} of {int(size):,} bytes)"
+        f"{percent_text(record)} ({done:,} of {int(size):,} bytes)"
         if size
-        else f"cursor {cursor:,} (input size known after the first segment)"
+        else f"{done:,} bytes (input size known after the first segment)"
     )
     rows: list[tuple[str, str]] = [
         ("job", str(record.get("job_id"))),
@@ -149,6 +170,7 @@ def describe_record(record: Mapping[str, Any], execution: Mapping[str, Any] | No
             f"{number(record, 'records_in'):,} in, {number(record, 'records_out'):,} out, "
             f"{number(record, 'records_rejected'):,} rejected",
         ),
+        *shard_lines(record),
         ("segments", f"{number(record, 'segments')}"),
         ("executions", f"{number(record, 'executions')} (attempt {record.get('attempt', 1)})"),
         ("input", str(record.get("input", "-"))),
@@ -157,6 +179,7 @@ def describe_record(record: Mapping[str, Any], execution: Mapping[str, Any] | No
     ]
     if record.get("error"):
         rows.append(("error", format_error(record["error"])))
+    rows.append(("cost (est.)", cost_line(record)))
     rows += [("created", str(record.get("created_at", "-"))), ("updated", str(record.get("updated_at", "-")))]
     if execution:
         since = execution.get("stop_date") or execution.get("start_date") or "-"

@@ -263,6 +263,8 @@ class PipelineStack(Stack):
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
         # The transforms the functions register (built-ins and user code): the CLI checks names against it.
         CfnOutput(self, "Transforms", value=",".join(user_code.transforms))
+        # The request's `shards` ceiling here: the CLI refuses more before uploading anything.
+        CfnOutput(self, "MaxShards", value=str(config.state_machine.max_shards))
 
 
 class _ResolvedLocation:

@@ -74,6 +74,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
                 lines=LineLimits(max_line_bytes=settings.max_line_bytes),
                 handover_after_seconds=settings.handover_after_seconds,
                 attempt_ms=timeouts.attempt_ms,
+                memory_mb=int(context.memory_limit_in_mb),
             ),
             now=utc_now,
         )

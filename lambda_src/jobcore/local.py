@@ -113,6 +113,10 @@ class MemoryJobStore:
             records_blank=current.records_blank + checkpoint.records_blank,
             bytes_in=current.bytes_in + checkpoint.bytes_in,
             segments=current.segments + checkpoint.segments,
+            chunks=current.chunks + 1,
+            parts_written=current.parts_written + checkpoint.parts_written,
+            worker_ms=current.worker_ms + checkpoint.worker_ms,
+            worker_memory_mb=checkpoint.worker_memory_mb,
             updated_at=checkpoint.updated_at,
         )
         return True

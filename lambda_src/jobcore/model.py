@@ -104,6 +104,12 @@ class JobRecord:
     long_line_from: int | None = None
     # Learned duration of one chunk (ms), so a new invocation's time guard starts informed.
     chunk_ms: int = 0
+    # What the job has used, for its cost: ranges read and checkpointed, part objects written, worker time
+    # (ms, between an invocation's start and its last checkpoint), and the worker's memory (MB).
+    chunks: int = 0
+    parts_written: int = 0
+    worker_ms: int = 0
+    worker_memory_mb: int = 0
     # A sharded job's ranges (jobcore.shards.plan); empty for one shard, whose position is `cursor` and
     # `long_line_from` above.
     shards: tuple[ShardPosition, ...] = ()
@@ -152,6 +158,10 @@ class Checkpoint:
     segments: int
     chunk_ms: int
     updated_at: str
+    # Usage since the previous checkpoint (one range read; these parts; this worker time), and memory.
+    parts_written: int = 0
+    worker_ms: int = 0
+    worker_memory_mb: int = 0
     # The new value (None: the cursor is at a line start).
     long_line_from: int | None = None
     # The shard whose cursor moves; None: the job's own (a job of one shard).

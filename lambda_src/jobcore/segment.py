@@ -86,6 +86,8 @@ class SegmentLimits:
     handover_after_seconds: int | None = None
     # The longest one downstream call may take (jobcore.aws.CallTimeouts.attempt_ms).
     attempt_ms: int = 0
+    # The function's memory (MB), recorded with the worker time for the job's cost.
+    memory_mb: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +190,8 @@ class _Segment:
         self.carry = b""
         self.chunk_ms = record.chunk_ms
         self.chunks = 0
+        # Worker time is counted from the invocation's start to each checkpoint (cost, not the guard).
+        self.last_commit_at = clock()
         self.totals = {
             "records_in": 0,
             "records_out": 0,
@@ -326,8 +330,10 @@ class _Segment:
             if result.rejects:
                 self._write(f"{self.out_prefix}{REJECTS_DIR}{part_name(offset)}", join_lines(result.rejects))
         counts = result or ChunkResult()
-        elapsed_ms = int((self.clock() - started) * 1000)
+        now = self.clock()
+        elapsed_ms = int((now - started) * 1000)
         self.chunk_ms = max(self.chunk_ms, elapsed_ms)
+        parts = 0 if result is None or offset is None else bool(result.output) + bool(result.rejects)
         checkpoint = Checkpoint(
             job_id=self.record.job_id,
             attempt=self.request.attempt,
@@ -347,6 +353,9 @@ class _Segment:
             segments=0 if self.counted_segment else 1,
             chunk_ms=self.chunk_ms,
             updated_at=self.now(),
+            parts_written=parts,
+            worker_ms=int((now - self.last_commit_at) * 1000),
+            worker_memory_mb=self.limits.memory_mb,
             long_line_from=self.long_line_from,
         )
         applied = retry.call(
@@ -355,6 +364,7 @@ class _Segment:
         if not applied:
             return False
         self.counted_segment = True
+        self.last_commit_at = now
         self.cursor = self.persisted = checkpoint.new_cursor
         self.totals["records_in"] += counts.records_in
         self.totals["records_out"] += counts.records_out

@@ -194,6 +194,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     "StateMachineArn": "Pipeline",
     "AlarmTopicArn": "Pipeline",
     "Transforms": "Pipeline",  # comma-separated: the transforms the deployed functions register
+    "MaxShards": "Pipeline",  # the most shards a job may ask for in this environment
     "JobTableName": "Stateful",
     "DataBucketName": "Stateful",
 }

@@ -124,6 +124,7 @@ def running_record(deployed: Deployed, job_id: str = "job-7") -> None:
         transform="normalize",
         output_prefix="s3://bucket/out/job-7/",
         cursor=262144,
+        bytes_in=262144,
         input_bytes=1048576,
         records_in=1000,
         records_out=998,
@@ -143,12 +144,57 @@ def test_status_shows_progress_counters_and_the_latest_execution(deployed: Deplo
     assert result.code == 0, result.err
     lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.out.splitlines())
     assert lines["status"] == "RUNNING"
-    assert lines["progress"] == "25.0% (cursor 262,144 of 1,048,576 bytes)"
+    assert lines["progress"] == "25.0% (262,144 of 1,048,576 bytes)"
     assert lines["records"] == "1,000 in, 998 out, 2 rejected"
     assert lines["segments"] == "12"
     assert lines["executions"] == "2 (attempt 1)"
     assert lines["output"] == "s3://bucket/out/job-7/"
     assert lines["execution"].startswith("job-7-a1-e1 ")
+
+
+def test_status_of_a_sharded_job_shows_each_shard_and_the_cost(deployed: Deployed, run: Run) -> None:
+    mib = 1024 * 1024
+    deployed.put_job(
+        "job-s",
+        "RUNNING",
+        input_bytes=4 * mib,
+        bytes_in=mib + mib // 2,
+        segments=6,
+        executions=1,
+        chunks=24,
+        parts_written=20,
+        worker_ms=30_000,
+        worker_memory_mb=1024,
+        shards={
+            "0": {"start": 0, "end": mib, "cursor": mib},
+            "1": {"start": mib, "end": 2 * mib, "cursor": mib + mib // 2},
+            "2": {"start": 2 * mib, "end": 3 * mib},
+            "3": {"start": 3 * mib, "end": 4 * mib, "cursor": 3 * mib - 100},
+        },
+    )
+
+    result = run("status", "job-s", "--env", "dev")
+
+    assert result.code == 0, result.err
+    rows = [re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in result.out.splitlines()]
+    lines = dict(row for row in rows if len(row) == 2)
+    assert lines["progress"] == "37.5% (1,572,864 of 4,194,304 bytes)"
+    assert lines["shards"] == "4 (1 done)"
+    assert lines["shard 0"] == "100.0%  bytes 0-1,048,576  done"
+    assert lines["shard 1"] == "50.0%  bytes 1,048,576-2,097,152  running"
+    assert lines["shard 2"] == "0.0%  bytes 2,097,152-3,145,728  not started"
+    # Still reading back to its first line, before its own range: nothing of its range done yet.
+    assert lines["shard 3"] == "0.0%  bytes 3,145,728-4,194,304  running"
+    # 30 s at 1 GB: 30 GB-s; 6 invocations; 24 GETs + 4 to locate, 20 PUTs.
+    assert lines["cost (est.)"].startswith("$0.00")
+    assert "Lambda 30.0 GB-s in 6 invocations" in lines["cost (est.)"]
+    assert "S3 28 GET / 20 PUT" in lines["cost (est.)"]
+
+    document = json.loads(run("status", "job-s", "--env", "dev", "--json").out)
+    cost = document["estimated_cost"]
+    assert cost["usage"]["lambda_gb_seconds"] == 30.0 and cost["usage"]["s3_puts"] == 20
+    assert cost["usd"] == round(sum(cost["by_service_usd"].values()), 6)
+    assert cost["by_service_usd"]["lambda"] == round(30 * 0.0000166667 + 6 * 0.2 / 1e6, 6)
 
 
 def test_status_finds_the_latest_execution_after_a_redrive(deployed: Deployed, run: Run) -> None:
@@ -217,7 +263,9 @@ def test_wait_waits_for_the_record_to_appear_then_exits_0_on_success(
     fake_time(
         {
             1: lambda: deployed.put_job("job-w", "PENDING"),
-            2: lambda: deployed.set_fields("job-w", status="RUNNING", cursor=50, input_bytes=100, segments=1),
+            2: lambda: deployed.set_fields(
+                "job-w", status="RUNNING", cursor=50, bytes_in=50, input_bytes=100, segments=1
+            ),
             3: lambda: deployed.set_fields(
                 "job-w", status="SUCCEEDED", cursor=100, records_in=10, records_out=10
             ),
@@ -288,7 +336,7 @@ def test_wait_exits_1_on_cancelled_and_json_prints_the_final_record(
 
 
 def test_wait_exits_3_on_timeout(deployed: Deployed, run: Run, fake_time: Any) -> None:
-    deployed.put_job("job-slow", "RUNNING", cursor=10, input_bytes=40)
+    deployed.put_job("job-slow", "RUNNING", cursor=10, bytes_in=10, input_bytes=40)
     fake = fake_time({})
 
     result = run("wait", "job-slow", "--env", "dev", "--timeout", "10", "--interval", "3")
@@ -333,8 +381,12 @@ def test_tty_progress_is_one_rewritten_line() -> None:
 
     stream = Tty()
     reporter = output.ProgressReporter("j", stream=stream, tty=True, clock=lambda: 0.0)  # type: ignore[arg-type]
-    reporter({"job_id": "j", "status": "RUNNING", "cursor": 30, "input_bytes": 100, "segments": 2})
-    reporter({"job_id": "j", "status": "RUNNING", "cursor": 60, "input_bytes": 100, "segments": 4})
+    reporter(
+        {"job_id": "j", "status": "RUNNING", "cursor": 30, "bytes_in": 30, "input_bytes": 100, "segments": 2}
+    )
+    reporter(
+        {"job_id": "j", "status": "RUNNING", "cursor": 60, "bytes_in": 60, "input_bytes": 100, "segments": 4}
+    )
     reporter.finish()
 
     assert stream.text.count("\r") == 2 and stream.text.endswith("\n") and stream.text.count("\n") == 1

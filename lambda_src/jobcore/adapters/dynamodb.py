@@ -28,6 +28,10 @@ _INT_FIELDS = (
     "chunk_ms",
     "chunk_bytes",
     "expires_at",
+    "chunks",
+    "parts_written",
+    "worker_ms",
+    "worker_memory_mb",
 )
 # Attributes set only when they have a value (DynamoDB has no "null" we want to read back as one).
 _OPTIONAL_INT_FIELDS = ("input_bytes", "long_line_from")
@@ -220,6 +224,10 @@ class DynamoJobStore:
             ":blank": {"N": str(c.records_blank)},
             ":bytes": {"N": str(c.bytes_in)},
             ":seg": {"N": str(c.segments)},
+            ":one": {"N": "1"},
+            ":parts": {"N": str(c.parts_written)},
+            ":worker_ms": {"N": str(c.worker_ms)},
+            ":memory": {"N": str(c.worker_memory_mb)},
             ":running": {"S": RUNNING},
             ":attempt": {"N": str(c.attempt)},
         }
@@ -240,11 +248,13 @@ class DynamoJobStore:
                 c.job_id,
                 # Every attribute by name: DynamoDB reserves words such as CURSOR and SEGMENTS.
                 UpdateExpression=(
-                    f"SET {where}#cursor = :new, #input_bytes = :size, #chunk_ms = :chunk_ms, #updated_at = :now"
+                    f"SET {where}#cursor = :new, #input_bytes = :size, #chunk_ms = :chunk_ms, #updated_at = :now, "
+                    "#worker_memory_mb = :memory"
                     + (f", {where}#long_line_from = :long_line_from" if c.long_line_from is not None else "")
                     + " ADD #records_in :in, #records_out :out, #records_rejected :rejected, "
                     "#records_transformed :transformed, #records_filtered :filtered, "
-                    "#records_blank :blank, #bytes_in :bytes, #segments :seg " + long_line
+                    "#records_blank :blank, #bytes_in :bytes, #segments :seg, #chunks :one, "
+                    "#parts_written :parts, #worker_ms :worker_ms " + long_line
                 ),
                 ConditionExpression=f"{moved_from} AND #status = :running AND #attempt = :attempt",
                 ExpressionAttributeNames=shard_names
@@ -266,6 +276,10 @@ class DynamoJobStore:
                         "bytes_in",
                         "segments",
                         "long_line_from",
+                        "chunks",
+                        "parts_written",
+                        "worker_ms",
+                        "worker_memory_mb",
                     )
                 },
                 ExpressionAttributeValues=values,
