@@ -123,8 +123,9 @@ local-down: install ## Stop the local cloud
 chaos: install ## Fault matrix: cells F1-F11 x 5 seeds on a fresh local cloud, checked for lost/duplicated/missing/stuck (CHAOS_ARGS="--cells F6 --seeds 1")
 	$(BIN)/python -m faultmatrix $(CHAOS_ARGS)
 
-bench: install ## Worker chunk-loop benchmark: peak RSS and records/s at 1e5 and 1e6 records vs a naive baseline
+bench: install ## Benchmarks: the worker chunk loop (peak RSS, records/s vs a naive baseline), then shards on the local cloud (wall time with 1, 2, 4, 8 shards under 300 ms S3 latency)
 	$(BIN)/python benchmarks/bench_worker.py
+	$(BIN)/python benchmarks/bench_shards.py
 
 snapshot-update: install ## Re-record the template snapshots after an intended infrastructure change
 	$(BIN)/python -m pytest tests/infra --snapshot-update
