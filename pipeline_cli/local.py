@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 # cloud imports neither moto nor the CDK: the CLI stays usable where only boto3 is installed.
@@ -40,6 +41,13 @@ def register(subparsers: Any) -> None:
     up.add_argument(
         "--no-deploy", dest="deploy", action="store_false", help="only start the emulator, deploy nothing"
     )
+    up.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="CDK context for the deploy (repeatable), e.g. userCode=DIR (a relative DIR is taken from here)",
+    )
     up.set_defaults(func=cmd_up)
 
     down = commands.add_parser("down", help="stop the local cloud", description="Stop the local cloud.")
@@ -63,10 +71,13 @@ def _progress(message: str) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     if args.port is not None and not 1 <= args.port <= 65535:
         raise CliError(f"--port {args.port} is not a TCP port (1..65535)")
+    context = parse_context(args.context)
+    if context and not args.deploy:
+        raise CliError("--context is for the deploy: it cannot go with --no-deploy")
     started = time.monotonic()
     try:
         if args.deploy:
-            state = local_deploy.up(port=args.port, progress=_progress)
+            state = local_deploy.up(port=args.port, progress=_progress, context=context)
         else:
             state = cloud.up(port=args.port, progress=_progress)
     except cloud.LocalCloudError as error:
@@ -74,6 +85,27 @@ def cmd_up(args: argparse.Namespace) -> int:
     _progress(f"local cloud ready in {time.monotonic() - started:.1f}s")
     print_state(state, as_json=args.json, out=sys.stdout)
     return 0
+
+
+def parse_context(pairs: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` pairs for `cdk deploy -c`. The environment is always `local` here; `userCode` is a
+    directory, taken relative to where the command runs (the CDK app runs in the project directory)."""
+    context: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise CliError(f"--context {pair!r} must be KEY=VALUE, e.g. userCode=my-transforms")
+        if key == "env":
+            raise CliError(
+                "--context env=... is not allowed: `pipeline local up` deploys the local environment"
+            )
+        if key == "userCode":
+            directory = Path(value).expanduser().resolve()
+            if not directory.is_dir():
+                raise CliError(f"--context userCode={value}: {directory} is not a directory")
+            value = str(directory)
+        context[key] = value
+    return context
 
 
 def cmd_down(args: argparse.Namespace) -> int:

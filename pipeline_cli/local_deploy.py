@@ -179,8 +179,10 @@ def deploy(
     project_dir: Path = PROJECT_DIR,
     progress: Progress | None = None,
     validate: bool = False,
+    context: Mapping[str, str] | None = None,
 ) -> DeployResult:
-    """Bootstrap (when needed) and deploy both stacks of the `local` environment; return their outputs."""
+    """Bootstrap (when needed) and deploy both stacks of the `local` environment, with the CDK `context`
+    given (`-c KEY=VALUE`, e.g. userCode); return their outputs."""
     started = time.monotonic()
     env = cli_environment(endpoint, region=region, validate=validate)
     bootstrapped = False
@@ -208,6 +210,7 @@ def deploy(
             "events",
             "-c",
             f"env={ENVIRONMENT}",
+            *[arg for key, value in (context or {}).items() for arg in ("-c", f"{key}={value}")],
             "-o",
             str(outdir),
         ],
@@ -221,14 +224,25 @@ def deploy(
 
 
 def up(
-    *, port: int | None = None, home: Path | None = None, progress: Progress | None = None
+    *,
+    port: int | None = None,
+    home: Path | None = None,
+    progress: Progress | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> LocalCloudState:
     """A running local cloud (started, or the one already running) with the `local` environment deployed
-    again; its outputs are in the returned state. Raises `cloud.LocalCloudError` saying what to do."""
-    return cloud.up(port=port, home=home, deploy=deploy_app, progress=progress)
+    again (with the CDK `context` given); its outputs are in the returned state. Raises
+    `cloud.LocalCloudError` saying what to do."""
+
+    def deploy_step(state: LocalCloudState, home: Path, progress: Progress) -> dict[str, str]:
+        return deploy_app(state, home, progress, context=context)
+
+    return cloud.up(port=port, home=home, deploy=deploy_step, progress=progress)
 
 
-def deploy_app(state: LocalCloudState, home: Path, progress: Progress) -> dict[str, str]:
+def deploy_app(
+    state: LocalCloudState, home: Path, progress: Progress, *, context: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """`cloud.up`'s deploy step: both stacks into the running cloud; returns their outputs."""
     progress("deploying the local environment with the CDK CLI (cdk deploy --all --method=direct)")
     try:
@@ -238,6 +252,7 @@ def deploy_app(state: LocalCloudState, home: Path, progress: Progress) -> dict[s
             log_path=home / "logs" / "deploy.log",
             region=state.region,
             progress=progress,
+            context=context,
         )
     except DeployError as error:
         raise cloud.LocalCloudError(
