@@ -94,3 +94,35 @@ def cdk_topic_policy(*, allow_cloudwatch: bool) -> dict[str, Any]:
     (policy,) = (r for r in resources.values() if r["Type"] == "AWS::SNS::TopicPolicy")
     text = json.dumps(policy["Properties"]["PolicyDocument"])
     return dict(json.loads(text.replace(json.dumps({"Ref": topic_id}), json.dumps({"Ref": "Topic"}))))
+
+
+def role_and_function(handler_code: str) -> dict[str, Any]:
+    """Template resources `Role` (assumable by Lambda and Step Functions) and `Function` (an inline Python
+    handler `index.handler` running under it): what the server-tier stacks are built around."""
+    return {
+        "Role": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            },
+        },
+        "Function": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "Code": {"ZipFile": handler_code},
+                "Handler": "index.handler",
+                "Runtime": "python3.12",
+                "Timeout": 5,
+                "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            },
+        },
+    }

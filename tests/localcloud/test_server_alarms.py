@@ -22,7 +22,7 @@ import pytest
 
 from localcloud import cloud
 from localcloud.state import LocalCloudState
-from tests.localcloud.support import cdk_topic_policy, client, wait_until
+from tests.localcloud.support import cdk_topic_policy, client, role_and_function, wait_until
 
 ALARM, OK = "ALARM", "OK"
 # The server evaluates every 3 s; a transition takes at most two evaluations.
@@ -75,33 +75,7 @@ def template(*, failed_threshold: float = 0) -> str:
     return json.dumps(
         {
             "Resources": {
-                "Role": {
-                    "Type": "AWS::IAM::Role",
-                    "Properties": {
-                        "AssumeRolePolicyDocument": {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Effect": "Allow",
-                                    "Principal": {
-                                        "Service": ["lambda.amazonaws.com", "states.amazonaws.com"]
-                                    },
-                                    "Action": "sts:AssumeRole",
-                                }
-                            ],
-                        }
-                    },
-                },
-                "Function": {
-                    "Type": "AWS::Lambda::Function",
-                    "Properties": {
-                        "Code": {"ZipFile": FAILING_HANDLER},
-                        "Handler": "index.handler",
-                        "Runtime": "python3.12",
-                        "Timeout": 5,
-                        "Role": {"Fn::GetAtt": ["Role", "Arn"]},
-                    },
-                },
+                **role_and_function(FAILING_HANDLER),
                 "Machine": {
                     "Type": "AWS::StepFunctions::StateMachine",
                     "Properties": {

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from localcloud import cloud
-from tests.localcloud.support import client, wait_until
+from tests.localcloud.support import client, role_and_function, wait_until
 
 STACK = "fixture-stack"
 MACHINE = "fixture-continue"
@@ -149,33 +149,7 @@ def template(fail_cause: str = "see the DLQ") -> str:
     return json.dumps(
         {
             "Resources": {
-                "Role": {
-                    "Type": "AWS::IAM::Role",
-                    "Properties": {
-                        "AssumeRolePolicyDocument": {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Effect": "Allow",
-                                    "Principal": {
-                                        "Service": ["lambda.amazonaws.com", "states.amazonaws.com"]
-                                    },
-                                    "Action": "sts:AssumeRole",
-                                }
-                            ],
-                        }
-                    },
-                },
-                "Function": {
-                    "Type": "AWS::Lambda::Function",
-                    "Properties": {
-                        "Code": {"ZipFile": HANDLER},
-                        "Handler": "index.handler",
-                        "Runtime": "python3.12",
-                        "Timeout": 5,
-                        "Role": {"Fn::GetAtt": ["Role", "Arn"]},
-                    },
-                },
+                **role_and_function(HANDLER),
                 "Table": {
                     "Type": "AWS::DynamoDB::Table",
                     "Properties": {
