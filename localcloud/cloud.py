@@ -1,12 +1,15 @@
-"""Start, find and stop the local cloud: the API behind `pipeline local up|down` and the integration tests.
+"""Start, find, stop and reset the local cloud: the API behind `pipeline local up|down|reset` and the
+integration tests.
 
 `up()` reuses the cloud recorded in the state file when its process is alive and its port answers;
 otherwise it starts `python -m localcloud.server` detached (its own session, so it outlives the terminal
-and the calling process) and waits until it answers. It records port and pid in `<home>/state.json`.
+and the calling process) and waits until it answers. The server restores what `<home>/saved/` holds. `up()`
+records port and pid in `<home>/state.json`, with the outputs of the last deploy into the saved state.
 Given a `deploy` step, it then runs it against the running cloud, still holding the home's lock, and
 records the outputs the step returns; calling `up()` with it on a running cloud deploys again, which is
 how code changes reach the cloud. What to deploy is the caller's business (the app's CLI deploys the app
-with the CDK CLI). `down()` stops the cloud with SIGTERM.
+with the CDK CLI). `down()` stops the cloud with SIGTERM; the server saves its state first. `reset()` stops
+it too and deletes the saved state, so that the next `up()` starts empty.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,19 +26,27 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from localcloud.state import (
     LocalCloudState,
+    SavedCloud,
     clear_state,
     default_home,
+    read_header,
+    read_saved_cloud,
     read_state,
+    saved_dir,
+    snapshot_path,
+    write_saved_cloud,
     write_state,
 )
 
 START_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 15.0
+# The server saves its state before it stops: that must fit in here, or the save is cut short (the snapshot
+# before it stays).
+STOP_TIMEOUT_SECONDS = 30.0
 SERVER_MODULE = "localcloud.server"
 # Where this package lives: the server process imports it from there, installed or not.
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]
@@ -62,8 +74,10 @@ def up(
     home: Path | None = None,
     deploy: Deploy | None = None,
     progress: Progress | None = None,
+    save_interval_seconds: float | None = None,
 ) -> LocalCloudState:
-    """A running local cloud, with what `deploy` deploys deployed (again) when it is given."""
+    """A running local cloud, with what `deploy` deploys deployed (again) when it is given. A cloud started
+    here saves its state every `save_interval_seconds` while in use (default: the server's)."""
     say = progress or _quiet
     home = (home or default_home()).resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -87,33 +101,81 @@ def up(
             )
         if state is None:
             clear_state(home)
-            state = _start(port=port, home=home, say=say)
+            restoring = snapshot_path(home).exists()
+            saved = read_saved_cloud(home)
+            if port is None and saved.port is not None and not port_in_use(saved.port):
+                port = saved.port  # the same endpoint as before `down`
+            state = _start(port=port, home=home, say=say, save_interval_seconds=save_interval_seconds)
+            if restoring:
+                # The server restored the resources these outputs name.
+                state = replace(state, outputs=saved.outputs)
+                say(f"restored the saved state from {saved_dir(home)}")
             # Recorded before the deploy: a failed deploy leaves a cloud that `down` can still stop.
-            write_state(state, home)
+            _record(state, home)
         else:
             say(f"reusing the local cloud at {state.endpoint} (pid {state.pid})")
         if deploy is not None:
             state = replace(state, outputs=deploy(state, home, say))
-            write_state(state, home)
+            _record(state, home)
         return state
 
 
-def down(home: Path | None = None) -> bool:
-    """Stop the recorded local cloud and clear its state; False when none was running."""
+def _record(state: LocalCloudState, home: Path) -> None:
+    write_state(state, home)
+    write_saved_cloud(SavedCloud(port=state.port, outputs=state.outputs), home)
+
+
+def down(home: Path | None = None, *, progress: Progress | None = None) -> bool:
+    """Stop the recorded local cloud (it saves its state first) and clear the state file; False when none
+    was running. `progress` hears where the state was saved, or that the save did not happen."""
     home = (home or default_home()).resolve()
+    if not home.is_dir():
+        return False
     with _locked(home):
-        state = read_state(home)
-        if state is None:
-            return False
-        stopped = False
-        if _is_alive(state.pid) and _is_our_server(state.pid):
-            os.kill(state.pid, signal.SIGTERM)
-            if not _wait_for_exit(state.pid, STOP_TIMEOUT_SECONDS):
-                os.kill(state.pid, signal.SIGKILL)
-                _wait_for_exit(state.pid, 5.0)
-            stopped = True
-        clear_state(home)
-        return stopped
+        return _down(home, progress or _quiet)
+
+
+def _down(home: Path, say: Progress) -> bool:
+    state = read_state(home)
+    if state is None:
+        return False
+    stopped = False
+    if _is_alive(state.pid) and _is_our_server(state.pid):
+        asked = time.time()
+        os.kill(state.pid, signal.SIGTERM)
+        if not _wait_for_exit(state.pid, STOP_TIMEOUT_SECONDS):
+            os.kill(state.pid, signal.SIGKILL)
+            _wait_for_exit(state.pid, 5.0)
+        stopped = True
+        header = read_header(snapshot_path(home))
+        if header is not None and header.saved_at >= asked:
+            say(f"state saved in {saved_dir(home)}")
+        else:
+            say(f"the local cloud did not save its state on the way down: see {home / 'server.log'}")
+    clear_state(home)
+    return stopped
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResetResult:
+    stopped: bool
+    # The saved-state directory deleted, and how many bytes it held; None when there was none.
+    deleted: Path | None
+    deleted_bytes: int
+
+
+def reset(home: Path | None = None) -> ResetResult:
+    """Stop the local cloud if it runs and delete its saved state: the next `up()` starts empty."""
+    home = (home or default_home()).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    with _locked(home):
+        stopped = _down(home, _quiet)
+        saved = saved_dir(home)
+        if not saved.exists():
+            return ResetResult(stopped=stopped, deleted=None, deleted_bytes=0)
+        size = sum(path.stat().st_size for path in saved.rglob("*") if path.is_file())
+        shutil.rmtree(saved)
+        return ResetResult(stopped=stopped, deleted=saved, deleted_bytes=size)
 
 
 def running(home: Path | None = None) -> LocalCloudState | None:
@@ -145,12 +207,17 @@ def port_in_use(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_server(*, port: int, home: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    *, port: int, home: Path, log_path: Path, save_interval_seconds: float | None = None
+) -> subprocess.Popen[bytes]:
     """Launch the server process detached from this one (new session, output to `log_path`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", SERVER_MODULE, "--port", str(port), "--home", str(home)]
+    if save_interval_seconds is not None:
+        command += ["--save-interval", str(save_interval_seconds)]
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - this interpreter running our own module
-            [sys.executable, "-m", SERVER_MODULE, "--port", str(port), "--home", str(home)],
+            command,
             cwd=PACKAGE_PARENT,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -162,14 +229,18 @@ def start_server(*, port: int, home: Path, log_path: Path) -> subprocess.Popen[b
     return process
 
 
-def _start(*, port: int | None, home: Path, say: Progress) -> LocalCloudState:
+def _start(
+    *, port: int | None, home: Path, say: Progress, save_interval_seconds: float | None
+) -> LocalCloudState:
     if port is None:
         port = free_port()
     elif port_in_use(port):
         raise LocalCloudError(f"port {port} is already in use on 127.0.0.1: choose another with --port")
     log_path = home / "server.log"
     say(f"starting the local cloud on http://localhost:{port} (log: {log_path})")
-    process = start_server(port=port, home=home, log_path=log_path)
+    process = start_server(
+        port=port, home=home, log_path=log_path, save_interval_seconds=save_interval_seconds
+    )
     endpoint = f"http://localhost:{port}"
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not answers(endpoint, timeout=1.0):

@@ -32,16 +32,19 @@ from localcloud import (
     event_invoke_config,
     events,
     lambda_runner,
+    persistence,
     poller,
     sfn,
     topic_policy,
 )
-from localcloud.state import DUMMY_CREDENTIALS, REGION
+from localcloud.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
 
 LOG = logging.getLogger("localcloud.server")
 
 # Seconds between sweeps that stop Lambda environments idle for too long.
 REAP_INTERVAL_SECONDS = 60.0
+# Seconds between saves of the state while the cloud is in use (it is always saved when it stops).
+SAVE_INTERVAL_SECONDS = 30.0
 
 
 class Service(Protocol):
@@ -58,6 +61,7 @@ class RunningCloud:
     home: Path
     server: Any
     runner: Any
+    store: persistence.StateStore | None = None
     services: list[Service] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)
     stopped: threading.Event = field(default_factory=threading.Event)
@@ -66,20 +70,46 @@ class RunningCloud:
     def endpoint(self) -> str:
         return f"http://localhost:{self.port}"
 
+    def save(self) -> persistence.SaveResult | None:
+        """Save the state now (None when the cloud keeps no state); raises persistence.SnapshotError."""
+        return self.store.save() if self.store is not None else None
+
     def stop(self) -> None:
         if self.stopped.is_set():
             return
         self.stopped.set()
+        # The state first, while everything still runs: stopping the rest fails what is in flight (the
+        # Lambda environments are killed), and none of that must be saved. Nothing is saved after this.
+        for service in reversed(self.services):
+            if isinstance(service, persistence.PeriodicSaver):
+                service.stop()
+        self._final_save()
+        # Then the environments: an invocation in flight ends now instead of holding up the poller's stop.
+        self.runner.shutdown()
         for service in reversed(self.services):
             try:
                 service.stop()
             except Exception:
                 LOG.exception("stopping %s failed", type(service).__name__)
-        self.runner.shutdown()
         self.server.stop()
         for step in reversed(self.undo):
             step()
         LOG.info("local cloud on port %d stopped", self.port)
+
+    def _final_save(self) -> None:
+        try:
+            result = self.save()
+        except persistence.SnapshotError:
+            LOG.exception("saving the state failed: what changed since the last save is lost")
+            return
+        if result is not None:
+            LOG.info(
+                "saved the state to %s (%d bytes in %.2fs; %d execution(s) running, resumed at the next start)",
+                result.path,
+                result.bytes,
+                result.seconds,
+                result.running_executions,
+            )
 
 
 def _check_cloudformation_models() -> None:
@@ -107,8 +137,17 @@ def _prepare_process_environment(port: int, region: str) -> None:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
-def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
-    """Patch moto, start its HTTP server and the background services; returns when requests are served."""
+def start_cloud(
+    *,
+    port: int,
+    home: Path,
+    region: str = REGION,
+    persist: bool = True,
+    save_interval_seconds: float = SAVE_INTERVAL_SECONDS,
+) -> RunningCloud:
+    """Patch moto, restore the saved state (`persist`), start its HTTP server and the background services;
+    returns when requests are served. Raises persistence.SnapshotError when the saved state cannot be
+    restored (nothing is started then, and the saved state is left as it is)."""
     _prepare_process_environment(port, region)
     home.mkdir(parents=True, exist_ok=True)
     endpoint = f"http://localhost:{port}"
@@ -124,6 +163,17 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     # Fault injection for every caller of this server, and for the Lambda environments it runs.
     chaos_store = chaos.ChaosStore()
     undo.append(chaos.install(chaos_store))
+    # Outside everything else: a save holds requests before anything looks at them.
+    gate = persistence.RequestGate()
+    undo.append(persistence.install_gate(gate))
+    store = persistence.StateStore(home, gate) if persist else None
+    if store is not None:
+        try:
+            store.restore()
+        except persistence.SnapshotError:
+            for step in reversed(undo):
+                step()
+            raise
 
     runner = lambda_runner.LambdaRunner(
         home=home,
@@ -143,7 +193,7 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     _check_port_free(port)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    cloud = RunningCloud(port=port, home=home, server=server, runner=runner, undo=undo)
+    cloud = RunningCloud(port=port, home=home, server=server, runner=runner, store=store, undo=undo)
     LOG.info("moto %s serving %s (home %s)", _moto_version(), endpoint, home)
     deliverer.start()
     cloud.services.append(deliverer)
@@ -154,6 +204,12 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     evaluator = alarm_evaluator.AlarmEvaluator(endpoint, region)
     evaluator.start()
     cloud.services.append(evaluator)
+    # After the server and the Lambda runner are up: the executions call them.
+    sfn.resume_saved_executions()
+    if store is not None and save_interval_seconds > 0:
+        saver = persistence.PeriodicSaver(store, save_interval_seconds)
+        saver.start()
+        cloud.services.append(saver)
 
     threading.Thread(target=_reap_idle_environments, args=(cloud,), name="lambda-reaper", daemon=True).start()
     return cloud
@@ -194,6 +250,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
     parser.add_argument("--home", type=Path, required=True, help="directory for code, logs and state")
     parser.add_argument("--region", default=REGION)
+    parser.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help=f"start empty and save nothing (default: restore DIR/{SAVED_DIR}/ and save there)",
+    )
+    parser.add_argument(
+        "--save-interval",
+        type=float,
+        default=SAVE_INTERVAL_SECONDS,
+        metavar="SECONDS",
+        help="save the state this often while in use, 0 for only when stopping (default %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     return parser.parse_args(argv)
 
@@ -211,9 +279,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        cloud = start_cloud(port=args.port, home=home, region=args.region)
+        cloud = start_cloud(
+            port=args.port,
+            home=home,
+            region=args.region,
+            persist=not args.ephemeral,
+            save_interval_seconds=args.save_interval,
+        )
     except OSError as error:
         LOG.error("cannot serve on 127.0.0.1:%d: %s", args.port, error)
+        return 1
+    except persistence.SnapshotError as error:
+        LOG.error("%s", error)
         return 1
     # Wait in short slices: a signal handler runs only between bytecodes of the main thread.
     while not stop_requested.wait(0.5):

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
@@ -267,7 +267,7 @@ def _notify(execution: Any, status: str) -> None:
             LOG.exception("execution status listener %r failed for %s", listener, status)
 
 
-def _status_value(execution: Any) -> str:
+def status_of(execution: Any) -> str:
     return str(getattr(execution.exec_status, "value", execution.exec_status))
 
 
@@ -287,7 +287,9 @@ def _execution_lifecycle() -> Undo:
     original_terminated = BaseExecutionWorkerCommunication.terminated
 
     def start(self: Any) -> None:
-        started = self.exec_worker is None  # moto refuses a second start
+        # moto refuses a second start; a resumed execution (`resume_saved_executions`) was announced
+        # before the state was saved.
+        started = self.exec_worker is None and not getattr(self, _RESUME_MARK, False)
         if started:
             # Before the worker thread exists, so that RUNNING is always announced before the end.
             _notify(self, ExecutionStatus.RUNNING.value)
@@ -313,7 +315,7 @@ def _execution_lifecycle() -> Undo:
             if getattr(execution, _TERMINAL_MARK, None) is not None:
                 return
             original_terminated(self)
-            status = _status_value(execution)
+            status = status_of(execution)
             setattr(execution, _TERMINAL_MARK, status)
         _notify(execution, status)
 
@@ -366,3 +368,100 @@ def _publish_execution_metrics(execution: Any, status: str) -> None:
         elapsed_ms = (execution.stop_date - execution.start_date).total_seconds() * 1000
         data.append(("ExecutionTime", elapsed_ms, "Milliseconds"))
     _put_states_metrics(execution, data)
+
+
+# -- 6. Executions across a save and a restore (`localcloud.persistence`) --------------------------------------
+
+# Set on an execution that was RUNNING when the state was saved: it is started again after a restore.
+_RESUME_MARK = "_localcloud_resume"
+
+
+class _NoCallbacks:
+    """A saved execution waits for no task token and runs no map run."""
+
+    def heartbeat(self, callback_id: str) -> bool:
+        return False
+
+    def notify(self, callback_id: str, outcome: Any) -> bool:
+        return False
+
+    def get(self, arn: str) -> None:
+        return None
+
+    def get_all(self) -> list[Any]:
+        return []
+
+
+class SavedEnvironment:
+    """What a finished execution's worker still answers after a restore: its history and its end."""
+
+    def __init__(self, history: list[Any], program_state: Any) -> None:
+        self.history = history
+        self.saved_program_state = program_state
+        self.callback_pool_manager = _NoCallbacks()
+        self.map_run_record_pool_manager = _NoCallbacks()
+
+    @property
+    def event_manager(self) -> SavedEnvironment:
+        return self
+
+    def get_event_history(self) -> list[Any]:
+        return list(self.history)
+
+    def program_state(self) -> Any:
+        return self.saved_program_state
+
+
+class SavedWorker:
+    """Stands in for a finished execution's worker (a thread and its interpreter) in saved state."""
+
+    def __init__(self, env: SavedEnvironment | None) -> None:
+        self.env = env
+
+    def stop(self, stop_date: dt.datetime, cause: str | None, error: str | None) -> None:
+        pass  # it has ended
+
+
+def execution_state_to_save(execution: Any) -> dict[str, Any]:
+    """The attributes of a Step Functions execution (the executing backend's) to save, without its thread.
+
+    A finished execution keeps its history and how it ended. One still RUNNING keeps only what it was
+    started with, and is marked to be started again by `resume_saved_executions` after a restore."""
+    state = dict(execution.__dict__)
+    worker = state.pop("exec_worker", None)
+    if execution.exec_status == ExecutionStatus.RUNNING and getattr(execution, _TERMINAL_MARK, None) is None:
+        state["exec_worker"] = None
+        state[_RESUME_MARK] = True
+        return state
+    env = getattr(worker, "env", None)
+    if env is None:
+        state["exec_worker"] = SavedWorker(None)
+    else:
+        state["exec_worker"] = SavedWorker(
+            SavedEnvironment(env.event_manager.get_event_history(), env.program_state())
+        )
+    state.pop(_RESUME_MARK, None)
+    return state
+
+
+def executions() -> Iterator[Any]:
+    """Every execution of the executing backend, in every account and region."""
+    for _account, _region, backend in stepfunctions_parser_backends.iter_backends():
+        machines: list[Any] = getattr(backend, "state_machines", [])
+        for state_machine in machines:
+            yield from state_machine.executions
+
+
+def resume_saved_executions() -> list[Any]:
+    """Start again, from their original input and under their own name and ARN, the executions that were
+    RUNNING when the restored state was saved; returns them. No RUNNING event or ExecutionsStarted metric:
+    they were announced when they first started."""
+    resumed = [
+        execution
+        for execution in executions()
+        if getattr(execution, _RESUME_MARK, False) and execution.exec_worker is None
+    ]
+    for execution in resumed:
+        execution.start()
+        LOG.info("resumed execution %s from its input", execution.exec_arn)
+    return resumed

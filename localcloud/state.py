@@ -1,15 +1,20 @@
-"""Where a running local cloud is recorded, so that the CLI (in any terminal) and the tests find it.
+"""Where a local cloud lives, so that the CLI (in any terminal, from any directory) and the tests find it.
 
-The state file is `<home>/state.json`; `home` is `$LOCALCLOUD_HOME` or `.localcloud/` in the current
-directory. It is written by `cloud.up()` (`pipeline local up`) once the cloud is ready and removed by
-`down()`.
+`home` is `$LOCALCLOUD_HOME`, else a per-user directory (`default_home`; an application passes its own
+name). In it, `state.json` records the running cloud: written by `cloud.up()` once the cloud is ready and
+removed by `down()`. `saved/` is what outlives a `down()`: the server's snapshot of its state
+(`localcloud.persistence`), and the port and outputs of the last cloud; only `cloud.reset()` deletes it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
+import platform
+import time
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 ACCOUNT_ID = "123456789012"
@@ -18,8 +23,29 @@ REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("LOCALCLOUD_HOME") or Path.cwd() / ".localcloud")
+HOME_VARIABLE = "LOCALCLOUD_HOME"
+DEFAULT_HOME_NAME = "localcloud"
+# What outlives `down()`: the server's snapshot and the outputs of the last deploy.
+SAVED_DIR = "saved"
+SNAPSHOT_FILE = "cloud.pickle"
+# What a snapshot is written in: a new format, another moto or another Python refuses to load it.
+SNAPSHOT_FORMAT = 1
+
+
+def default_home(name: str = DEFAULT_HOME_NAME) -> Path:
+    """`$LOCALCLOUD_HOME`, else `name` under the user's state directory (`$XDG_STATE_HOME`, else
+    `~/.local/state`): the same directory whatever the current directory is."""
+    configured = os.environ.get(HOME_VARIABLE)
+    if configured:
+        return Path(configured).expanduser()
+    state_home = os.environ.get("XDG_STATE_HOME")
+    # The XDG spec: a relative path is invalid and must be ignored.
+    base = (
+        Path(state_home)
+        if state_home and Path(state_home).is_absolute()
+        else Path.home() / ".local" / "state"
+    )
+    return base / name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,3 +87,85 @@ def write_state(state: LocalCloudState, home: Path | None = None) -> Path:
 
 def clear_state(home: Path | None = None) -> None:
     state_path(home).unlink(missing_ok=True)
+
+
+def saved_dir(home: Path | None = None) -> Path:
+    return (home or default_home()) / SAVED_DIR
+
+
+def saved_cloud_path(home: Path | None = None) -> Path:
+    return saved_dir(home) / "cloud.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SavedCloud:
+    """What `cloud.up()` keeps beside the server's snapshot: the port the cloud ran on (the next start
+    takes it again when it is free, so that the endpoint does not change) and the last deploy's outputs."""
+
+    port: int | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def read_saved_cloud(home: Path | None = None) -> SavedCloud:
+    try:
+        data = json.loads(saved_cloud_path(home).read_text())
+        return SavedCloud(
+            port=int(data["port"]) if data.get("port") else None,
+            outputs={str(key): str(value) for key, value in dict(data.get("outputs") or {}).items()},
+        )
+    except (FileNotFoundError, ValueError, TypeError, AttributeError):
+        return SavedCloud()
+
+
+def write_saved_cloud(saved: SavedCloud, home: Path | None = None) -> None:
+    path = saved_cloud_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(saved), indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def snapshot_path(home: Path | None = None) -> Path:
+    return saved_dir(home) / SNAPSHOT_FILE
+
+
+@dataclass(frozen=True, kw_only=True)
+class Header:
+    """The first record of a snapshot file, readable without loading the state itself."""
+
+    format: int
+    moto: str
+    python: str
+    saved_at: float
+    running_executions: int
+
+    @classmethod
+    def current(cls, *, running_executions: int) -> Header:
+        return cls(
+            format=SNAPSHOT_FORMAT,
+            moto=version("moto"),
+            python=platform.python_version(),
+            saved_at=time.time(),
+            running_executions=running_executions,
+        )
+
+    def incompatibility(self) -> str | None:
+        """Why this process cannot load the snapshot, or None."""
+        here = Header.current(running_executions=0)
+        if self.format != here.format:
+            return f"it is in format {self.format}, this local cloud reads format {here.format}"
+        if self.moto != here.moto:
+            return f"it was written by moto {self.moto}, this is moto {here.moto}"
+        if self.python.rsplit(".", 1)[0] != here.python.rsplit(".", 1)[0]:
+            return f"it was written by Python {self.python}, this is Python {here.python}"
+        return None
+
+
+def read_header(path: Path) -> Header | None:
+    """The header of the snapshot at `path`; None when there is none or it is unreadable."""
+    try:
+        with path.open("rb") as file:
+            fields = pickle.load(file)  # noqa: S301 - our own file, in the user's own directory
+        return Header(**fields)
+    except (OSError, EOFError, pickle.UnpicklingError, TypeError, ValueError, AttributeError):
+        return None

@@ -1,0 +1,392 @@
+"""The local cloud's state on disk: moto's backends saved at shutdown (and every few seconds) and restored
+when the server starts again, so that a stopped cloud comes back with its resources and data.
+
+How it works, what is kept and what is rebuilt: docs/local-cloud-internals.md#localcloudpersistencepy
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import copyreg
+import functools
+import importlib
+import io
+import logging
+import os
+import pickle
+import sys
+import threading
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moto.core.base_backend import AccountSpecificBackend, BackendDict
+from moto.stepfunctions.parser.backend.execution import Execution, SyncExecution
+
+from localcloud import sfn
+from localcloud.state import Header, snapshot_path
+
+LOG = logging.getLogger(__name__)
+
+# How long a save waits for the requests being served to finish before it reads the state anyway.
+DRAIN_SECONDS = 2.0
+# A save retries when a thread changed a dict while it was being read.
+SAVE_ATTEMPTS = 5
+
+WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+Undo = Callable[[], None]
+
+
+class SnapshotError(Exception):
+    """A snapshot cannot be written or read; the message says which and why."""
+
+
+# -- requests held while the state is read --------------------------------------------------------------
+
+
+class RequestGate:
+    """Every request to the server passes here. While a save holds it, new requests wait, so that the
+    snapshot is the state between two requests."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._in_flight = 0
+        self._holds = 0
+        self.requests = 0
+
+    def wrap(self, app: WSGIApp) -> WSGIApp:
+        def gated(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            if _passes(environ):
+                return app(environ, start_response)
+            with self._condition:
+                while self._holds:
+                    self._condition.wait()
+                self._in_flight += 1
+                self.requests += 1
+            try:
+                # moto builds the whole response here: the request is done when this returns.
+                return app(environ, start_response)
+            finally:
+                with self._condition:
+                    self._in_flight -= 1
+                    self._condition.notify_all()
+
+        return gated
+
+    @contextlib.contextmanager
+    def held(self, drain_seconds: float = DRAIN_SECONDS) -> Iterator[int]:
+        """Hold new requests; wait up to `drain_seconds` for those being served. Yields how many are still
+        being served (a synchronous Lambda invocation waits for its handler, whose own calls are held)."""
+        deadline = time.monotonic() + drain_seconds
+        with self._condition:
+            self._holds += 1
+            while self._in_flight and (remaining := deadline - time.monotonic()) > 0:
+                self._condition.wait(remaining)
+            in_flight = self._in_flight
+        try:
+            yield in_flight
+        finally:
+            with self._condition:
+                self._holds -= 1
+                self._condition.notify_all()
+
+
+def _passes(environ: dict[str, Any]) -> bool:
+    # The health check (`cloud.answers`) and the chaos control API change no saved state.
+    path = str(environ.get("PATH_INFO", ""))
+    if path.startswith("/_localcloud/"):
+        return True
+    return path.startswith("/moto-api") and environ.get("REQUEST_METHOD") in {"GET", "HEAD"}
+
+
+def install_gate(gate: RequestGate) -> Undo:
+    """Put `gate` in front of every moto server application (outside what was installed before)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: PLC0415 - server side only
+
+    original = DomainDispatcherApplication.__call__
+
+    def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        return gate.wrap(lambda env, respond: original(self, env, respond))(environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]
+
+    def undo() -> None:
+        DomainDispatcherApplication.__call__ = original  # type: ignore[method-assign]
+
+    return undo
+
+
+# -- pickling moto's backends ---------------------------------------------------------------------------
+
+_LOCK_TYPE = type(threading.Lock())
+_RLOCK_TYPE = type(threading.RLock())
+
+
+def _new_event(is_set: bool) -> threading.Event:
+    event = threading.Event()
+    if is_set:
+        event.set()
+    return event
+
+
+def _weak_value_dictionary(items: dict[Any, Any]) -> weakref.WeakValueDictionary[Any, Any]:
+    return weakref.WeakValueDictionary(items)
+
+
+def _new_defaultdict(kind: type[defaultdict[Any, Any]], factory: Any) -> defaultdict[Any, Any]:
+    # Not kind(factory): a subclass's __init__ may take other arguments (moto's SSM ParameterDict does).
+    made = defaultdict.__new__(kind)
+    made.default_factory = factory
+    return made
+
+
+def _is_local_function(factory: Any) -> bool:
+    qualname = getattr(factory, "__qualname__", "")
+    return "<lambda>" in qualname or "<locals>" in qualname
+
+
+class _Pickler(pickle.Pickler):
+    """pickle with a deliberate answer for each kind of member moto's models hold that pickle refuses:
+
+    - locks, conditions and events: new ones (nothing waits on them in a new process);
+    - weak-value dictionaries: rebuilt from their live values;
+    - a defaultdict whose factory is a lambda (`defaultdict(lambda: {})`): a factory that returns a copy of
+      what the lambda returned (an empty container); a subclass of defaultdict: made without calling its
+      `__init__` (pickle's way calls it with the factory alone);
+    - a Step Functions execution: without its worker thread (`sfn.execution_state_to_save`);
+    - the registries of backends themselves (`BackendDict`, `AccountSpecificBackend`), wherever a model
+      refers to one: by name, so that the restored model refers to the live registry.
+
+    Anything else pickle refuses fails the save, naming its type (`SnapshotError`)."""
+
+    def __init__(self, file: io.BufferedWriter, registries: dict[int, tuple[str, ...]]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._registries = registries
+
+    def persistent_id(self, obj: Any) -> tuple[str, ...] | None:
+        if isinstance(obj, BackendDict | AccountSpecificBackend):
+            return self._registries.get(id(obj))
+        return None
+
+    def reducer_override(self, obj: Any) -> Any:  # noqa: PLR0911 - one return per kind
+        kind = type(obj)
+        if kind is _LOCK_TYPE:
+            return threading.Lock, ()
+        if kind is _RLOCK_TYPE:
+            return threading.RLock, ()
+        if kind is threading.Condition:
+            return threading.Condition, ()
+        if kind is threading.Event:
+            return _new_event, (obj.is_set(),)
+        if kind is weakref.WeakValueDictionary:
+            return _weak_value_dictionary, (dict(obj.items()),)
+        if isinstance(obj, defaultdict) and (
+            kind is not defaultdict or _is_local_function(obj.default_factory)
+        ):
+            factory: Any = obj.default_factory
+            if factory is not None and _is_local_function(factory):
+                factory = functools.partial(copy.deepcopy, factory())
+            return (
+                _new_defaultdict,
+                (kind, factory),
+                getattr(obj, "__dict__", None) or None,
+                None,
+                iter(obj.items()),
+            )
+        if kind in (Execution, SyncExecution):
+            return copyreg.__newobj__, (kind,), sfn.execution_state_to_save(obj)  # type: ignore[attr-defined]
+        return NotImplemented
+
+
+class _Unpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        module, attribute, *account = pid
+        registry = getattr(importlib.import_module(module), attribute)
+        return registry[account[0]] if account else registry
+
+
+def _registries() -> dict[tuple[str, str], BackendDict[Any]]:
+    """Every backend registry in use, by the module attribute that holds it."""
+    found: dict[tuple[str, str], BackendDict[Any]] = {}
+    for registry in list(BackendDict._instances):  # type: ignore[misc]
+        module = sys.modules.get(registry.backend.__module__)
+        names = [name for name, value in vars(module or object).items() if value is registry]
+        if not names:
+            # moto keeps every registry in its models module; one elsewhere cannot be found again.
+            raise SnapshotError(f"the {registry.service_name} backends are not a module attribute")
+        found[(registry.backend.__module__, names[0])] = registry
+    return found
+
+
+def _running_executions() -> int:
+    return len([execution for execution in sfn.executions() if sfn.status_of(execution) == "RUNNING"])
+
+
+def dump_state(file: io.BufferedWriter) -> Header:
+    """Write every moto backend in use to `file`: a header record, then the state."""
+    registries = _registries()
+    names: dict[int, tuple[str, ...]] = {}
+    backends: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for key, registry in registries.items():
+        names[id(registry)] = key
+        backends[key] = {}
+        for account, per_region in list(registry.items()):
+            names[id(per_region)] = (*key, account)
+            backends[key][account] = dict(per_region.items())
+    header = Header.current(running_executions=_running_executions())
+    pickle.dump(header.__dict__, file, protocol=pickle.HIGHEST_PROTOCOL)
+    _Pickler(file, names).dump(backends)
+    return header
+
+
+def load_state(file: io.BufferedReader) -> Header:
+    """Read a snapshot written by `dump_state` and put every backend in it in place of moto's."""
+    fields = pickle.load(file)  # noqa: S301 - our own file, in the user's own directory
+    header = Header(**fields)
+    reason = header.incompatibility()
+    if reason is not None:
+        raise SnapshotError(reason)
+    backends: dict[tuple[str, str], dict[str, dict[str, Any]]] = _Unpickler(file).load()
+    for (module, attribute), accounts in backends.items():
+        registry = getattr(importlib.import_module(module), attribute)
+        for account, per_region in accounts.items():
+            target = registry[account]
+            for region, backend in per_region.items():
+                dict.__setitem__(target, region, backend)
+    return header
+
+
+# -- saving and restoring a server's state ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaveResult:
+    path: Path
+    bytes: int
+    seconds: float
+    running_executions: int
+    held_in_flight: int
+
+
+class StateStore:
+    """Saves the server's state to `<home>/saved/cloud.pickle` (atomically: a save that fails or is cut
+    short leaves the previous snapshot) and restores it at start."""
+
+    def __init__(self, home: Path, gate: RequestGate) -> None:
+        self.path = snapshot_path(home)
+        self.gate = gate
+        self._lock = threading.Lock()
+
+    def restore(self) -> Header | None:
+        """Load the snapshot if there is one (before the server serves); None when there is none."""
+        if not self.path.exists():
+            return None
+        _check_private(self.path)
+        started = time.monotonic()
+        try:
+            with self.path.open("rb") as file:
+                header = load_state(file)
+        except SnapshotError as error:
+            raise SnapshotError(
+                f"cannot restore the saved state {self.path}: {error}; delete it to start empty"
+            ) from error
+        except Exception as error:
+            raise SnapshotError(
+                f"cannot restore the saved state {self.path} ({type(error).__name__}: {error}); "
+                "delete it to start empty"
+            ) from error
+        LOG.info(
+            "restored the state saved at %s from %s (%d bytes, %.2fs)",
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.saved_at)),
+            self.path,
+            self.path.stat().st_size,
+            time.monotonic() - started,
+        )
+        return header
+
+    def save(self) -> SaveResult:
+        """Hold requests, write the state, let them go. Raises SnapshotError (the previous snapshot stays)."""
+        with self._lock:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            started = time.monotonic()
+            try:
+                with self.gate.held() as in_flight:
+                    header = self._write(temporary)
+                os.replace(temporary, self.path)
+            finally:
+                temporary.unlink(missing_ok=True)
+            return SaveResult(
+                path=self.path,
+                bytes=self.path.stat().st_size,
+                seconds=time.monotonic() - started,
+                running_executions=header.running_executions,
+                held_in_flight=in_flight,
+            )
+
+    def _write(self, temporary: Path) -> Header:
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                # Readable by this user only: the state holds whatever the user stored in the cloud.
+                descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "wb") as file:
+                    header = dump_state(file)
+                    file.flush()
+                    os.fsync(file.fileno())
+                return header
+            except RuntimeError as error:
+                # A thread of this process (an execution, a metric) changed a dict while it was read.
+                if attempt == SAVE_ATTEMPTS or "changed size during iteration" not in str(error):
+                    raise SnapshotError(f"saving the state failed: {error}") from error
+            except (pickle.PicklingError, TypeError, AttributeError) as error:
+                raise SnapshotError(f"saving the state failed: {type(error).__name__}: {error}") from error
+        raise AssertionError("unreachable")
+
+
+def _check_private(path: Path) -> None:
+    # Loading a pickle runs code named in it: only a file that no one but this user could have written.
+    status = path.stat()
+    if status.st_uid != os.getuid() or status.st_mode & 0o022:
+        raise SnapshotError(
+            f"will not restore the saved state {path}: it is owned by another user or writable by others "
+            "(loading it would run code from it); delete it to start empty"
+        )
+
+
+class PeriodicSaver:
+    """Saves the state every `interval_seconds` while requests keep coming, so that a server that is
+    killed (not stopped) loses at most that much."""
+
+    def __init__(self, store: StateStore, interval_seconds: float) -> None:
+        self._store = store
+        self._interval = interval_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._saved_requests = -1
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="localcloud-saver", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            requests = self._store.gate.requests
+            if requests == self._saved_requests and not _running_executions():
+                continue  # nothing changed since the last save
+            try:
+                result = self._store.save()
+            except SnapshotError:
+                LOG.exception("periodic save failed; the previous snapshot is kept")
+                continue
+            self._saved_requests = requests
+            LOG.debug("saved the state (%d bytes, %.2fs)", result.bytes, result.seconds)

@@ -1,0 +1,317 @@
+"""The local cloud keeps its state across `down` and `up` (`localcloud.persistence`), and `reset` empties it.
+
+The server runs as `pipeline local up` runs it (`cloud.up`, a detached process); everything is created and
+read back through the AWS APIs, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localcloud import cloud
+from localcloud.state import Header, LocalCloudState, read_header, read_state, snapshot_path
+from tests.localcloud.support import client, wait_until
+
+BUCKET = "kept-bucket"
+TABLE = "kept-table"
+QUEUE = "kept-queue"
+DLQ = "kept-queue-dlq"
+ALARM = "kept-alarm"
+MACHINE = "kept-machine"
+# Seconds the resumable execution waits between its two writes: the cloud goes down in that window.
+WAIT_SECONDS = 3
+# The visibility timeout of the message in flight at `down`: longer than a restart takes.
+IN_FLIGHT_SECONDS = 10
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    cloud.down(tmp_path)  # never leave a server behind
+
+
+def checkpointing_machine(table: str) -> dict[str, Any]:
+    """Counts its starts on an item (a checkpoint write), waits, then marks the item done."""
+    return {
+        "StartAt": "Checkpoint",
+        "States": {
+            "Checkpoint": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:updateItem",
+                "Parameters": {
+                    "TableName": table,
+                    "Key": {"id": {"S.$": "$.job"}},
+                    "UpdateExpression": "ADD starts :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                },
+                "ResultPath": None,
+                "Next": "Work",
+            },
+            "Work": {"Type": "Wait", "Seconds": WAIT_SECONDS, "Next": "Done"},
+            "Done": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:updateItem",
+                "Parameters": {
+                    "TableName": table,
+                    "Key": {"id": {"S.$": "$.job"}},
+                    "UpdateExpression": "SET done = :yes",
+                    "ExpressionAttributeValues": {":yes": {"BOOL": True}},
+                },
+                "ResultPath": None,
+                "End": True,
+            },
+        },
+    }
+
+
+def item(endpoint: str, key: str) -> dict[str, Any]:
+    return dict(
+        client(endpoint, "dynamodb").get_item(TableName=TABLE, Key={"id": {"S": key}}).get("Item", {})
+    )
+
+
+def status(endpoint: str, execution_arn: str) -> str:
+    return str(client(endpoint, "stepfunctions").describe_execution(executionArn=execution_arn)["status"])
+
+
+def build_world(state: LocalCloudState) -> dict[str, Any]:
+    """Resources and data of every kind the pipeline keeps; returns what to compare after a restart."""
+    endpoint = state.endpoint
+    s3 = client(endpoint, "s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="in/data.jsonl", Body=b'{"a": 1}\n' * 1000)
+
+    dynamodb = client(endpoint, "dynamodb")
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName=TABLE, Item={"id": {"S": "job-1"}, "cursor": {"N": "4096"}})
+
+    sqs = client(endpoint, "sqs")
+    dlq_url = sqs.create_queue(QueueName=DLQ)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_url = sqs.create_queue(
+        QueueName=QUEUE,
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})},
+    )["QueueUrl"]
+    sqs.send_message(QueueUrl=dlq_url, MessageBody="dead letter")
+
+    cloudwatch = client(endpoint, "cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName=ALARM,
+        Namespace="Kept",
+        MetricName="Breaches",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.put_metric_data(Namespace="Kept", MetricData=[{"MetricName": "Breaches", "Value": 5}])
+
+    def alarm() -> dict[str, Any]:
+        return dict(cloudwatch.describe_alarms(AlarmNames=[ALARM])["MetricAlarms"][0])
+
+    # The server's evaluator takes it to ALARM from the data.
+    wait_until(lambda: alarm()["StateValue"] == "ALARM", timeout=20, message="the alarm in ALARM")
+
+    role = client(endpoint, "iam").create_role(RoleName="kept-role", AssumeRolePolicyDocument="{}")["Role"][
+        "Arn"
+    ]
+    sfn = client(endpoint, "stepfunctions")
+    machine = sfn.create_state_machine(
+        name=MACHINE, roleArn=role, definition=json.dumps(checkpointing_machine(TABLE))
+    )["stateMachineArn"]
+    finished = sfn.start_execution(
+        stateMachineArn=machine, name="finished", input=json.dumps({"job": "job-0"})
+    )
+    wait_until(
+        lambda: status(endpoint, finished["executionArn"]) == "SUCCEEDED", timeout=20, message="finished"
+    )
+    running = sfn.start_execution(stateMachineArn=machine, name="running", input=json.dumps({"job": "job-2"}))
+    # Its checkpoint is written: it is in its Wait state, and goes down there.
+    wait_until(lambda: item(endpoint, "job-2").get("starts") == {"N": "1"}, message="the first checkpoint")
+
+    # Last, so that it is still in flight (invisible) when the cloud goes down.
+    sqs.send_message(QueueUrl=queue_url, MessageBody="in flight")
+    (received,) = sqs.receive_message(
+        QueueUrl=queue_url, VisibilityTimeout=IN_FLIGHT_SECONDS, AttributeNames=["All"]
+    )["Messages"]
+    assert received["Body"] == "in flight"
+    sqs.send_message(QueueUrl=queue_url, MessageBody="visible")
+    return {
+        "queue_url": queue_url,
+        "dlq_url": dlq_url,
+        "in_flight_id": received["MessageId"],
+        "alarm": alarm(),
+        "machine": machine,
+        "finished": finished["executionArn"],
+        "running": running["executionArn"],
+        "finished_history": sfn.get_execution_history(executionArn=finished["executionArn"])["events"],
+    }
+
+
+def test_down_then_up_brings_back_resources_data_messages_alarms_and_running_executions(home: Path) -> None:
+    first = cloud.up(home=home)
+    world = build_world(first)
+    assert status(first.endpoint, world["running"]) == "RUNNING"
+
+    messages: list[str] = []
+    assert cloud.down(home, progress=messages.append) is True
+    assert messages == [f"state saved in {home.resolve() / 'saved'}"]
+    header = read_header(snapshot_path(home))
+    assert header is not None and header.running_executions == 1
+
+    second = cloud.up(home=home)
+    assert second.pid != first.pid
+    assert second.endpoint == first.endpoint  # the same port again, as it is free
+    endpoint = second.endpoint
+
+    s3 = client(endpoint, "s3")
+    assert s3.get_object(Bucket=BUCKET, Key="in/data.jsonl")["Body"].read() == b'{"a": 1}\n' * 1000
+    assert item(endpoint, "job-1") == {"id": {"S": "job-1"}, "cursor": {"N": "4096"}}
+
+    sqs = client(endpoint, "sqs")
+    # Same names, same URLs (the port may differ: the URL's host part is the endpoint's).
+    assert (
+        sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"].rsplit("/", 2)[1:]
+        == world["queue_url"].rsplit("/", 2)[1:]
+    )
+    queue_url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+    counts = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == (
+        "1",
+        "1",
+    )
+    assert json.loads(counts["RedrivePolicy"])["maxReceiveCount"] in (3, "3")
+    (visible,) = sqs.receive_message(QueueUrl=queue_url, VisibilityTimeout=60)["Messages"]
+    assert visible["Body"] == "visible"
+    # The message that was in flight at `down` comes back when its visibility timeout runs out.
+    redelivered: list[dict[str, Any]] = []
+
+    def in_flight_redelivered() -> bool:
+        redelivered.extend(
+            sqs.receive_message(QueueUrl=queue_url, VisibilityTimeout=60, AttributeNames=["All"]).get(
+                "Messages", []
+            )
+        )
+        return bool(redelivered)
+
+    wait_until(
+        in_flight_redelivered, timeout=IN_FLIGHT_SECONDS + 5, message="the in-flight message visible again"
+    )
+    assert redelivered[0]["MessageId"] == world["in_flight_id"]
+    assert redelivered[0]["Attributes"]["ApproximateReceiveCount"] == "2"
+    dlq_url = sqs.get_queue_url(QueueName=DLQ)["QueueUrl"]
+    assert dlq_url == world["dlq_url"]
+    (dead,) = sqs.receive_message(QueueUrl=dlq_url)["Messages"]
+    assert dead["Body"] == "dead letter"
+
+    (alarm,) = client(endpoint, "cloudwatch").describe_alarms(AlarmNames=[ALARM])["MetricAlarms"]
+    assert alarm["StateValue"] == "ALARM"
+    # Not evaluated afresh from INSUFFICIENT_DATA: the same state since before `down`.
+    assert alarm["StateUpdatedTimestamp"] == world["alarm"]["StateUpdatedTimestamp"]
+
+    sfn = client(endpoint, "stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=world["machine"])["executions"]
+    assert sorted((e["name"], e["executionArn"]) for e in executions) == [
+        ("finished", world["finished"]),
+        ("running", world["running"]),
+    ]
+    assert status(endpoint, world["finished"]) == "SUCCEEDED"
+    assert sfn.get_execution_history(executionArn=world["finished"])["events"] == world["finished_history"]
+    sfn.stop_execution(executionArn=world["finished"])  # a finished execution stays as it ended
+    assert status(endpoint, world["finished"]) == "SUCCEEDED"
+    # The execution that was RUNNING at `down` runs again from its input under its own ARN, and ends.
+    wait_until(
+        lambda: status(endpoint, world["running"]) == "SUCCEEDED", timeout=20, message="resumed execution"
+    )
+    assert item(endpoint, "job-2") == {"id": {"S": "job-2"}, "starts": {"N": "2"}, "done": {"BOOL": True}}
+    assert item(endpoint, "job-0")["starts"] == {"N": "1"}  # the finished one did not run again
+
+
+def test_up_after_down_shows_the_outputs_of_the_last_deploy(home: Path) -> None:
+    def deploy(state: LocalCloudState, deploy_home: Path, progress: cloud.Progress) -> dict[str, str]:
+        queue = client(state.endpoint, "sqs").create_queue(QueueName="deployed")["QueueUrl"]
+        return {"QueueUrl": queue}
+
+    deployed = cloud.up(home=home, deploy=deploy)
+    cloud.down(home)
+    messages: list[str] = []
+    again = cloud.up(home=home, progress=messages.append)  # no deploy step
+    assert again.outputs == deployed.outputs
+    assert read_state(home) == again
+    assert any("restored the saved state" in message for message in messages)
+    client(again.endpoint, "sqs").get_queue_attributes(QueueUrl=again.outputs["QueueUrl"])
+
+
+def test_reset_stops_the_cloud_and_deletes_its_state(home: Path) -> None:
+    state = cloud.up(home=home)
+    client(state.endpoint, "s3").create_bucket(Bucket=BUCKET)
+
+    result = cloud.reset(home)
+    assert result.stopped is True
+    assert result.deleted == home.resolve() / "saved"
+    assert result.deleted_bytes > 0
+    assert not (home / "saved").exists()
+    assert read_state(home) is None
+
+    fresh = cloud.up(home=home)
+    assert client(fresh.endpoint, "s3").list_buckets()["Buckets"] == []
+    assert fresh.outputs == {}
+    cloud.down(home)
+    assert cloud.reset(home).stopped is False  # a stopped cloud: only its state goes
+
+
+def test_a_killed_server_keeps_what_it_saved_periodically(home: Path) -> None:
+    state = cloud.up(home=home, save_interval_seconds=0.5)
+    client(state.endpoint, "s3").create_bucket(Bucket=BUCKET)
+    created = datetime.now().timestamp()
+
+    def saved_after_create() -> bool:
+        header = read_header(snapshot_path(home))
+        return header is not None and header.saved_at > created
+
+    wait_until(saved_after_create, timeout=10, message="a periodic save")
+    os.kill(state.pid, signal.SIGKILL)  # no chance to save on the way down
+    wait_until(lambda: not cloud.answers(state.endpoint), message="the server gone")
+
+    again = cloud.up(home=home)
+    assert [b["Name"] for b in client(again.endpoint, "s3").list_buckets()["Buckets"]] == [BUCKET]
+
+
+def test_a_snapshot_from_another_moto_is_refused_and_left_alone(home: Path) -> None:
+    path = snapshot_path(home)
+    path.parent.mkdir(parents=True)
+    header = Header(format=1, moto="0.0.1", python="3.11.0", saved_at=0.0, running_executions=0)
+    path.write_bytes(pickle.dumps(header.__dict__) + pickle.dumps({}))
+    before = path.read_bytes()
+
+    with pytest.raises(cloud.LocalCloudError, match=r"cannot restore the saved state .*moto 0\.0\.1"):
+        cloud.up(home=home)
+    assert path.read_bytes() == before
+
+
+def test_a_snapshot_others_could_have_written_is_not_loaded(home: Path) -> None:
+    state = cloud.up(home=home)
+    client(state.endpoint, "s3").create_bucket(Bucket=BUCKET)
+    cloud.down(home)
+    path = snapshot_path(home)
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o666)
+
+    with pytest.raises(cloud.LocalCloudError, match="writable by others"):
+        cloud.up(home=home)
