@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 ENVS := local dev staging prod
 ENV ?= dev
+# `make demo PORT=N`, `make local-up PORT=N`: the local cloud on that port. Only from the command line: a PORT
+# exported for some other program must not move the local cloud.
+PORT_ARG = $(if $(filter command line,$(origin PORT)), --port $(PORT))
 # Node 20 is past its end of life for jsii; the banner is noise, not news, on every synth.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -29,7 +32,7 @@ WHEELHOUSE := wheelhouse
 PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE))
 PIP_INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_SOURCE)
 
-.PHONY: help install lock lock-upgrade lock-check wheelhouse demo test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down chaos bench snapshot-update clean
+.PHONY: help install lock lock-upgrade lock-check wheelhouse demo test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down local-reset chaos bench snapshot-update clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -72,8 +75,8 @@ wheelhouse: ## Download every locked wheel into wheelhouse/ (again after the loc
 	$(PYTHON) -m pip download --quiet --disable-pip-version-check --require-hashes --only-binary :all: \
 		--dest $(WHEELHOUSE) -r $(LOCK)
 
-demo: install ## Start the local cloud, deploy env=local with the CDK CLI, run five real jobs and check them
-	$(BIN)/pipeline demo
+demo: install ## Start the local cloud (PORT=N: on that port), deploy env=local with the CDK CLI, run five real jobs and check them
+	$(BIN)/pipeline demo$(PORT_ARG)
 
 test: install ## Run every test tier (unit, infrastructure, local cloud, integration)
 	$(BIN)/python -m pytest
@@ -114,11 +117,14 @@ deploy: install ## Deploy one environment: make deploy ENV=dev (needs AWS creden
 diff: install ## Infra diff of every environment against the merge base with main (DIFF_ARGS="--base REF --env dev")
 	$(BIN)/pipeline diff $(DIFF_ARGS)
 
-local-up: install ## Start (or reuse) the local cloud and deploy env=local; it keeps running in the background
-	$(BIN)/pipeline local up
+local-up: install ## Start (or reuse) the local cloud (PORT=N: on that port) and deploy env=local; it keeps running in the background
+	$(BIN)/pipeline local up$(PORT_ARG)
 
-local-down: install ## Stop the local cloud
+local-down: install ## Stop the local cloud (its state is kept for the next local-up)
 	$(BIN)/pipeline local down
+
+local-reset: install ## Stop the local cloud and delete its saved state: the next local-up starts empty
+	$(BIN)/pipeline local reset
 
 chaos: install ## Fault matrix: cells F1-F11 x 5 seeds on a fresh local cloud, checked for lost/duplicated/missing/stuck (CHAOS_ARGS="--cells F6 --seeds 1")
 	$(BIN)/python -m faultmatrix $(CHAOS_ARGS)

@@ -25,6 +25,7 @@ from botocore.config import Config
 
 from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState, read_state, state_path
 from pipeline_cli.errors import CliError
+from pipeline_cli.local_home import local_home
 from pipeline_contract import STACK_OUTPUTS, STACK_SUFFIXES, stack_name
 
 ENV_VARIABLE = "PIPELINE_ENV"
@@ -185,12 +186,13 @@ def open_pipeline(args: argparse.Namespace) -> Iterator[Pipeline]:
 
 
 def connect_local() -> Pipeline:
+    home = local_home()
     try:
-        state = read_state()
+        state = read_state(home)
     except (ValueError, TypeError) as error:
         # A half-written or foreign file: the cloud that wrote it cannot be trusted to be there.
         raise CliError(
-            f"the local cloud state file {state_path()} is unreadable ({error}): {LOCAL_NOT_RUNNING}"
+            f"the local cloud state file {state_path(home)} is unreadable ({error}): {LOCAL_NOT_RUNNING}"
         ) from error
     if state is None or not port_answers(state.port):
         raise CliError(LOCAL_NOT_RUNNING)

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from localcloud import cloud
 from localcloud.chaos import CONTROL_PATH, SERVICES, RuleError, parse_rule
 from pipeline_cli.errors import CliError
+from pipeline_cli.local_home import local_home
 
 HTTP_TIMEOUT_SECONDS = 10.0
 
@@ -163,7 +164,7 @@ def _flags(message: str) -> str:
 
 
 def _request(method: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    state = cloud.running()
+    state = cloud.running(local_home())
     if state is None:
         raise CliError("the local cloud is not running: start it with `pipeline local up`", exit_code=1)
     request = urllib.request.Request(  # noqa: S310 - http://localhost only

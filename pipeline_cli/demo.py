@@ -26,6 +26,7 @@ from pipeline_cli import local_deploy
 from pipeline_cli.aws import Pipeline, connect_local
 from pipeline_cli.deadletters import DlqMessage, peek_messages
 from pipeline_cli.errors import CliError
+from pipeline_cli.local_home import local_home
 from pipeline_cli.output import percent, render_table
 from pipeline_cli.records import build_request, execution_arn, get_record, send_request, upload_input
 from pipeline_contract import TERMINAL, execution_name
@@ -395,7 +396,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     print("==> starting the local cloud and deploying env=local with the CDK CLI", file=out, flush=True)
     try:
-        state = local_deploy.up(port=args.port)
+        state = local_deploy.up(port=args.port, home=local_home())
     except cloud.LocalCloudError as error:
         raise CliError(str(error), exit_code=1) from error
     print(f"    endpoint {state.endpoint}  ({time.monotonic() - started:.0f}s)", file=out)

@@ -1,9 +1,10 @@
-"""`pipeline local up|down|status|chaos`: the embedded local cloud that runs the `local` environment.
+"""`pipeline local up|down|status|reset|chaos`: the embedded local cloud that runs the `local` environment.
 
 `up` starts (or reuses) the cloud, deploys the CDK app into it with the real CDK CLI
 (`pipeline_cli.local_deploy`) and prints the endpoint and the stack outputs; progress goes to stderr, the
 result to stdout (`--json` for scripts). The cloud keeps running in the background until
-`pipeline local down`.
+`pipeline local down`, which keeps its state for the next `up`; `reset` deletes that state. Every command
+finds the cloud in `pipeline_cli.local_home`, whatever the current directory.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from localcloud import cloud
 from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState
 from pipeline_cli import chaos, local_deploy
 from pipeline_cli.errors import CliError
+from pipeline_cli.local_home import local_home
 
 
 def register(subparsers: Any) -> None:
@@ -50,8 +52,21 @@ def register(subparsers: Any) -> None:
     )
     up.set_defaults(func=cmd_up)
 
-    down = commands.add_parser("down", help="stop the local cloud", description="Stop the local cloud.")
+    down = commands.add_parser(
+        "down",
+        help="stop the local cloud (its state is kept for the next `up`)",
+        description="Stop the local cloud. It saves its state first: the next `pipeline local up` brings back "
+        "its resources, data, queued messages and running jobs.",
+    )
     down.set_defaults(func=cmd_down)
+
+    reset = commands.add_parser(
+        "reset",
+        help="stop the local cloud and delete its saved state (the next `up` starts empty)",
+        description="Stop the local cloud if it runs and delete its saved state: buckets, tables, queues, "
+        "jobs, stacks. The next `pipeline local up` starts empty and deploys afresh.",
+    )
+    reset.set_defaults(func=cmd_reset)
 
     status = commands.add_parser(
         "status",
@@ -77,11 +92,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         if args.deploy:
-            state = local_deploy.up(port=args.port, progress=_progress, context=context)
+            state = local_deploy.up(port=args.port, home=local_home(), progress=_progress, context=context)
         else:
-            state = cloud.up(port=args.port, progress=_progress)
+            state = cloud.up(port=args.port, home=local_home(), progress=_progress)
     except cloud.LocalCloudError as error:
-        raise CliError(str(error), exit_code=1) from error
+        message = str(error)
+        if "the saved state" in message and "delete it to start empty" in message:
+            message += "\n`pipeline local reset` deletes the saved state; the next `up` then starts empty."
+        raise CliError(message, exit_code=1) from error
     _progress(f"local cloud ready in {time.monotonic() - started:.1f}s")
     print_state(state, as_json=args.json, out=sys.stdout)
     return 0
@@ -109,15 +127,38 @@ def parse_context(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    if cloud.down():
-        print("local cloud stopped", file=sys.stderr)
+    if cloud.down(local_home(), progress=_progress):
+        print("local cloud stopped; `pipeline local up` brings it back as it was", file=sys.stderr)
     else:
         print("no local cloud was running", file=sys.stderr)
     return 0
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    home = local_home()
+    result = cloud.reset(home)
+    stopped = "stopped the local cloud and " if result.stopped else ""
+    if result.deleted is None:
+        print(
+            f"{stopped}no saved state in {home}: the next `pipeline local up` starts empty", file=sys.stderr
+        )
+    else:
+        print(
+            f"{stopped}deleted the local cloud's saved state ({_size(result.deleted_bytes)}: every bucket, table, "
+            f"queue, job and stack) in {result.deleted}: the next `pipeline local up` starts empty",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _size(count: int) -> str:
+    if count < 1024 * 1024:
+        return f"{count / 1024:.0f} KiB"
+    return f"{count / (1024 * 1024):.1f} MiB"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    state = cloud.running()
+    state = cloud.running(local_home())
     if state is None:
         raise CliError("the local cloud is not running: start it with `pipeline local up`", exit_code=1)
     print_state(state, as_json=args.json, out=sys.stdout)

@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from localcloud import cloud
 from localcloud.cloud import Progress
 from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION, LocalCloudState
+from pipeline_cli.local_home import local_home
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 ENVIRONMENT = "local"
@@ -237,7 +238,7 @@ def up(
     def deploy_step(state: LocalCloudState, home: Path, progress: Progress) -> dict[str, str]:
         return deploy_app(state, home, progress, context=context)
 
-    return cloud.up(port=port, home=home, deploy=deploy_step, progress=progress)
+    return cloud.up(port=port, home=home or local_home(), deploy=deploy_step, progress=progress)
 
 
 def deploy_app(
