@@ -33,8 +33,10 @@ from localcloud.state import Header, snapshot_path
 
 LOG = logging.getLogger(__name__)
 
-# How long a save waits for the requests being served to finish before it reads the state anyway.
-DRAIN_SECONDS = 2.0
+# How long a save waits for the requests being served to finish before it reads the state anyway. Most take
+# milliseconds; the rest (a synchronous Lambda Invoke, whose handler's own calls are held; a long-poll
+# ReceiveMessage) would not finish in any wait, so it is short.
+DRAIN_SECONDS = 0.5
 # A save retries when a thread changed a dict while it was being read.
 SAVE_ATTEMPTS = 5
 
@@ -55,6 +57,7 @@ class RequestGate:
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
+        # Requests being served that a save waits for (briefly): not those that wait on other requests.
         self._in_flight = 0
         self._holds = 0
         self.requests = 0
@@ -63,25 +66,26 @@ class RequestGate:
         def gated(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             if _passes(environ):
                 return app(environ, start_response)
+            counted = 0 if _waits(environ) else 1
             with self._condition:
                 while self._holds:
                     self._condition.wait()
-                self._in_flight += 1
+                self._in_flight += counted
                 self.requests += 1
             try:
                 # moto builds the whole response here: the request is done when this returns.
                 return app(environ, start_response)
             finally:
                 with self._condition:
-                    self._in_flight -= 1
+                    self._in_flight -= counted
                     self._condition.notify_all()
 
         return gated
 
     @contextlib.contextmanager
     def held(self, drain_seconds: float = DRAIN_SECONDS) -> Iterator[int]:
-        """Hold new requests; wait up to `drain_seconds` for those being served. Yields how many are still
-        being served (a synchronous Lambda invocation waits for its handler, whose own calls are held)."""
+        """Hold new requests; wait up to `drain_seconds` for those being served to finish. Yields how many
+        were still being served."""
         deadline = time.monotonic() + drain_seconds
         with self._condition:
             self._holds += 1
@@ -102,6 +106,16 @@ def _passes(environ: dict[str, Any]) -> bool:
     if path.startswith("/_localcloud/"):
         return True
     return path.startswith("/moto-api") and environ.get("REQUEST_METHOD") in {"GET", "HEAD"}
+
+
+def _waits(environ: dict[str, Any]) -> bool:
+    """A request that no wait would see finish while requests are held: a synchronous Lambda invocation
+    (its handler's own calls are held) and an SQS long poll (no message can arrive). What either changes
+    after the snapshot, a restore delivers again (the message, the execution behind the invocation)."""
+    if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage":
+        return True
+    path = str(environ.get("PATH_INFO", ""))
+    return path.startswith("/2015-03-31/functions/") and path.endswith("/invocations")
 
 
 def install_gate(gate: RequestGate) -> Undo:
@@ -341,7 +355,7 @@ class StateStore:
                 return header
             except RuntimeError as error:
                 # A thread of this process (an execution, a metric) changed a dict while it was read.
-                if attempt == SAVE_ATTEMPTS or "changed size during iteration" not in str(error):
+                if attempt == SAVE_ATTEMPTS or "during iteration" not in str(error):
                     raise SnapshotError(f"saving the state failed: {error}") from error
             except (pickle.PicklingError, TypeError, AttributeError) as error:
                 raise SnapshotError(f"saving the state failed: {type(error).__name__}: {error}") from error

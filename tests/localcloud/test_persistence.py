@@ -9,6 +9,7 @@ import json
 import os
 import pickle
 import signal
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from localcloud import cloud
+from localcloud import cloud, persistence
 from localcloud.state import Header, LocalCloudState, read_header, read_state, snapshot_path
 from tests.localcloud.support import client, wait_until
 
@@ -315,3 +316,53 @@ def test_a_snapshot_others_could_have_written_is_not_loaded(home: Path) -> None:
 
     with pytest.raises(cloud.LocalCloudError, match="writable by others"):
         cloud.up(home=home)
+
+
+# -- the request gate, alone --------------------------------------------------------------------------------
+
+
+def test_a_save_holds_new_requests_and_waits_for_those_being_served() -> None:
+    gate = persistence.RequestGate()
+    entered, release = threading.Event(), threading.Event()
+    served: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/slow":
+            entered.set()
+            release.wait(5)
+        served.append(environ["PATH_INFO"])
+        return [b""]
+
+    gated = gate.wrap(app)
+
+    def request(path: str, **headers: str) -> threading.Thread:
+        thread = threading.Thread(target=gated, args=({"PATH_INFO": path, **headers}, None))
+        thread.start()
+        return thread
+
+    slow = request("/slow")
+    assert entered.wait(5)
+    # A long poll is not waited for: nothing could arrive for it while requests are held.
+    entered.clear()
+    poll = request("/slow", HTTP_X_AMZ_TARGET="AmazonSQS.ReceiveMessage")
+    assert entered.wait(5)
+    with gate.held(drain_seconds=0.3) as in_flight:
+        assert in_flight == 1  # the slow request, after the drain gave up on it
+        release.set()
+        slow.join(5)
+        poll.join(5)
+        late = request("/late")
+        late.join(0.2)
+        assert late.is_alive() and "/late" not in served  # held
+        assert gated({"PATH_INFO": "/moto-api/", "REQUEST_METHOD": "GET"}, None) == [b""]  # health check
+    late.join(5)
+    assert served[-1] == "/late"
+
+    release.clear()
+    entered.clear()
+    slow = request("/slow")
+    assert entered.wait(5)
+    threading.Timer(0.1, release.set).start()
+    with gate.held(drain_seconds=5) as in_flight:
+        assert in_flight == 0  # it finished within the drain
+    slow.join(5)
