@@ -401,7 +401,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CliError(str(error), exit_code=1) from error
     print(f"    endpoint {state.endpoint}  ({time.monotonic() - started:.0f}s)", file=out)
     pipeline = connect_local()
-    run_id = time.strftime("%H%M%S")
+    # The date too: the local cloud keeps its jobs across `down` and `up`, so yesterday's ids are still taken.
+    run_id = time.strftime("%Y%m%d-%H%M%S")
     print("==> running five jobs", file=out, flush=True)
     runs = run_scenarios(pipeline, build_scenarios(run_id), timeout=args.timeout, out=out)
     alarms = alarm_states(pipeline, wait_for_dlq_alarm=30)
