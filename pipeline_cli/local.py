@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 # cloud imports neither moto nor the CDK: the CLI stays usable where only boto3 is installed.
 from localcloud import cloud
-from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState
+from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState, snapshot_path
 from pipeline_cli import chaos, local_deploy
 from pipeline_cli.errors import CliError
 from pipeline_cli.local_home import local_home
@@ -152,15 +152,21 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 
 def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
     if count < 1024 * 1024:
         return f"{count / 1024:.0f} KiB"
     return f"{count / (1024 * 1024):.1f} MiB"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    state = cloud.running(local_home())
+    home = local_home()
+    state = cloud.running(home)
     if state is None:
-        raise CliError("the local cloud is not running: start it with `pipeline local up`", exit_code=1)
+        kept = " (its saved state brings back what it held)" if snapshot_path(home).exists() else ""
+        raise CliError(
+            f"the local cloud is not running: start it with `pipeline local up`{kept}", exit_code=1
+        )
     print_state(state, as_json=args.json, out=sys.stdout)
     return 0
 

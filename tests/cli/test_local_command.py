@@ -68,7 +68,9 @@ def test_every_command_finds_the_cloud_from_any_directory(
     down = run("local", "down")
     assert down.code == 0
     assert f"state saved in {per_user_home / 'saved'}" in down.err
-    assert run("local", "status").code == 1
+    status = run("local", "status")
+    assert status.code == 1
+    assert "not running: start it with `pipeline local up` (its saved state brings back" in status.err
 
 
 def test_reset_deletes_the_saved_state_and_says_so_in_one_line(run: Run, per_user_home: Path) -> None:
