@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -25,12 +24,11 @@ from botocore.config import Config
 
 from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState, read_state, state_path
 from pipeline_cli.errors import CliError
-from pipeline_contract import STACK_OUTPUTS, STACK_SUFFIXES, stack_name
+from pipeline_contract import ENVIRONMENTS, STACK_OUTPUTS, STACK_SUFFIXES, stack_name
 
 ENV_VARIABLE = "PIPELINE_ENV"
 DEFAULT_ENV = "local"
 LOCAL_ENV = "local"
-ENV_NAME_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 
 LOCAL_NOT_RUNNING = "the local cloud is not running: start it with `pipeline local up` (or `make demo`)"
 
@@ -153,7 +151,7 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "--env",
         metavar="NAME",
         default=None,
-        help=f"environment: local, dev, staging, prod (default: ${ENV_VARIABLE}, else {DEFAULT_ENV})",
+        help=f"environment: {', '.join(ENVIRONMENTS)} (default: ${ENV_VARIABLE}, else {DEFAULT_ENV})",
     )
     parser.add_argument(
         "--region", default=None, help="AWS region (default: from the AWS configuration; ignored for local)"
@@ -163,8 +161,11 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 def resolve_env_name(env: str | None) -> str:
     name = env or os.environ.get(ENV_VARIABLE) or DEFAULT_ENV
-    if not ENV_NAME_PATTERN.match(name):
-        raise CliError(f"--env {name!r} is not an environment name (letters, digits and '-', at most 32)")
+    if name not in ENVIRONMENTS:
+        source = "--env" if env else f"${ENV_VARIABLE}"
+        raise CliError(
+            f"{source}: unknown environment {name[:40]!r}; valid environments are {', '.join(ENVIRONMENTS)}"
+        )
     return name
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from pipeline_contract import LOCAL_ACCOUNT, LOCAL_REGION, OUTPUT_PREFIX
+from pipeline_contract import ENVIRONMENTS, LOCAL_ACCOUNT, LOCAL_REGION, OUTPUT_PREFIX
 from stacks import rules
 
-ENVIRONMENT_NAMES = ("local", "dev", "staging", "prod")
+ENVIRONMENT_NAMES = ENVIRONMENTS
 DEFAULT_ENVIRONMENT = "dev"
 
 

@@ -179,6 +179,9 @@ WATCHDOG_ERRORS = {
 
 # -- deployment names -------------------------------------------------------------------------------------------
 
+# The environments the CDK app defines (stacks/config.py, one configuration each; an infra test checks the
+# two agree): what `--env` may name.
+ENVIRONMENTS = ("local", "dev", "staging", "prod")
 STACK_PREFIX = "ResilientPipeline"
 STACK_SUFFIXES = ("Stateful", "Pipeline")
 

@@ -116,6 +116,17 @@ def test_status_of_unknown_job_exits_2_with_message(deployed: Deployed, run: Run
     assert result.err == "error: unknown job 'nope' in environment dev\n"
 
 
+@pytest.mark.parametrize("command", [["status", "job-1"], ["jobs"], ["dlq", "list"], ["cancel", "job-1"]])
+def test_an_unknown_environment_is_named_with_the_valid_ones(run: Run, command: list[str]) -> None:
+    result = run(*command, "--env", "qa")
+
+    assert result.code == 2
+    assert (
+        result.err
+        == "error: --env: unknown environment 'qa'; valid environments are local, dev, staging, prod\n"
+    )
+
+
 def running_record(deployed: Deployed, job_id: str = "job-7") -> None:
     deployed.put_job(
         job_id,
