@@ -145,8 +145,9 @@ class Pipeline:
         return self.client("stepfunctions")
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """`--env`, `--region` and `--json`, on every operator command (after the sub-command name)."""
+def add_common_options(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    """`--env`, `--region` and `--json`, on every operator command (after the sub-command name); a command
+    whose output is data already (`pipeline output`) leaves `--json` out."""
     parser.add_argument(
         "--env",
         metavar="NAME",
@@ -156,7 +157,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--region", default=None, help="AWS region (default: from the AWS configuration; ignored for local)"
     )
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
 
 
 def resolve_env_name(env: str | None) -> str:
