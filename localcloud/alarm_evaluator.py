@@ -275,12 +275,18 @@ def evaluate_alarm(
     treat = alarm.treat_missing_data
     breaching = [p for p in present if compare(p.value, alarm.threshold)]
     fine = [p for p in present if not compare(p.value, alarm.threshold)]
+    # A metric-math alarm has no statistic of its own (each of its metrics has one).
+    statistic = (
+        {}
+        if alarm.queries
+        else {("extendedStatistic" if alarm.extended_statistic else "statistic"): alarm.statistic_label}
+    )
     reason_data = json.dumps(
         {
             "version": "1.0",
             "queryDate": _iso(now),
             "startDate": _iso(now - timedelta(seconds=alarm.period * periods)),
-            ("extendedStatistic" if alarm.extended_statistic else "statistic"): alarm.statistic_label,
+            **statistic,
             "period": alarm.period,
             "recentDatapoints": [p.value for p in reversed(present)],
             "threshold": alarm.threshold,

@@ -587,6 +587,14 @@ def test_a_metric_math_alarm_keeps_its_queries_and_is_evaluated_m_of_n(deployed:
     assert "3 out of the last 5 datapoints [100.0 (" in alarm["StateReason"]
     assert "), 100.0 (" in alarm["StateReason"] and "), 50.0 (" in alarm["StateReason"]
     assert "(minimum 3 datapoints for OK -> ALARM transition)" in alarm["StateReason"]
+    reason_data = json.loads(alarm["StateReasonData"])
+    assert "statistic" not in reason_data and reason_data["recentDatapoints"] == [
+        0.0,
+        0.0,
+        50.0,
+        100.0,
+        100.0,
+    ]
     (notification,) = [
         n
         for n in deployed.read_inbox()
