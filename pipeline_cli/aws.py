@@ -32,9 +32,9 @@ LOCAL_ENV = "local"
 
 LOCAL_NOT_RUNNING = "the local cloud is not running: start it with `pipeline local up` (or `make demo`)"
 
-# Output key -> the stack (suffix) that exports it. AlarmTopicArn and Transforms are optional, so an
+# Output key -> the stack (suffix) that exports it. The alarm topics and Transforms are optional, so an
 # environment deployed before them still works.
-OPTIONAL_OUTPUTS = frozenset({"AlarmTopicArn", "Transforms", "MaxShards"})
+OPTIONAL_OUTPUTS = frozenset({"AlarmTopicArn", "WarningAlarmTopicArn", "Transforms", "MaxShards"})
 REQUIRED_OUTPUTS: Mapping[str, str] = {k: v for k, v in STACK_OUTPUTS.items() if k not in OPTIONAL_OUTPUTS}
 UNUSABLE_STACK_STATUS_PREFIXES = ("CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_", "DELETE_", "REVIEW_")
 
@@ -68,7 +68,9 @@ class StackOutputs:
     state_machine_arn: str
     job_table_name: str
     data_bucket_name: str
+    # The critical alarms' topic (it pages), and the warnings' (None before the severity split).
     alarm_topic_arn: str | None = None
+    warning_alarm_topic_arn: str | None = None
     # The transforms the deployed functions register; None for a stack deployed before that output.
     transforms: tuple[str, ...] | None = None
     # The most shards a job may ask for; None for a stack deployed before that output.
@@ -90,6 +92,7 @@ class StackOutputs:
             job_table_name=outputs["JobTableName"],
             data_bucket_name=outputs["DataBucketName"],
             alarm_topic_arn=outputs.get("AlarmTopicArn") or None,
+            warning_alarm_topic_arn=outputs.get("WarningAlarmTopicArn") or None,
             transforms=tuple(outputs["Transforms"].split(",")) if outputs.get("Transforms") else None,
             max_shards=int(outputs["MaxShards"]) if outputs.get("MaxShards") else None,
         )
