@@ -22,6 +22,7 @@ from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState, snapshot_path
 from pipeline_cli import chaos, local_deploy
 from pipeline_cli.errors import CliError
 from pipeline_cli.local_home import local_home
+from pipeline_cli.output import print_json
 
 
 def register(subparsers: Any) -> None:
@@ -58,6 +59,7 @@ def register(subparsers: Any) -> None:
         description="Stop the local cloud. It saves its state first: the next `pipeline local up` brings back "
         "its resources, data, queued messages and running jobs.",
     )
+    down.add_argument("--json", action="store_true", help="print the result as JSON")
     down.set_defaults(func=cmd_down)
 
     reset = commands.add_parser(
@@ -66,6 +68,7 @@ def register(subparsers: Any) -> None:
         description="Stop the local cloud if it runs and delete its saved state: buckets, tables, queues, "
         "jobs, stacks. The next `pipeline local up` starts empty and deploys afresh.",
     )
+    reset.add_argument("--json", action="store_true", help="print the result as JSON")
     reset.set_defaults(func=cmd_reset)
 
     status = commands.add_parser(
@@ -127,7 +130,12 @@ def parse_context(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    if cloud.down(local_home(), progress=_progress):
+    home = local_home()
+    stopped = cloud.down(home, progress=_progress)
+    if args.json:
+        saved = snapshot_path(home)
+        print_json({"stopped": stopped, "saved_state": str(saved) if saved.exists() else None})
+    elif stopped:
         print("local cloud stopped; `pipeline local up` brings it back as it was", file=sys.stderr)
     else:
         print("no local cloud was running", file=sys.stderr)
@@ -137,6 +145,10 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_reset(args: argparse.Namespace) -> int:
     home = local_home()
     result = cloud.reset(home)
+    if args.json:
+        deleted = str(result.deleted) if result.deleted is not None else None
+        print_json({"stopped": result.stopped, "deleted": deleted, "deleted_bytes": result.deleted_bytes})
+        return 0
     stopped = "stopped the local cloud and " if result.stopped else ""
     if result.deleted is None:
         print(

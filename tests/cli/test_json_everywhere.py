@@ -7,9 +7,8 @@ import argparse
 
 from pipeline_cli.main import build_parser
 
-# README "The CLI": `output` streams JSON Lines itself; `demo` is a narrated walkthrough; `local down` prints
-# one line and its exit status says it all.
-WITHOUT_JSON = {"output", "demo", "local down"}
+# README "The CLI": `output` streams JSON Lines itself; `demo` is a narrated walkthrough.
+WITHOUT_JSON = {"output", "demo"}
 
 
 def commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:

@@ -102,6 +102,26 @@ def test_reset_stops_a_running_cloud(run: Run, per_user_home: Path) -> None:
     assert not cloud.answers(endpoint)
 
 
+def test_down_and_reset_answer_in_json_for_scripts(run: Run, per_user_home: Path) -> None:
+    assert run("local", "up", "--no-deploy").code == 0
+    down = run("local", "down", "--json")
+    assert down.code == 0
+    assert json.loads(down.out) == {
+        "stopped": True,
+        "saved_state": str(per_user_home / "saved" / "cloud.pickle"),
+    }
+    assert json.loads(run("local", "down", "--json").out)["stopped"] is False
+
+    reset = json.loads(run("local", "reset", "--json").out)
+    assert (reset["stopped"], reset["deleted"]) == (False, str(per_user_home / "saved"))
+    assert reset["deleted_bytes"] > 0
+    assert json.loads(run("local", "reset", "--json").out) == {
+        "stopped": False,
+        "deleted": None,
+        "deleted_bytes": 0,
+    }
+
+
 def test_make_demo_passes_port_to_the_demo() -> None:
     def demo_command(*args: str) -> str:
         # -n: print what would run; -o install: as if everything were installed. A PORT in the environment
