@@ -106,6 +106,27 @@ class AlarmConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EventsConfig:
+    """Job lifecycle events (README: subscribing to job events)."""
+
+    # The EventBridge bus they go to; None: the account's default bus. A named bus must exist already (the
+    # stack neither creates nor deletes it); `-c eventBus=NAME` sets it per deploy.
+    bus_name: str | None = None
+    function: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=30)
+    # Stream records per invocation; how many times Lambda retries a batch the function fails on (bisecting
+    # it) before it describes the batch in the events' dead-letter queue and moves on.
+    batch_size: int = 100
+    retry_attempts: int = 10
+
+    def problems(self) -> list[str]:
+        return [
+            *rules.check_event_bus_name(self.bus_name),
+            *rules.check_range("events.batch_size", self.batch_size, 1, 10_000),
+            *rules.check_range("events.retry_attempts", self.retry_attempts, 0, 10_000),
+        ]
+
+
+@dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     name: str
     account: str | None
@@ -128,6 +149,7 @@ class EnvironmentConfig:
     # Records job failures for the state machine and the execution watchdog.
     failures: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=30)
     locations: LocationsConfig = LocationsConfig()
+    events: EventsConfig = EventsConfig()
     # A directory of the team's own transforms (absolute, or relative to the app); `-c userCode=DIR`
     # overrides it per deploy.
     user_code: str | None = None
@@ -236,12 +258,14 @@ class EnvironmentConfig:
             inputs=[(loc.bucket, loc.prefix) for loc in self.locations.inputs],
             output=(self.locations.output.bucket, self.locations.output.prefix),
         )
+        problems += self.events.problems()
         if not 0.0 <= self.worker.max_reject_ratio <= 1.0:
             problems.append(f"worker.max_reject_ratio is {self.worker.max_reject_ratio}: must be within 0..1")
         for label, fn in (
             ("ingest", self.ingest.function),
             ("worker", self.worker.function),
             ("failures", self.failures),
+            ("events", self.events.function),
         ):
             problems += rules.check_range(f"{label}.function.timeout_seconds", fn.timeout_seconds, 1, 900)
             problems += rules.check_range(f"{label}.function.memory_mb", fn.memory_mb, 128, 10_240)
@@ -424,9 +448,10 @@ def with_overrides(
     alarm_email: str | None = None,
     account: str | None = None,
     user_code: str | None = None,
+    event_bus: str | None = None,
 ) -> EnvironmentConfig:
-    """Values a deployer supplies per deploy (`-c alarmEmail=...`, `-c account=...`, `-c userCode=...`),
-    re-validated."""
+    """Values a deployer supplies per deploy (`-c alarmEmail=...`, `-c account=...`, `-c userCode=...`,
+    `-c eventBus=...`), re-validated."""
     updated = config
     if alarm_email:
         updated = replace(updated, alarms=replace(updated.alarms, email=alarm_email))
@@ -434,4 +459,6 @@ def with_overrides(
         updated = replace(updated, account=account)
     if user_code:
         updated = replace(updated, user_code=user_code)
+    if event_bus:
+        updated = replace(updated, events=replace(updated.events, bus_name=event_bus))
     return updated.validate()

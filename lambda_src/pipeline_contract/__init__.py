@@ -247,6 +247,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     "Transforms": "Pipeline",  # comma-separated: the transforms the deployed functions register
     "MaxShards": "Pipeline",  # the most shards a job may ask for in this environment
     "JobTableName": "Stateful",
+    "JobTableStreamArn": "Stateful",  # what the job events function reads (the pipeline stack imports it)
     "DataBucketName": "Stateful",
 }
 # The local environment's account and region: the local cloud's (moto's) default account, in which the

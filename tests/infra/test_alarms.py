@@ -21,11 +21,11 @@ def _by_metric(synth: Synthesized, namespace: str, metric: str) -> list[dict[str
 @pytest.mark.parametrize(
     ("namespace", "metric", "count"),
     [
-        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", 2),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", 3),
         ("AWS/SQS", "ApproximateAgeOfOldestMessage", 1),
-        ("AWS/Lambda", "Errors", 3),
-        ("AWS/Lambda", "Throttles", 3),
-        ("AWS/Lambda", "RecursiveInvocationsDropped", 3),
+        ("AWS/Lambda", "Errors", 4),
+        ("AWS/Lambda", "Throttles", 4),
+        ("AWS/Lambda", "RecursiveInvocationsDropped", 4),
         ("AWS/Lambda", "Duration", 1),
         ("AWS/States", "ExecutionsFailed", 1),
         ("AWS/States", "ExecutionsTimedOut", 1),
@@ -42,7 +42,10 @@ def test_alarm_exists(synth: Synthesized, namespace: str, metric: str, count: in
 def test_dlq_alarms_fire_on_the_first_message(synth: Synthesized) -> None:
     alarms = _by_metric(synth, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
     queues = sorted(render(alarm["Dimensions"][0]["Value"]) for alarm in alarms)
-    assert len(queues) == 2 and queues[1].startswith("<WatchdogDeadLetters"), queues
+    assert len(queues) == 3, queues
+    assert queues[1].startswith("<JobEventsDeadLetters") and queues[2].startswith("<WatchdogDeadLetters"), (
+        queues
+    )
     for alarm in alarms:
         assert alarm["Threshold"] == 0
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
