@@ -298,6 +298,8 @@ class StreamPoller:
         self._workers: dict[str, threading.Thread] = {}
         # (mapping uuid, shard id) -> the sequence number of the last record done with.
         self._positions: dict[tuple[str, str], str] = {}
+        # stream ARN -> (when described, its shard ids)
+        self._shards: dict[str, tuple[float, list[str]]] = {}
         self._supervisor: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -411,8 +413,13 @@ class StreamPoller:
     # -- reading a shard -------------------------------------------------------------------------------
 
     def shards(self, mapping: StreamMapping) -> list[str]:
-        description = self._streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]
-        return [str(shard["ShardId"]) for shard in description.get("Shards", [])]
+        """The stream's shards, described again at most every refresh interval (not at every poll)."""
+        described_at, shard_ids = self._shards.get(mapping.stream_arn, (0.0, []))
+        if time.monotonic() - described_at >= self._refresh_interval or not shard_ids:
+            description = self._streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]
+            shard_ids = [str(shard["ShardId"]) for shard in description.get("Shards", [])]
+            self._shards[mapping.stream_arn] = (time.monotonic(), shard_ids)
+        return shard_ids
 
     def _iterator(self, mapping: StreamMapping, shard_id: str, after: str) -> str:
         """An iterator just after sequence number `after` ("" : the shard's oldest record)."""
