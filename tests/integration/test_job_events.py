@@ -219,3 +219,39 @@ def test_a_sharded_job_across_executions_emits_one_started_and_one_succeeded(
     events = subscriber.wait(job_id, "Job Succeeded")
     assert types(events) == ["Job Started", "Job Succeeded"]
     assert events[1]["detail"] == expected_detail(record, status="SUCCEEDED", ended=True)
+
+
+def test_a_job_failed_at_once_then_redriven_emits_failed_then_started_and_succeeded_in_attempt_2(
+    pipeline: Pipeline, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    job_id = unique("it-ev-redrive")
+    key = f"in/{job_id}/late.jsonl"
+    bucket = pipeline.outputs.data_bucket_name
+    send_request(pipeline, {"job_id": job_id, "input": f"s3://{bucket}/{key}"})  # not uploaded yet
+    failed = wait_terminal(pipeline, job_id)
+    assert failed["status"] == "FAILED"
+    events = subscriber.wait(job_id, "Job Failed")
+    assert types(events) == ["Job Failed"], "created FAILED by the ingest: never started"
+    assert events[0]["detail"] == expected_detail(failed, status="FAILED", ended=True)
+    assert events[0]["detail"]["error"]["type"] == "InputNotFoundError"
+
+    path = tmp_path / "late.jsonl"
+    path.write_bytes(body(500))
+    pipeline.s3.upload_file(str(path), bucket, key)
+    assert main(["dlq", "redrive", "--job-id", job_id, "--env", "local"]) == 0
+    record = wait_terminal(pipeline, job_id, attempt=2)
+    assert (record["status"], int(record["attempt"])) == ("SUCCEEDED", 2)
+    wait_for(
+        lambda: "Job Succeeded" in types(subscriber.of(job_id)),
+        timeout=120,
+        what="Job Succeeded in attempt 2",
+    )
+    time.sleep(1.5)
+    events = subscriber.of(job_id)
+    assert [(e["detail-type"], e["detail"]["attempt"]) for e in events] == [
+        ("Job Failed", 1),
+        ("Job Started", 2),  # the redrive itself (FAILED -> PENDING) emits nothing
+        ("Job Succeeded", 2),
+    ]
+    keys = {(e["detail"]["job_id"], e["detail"]["attempt"], e["detail-type"]) for e in events}
+    assert len(keys) == 3, "job_id + attempt + detail-type names each transition once"
