@@ -35,6 +35,7 @@ from localcloud import (
     lambda_runner,
     poller,
     sfn,
+    stack_exports,
     streams,
     topic_policy,
 )
@@ -123,6 +124,7 @@ def start_cloud(*, port: int, home: Path, region: str = REGION) -> RunningCloud:
     undo.append(cloudwatch_alarm.install())
     undo.append(topic_policy.install())
     undo.append(dynamodb_table.install())
+    undo.append(stack_exports.install())
     _check_cloudformation_models()
     # Fault injection for every caller of this server, and for the Lambda environments it runs.
     chaos_store = chaos.ChaosStore()
