@@ -23,6 +23,8 @@ def build_app(app: cdk.App) -> cdk.App:
     config = with_overrides(
         load_config(context("env")),
         alarm_email=context("alarmEmail"),
+        critical_email=context("criticalEmail"),
+        warning_email=context("warningEmail"),
         account=context("account"),
         user_code=context("userCode"),
         event_bus=context("eventBus"),

@@ -12,7 +12,7 @@ import operator
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ import boto3
 from botocore.config import Config
 from moto.sqs.models import sqs_backends
 
-from localcloud import policy
+from localcloud import metric_math, policy
 from localcloud.state import DUMMY_CREDENTIALS
 
 logger = logging.getLogger(__name__)
@@ -76,12 +76,74 @@ ACTION_HISTORY_LIMIT = 1000
 
 
 class NotEvaluable(ValueError):
-    """An alarm this evaluator cannot evaluate (metric math, an unsupported comparison)."""
+    """An alarm this evaluator cannot evaluate (an unsupported comparison or metric-math function)."""
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One entry of a metric-math alarm's `Metrics`: a metric (MetricStat) or an expression over others."""
+
+    id: str
+    return_data: bool
+    expression: metric_math.Node | None = None
+    namespace: str = ""
+    metric_name: str = ""
+    dimensions: tuple[tuple[str, str], ...] = ()
+    stat: str = ""
+    period: int = 0
+    unit: str | None = None
+
+    @classmethod
+    def from_api(cls, described: Mapping[str, Any]) -> MetricQuery:
+        query_id = str(described.get("Id", ""))
+        return_data = described.get("ReturnData")
+        # CloudWatch's default: ReturnData is true unless it says false.
+        returned = return_data is None or str(return_data).lower() == "true"
+        if described.get("Expression"):
+            try:
+                expression = metric_math.parse(str(described["Expression"]))
+            except metric_math.MathError as error:
+                raise NotEvaluable(f"metric-math query {query_id}: {error}") from error
+            return cls(id=query_id, return_data=returned, expression=expression)
+        stat = described.get("MetricStat") or {}
+        metric = stat.get("Metric") or {}
+        if not metric.get("MetricName"):
+            raise NotEvaluable(f"metric-math query {query_id} has neither an Expression nor a MetricStat")
+        return cls(
+            id=query_id,
+            return_data=returned,
+            namespace=str(metric.get("Namespace", "")),
+            metric_name=str(metric["MetricName"]),
+            dimensions=tuple((str(d["Name"]), str(d["Value"])) for d in metric.get("Dimensions", [])),
+            stat=str(stat.get("Stat", "Average")),
+            period=int(stat.get("Period", 60)),
+            unit=stat.get("Unit"),
+        )
+
+
+def _math_queries(described: Mapping[str, Any]) -> tuple[tuple[MetricQuery, ...], int]:
+    """The queries of a metric-math alarm and their period; NotEvaluable when CloudWatch would refuse them
+    (not exactly one returned query, periods that differ, a reference to no query) or this module cannot
+    evaluate them."""
+    queries = tuple(MetricQuery.from_api(q) for q in described.get("Metrics", []))
+    ids = {q.id for q in queries}
+    returned = [q for q in queries if q.return_data]
+    if len(returned) != 1:
+        raise NotEvaluable(f"a metric-math alarm returns exactly one query, not {len(returned)}")
+    periods = {q.period for q in queries if q.expression is None}
+    if len(periods) != 1:
+        raise NotEvaluable(f"the metrics of a metric-math alarm share one period, not {sorted(periods)}")
+    for query in queries:
+        if query.expression is not None and (unknown := metric_math.references(query.expression) - ids):
+            raise NotEvaluable(
+                f"metric-math query {query.id} reads {', '.join(sorted(unknown))}: no such query"
+            )
+    return queries, periods.pop()
 
 
 @dataclass(frozen=True)
 class MetricAlarm:
-    """One metric alarm, as DescribeAlarms returns it."""
+    """One metric alarm, as DescribeAlarms returns it: on one metric, or on metric math (`queries`)."""
 
     name: str
     arn: str
@@ -103,6 +165,9 @@ class MetricAlarm:
     insufficient_data_actions: tuple[str, ...] = ()
     actions_enabled: bool = True
     configured_at: datetime | None = None
+    queries: tuple[MetricQuery, ...] = ()
+    # The `Metrics` entries as described: a metric-math alarm's notification repeats them.
+    metrics_described: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def account(self) -> str:
@@ -115,21 +180,26 @@ class MetricAlarm:
     @classmethod
     def from_api(cls, described: Mapping[str, Any]) -> MetricAlarm:
         """From one DescribeAlarms `MetricAlarms` entry; raises NotEvaluable for what cannot be evaluated."""
-        if not described.get("MetricName"):
-            raise NotEvaluable("metric-math alarms (Metrics) are not evaluated locally")
         comparison = str(described.get("ComparisonOperator", ""))
         if comparison not in COMPARISONS:
             raise NotEvaluable(f"ComparisonOperator {comparison} is not supported locally")
+        queries: tuple[MetricQuery, ...] = ()
+        if not described.get("MetricName"):
+            if not described.get("Metrics"):
+                raise NotEvaluable("the alarm has neither a MetricName nor Metrics")
+            queries, period = _math_queries(described)
+        else:
+            period = int(described["Period"])
         datapoints = described.get("DatapointsToAlarm")
         return cls(
             name=str(described["AlarmName"]),
             arn=str(described["AlarmArn"]),
-            namespace=str(described["Namespace"]),
-            metric_name=str(described["MetricName"]),
+            namespace=str(described.get("Namespace") or ""),
+            metric_name=str(described.get("MetricName") or ""),
             dimensions=tuple((str(d["Name"]), str(d["Value"])) for d in described.get("Dimensions", [])),
             statistic=described.get("Statistic"),
             extended_statistic=described.get("ExtendedStatistic"),
-            period=int(described["Period"]),
+            period=period,
             evaluation_periods=int(described["EvaluationPeriods"]),
             datapoints_to_alarm=int(datapoints) if datapoints is not None else None,
             threshold=float(described["Threshold"]),
@@ -142,6 +212,24 @@ class MetricAlarm:
             insufficient_data_actions=tuple(described.get("InsufficientDataActions", [])),
             actions_enabled=bool(described.get("ActionsEnabled", True)),
             configured_at=described.get("AlarmConfigurationUpdatedTimestamp"),
+            queries=queries,
+            metrics_described=tuple(described.get("Metrics", [])) if queries else (),
+        )
+
+    def metric_of(self, query: MetricQuery) -> MetricAlarm:
+        """This alarm narrowed to one metric of its math: read the way a single-metric alarm reads it."""
+        percentile = query.stat.startswith("p")
+        return replace(
+            self,
+            namespace=query.namespace,
+            metric_name=query.metric_name,
+            dimensions=query.dimensions,
+            statistic=None if percentile else query.stat,
+            extended_statistic=query.stat if percentile else None,
+            period=query.period,
+            unit=query.unit,
+            queries=(),
+            metrics_described=(),
         )
 
 
@@ -187,12 +275,18 @@ def evaluate_alarm(
     treat = alarm.treat_missing_data
     breaching = [p for p in present if compare(p.value, alarm.threshold)]
     fine = [p for p in present if not compare(p.value, alarm.threshold)]
+    # A metric-math alarm has no statistic of its own (each of its metrics has one).
+    statistic = (
+        {}
+        if alarm.queries
+        else {("extendedStatistic" if alarm.extended_statistic else "statistic"): alarm.statistic_label}
+    )
     reason_data = json.dumps(
         {
             "version": "1.0",
             "queryDate": _iso(now),
             "startDate": _iso(now - timedelta(seconds=alarm.period * periods)),
-            ("extendedStatistic" if alarm.extended_statistic else "statistic"): alarm.statistic_label,
+            **statistic,
             "period": alarm.period,
             "recentDatapoints": [p.value for p in reversed(present)],
             "threshold": alarm.threshold,
@@ -278,6 +372,40 @@ def combine_statistics(buckets: list[Mapping[str, Any]], statistic: str) -> tupl
     if statistic == "Minimum":
         return float(min(b["Minimum"] for b in buckets if "Minimum" in b)), count
     return float(max(b["Maximum"] for b in buckets if "Maximum" in b)), count
+
+
+def _resolve(
+    query_id: str,
+    values: dict[str, float | None],
+    expressions: Mapping[str, metric_math.Node],
+    resolving: set[str],
+) -> float | None:
+    """One query's value in one period: a metric's as read, an expression's from the queries it reads."""
+    if query_id in values:
+        return values[query_id]
+    if query_id in resolving:
+        raise NotEvaluable(f"metric-math query {query_id} depends on itself")
+    expression = expressions[query_id]
+    inputs = {
+        ref: _resolve(ref, values, expressions, resolving | {query_id})
+        for ref in metric_math.references(expression)
+    }
+    values[query_id] = metric_math.evaluate(expression, inputs)
+    return values[query_id]
+
+
+def _trigger_of_math(alarm: MetricAlarm) -> dict[str, Any]:
+    """The notification's Trigger for a metric-math alarm: its queries instead of one metric."""
+    return {
+        "Period": alarm.period,
+        "EvaluationPeriods": alarm.evaluation_periods,
+        "DatapointsToAlarm": alarm.datapoints_to_alarm or alarm.evaluation_periods,
+        "ComparisonOperator": alarm.comparison,
+        "Threshold": alarm.threshold,
+        "TreatMissingData": alarm.treat_missing_data,
+        "EvaluateLowSampleCountPercentile": "",
+        "Metrics": [dict(query) for query in alarm.metrics_described],
+    }
 
 
 # -- the evaluator ---------------------------------------------------------------------------------------
@@ -499,6 +627,8 @@ class AlarmEvaluator:
         cache: dict[Any, Any],
         metric_data: list[dict[str, Any]],
     ) -> list[Datapoint | None]:
+        if alarm.queries:
+            return self._math_windows(alarm, now, cache, metric_data)
         dims = dict(alarm.dimensions)
         key: MetricKey = (alarm.namespace, alarm.metric_name, tuple(sorted(alarm.dimensions)))
         if (
@@ -617,7 +747,34 @@ class AlarmEvaluator:
             end = start
         return points
 
-    # Step Functions: terminal executions counted by stop time.
+    # Metric math: each metric read as a single-metric alarm would read it, then the expressions per period.
+
+    def _math_windows(
+        self,
+        alarm: MetricAlarm,
+        now: datetime,
+        cache: dict[Any, Any],
+        metric_data: list[dict[str, Any]],
+    ) -> list[Datapoint | None]:
+        series = {
+            query.id: self._datapoints(alarm.metric_of(query), now, cache, metric_data)
+            for query in alarm.queries
+            if query.expression is None
+        }
+        expressions = {query.id: query.expression for query in alarm.queries if query.expression is not None}
+        (returned,) = [query.id for query in alarm.queries if query.return_data]
+        points: list[Datapoint | None] = []
+        for index in range(alarm.evaluation_periods):
+            values: dict[str, float | None] = {}
+            counts: list[float] = []
+            for query_id, points_of_query in series.items():
+                point = points_of_query[index]
+                values[query_id] = point.value if point is not None else None
+                counts.append(point.sample_count if point is not None else 0.0)
+            value = _resolve(returned, values, expressions, set())
+            start = now - timedelta(seconds=alarm.period * (index + 1))
+            points.append(Datapoint(start, value, max(counts, default=0.0)) if value is not None else None)
+        return points
 
     # Everything else: read from CloudWatch, where its one publisher put it (sfn, the Lambda runner, events).
 
@@ -703,7 +860,9 @@ class AlarmEvaluator:
                 "OKActions": list(alarm.ok_actions),
                 "AlarmActions": list(alarm.alarm_actions),
                 "InsufficientDataActions": list(alarm.insufficient_data_actions),
-                "Trigger": {
+                "Trigger": _trigger_of_math(alarm)
+                if alarm.queries
+                else {
                     "MetricName": alarm.metric_name,
                     "Namespace": alarm.namespace,
                     "StatisticType": "ExtendedStatistic" if alarm.extended_statistic else "Statistic",

@@ -13,7 +13,7 @@ from typing import Any
 
 from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-from moto.cloudwatch.models import Alarm, cloudwatch_backends
+from moto.cloudwatch.models import Alarm, Dimension, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
 
 LOG = logging.getLogger(__name__)
@@ -67,12 +67,11 @@ class CloudWatchAlarmResource(CloudFormationModel):
         **kwargs: Any,
     ) -> CloudWatchAlarmResource:
         properties: Any = copy.deepcopy(cloudformation_json.get("Properties") or {})
-        if properties.get("Metrics"):
-            LOG.warning("alarm %s: metric-math queries are not modelled locally", resource_name)
         alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
             name=properties.get("AlarmName", resource_name),
             namespace=properties.get("Namespace"),
             metric_name=properties.get("MetricName"),
+            metric_data_queries=_metric_data_queries(properties.get("Metrics")),
             comparison_operator=properties["ComparisonOperator"],
             evaluation_periods=int(properties["EvaluationPeriods"]),
             period=int(properties["Period"]) if "Period" in properties else 60,
@@ -119,6 +118,43 @@ class CloudWatchAlarmResource(CloudFormationModel):
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
     ) -> None:
         cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+
+def _metric_data_queries(metrics: Any) -> list[MetricDataQuery] | None:
+    """A metric-math alarm's `Metrics`, as moto's PutMetricAlarm builds them from the API's parameters (so
+    that DescribeAlarms returns them as CloudWatch does)."""
+    if not metrics:
+        return None
+    queries = []
+    for query in metrics:
+        stat = query.get("MetricStat")
+        metric_stat = None
+        if stat:
+            metric = stat.get("Metric") or {}
+            metric_stat = MetricStat(
+                metric=Metric(
+                    metric_name=str(metric.get("MetricName")),
+                    namespace=str(metric.get("Namespace")),
+                    dimensions=[
+                        Dimension(d.get("Name"), d.get("Value")) for d in metric.get("Dimensions", [])
+                    ],
+                ),
+                period=stat.get("Period"),
+                stat=stat.get("Stat"),
+                unit=stat.get("Unit"),
+            )
+        queries.append(
+            MetricDataQuery(
+                query_id=query.get("Id"),
+                label=query.get("Label"),
+                period=query.get("Period"),
+                # Absent means true (CloudWatch's default), as the API would have received it.
+                return_data=_cfn_bool(query.get("ReturnData", True)),  # type: ignore[arg-type]
+                expression=query.get("Expression"),
+                metric_stat=metric_stat,
+            )
+        )
+    return queries
 
 
 def _cfn_bool(value: Any) -> bool:

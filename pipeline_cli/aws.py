@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -25,18 +24,19 @@ from botocore.config import Config
 
 from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState, read_state, state_path
 from pipeline_cli.errors import CliError
-from pipeline_contract import STACK_OUTPUTS, STACK_SUFFIXES, stack_name
+from pipeline_contract import ENVIRONMENTS, STACK_OUTPUTS, STACK_SUFFIXES, stack_name
 
 ENV_VARIABLE = "PIPELINE_ENV"
 DEFAULT_ENV = "local"
 LOCAL_ENV = "local"
-ENV_NAME_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 
 LOCAL_NOT_RUNNING = "the local cloud is not running: start it with `pipeline local up` (or `make demo`)"
 
-# Output key -> the stack (suffix) that exports it. AlarmTopicArn and Transforms are optional, so an
+# Output key -> the stack (suffix) that exports it. The alarm topics and Transforms are optional, so an
 # environment deployed before them still works.
-OPTIONAL_OUTPUTS = frozenset({"AlarmTopicArn", "Transforms", "MaxShards", "JobTableStreamArn"})
+OPTIONAL_OUTPUTS = frozenset(
+    {"AlarmTopicArn", "WarningAlarmTopicArn", "Transforms", "MaxShards", "JobTableStreamArn"}
+)
 REQUIRED_OUTPUTS: Mapping[str, str] = {k: v for k, v in STACK_OUTPUTS.items() if k not in OPTIONAL_OUTPUTS}
 UNUSABLE_STACK_STATUS_PREFIXES = ("CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_", "DELETE_", "REVIEW_")
 
@@ -70,7 +70,9 @@ class StackOutputs:
     state_machine_arn: str
     job_table_name: str
     data_bucket_name: str
+    # The critical alarms' topic (it pages), and the warnings' (None before the severity split).
     alarm_topic_arn: str | None = None
+    warning_alarm_topic_arn: str | None = None
     # The transforms the deployed functions register; None for a stack deployed before that output.
     transforms: tuple[str, ...] | None = None
     # The most shards a job may ask for; None for a stack deployed before that output.
@@ -92,6 +94,7 @@ class StackOutputs:
             job_table_name=outputs["JobTableName"],
             data_bucket_name=outputs["DataBucketName"],
             alarm_topic_arn=outputs.get("AlarmTopicArn") or None,
+            warning_alarm_topic_arn=outputs.get("WarningAlarmTopicArn") or None,
             transforms=tuple(outputs["Transforms"].split(",")) if outputs.get("Transforms") else None,
             max_shards=int(outputs["MaxShards"]) if outputs.get("MaxShards") else None,
         )
@@ -147,24 +150,29 @@ class Pipeline:
         return self.client("stepfunctions")
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """`--env`, `--region` and `--json`, on every operator command (after the sub-command name)."""
+def add_common_options(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    """`--env`, `--region` and `--json`, on every operator command (after the sub-command name); a command
+    whose output is data already (`pipeline output`) leaves `--json` out."""
     parser.add_argument(
         "--env",
         metavar="NAME",
         default=None,
-        help=f"environment: local, dev, staging, prod (default: ${ENV_VARIABLE}, else {DEFAULT_ENV})",
+        help=f"environment: {', '.join(ENVIRONMENTS)} (default: ${ENV_VARIABLE}, else {DEFAULT_ENV})",
     )
     parser.add_argument(
         "--region", default=None, help="AWS region (default: from the AWS configuration; ignored for local)"
     )
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
 
 
 def resolve_env_name(env: str | None) -> str:
     name = env or os.environ.get(ENV_VARIABLE) or DEFAULT_ENV
-    if not ENV_NAME_PATTERN.match(name):
-        raise CliError(f"--env {name!r} is not an environment name (letters, digits and '-', at most 32)")
+    if name not in ENVIRONMENTS:
+        source = "--env" if env else f"${ENV_VARIABLE}"
+        raise CliError(
+            f"{source}: unknown environment {name[:40]!r}; valid environments are {', '.join(ENVIRONMENTS)}"
+        )
     return name
 
 

@@ -55,6 +55,13 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
+        "--json",
+        action="store_const",
+        const="json",
+        dest="format",
+        help="the same as --format json (every command takes --json)",
+    )
+    parser.add_argument(
         "--allow-destructive",
         action="store_true",
         help="exit 0 even when a stateful resource would be deleted or replaced (still reported)",

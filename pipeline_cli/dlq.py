@@ -17,7 +17,8 @@ from pipeline_cli.deadletters import (
     start_move_task,
 )
 from pipeline_cli.errors import CliError
-from pipeline_cli.output import print_json, render_table, shorten, unwrap_cause
+from pipeline_cli.output import note, print_json, render_table, shorten, unwrap_cause
+from pipeline_cli.records import get_record
 from pipeline_cli.validation import validate_job_id
 from pipeline_contract import DLQ_ERROR_MESSAGE, DLQ_ERROR_TYPE, DLQ_SOURCE_MESSAGE_ID
 
@@ -56,6 +57,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         queue_url = pipeline.outputs.dead_letter_queue_url
         approximate = approximate_count(pipeline.sqs, queue_url)
         messages = peek_messages(pipeline.sqs, queue_url)
+    if messages:
+        # SQS has no peek: say what reading did, so nobody is surprised by the counts.
+        note(
+            "listing received each message once (hidden for a few seconds, then released): its "
+            "ApproximateReceiveCount rose by one; the DLQ has no redrive policy, so that moves nothing"
+        )
     if args.json:
         print_json([message.summary() for message in messages])
         return 0
@@ -102,6 +109,9 @@ def cmd_redrive(args: argparse.Namespace) -> int:
             select=select,
             restart=args.restart,
         )
+        # A redrive of one job that found none of its messages: is there such a job at all?
+        nothing_moved = args.job_id is not None and not report.moved and not report.held_back
+        record = get_record(pipeline, args.job_id) if nothing_moved else None
     if args.json:
         print_json(
             {
@@ -121,6 +131,19 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     if report.failed or report.not_deleted or not report.complete:
         raise CliError(
             "the redrive is incomplete (see above); run it again once the cause is fixed", exit_code=1
+        )
+    if nothing_moved and record is None:
+        left = f" ({report.skipped} other message(s) left there)" if report.skipped else ""
+        raise CliError(
+            f"unknown job {args.job_id!r} in environment {pipeline.env}: no job record and no message of it in "
+            f"the DLQ{left}",
+            exit_code=2,
+        )
+    if nothing_moved:
+        assert record is not None
+        raise CliError(
+            f"no message of job {args.job_id!r} in the DLQ to redrive (the job is {record.get('status', '?')})",
+            exit_code=1,
         )
     return 0
 

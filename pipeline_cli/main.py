@@ -7,11 +7,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipeline_cli import demo, diff, dlq, jobs, local, try_transform
+from pipeline_cli import demo, diff, dlq, jobs, local, results, try_transform
 from pipeline_cli.errors import CliError
 
 # The modules that add sub-commands, in the order `pipeline --help` lists them.
-COMMANDS = (local, jobs, dlq, demo, diff, try_transform)
+COMMANDS = (local, jobs, results, dlq, demo, diff, try_transform)
 
 
 def build_parser() -> argparse.ArgumentParser:

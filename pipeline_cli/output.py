@@ -65,6 +65,30 @@ def percent(record: Mapping[str, Any]) -> float | None:
     return min(100.0, 100.0 * number(record, "bytes_in") / int(size))
 
 
+def parse_time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def eta_text(record: Mapping[str, Any]) -> str | None:
+    """While a job runs: its throughput so far (bytes behind its checkpoints over the time since it was
+    accepted, all shards together) and the time the rest would take at that pace, from its last checkpoint."""
+    if record.get("status") != "RUNNING":
+        return None
+    size, done = number(record, "input_bytes"), number(record, "bytes_in")
+    created, updated = parse_time(record.get("created_at")), parse_time(record.get("updated_at"))
+    if not size or not done or created is None or updated is None or updated <= created:
+        return None
+    rate = done / (updated - created).total_seconds()
+    remaining = (size - done) / rate
+    minutes, seconds = divmod(round(remaining), 60)
+    hours, minutes = divmod(minutes, 60)
+    left = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+    return f"~{left} after {updated.strftime('%H:%M:%S')} UTC, at {rate / 1e6:,.2f} MB/s so far"
+
+
 def shard_lines(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     """One row per shard of a sharded job: how far it is through its own byte range."""
     shards = record.get("shards")
@@ -170,6 +194,7 @@ def describe_record(record: Mapping[str, Any], execution: Mapping[str, Any] | No
             f"{number(record, 'records_in'):,} in, {number(record, 'records_out'):,} out, "
             f"{number(record, 'records_rejected'):,} rejected",
         ),
+        *([("eta", eta)] if (eta := eta_text(record)) else []),
         *shard_lines(record),
         ("segments", f"{number(record, 'segments')}"),
         ("executions", f"{number(record, 'executions')} (attempt {record.get('attempt', 1)})"),

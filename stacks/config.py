@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from pipeline_contract import LOCAL_ACCOUNT, LOCAL_REGION, OUTPUT_PREFIX
+from pipeline_contract import ENVIRONMENTS, LOCAL_ACCOUNT, LOCAL_REGION, OUTPUT_PREFIX
 from stacks import rules
 
-ENVIRONMENT_NAMES = ("local", "dev", "staging", "prod")
+ENVIRONMENT_NAMES = ENVIRONMENTS
 DEFAULT_ENVIRONMENT = "dev"
 
 
@@ -100,9 +100,19 @@ class StateMachineConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AlarmConfig:
-    email: str | None
+    """Critical alarms page (a DLQ not empty, failed executions, an old backlog): they fire on the first
+    datapoint. Warnings (error rates, throttles) fire when sustained: `sustained_datapoints` of the last
+    `sustained_periods` periods."""
+
     queue_age_threshold_seconds: int
+    # The e-mail subscribed to each severity's topic (`-c alarmEmail=` sets both).
+    critical_email: str | None = None
+    warning_email: str | None = None
     evaluation_period_seconds: int = 60
+    # A function's Errors / Invocations (%) above which it warns.
+    error_rate_percent: float = 10.0
+    sustained_datapoints: int = 3
+    sustained_periods: int = 5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +150,9 @@ class EnvironmentConfig:
     fault_injection_allowed: bool
     # None: the layer is left out (the local cloud cannot hold the public layer; see docs).
     powertools_layer_version: int | None
+    # Powertools Tracer: subsegments for AWS calls and the handler, job_id annotated. Off where there is no
+    # X-Ray (the local cloud sets no trace header, so every subsegment would be dropped with a warning).
+    powertools_tracer: bool
     # Synthesized without the CDK bootstrap-version rule (moto cannot update that parameter).
     bootstrap_version_rule: bool
     ingest: IngestConfig
@@ -182,7 +195,7 @@ class EnvironmentConfig:
             max_concurrent_shards=sm.max_concurrent_shards,
         )
 
-    def validate(self) -> EnvironmentConfig:
+    def validate(self) -> EnvironmentConfig:  # noqa: PLR0915 - one statement per rule, all in one place
         """Fail fast, with the numbers, on any rule a deployed pipeline would break."""
         problems: list[str] = []
         problems += rules.check_visibility_timeout(
@@ -301,6 +314,7 @@ class EnvironmentConfig:
             problems.append(
                 f"fault_injection_allowed is on in {self.name}: only local and dev may inject faults"
             )
+        problems += _check_alarms(self.alarms)
         if self.name in ("staging", "prod") and not self.protect_stateful:
             problems.append(f"protect_stateful is off in {self.name}: its table and bucket must be retained")
         if problems:
@@ -310,7 +324,27 @@ class EnvironmentConfig:
         return self
 
 
-_PROD_LIKE_ALARMS = AlarmConfig(email=None, queue_age_threshold_seconds=300)
+def _check_alarms(alarms: AlarmConfig) -> list[str]:
+    problems: list[str] = []
+    if not 0 < alarms.error_rate_percent < 100:
+        problems.append(f"alarms.error_rate_percent is {alarms.error_rate_percent}: must be within 0..100")
+    problems += rules.check_range(
+        "alarms.sustained_datapoints", alarms.sustained_datapoints, 1, alarms.sustained_periods
+    )
+    # CloudWatch evaluates at most one day of periods.
+    problems += rules.check_range(
+        "alarms.sustained_periods",
+        alarms.sustained_periods,
+        1,
+        86_400 // max(alarms.evaluation_period_seconds, 1),
+    )
+    return problems
+
+
+_PROD_LIKE_ALARMS = AlarmConfig(queue_age_threshold_seconds=300)
+# Where fault injection is allowed (the demo injects faults into 30% of the chunks, each retried), a worker
+# error-rate warning means most invocations fail, not a few injected ones.
+_FAULT_INJECTION_ERROR_RATE_PERCENT = 50.0
 
 _CONFIGS: dict[str, EnvironmentConfig] = {
     "local": EnvironmentConfig(
@@ -325,6 +359,7 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
         output_expiration_days=1,
         fault_injection_allowed=True,
         powertools_layer_version=None,
+        powertools_tracer=False,
         bootstrap_version_rule=False,
         ingest=IngestConfig(
             function=FunctionConfig(memory_mb=256, timeout_seconds=10),
@@ -353,7 +388,11 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
             max_shards=8,
             max_concurrent_shards=8,
         ),
-        alarms=AlarmConfig(email=None, queue_age_threshold_seconds=60, evaluation_period_seconds=60),
+        alarms=AlarmConfig(
+            queue_age_threshold_seconds=60,
+            evaluation_period_seconds=60,
+            error_rate_percent=_FAULT_INJECTION_ERROR_RATE_PERCENT,
+        ),
         failures=FunctionConfig(memory_mb=256, timeout_seconds=10),
         tags={"project": "resilient-pipeline", "environment": "local"},
     ),
@@ -368,6 +407,7 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
         output_expiration_days=7,
         fault_injection_allowed=True,
         powertools_layer_version=38,
+        powertools_tracer=True,
         bootstrap_version_rule=True,
         ingest=IngestConfig(
             function=FunctionConfig(memory_mb=256, timeout_seconds=30),
@@ -393,7 +433,9 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
             max_shards=32,
             max_concurrent_shards=32,
         ),
-        alarms=AlarmConfig(email=None, queue_age_threshold_seconds=600),
+        alarms=AlarmConfig(
+            queue_age_threshold_seconds=600, error_rate_percent=_FAULT_INJECTION_ERROR_RATE_PERCENT
+        ),
         tags={"project": "resilient-pipeline", "environment": "dev"},
     ),
 }
@@ -446,15 +488,26 @@ def with_overrides(
     config: EnvironmentConfig,
     *,
     alarm_email: str | None = None,
+    critical_email: str | None = None,
+    warning_email: str | None = None,
     account: str | None = None,
     user_code: str | None = None,
     event_bus: str | None = None,
 ) -> EnvironmentConfig:
-    """Values a deployer supplies per deploy (`-c alarmEmail=...`, `-c account=...`, `-c userCode=...`,
-    `-c eventBus=...`), re-validated."""
+    """Values a deployer supplies per deploy (`-c alarmEmail=...` for both severities, `-c criticalEmail=...`
+    and `-c warningEmail=...` for one, `-c account=...`, `-c userCode=...`, `-c eventBus=...`),
+    re-validated."""
     updated = config
-    if alarm_email:
-        updated = replace(updated, alarms=replace(updated.alarms, email=alarm_email))
+    critical, warning = critical_email or alarm_email, warning_email or alarm_email
+    if critical or warning:
+        updated = replace(
+            updated,
+            alarms=replace(
+                updated.alarms,
+                critical_email=critical or updated.alarms.critical_email,
+                warning_email=warning or updated.alarms.warning_email,
+            ),
+        )
     if account:
         updated = replace(updated, account=account)
     if user_code:

@@ -17,7 +17,8 @@ from constructs import Construct
 
 from pipeline_contract import DEFAULT_EVENT_BUS, Env
 from stacks.config import EnvironmentConfig, Location
-from stacks.constructs.alarms import PipelineAlarms, PipelineMetrics
+from stacks.constructs.alarms import PipelineAlarms, PipelineMetrics, Severity, Sustained, WatchedFunction
+from stacks.constructs.dashboard import PipelineDashboard
 from stacks.constructs.ingest_queue import IngestQueue
 from stacks.constructs.job_events import JobEventStream
 from stacks.constructs.pipeline_function import PipelineFunction
@@ -89,6 +90,7 @@ class PipelineStack(Stack):
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
         )
         failures = PipelineFunction(
@@ -109,6 +111,7 @@ class PipelineStack(Stack):
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
         )
         jobs = SegmentedJobStateMachine(
@@ -160,6 +163,7 @@ class PipelineStack(Stack):
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
         )
         ingest.function.add_event_source(
@@ -216,6 +220,7 @@ class PipelineStack(Stack):
             environment={Env.ENVIRONMENT: config.name, Env.EVENT_BUS_NAME: bus.event_bus_name},
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
         )
         job_event_stream = JobEventStream(
@@ -262,28 +267,52 @@ class PipelineStack(Stack):
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queues.dead_letter_queue.queue_arn])
         )
 
+        metrics = PipelineMetrics(
+            ingest_queue=queues.queue,
+            dead_letter_queue=queues.dead_letter_queue,
+            watchdog_dead_letter_queue=watchdog_dead_letters,
+            job_events_dead_letter_queue=job_event_stream.dead_letter_queue,
+            functions={
+                "Ingest": WatchedFunction(
+                    function=ingest.function, timeout_seconds=config.ingest.function.timeout_seconds
+                ),
+                "Worker": WatchedFunction(
+                    function=worker.function,
+                    timeout_seconds=config.worker.function.timeout_seconds,
+                    safety_margin_ms=config.worker.safety_margin_ms,
+                ),
+                "Failures": WatchedFunction(
+                    function=failures.function, timeout_seconds=config.failures.timeout_seconds
+                ),
+                "Events": WatchedFunction(
+                    function=job_events.function, timeout_seconds=config.events.function.timeout_seconds
+                ),
+            },
+            state_machine=jobs.state_machine,
+            table=table,
+            period=Duration.seconds(config.alarms.evaluation_period_seconds),
+        )
         alarms = PipelineAlarms(
             self,
             "Alarms",
-            metrics=PipelineMetrics(
-                ingest_queue=queues.queue,
-                dead_letter_queue=queues.dead_letter_queue,
-                watchdog_dead_letter_queue=watchdog_dead_letters,
-                job_events_dead_letter_queue=job_event_stream.dead_letter_queue,
-                functions={
-                    "Ingest": ingest.function,
-                    "Worker": worker.function,
-                    "Failures": failures.function,
-                    "Events": job_events.function,
-                },
-                worker=worker.function,
-                worker_timeout_seconds=config.worker.function.timeout_seconds,
-                state_machine=jobs.state_machine,
-                table=table,
-                period=Duration.seconds(config.alarms.evaluation_period_seconds),
-            ),
+            metrics=metrics,
             queue_age_threshold_seconds=config.alarms.queue_age_threshold_seconds,
-            email=config.alarms.email,
+            error_rate_percent=config.alarms.error_rate_percent,
+            sustained=Sustained(
+                datapoints=config.alarms.sustained_datapoints, periods=config.alarms.sustained_periods
+            ),
+            emails={
+                Severity.CRITICAL: config.alarms.critical_email,
+                Severity.WARNING: config.alarms.warning_email,
+            },
+            environment_name=config.name,
+        )
+        PipelineDashboard(
+            self,
+            "Dashboard",
+            metrics=metrics,
+            alarms=alarms,
+            worker_label="Worker",
             environment_name=config.name,
         )
 
@@ -299,13 +328,19 @@ class PipelineStack(Stack):
 
         acknowledge_job_events(function=job_events, stream=job_event_stream)
 
-        if config.alarms.email:
-            acknowledge_alarm_subscriptions(alarms.topic)
+        for severity, email in (
+            (Severity.CRITICAL, config.alarms.critical_email),
+            (Severity.WARNING, config.alarms.warning_email),
+        ):
+            if email:
+                acknowledge_alarm_subscriptions(alarms.topic(severity))
 
         CfnOutput(self, "IngestQueueUrl", value=queues.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=queues.dead_letter_queue.queue_url)
         CfnOutput(self, "StateMachineArn", value=jobs.state_machine.state_machine_arn)
-        CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
+        # AlarmTopicArn is the critical (paging) topic: the name it had when there was one topic.
+        CfnOutput(self, "AlarmTopicArn", value=alarms.topic(Severity.CRITICAL).topic_arn)
+        CfnOutput(self, "WarningAlarmTopicArn", value=alarms.topic(Severity.WARNING).topic_arn)
         # The transforms the functions register (built-ins and user code): the CLI checks names against it.
         CfnOutput(self, "Transforms", value=",".join(user_code.transforms))
         # The request's `shards` ceiling here: the CLI refuses more before uploading anything.

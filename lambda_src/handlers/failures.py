@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handlers.observability import logger, metrics
+from handlers.observability import logger, metrics, per_function
 from jobcore import failures
 from jobcore.adapters.aws_errors import translated
 from jobcore.adapters.dynamodb import DynamoJobStore
@@ -35,6 +35,7 @@ def _settings() -> FailureSettings:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = _settings()
+    per_function(context)
     if event.get("detail-type") == STATUS_CHANGE:
         detail = event.get("detail") or {}
         failure = failures.from_status_change(detail, timeout_minutes=settings.execution_timeout_minutes)

@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handlers.observability import logger, metrics
+from handlers.observability import logger, metrics, per_function, tracer
 from jobcore.adapters.dynamodb import DynamoJobStore
 from jobcore.adapters.messaging import SqsDeadLetters, StepFunctionsStarter
 from jobcore.adapters.s3 import S3ObjectStore
@@ -54,8 +54,10 @@ def to_message(record: dict[str, Any]) -> IngestMessage:
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     settings = _settings()
+    per_function(context)
     timeouts = call_timeouts(context.get_remaining_time_in_millis() - RESERVE_MS)
     ingest = Ingest(
         jobs=DynamoJobStore(client("dynamodb", timeouts), settings.job_table_name),

@@ -230,6 +230,9 @@ WATCHDOG_ERRORS = {
 
 # -- deployment names -------------------------------------------------------------------------------------------
 
+# The environments the CDK app defines (stacks/config.py, one configuration each; an infra test checks the
+# two agree): what `--env` may name.
+ENVIRONMENTS = ("local", "dev", "staging", "prod")
 STACK_PREFIX = "ResilientPipeline"
 STACK_SUFFIXES = ("Stateful", "Pipeline")
 
@@ -243,7 +246,8 @@ STACK_OUTPUTS: Mapping[str, str] = {
     "IngestQueueUrl": "Pipeline",
     "DeadLetterQueueUrl": "Pipeline",
     "StateMachineArn": "Pipeline",
-    "AlarmTopicArn": "Pipeline",
+    "AlarmTopicArn": "Pipeline",  # the critical alarms' topic (it pages)
+    "WarningAlarmTopicArn": "Pipeline",  # the warning alarms' topic
     "Transforms": "Pipeline",  # comma-separated: the transforms the deployed functions register
     "MaxShards": "Pipeline",  # the most shards a job may ask for in this environment
     "JobTableName": "Stateful",
@@ -284,4 +288,9 @@ class Env:
 
 
 # Powertools reads these itself; the CDK app sets them on every function beside the settings above.
-POWERTOOLS_VARIABLES = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL")
+POWERTOOLS_VARIABLES = (
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_TRACE_DISABLED",
+)

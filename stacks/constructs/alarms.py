@@ -1,12 +1,19 @@
-"""Alarms and a dashboard for the pipeline.
+"""Alarms for the pipeline, in two severities.
 
 Three separate concerns, as in cdk-monitoring-constructs: *what to measure* (`PipelineMetrics`),
-*what to alarm on* (`alarm_specs`: thresholds and the words a person reads at 3 a.m.), and *who to tell*
-(`PipelineAlarms` wires every alarm to one SNS topic, with an optional e-mail subscription).
+*what to alarm on* (`alarm_specs`: severity, thresholds and the words a person reads at 3 a.m.), and *who to
+tell* (`PipelineAlarms` wires each alarm to its severity's SNS topic, each with an optional e-mail).
+
+- critical (pages): work is lost or stuck: a DLQ is not empty, executions failed, timed out or were
+  aborted, the ingest backlog is old, Lambda dropped a recursive loop. Each fires on the first datapoint.
+- warning (does not page): the pipeline is degraded but recovers on its own (retries): function error rates,
+  throttles, durations near the timeout. Rates and throttles fire only when sustained (M of N periods): a
+  transient error that the state machine retries is an error to Lambda, and must not wake anyone.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
@@ -22,6 +29,33 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+# A function that does not run to a time budget of its own: its p99 duration over this share of its timeout
+# is near being killed.
+DURATION_WARNING_SHARE = 0.8
+
+
+class Severity(enum.Enum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchedFunction:
+    """A function and what its durations mean. `safety_margin_ms`: the function stops its own work when
+    less than this remains (the worker), so its healthy duration reaches timeout - margin."""
+
+    function: lambda_.IFunction
+    timeout_seconds: int
+    safety_margin_ms: int | None = None
+
+    @property
+    def duration_warning_ms(self) -> int:
+        """p99 over this is near the timeout: 80% of it, or for a time-budgeted function halfway into its
+        safety margin (its healthy segments end at timeout - margin, above 80% of most timeouts)."""
+        timeout_ms = self.timeout_seconds * 1000
+        if self.safety_margin_ms is None:
+            return int(timeout_ms * DURATION_WARNING_SHARE)
+        return timeout_ms - self.safety_margin_ms // 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,9 +66,7 @@ class PipelineMetrics:
     dead_letter_queue: sqs.IQueue
     watchdog_dead_letter_queue: sqs.IQueue
     job_events_dead_letter_queue: sqs.IQueue
-    functions: dict[str, lambda_.IFunction]  # label -> function
-    worker: lambda_.IFunction
-    worker_timeout_seconds: int
+    functions: dict[str, WatchedFunction]  # label -> function
     state_machine: sfn.IStateMachine
     table: dynamodb.ITable
     period: Duration
@@ -47,6 +79,20 @@ class PipelineMetrics:
             metric_name=name,
             dimensions_map={"FunctionName": function.function_name},
             statistic=statistic,
+            period=self.period,
+        )
+
+    def error_rate(self, function: lambda_.IFunction, *, id_suffix: str = "") -> cloudwatch.MathExpression:
+        """Errors per 100 invocations. Periods without invocations have no datapoint (not breaching).
+        `id_suffix` keeps the metric ids apart where several rates share one graph."""
+        errors, invocations = f"errors{id_suffix}", f"invocations{id_suffix}"
+        return cloudwatch.MathExpression(
+            expression=f"100 * FILL({errors}, 0) / {invocations}",
+            using_metrics={
+                errors: self.lambda_metric(function, "Errors"),
+                invocations: self.lambda_metric(function, "Invocations"),
+            },
+            label="error rate (%)",
             period=self.period,
         )
 
@@ -70,22 +116,41 @@ class PipelineMetrics:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Sustained:
+    """A warning fires when `datapoints` of the last `periods` periods breach (M of N)."""
+
+    datapoints: int
+    periods: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class AlarmSpec:
-    """What to alarm on: one alarm, its threshold and what a person should know and do."""
+    """What to alarm on: one alarm, its severity, threshold and what a person should know and do."""
 
     id: str
+    severity: Severity
     metric: cloudwatch.IMetric
     threshold: float
     description: str
     comparison: cloudwatch.ComparisonOperator = GT
-    evaluation_periods: int = 1
+    # None: the first breaching datapoint fires it.
+    sustained: Sustained | None = None
 
 
-def alarm_specs(metrics: PipelineMetrics, *, queue_age_threshold_seconds: int) -> list[AlarmSpec]:
+def alarm_specs(
+    metrics: PipelineMetrics,
+    *,
+    queue_age_threshold_seconds: int,
+    error_rate_percent: float,
+    sustained: Sustained,
+) -> list[AlarmSpec]:
     """Every alarm a human must know about. Descriptions: what happened, then what to do first."""
+    critical, warning = Severity.CRITICAL, Severity.WARNING
+    m_of_n_words = f"in {sustained.datapoints} of the last {sustained.periods} periods"
     specs = [
         AlarmSpec(
             id="DeadLetterQueueNotEmpty",
+            severity=critical,
             metric=metrics.dead_letter_queue.metric_approximate_number_of_messages_visible(
                 period=metrics.period, statistic="Maximum"
             ),
@@ -98,6 +163,7 @@ def alarm_specs(metrics: PipelineMetrics, *, queue_age_threshold_seconds: int) -
         ),
         AlarmSpec(
             id="WatchdogDeadLettersNotEmpty",
+            severity=critical,
             metric=metrics.watchdog_dead_letter_queue.metric_approximate_number_of_messages_visible(
                 period=metrics.period, statistic="Maximum"
             ),
@@ -111,6 +177,7 @@ def alarm_specs(metrics: PipelineMetrics, *, queue_age_threshold_seconds: int) -
         ),
         AlarmSpec(
             id="JobEventsDeadLettersNotEmpty",
+            severity=critical,
             metric=metrics.job_events_dead_letter_queue.metric_approximate_number_of_messages_visible(
                 period=metrics.period, statistic="Maximum"
             ),
@@ -125,55 +192,72 @@ def alarm_specs(metrics: PipelineMetrics, *, queue_age_threshold_seconds: int) -
         ),
         AlarmSpec(
             id="IngestQueueBacklogAge",
+            severity=critical,
             metric=metrics.ingest_queue.metric_approximate_age_of_oldest_message(
                 period=metrics.period, statistic="Maximum"
             ),
             threshold=queue_age_threshold_seconds,
             description=(
                 f"The oldest job request has waited over {queue_age_threshold_seconds}s in the ingest queue. "
-                "First: check the ingest function's Errors and Throttles alarms and its logs; then whether "
-                "its max concurrency is too low for the arrival rate."
-            ),
-        ),
-        AlarmSpec(
-            id="WorkerDurationNearTimeout",
-            metric=metrics.lambda_metric(metrics.worker, "Duration", statistic="p99"),
-            threshold=int(metrics.worker_timeout_seconds * 1000 * 0.8),
-            description=(
-                f"Worker p99 duration is over 80% of its {metrics.worker_timeout_seconds}s timeout: segments "
-                "risk being killed mid-chunk. First: check chunk size and the safety margin (a chunk must fit "
-                "comfortably in the margin), and S3/DynamoDB latency."
+                "First: check the ingest function's error-rate and throttles warnings and its logs; then "
+                "whether its max concurrency is too low for the arrival rate."
             ),
         ),
     ]
-    for label, function in metrics.functions.items():
+    for label, watched in metrics.functions.items():
+        function, name = watched.function, label.lower()
         specs += [
             AlarmSpec(
-                id=f"{label}Errors",
-                metric=metrics.lambda_metric(function, "Errors"),
-                threshold=0,
-                description=(
-                    f"The {label.lower()} function raised unhandled errors. First: its log group (errors are "
-                    "logged with job_id); transient ones are retried, permanent ones end in the DLQ."
-                ),
-            ),
-            AlarmSpec(
-                id=f"{label}Throttles",
-                metric=metrics.lambda_metric(function, "Throttles"),
-                threshold=0,
-                description=(
-                    f"The {label.lower()} function was throttled. First: compare its reserved concurrency and "
-                    "the account's concurrency quota with the load; throttled work is retried but delayed."
-                ),
-            ),
-            AlarmSpec(
                 id=f"{label}RecursiveInvocationsDropped",
+                severity=critical,
                 metric=metrics.lambda_metric(function, "RecursiveInvocationsDropped"),
                 threshold=0,
                 description=(
-                    f"Lambda stopped a recursive loop through the {label.lower()} function (it re-enqueued "
-                    "work that triggers itself). The dropped event is in the DLQ. First: find the code path "
-                    "that sends to its own trigger; long work belongs in the state machine."
+                    f"Lambda stopped a recursive loop through the {name} function (it re-enqueued work that "
+                    "triggers itself). The dropped event is in the DLQ. First: find the code path that sends "
+                    "to its own trigger; long work belongs in the state machine."
+                ),
+            ),
+            AlarmSpec(
+                id=f"{label}ErrorRate",
+                severity=warning,
+                metric=metrics.error_rate(function),
+                threshold=error_rate_percent,
+                description=(
+                    f"Over {error_rate_percent:g}% of the {name} function's invocations raised errors "
+                    f"{m_of_n_words}. Transient errors are retried (a job fails only when its retries run "
+                    f"out, which pages as StateMachineExecutionsFailed), so this warns of a degraded "
+                    "dependency or a bad deploy before that. First: its log group (errors are logged with "
+                    "job_id and error type)."
+                ),
+                sustained=sustained,
+            ),
+            AlarmSpec(
+                id=f"{label}Throttles",
+                severity=warning,
+                metric=metrics.lambda_metric(function, "Throttles"),
+                threshold=0,
+                description=(
+                    f"The {name} function was throttled {m_of_n_words}. First: compare its reserved "
+                    "concurrency and the account's concurrency quota with the load; throttled work is retried "
+                    "but delayed."
+                ),
+                sustained=sustained,
+            ),
+            AlarmSpec(
+                id=f"{label}DurationNearTimeout",
+                severity=warning,
+                metric=metrics.lambda_metric(function, "Duration", statistic="p99"),
+                threshold=watched.duration_warning_ms,
+                description=(
+                    f"The {name} function's p99 duration is over {watched.duration_warning_ms} ms of its "
+                    f"{watched.timeout_seconds}s timeout: invocations risk being killed mid-work. First: "
+                    + (
+                        "chunk size against the safety margin (a chunk must fit comfortably in the margin), "
+                        "and S3/DynamoDB latency."
+                        if watched.safety_margin_ms is not None
+                        else "its log group for slow calls, and S3/DynamoDB/SQS latency."
+                    )
                 ),
             ),
         ]
@@ -181,11 +265,11 @@ def alarm_specs(metrics: PipelineMetrics, *, queue_age_threshold_seconds: int) -
         ("ExecutionsFailed", "failed: the job is FAILED and its request is in the DLQ"),
         ("ExecutionsTimedOut", "hit the execution timeout: the job may be stuck RUNNING"),
         ("ExecutionsAborted", "were stopped by someone or something other than `pipeline cancel`"),
-        ("ExecutionThrottled", "were throttled by Step Functions: progress is delayed"),
     ):
         specs.append(
             AlarmSpec(
                 id=f"StateMachine{metric_name}",
+                severity=critical,
                 metric=metrics.states_metric(metric_name),
                 threshold=0,
                 description=(
@@ -194,24 +278,40 @@ def alarm_specs(metrics: PipelineMetrics, *, queue_age_threshold_seconds: int) -
                 ),
             )
         )
+    specs.append(
+        AlarmSpec(
+            id="StateMachineExecutionThrottled",
+            severity=warning,
+            metric=metrics.states_metric("ExecutionThrottled"),
+            threshold=0,
+            description=(
+                f"Step Functions throttled state transitions {m_of_n_words}: progress is delayed. First: the "
+                "account's Step Functions quotas against the number of shards running at once."
+            ),
+            sustained=sustained,
+        )
+    )
     for metric_name in ("ReadThrottleEvents", "WriteThrottleEvents"):
         specs.append(
             AlarmSpec(
                 id=f"JobTable{metric_name}",
+                severity=warning,
                 metric=metrics.table_metric(metric_name),
                 threshold=0,
                 description=(
-                    f"The job table reported {metric_name}: checkpoints are being retried. First: look for a "
-                    "hot job_id or a burst of submissions; on-demand tables adapt within minutes."
+                    f"The job table reported {metric_name} {m_of_n_words}: checkpoints are being retried. "
+                    "First: look for a hot job_id or a burst of submissions; on-demand tables adapt within "
+                    "minutes."
                 ),
+                sustained=sustained,
             )
         )
     return specs
 
 
 class PipelineAlarms(Construct):
-    """Invariant: every alarm notifies the topic on ALARM and on OK; missing data is not a breach
-    (an idle pipeline is healthy)."""
+    """Invariant: every alarm notifies its severity's topic on ALARM and on OK; missing data is not a breach
+    (an idle pipeline is healthy); each topic takes only TLS and lets only this account's alarms publish."""
 
     def __init__(
         self,
@@ -220,22 +320,58 @@ class PipelineAlarms(Construct):
         *,
         metrics: PipelineMetrics,
         queue_age_threshold_seconds: int,
-        email: str | None,
+        error_rate_percent: float,
+        sustained: Sustained,
+        emails: dict[Severity, str | None],
         environment_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._topic = sns.Topic(
-            self, "Topic", display_name=f"resilient-pipeline {environment_name} alarms", enforce_ssl=True
-        )
+        # The critical topic keeps the construct id of the single topic it replaces ("Topic"): the same
+        # resource, the same ARN, and its e-mail subscribers stay confirmed.
+        self._topics = {
+            severity: self._topic(
+                "Topic" if severity is Severity.CRITICAL else "WarningTopic",
+                display_name=f"resilient-pipeline {environment_name} {severity.value} alarms",
+                email=emails.get(severity),
+            )
+            for severity in Severity
+        }
+        self._alarms: dict[str, cloudwatch.Alarm] = {}
+        self._severities: dict[str, Severity] = {}
+        for spec in alarm_specs(
+            metrics,
+            queue_age_threshold_seconds=queue_age_threshold_seconds,
+            error_rate_percent=error_rate_percent,
+            sustained=sustained,
+        ):
+            alarm = cloudwatch.Alarm(
+                self,
+                spec.id,
+                metric=spec.metric,
+                threshold=spec.threshold,
+                comparison_operator=spec.comparison,
+                evaluation_periods=spec.sustained.periods if spec.sustained else 1,
+                datapoints_to_alarm=spec.sustained.datapoints if spec.sustained else 1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"[{spec.severity.value}] {spec.description}",
+            )
+            action = cw_actions.SnsAction(self._topics[spec.severity])
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+            self._alarms[spec.id] = alarm
+            self._severities[spec.id] = spec.severity
+
+    def _topic(self, construct_id: str, *, display_name: str, email: str | None) -> sns.Topic:
+        topic = sns.Topic(self, construct_id, display_name=display_name, enforce_ssl=True)
         # A topic policy replaces SNS's default one, which would otherwise let CloudWatch publish: without
         # this statement beside the TLS Deny, every alarm action is refused and no alarm reaches anyone.
         stack = Stack.of(self)
-        self._topic.add_to_resource_policy(
+        topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsOfThisAccount",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["sns:Publish"],
-                resources=[self._topic.topic_arn],
+                resources=[topic.topic_arn],
                 conditions={
                     "StringEquals": {"aws:SourceAccount": stack.account},
                     "ArnLike": {
@@ -245,78 +381,15 @@ class PipelineAlarms(Construct):
             )
         )
         if email:
-            self._topic.add_subscription(subscriptions.EmailSubscription(email))
-        action = cw_actions.SnsAction(self._topic)
-        self._alarms: dict[str, cloudwatch.Alarm] = {}
-        for spec in alarm_specs(metrics, queue_age_threshold_seconds=queue_age_threshold_seconds):
-            alarm = cloudwatch.Alarm(
-                self,
-                spec.id,
-                metric=spec.metric,
-                threshold=spec.threshold,
-                comparison_operator=spec.comparison,
-                evaluation_periods=spec.evaluation_periods,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description=spec.description,
-            )
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
-            self._alarms[spec.id] = alarm
-        self._dashboard = self._build_dashboard(metrics)
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        return topic
 
-    def _build_dashboard(self, metrics: PipelineMetrics) -> cloudwatch.Dashboard:
-        dashboard = cloudwatch.Dashboard(self, "Dashboard")
-        dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self._alarms.values()), width=24),
-        )
-        dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Queues",
-                left=[
-                    metrics.ingest_queue.metric_approximate_number_of_messages_visible(period=metrics.period),
-                    metrics.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                        period=metrics.period
-                    ),
-                ],
-                right=[metrics.ingest_queue.metric_approximate_age_of_oldest_message(period=metrics.period)],
-                width=12,
-            ),
-            cloudwatch.GraphWidget(
-                title="Executions",
-                left=[
-                    metrics.states_metric(name)
-                    for name in (
-                        "ExecutionsStarted",
-                        "ExecutionsSucceeded",
-                        "ExecutionsFailed",
-                        "ExecutionsTimedOut",
-                    )
-                ],
-                width=12,
-            ),
-        )
-        dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Lambda errors and throttles",
-                left=[
-                    metrics.lambda_metric(function, name)
-                    for function in metrics.functions.values()
-                    for name in ("Errors", "Throttles")
-                ],
-                width=12,
-            ),
-            cloudwatch.GraphWidget(
-                title="Worker duration (p50, p99)",
-                left=[metrics.lambda_metric(metrics.worker, "Duration", statistic=s) for s in ("p50", "p99")],
-                width=12,
-            ),
-        )
-        return dashboard
-
-    @property
-    def topic(self) -> sns.ITopic:
-        return self._topic
+    def topic(self, severity: Severity) -> sns.ITopic:
+        return self._topics[severity]
 
     @property
     def alarms(self) -> dict[str, cloudwatch.Alarm]:
         return dict(self._alarms)
+
+    def alarms_of(self, severity: Severity) -> list[cloudwatch.Alarm]:
+        return [alarm for id_, alarm in self._alarms.items() if self._severities[id_] is severity]

@@ -63,6 +63,7 @@ class PipelineFunction(Construct):
         environment: dict[str, str],
         log_retention_days: int,
         powertools_layer_version: int | None,
+        powertools_tracer: bool,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -110,6 +111,7 @@ class PipelineFunction(Construct):
                 "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
+                "POWERTOOLS_TRACE_DISABLED": "false" if powertools_tracer else "true",
             },
             layers=layers,
             role=self._role,

@@ -83,6 +83,21 @@ PIPELINE_TEMPLATE = {
             },
         },
         "AlarmTopic": {"Type": "AWS::SNS::Topic"},
+        # A function of the stack, for `pipeline logs` (its log group is /aws/lambda/<name>).
+        "WorkerRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}},
+        },
+        "Worker": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "FunctionName": "resilient-pipeline-dev-worker",
+                "Runtime": "python3.12",
+                "Handler": "index.handler",
+                "Role": {"Fn::GetAtt": ["WorkerRole", "Arn"]},
+                "Code": {"ZipFile": "def handler(event, context):\n    return None\n"},
+            },
+        },
     },
     "Outputs": {
         "IngestQueueUrl": {"Value": {"Ref": "IngestQueue"}},

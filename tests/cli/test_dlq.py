@@ -53,6 +53,7 @@ def test_dlq_list_shows_every_message_with_its_reason_and_leaves_them(deployed: 
     result = run("dlq", "list", "--env", "dev")
 
     assert result.code == 0, result.err
+    assert "its ApproximateReceiveCount rose by one" in result.err, "says what reading did"
     lines = result.out.splitlines()
     assert lines[0].split()[:4] == ["SENT", "JOB", "ERROR", "TYPE"]
     assert any(
@@ -131,6 +132,30 @@ def test_redrive_job_id_moves_only_that_jobs_messages(deployed: Deployed, run: R
     # The others are left, visible again at once (released, not waiting out a visibility timeout).
     assert visible_count(deployed, deployed.dlq_url) == 12
     assert sorted(message["Body"] for message in drain(deployed.sqs, deployed.dlq_url)) == sorted(others)
+
+
+def test_redrive_job_id_of_an_unknown_job_exits_2_and_moves_nothing(deployed: Deployed, run: Run) -> None:
+    others = [dead_letter(deployed, "job-y", index) for index in range(3)]
+
+    result = run("dlq", "redrive", "--job-id", "job-typo", "--env", "dev")
+
+    assert result.code == 2
+    assert result.err == (
+        "error: unknown job 'job-typo' in environment dev: no job record and no message of it in the DLQ "
+        "(3 other message(s) left there)\n"
+    )
+    assert sorted(message["Body"] for message in drain(deployed.sqs, deployed.dlq_url)) == sorted(others)
+
+
+def test_redrive_job_id_of_a_job_with_nothing_in_the_dlq_exits_1_saying_its_status(
+    deployed: Deployed, run: Run
+) -> None:
+    deployed.put_job("job-ok", "SUCCEEDED")
+
+    result = run("dlq", "redrive", "--job-id", "job-ok", "--env", "dev")
+
+    assert result.code == 1
+    assert result.err == "error: no message of job 'job-ok' in the DLQ to redrive (the job is SUCCEEDED)\n"
 
 
 def patch_sqs(monkeypatch: Any, **methods: Callable[..., Any]) -> None:

@@ -116,6 +116,17 @@ def test_status_of_unknown_job_exits_2_with_message(deployed: Deployed, run: Run
     assert result.err == "error: unknown job 'nope' in environment dev\n"
 
 
+@pytest.mark.parametrize("command", [["status", "job-1"], ["jobs"], ["dlq", "list"], ["cancel", "job-1"]])
+def test_an_unknown_environment_is_named_with_the_valid_ones(run: Run, command: list[str]) -> None:
+    result = run(*command, "--env", "qa")
+
+    assert result.code == 2
+    assert (
+        result.err
+        == "error: --env: unknown environment 'qa'; valid environments are local, dev, staging, prod\n"
+    )
+
+
 def running_record(deployed: Deployed, job_id: str = "job-7") -> None:
     deployed.put_job(
         job_id,
@@ -150,6 +161,25 @@ def test_status_shows_progress_counters_and_the_latest_execution(deployed: Deplo
     assert lines["executions"] == "2 (attempt 1)"
     assert lines["output"] == "s3://bucket/out/job-7/"
     assert lines["execution"].startswith("job-7-a1-e1 ")
+
+
+def test_status_shows_an_eta_from_the_throughput_so_far(deployed: Deployed, run: Run) -> None:
+    # 60 MB behind the checkpoints 60 s after it was accepted: 1 MB/s, 540 MB to go.
+    deployed.put_job(
+        "job-e",
+        "RUNNING",
+        updated_at="2026-11-23T10:01:00.000Z",
+        created_at="2026-11-23T10:00:00.000Z",
+        input_bytes=600_000_000,
+        bytes_in=60_000_000,
+    )
+
+    result = run("status", "job-e", "--env", "dev")
+
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.out.splitlines())
+    assert lines["eta"] == "~9m00s after 10:01:00 UTC, at 1.00 MB/s so far"
+    deployed.set_fields("job-e", status="SUCCEEDED")
+    assert "eta" not in run("status", "job-e", "--env", "dev").out
 
 
 def test_status_of_a_sharded_job_shows_each_shard_and_the_cost(deployed: Deployed, run: Run) -> None:

@@ -143,9 +143,14 @@ def assert_every_alarm_of_the_template_is_in_cloudwatch(endpoint: str, outputs: 
     for logical_id, name in names.items():
         assert name.startswith(f"{PIPELINE_STACK}-{logical_id}-")
         (alarms[logical_id],) = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
-    for alarm in alarms.values():
-        assert alarm["AlarmActions"] == alarm["OKActions"] == [outputs["AlarmTopicArn"]]
+    for logical_id, alarm in alarms.items():
+        # Each severity has its topic: AlarmTopicArn pages (critical), WarningAlarmTopicArn does not.
+        topic = outputs[
+            "AlarmTopicArn" if "[critical]" in alarm["AlarmDescription"] else "WarningAlarmTopicArn"
+        ]
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [topic], logical_id
         assert alarm["TreatMissingData"] == "notBreaching"
+    assert outputs["AlarmTopicArn"] != outputs["WarningAlarmTopicArn"]
 
     def dimensions(prefix: str) -> dict[str, str]:
         (alarm,) = [a for logical_id, a in alarms.items() if logical_id.startswith(prefix)]
@@ -160,6 +165,10 @@ def assert_every_alarm_of_the_template_is_in_cloudwatch(endpoint: str, outputs: 
         a for logical_id, a in alarms.items() if logical_id.startswith("AlarmsWorkerDurationNearTimeout")
     ]
     assert (duration["ExtendedStatistic"], duration.get("Statistic")) == ("p99", None)
+    (error_rate,) = [a for logical_id, a in alarms.items() if logical_id.startswith("AlarmsWorkerErrorRate")]
+    assert error_rate["AlarmActions"] == [outputs["WarningAlarmTopicArn"]]
+    stats = [q["MetricStat"]["Metric"] for q in error_rate["Metrics"] if "MetricStat" in q]
+    assert {s["MetricName"] for s in stats} == {"Errors", "Invocations"}
 
     def evaluated() -> bool:
         states = [

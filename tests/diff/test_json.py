@@ -49,6 +49,9 @@ def resource(stack_document: dict[str, Any], logical_id: str) -> dict[str, Any]:
 
 def test_the_format_flag_offers_json() -> None:
     assert build_parser().parse_args(["diff", "--format", "json"]).format == "json"
+    # --json as on every other command.
+    assert build_parser().parse_args(["diff", "--json"]).format == "json"
+    assert build_parser().parse_args(["diff"]).format == "text"
 
 
 def test_no_change_is_the_whole_document_with_exit_status_0() -> None:

@@ -137,3 +137,35 @@ def test_an_unreadable_variable_fails_the_cold_start_naming_it(
     worker._settings.cache_clear()
     with pytest.raises(ConfigurationError, match="FAULT_INJECTION_ALLOWED='yes': must be true or false"):
         handler(payload(), FakeContext())
+
+
+def _metric_blobs(output: str) -> list[dict[str, Any]]:
+    """The CloudWatch embedded-metric-format documents Powertools printed."""
+    blobs = []
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blobs.append(json.loads(line))
+    return blobs
+
+
+def test_segment_progress_metrics_carry_the_job_as_a_property_not_a_dimension(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    submit(aws, b'{"a": 1}\n' * 1000)
+    capsys.readouterr()
+    handler(payload(), FakeContext(function_name="pipeline-dev-worker"))
+    (blob,) = _metric_blobs(capsys.readouterr().out)
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    metrics = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
+    assert metrics["BytesIn"] == "Bytes" and metrics["SegmentThroughput"] == "Bytes/Second"
+    # Powertools writes each value as a list of the values added.
+    assert blob["BytesIn"] == [9000]
+    (throughput,) = blob["SegmentThroughput"]
+    assert throughput > 0
+    # Per function (environments sharing an account stay apart), never per job: the cardinality is bounded.
+    # (On AWS Powertools adds `service` from POWERTOOLS_SERVICE_NAME, which these tests do not set.)
+    (dimensions,) = directive["Dimensions"]
+    assert "FunctionName" in dimensions and "job_id" not in dimensions
+    assert blob["FunctionName"] == "pipeline-dev-worker"
+    # The job's keys are properties of the document, so that a Logs Insights query finds its segments.
+    assert (blob["job_id"], blob["attempt"], blob["shard"]) == ("job-1", 1, 0)

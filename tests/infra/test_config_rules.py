@@ -145,8 +145,33 @@ def test_all_problems_reported_at_once() -> None:
 
 def test_overrides_are_validated_and_applied() -> None:
     config = with_overrides(load_config("prod"), alarm_email="oncall@example.com", account="111122223333")
-    assert config.alarms.email == "oncall@example.com"
+    assert config.alarms.critical_email == config.alarms.warning_email == "oncall@example.com"
     assert config.account == "111122223333"
+
+
+def test_an_email_per_severity_overrides_the_one_for_both() -> None:
+    config = with_overrides(
+        load_config("prod"), alarm_email="team@example.com", critical_email="pager@example.com"
+    )
+    assert (config.alarms.critical_email, config.alarms.warning_email) == (
+        "pager@example.com",
+        "team@example.com",
+    )
+    only_warnings = with_overrides(load_config("dev"), warning_email="team@example.com")
+    assert (only_warnings.alarms.critical_email, only_warnings.alarms.warning_email) == (
+        None,
+        "team@example.com",
+    )
+
+
+def test_alarm_settings_are_checked() -> None:
+    dev = load_config("dev")
+    bad = replace(
+        dev, alarms=replace(dev.alarms, error_rate_percent=0, sustained_datapoints=6, sustained_periods=5)
+    )
+    message = _invalid(bad)
+    assert "alarms.error_rate_percent is 0: must be within 0..100" in message
+    assert "alarms.sustained_datapoints is 6: must be within 1..5" in message
 
 
 def test_configs_are_frozen() -> None:

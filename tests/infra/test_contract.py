@@ -70,3 +70,12 @@ def test_the_transitions_table_is_closed_and_terminal_statuses_are_final() -> No
     for status in (contract.SUCCEEDED, contract.REJECTED, contract.CANCELLED):
         assert contract.TRANSITIONS[status] == frozenset(), f"{status} is final"
     assert contract.TRANSITIONS[contract.FAILED] == {contract.PENDING}, "only a redrive leaves FAILED"
+
+
+def test_the_cli_knows_exactly_the_environments_the_app_defines() -> None:
+    from pipeline_contract import ENVIRONMENTS
+    from stacks import config
+
+    assert tuple(config._CONFIGS) == ENVIRONMENTS
+    for name in ENVIRONMENTS:
+        assert config.load_config(name).name == name

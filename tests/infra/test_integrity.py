@@ -165,21 +165,24 @@ def test_mark_running_and_mark_failed_act_only_on_their_own_attempt(synth: Synth
 # --- alarms reach people ----------------------------------------------------------------------------
 
 
-def test_the_alarm_topic_policy_lets_cloudwatch_publish_and_keeps_the_tls_deny(synth: Synthesized) -> None:
-    topic_id = next(iter(resources(synth.pipeline, "AWS::SNS::Topic")))
-    policy = only(synth.pipeline, "AWS::SNS::TopicPolicy")["Properties"]
-    assert policy["Topics"] == [{"Ref": topic_id}]
-    statements = policy["PolicyDocument"]["Statement"]
-    deny = next(s for s in statements if s["Effect"] == "Deny")
-    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    allow = next(s for s in statements if s["Effect"] == "Allow")
-    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
-    assert allow["Action"] == "sns:Publish"
-    assert allow["Resource"] == {"Ref": topic_id}
-    account = synth.config.account or "<AWS::AccountId>"
-    assert render(allow["Condition"]["StringEquals"]["aws:SourceAccount"]) == account
-    source_arn = render(allow["Condition"]["ArnLike"]["aws:SourceArn"])
-    assert source_arn.endswith(f":{account}:alarm:*") and ":cloudwatch:" in source_arn
+def test_each_alarm_topic_policy_lets_cloudwatch_publish_and_keeps_the_tls_deny(synth: Synthesized) -> None:
+    topics = resources(synth.pipeline, "AWS::SNS::Topic")
+    assert len(topics) == 2, "one topic per severity"
+    policies = [p["Properties"] for p in resources(synth.pipeline, "AWS::SNS::TopicPolicy").values()]
+    assert sorted(ref["Ref"] for policy in policies for ref in policy["Topics"]) == sorted(topics)
+    for policy in policies:
+        (topic,) = policy["Topics"]
+        statements = policy["PolicyDocument"]["Statement"]
+        deny = next(s for s in statements if s["Effect"] == "Deny")
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        allow = next(s for s in statements if s["Effect"] == "Allow")
+        assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        assert allow["Action"] == "sns:Publish"
+        assert allow["Resource"] == topic
+        account = synth.config.account or "<AWS::AccountId>"
+        assert render(allow["Condition"]["StringEquals"]["aws:SourceAccount"]) == account
+        source_arn = render(allow["Condition"]["ArnLike"]["aws:SourceArn"])
+        assert source_arn.endswith(f":{account}:alarm:*") and ":cloudwatch:" in source_arn
 
 
 # --- allowed locations: one source for validation and grants ----------------------------------------

@@ -9,8 +9,8 @@ import pytest
 from aws_cdk import aws_iam as iam
 
 from app import build_app
-from tests.infra.conftest import cdk_json_context, synthesize
-from tests.infra.template_tools import only
+from tests.infra.conftest import Synthesized, cdk_json_context, synthesize
+from tests.infra.template_tools import resources
 
 
 def test_a_nag_violation_fails_synth(tmp_path: Path) -> None:
@@ -25,8 +25,27 @@ def test_a_nag_violation_fails_synth(tmp_path: Path) -> None:
         app.synth()
 
 
-def test_alarm_email_context_adds_a_subscription(tmp_path: Path) -> None:
+def _subscriptions(synth: Synthesized) -> dict[str, str]:
+    """Topic severity (from its display name) -> the e-mail subscribed to it."""
+    topics = {
+        logical_id: topic["Properties"]["DisplayName"].split()[2]
+        for logical_id, topic in resources(synth.pipeline, "AWS::SNS::Topic").items()
+    }
+    found = {}
+    for subscription in resources(synth.pipeline, "AWS::SNS::Subscription").values():
+        properties = subscription["Properties"]
+        assert properties["Protocol"] == "email"
+        found[topics[properties["TopicArn"]["Ref"]]] = properties["Endpoint"]
+    return found
+
+
+def test_alarm_email_context_subscribes_both_severities(tmp_path: Path) -> None:
     synth = synthesize("dev", tmp_path, {"alarmEmail": "oncall@example.com"})
-    subscription = only(synth.pipeline, "AWS::SNS::Subscription")["Properties"]
-    assert subscription["Protocol"] == "email"
-    assert subscription["Endpoint"] == "oncall@example.com"
+    assert _subscriptions(synth) == {"critical": "oncall@example.com", "warning": "oncall@example.com"}
+
+
+def test_an_email_per_severity(tmp_path: Path) -> None:
+    synth = synthesize(
+        "prod", tmp_path, {"criticalEmail": "pager@example.com", "warningEmail": "team@example.com"}
+    )
+    assert _subscriptions(synth) == {"critical": "pager@example.com", "warning": "team@example.com"}

@@ -139,6 +139,7 @@ def test_stack_outputs_the_cli_reads(synth: Synthesized) -> None:
         "DeadLetterQueueUrl",
         "StateMachineArn",
         "AlarmTopicArn",
+        "WarningAlarmTopicArn",
     }
     assert set(synth.stateful["Outputs"]) >= {"JobTableName", "DataBucketName"}
 

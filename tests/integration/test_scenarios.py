@@ -100,6 +100,23 @@ def test_long_job_outlives_the_recursion_limit_through_continue_as_new(
     assert json.loads(lines[0]) == {"id": 0, "first_name": "user 0", "e_mail": "u0@example.com", "score": 0}
 
 
+def test_output_and_logs_of_a_finished_job_through_the_cli(
+    pipeline: Pipeline, demo_runs: dict[str, ScenarioRun], capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = demo_runs["long"].scenario.job_id
+    capsys.readouterr()
+    assert main(["output", job_id, "--env", "local"]) == 0
+    streamed = capsys.readouterr().out.encode().splitlines()
+    assert streamed == output_lines(pipeline, job_id), "the parts, in input order"
+    assert main(["logs", job_id, "--env", "local", "--json"]) == 0
+    lines = json.loads(capsys.readouterr().out)
+    messages = {(line["function"].split("-")[3], line["message"]) for line in lines}
+    assert any(message == "checkpoint" for _, message in messages), messages
+    assert any(message == "job accepted" for _, message in messages), messages
+    assert all(line["job_id"] == job_id for line in lines)
+    assert [line["timestamp"] for line in lines] == sorted(line["timestamp"] for line in lines)
+
+
 def test_injected_transient_faults_are_retried_to_success(demo_runs: dict[str, ScenarioRun]) -> None:
     run = demo_runs["faults"]
     assert run.status == "SUCCEEDED"

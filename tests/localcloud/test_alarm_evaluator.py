@@ -24,6 +24,7 @@ from localcloud.alarm_evaluator import (
     AlarmEvaluator,
     Datapoint,
     MetricAlarm,
+    NotEvaluable,
     evaluate_alarm,
 )
 from tests.localcloud import support
@@ -70,6 +71,49 @@ def alarm_resource(
     }
 
 
+def error_rate_resource(function: Any, *, threshold: float = 10) -> dict[str, Any]:
+    """A metric-math alarm in the shape the CDK app synthesizes: Errors per 100 Invocations, 3 of 5."""
+
+    def stat(metric_id: str, metric: str) -> dict[str, Any]:
+        return {
+            "Id": metric_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/Lambda",
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "FunctionName", "Value": function}],
+                },
+                "Period": 60,
+                "Stat": "Sum",
+            },
+            "ReturnData": False,
+        }
+
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmActions": [{"Ref": "Topic"}],
+            "OKActions": [{"Ref": "Topic"}],
+            "AlarmDescription": "Over 10% of the worker's invocations failed. First: its logs.",
+            "ComparisonOperator": "GreaterThanThreshold",
+            "EvaluationPeriods": 5,
+            "DatapointsToAlarm": 3,
+            "Metrics": [
+                {
+                    "Id": "expr_1",
+                    "Expression": "100 * FILL(errors, 0) / invocations",
+                    "Label": "rate",
+                    "ReturnData": True,
+                },
+                stat("errors", "Errors"),
+                stat("invocations", "Invocations"),
+            ],
+            "Threshold": threshold,
+            "TreatMissingData": "notBreaching",
+        },
+    }
+
+
 def pipeline_template(*, age_threshold: float = 1, dlq_threshold: float = 0) -> dict[str, Any]:
     duration = alarm_resource("Duration", "AWS/Lambda", ("FunctionName", {"Ref": "WorkerFunctionName"}), 8000)
     del duration["Properties"]["Statistic"]
@@ -111,6 +155,7 @@ def pipeline_template(*, age_threshold: float = 1, dlq_threshold: float = 0) -> 
                 "Errors", "AWS/Lambda", ("FunctionName", {"Ref": "WorkerFunctionName"}), 0
             ),
             "WorkerDurationNearTimeout": duration,
+            "WorkerErrorRate": error_rate_resource({"Ref": "WorkerFunctionName"}),
         },
         "Outputs": {
             "AlarmTopicArn": {"Value": {"Ref": "Topic"}},
@@ -126,6 +171,7 @@ ALARM_LOGICAL_IDS = (
     "StateMachineExecutionsFailed",
     "WorkerErrors",
     "WorkerDurationNearTimeout",
+    "WorkerErrorRate",
 )
 
 
@@ -493,6 +539,95 @@ def test_lambda_alarms_read_published_metrics(deployed: Deployed) -> None:
     duration = deployed.alarm("WorkerDurationNearTimeout")
     assert duration["StateValue"] == ALARM  # p99 read as the Maximum: 9500 > 8000
     assert duration["ExtendedStatistic"] == "p99"
+
+
+# -- metric math ------------------------------------------------------------------------------------------
+
+
+def test_a_metric_math_alarm_keeps_its_queries_and_is_evaluated_m_of_n(deployed: Deployed) -> None:
+    """Errors / Invocations over five one-minute periods, 3 of 5 over 10%: a burst of two bad minutes is
+    not enough, three are."""
+    alarm = deployed.alarm("WorkerErrorRate")
+    assert "MetricName" not in alarm
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    assert queries["expr_1"]["Expression"] == "100 * FILL(errors, 0) / invocations"
+    assert queries["expr_1"]["ReturnData"] is True and queries["errors"]["ReturnData"] is False
+    assert queries["errors"]["MetricStat"]["Metric"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": deployed.function_name}
+    ]
+    now = datetime.now(UTC)
+    deployed.ahead = timedelta(0)
+
+    def minutes(*rates: tuple[int, int]) -> None:
+        """(invocations, errors) per minute, most recent first, each in the middle of its window."""
+        data = []
+        for age, (invocations, errors) in enumerate(rates):
+            when = now - timedelta(seconds=60 * age + 30)
+            dimensions = [{"Name": "FunctionName", "Value": deployed.function_name}]
+            data += [
+                {
+                    "MetricName": "Invocations",
+                    "Dimensions": dimensions,
+                    "Timestamp": when,
+                    "Value": invocations,
+                },
+                {"MetricName": "Errors", "Dimensions": dimensions, "Timestamp": when, "Value": errors},
+            ]
+        deployed.cw.put_metric_data(Namespace="AWS/Lambda", MetricData=data)
+
+    deployed.evaluator.evaluate()
+    assert deployed.state("WorkerErrorRate") == OK  # no invocations: no datapoints, notBreaching
+    minutes((10, 0), (10, 10), (10, 5), (10, 0), (10, 0))  # 0%, 100%, 50%, 0%, 0%
+    deployed.evaluator.evaluate()
+    assert deployed.state("WorkerErrorRate") == OK
+    minutes((0, 10))  # the latest minute again: 10 more errors, all of its 10 invocations failed
+    deployed.evaluator.evaluate()
+    alarm = deployed.alarm("WorkerErrorRate")
+    assert alarm["StateValue"] == ALARM
+    assert "3 out of the last 5 datapoints [100.0 (" in alarm["StateReason"]
+    assert "), 100.0 (" in alarm["StateReason"] and "), 50.0 (" in alarm["StateReason"]
+    assert "(minimum 3 datapoints for OK -> ALARM transition)" in alarm["StateReason"]
+    reason_data = json.loads(alarm["StateReasonData"])
+    assert "statistic" not in reason_data and reason_data["recentDatapoints"] == [
+        0.0,
+        0.0,
+        50.0,
+        100.0,
+        100.0,
+    ]
+    (notification,) = [
+        n
+        for n in deployed.read_inbox()
+        if n["AlarmName"] == alarm["AlarmName"] and n["NewStateValue"] == ALARM
+    ]
+    assert notification["Trigger"]["Metrics"] == alarm["Metrics"]
+    assert (notification["Trigger"]["EvaluationPeriods"], notification["Trigger"]["DatapointsToAlarm"]) == (
+        5,
+        3,
+    )
+
+
+def test_metric_math_the_evaluator_cannot_read_is_skipped_with_a_reason() -> None:
+    described = {
+        "AlarmName": "a",
+        "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:a",
+        "ComparisonOperator": "GreaterThanThreshold",
+        "EvaluationPeriods": 1,
+        "Threshold": 0,
+        "Metrics": [
+            {"Id": "e1", "Expression": "ANOMALY_DETECTION_BAND(m1)", "ReturnData": True},
+            {
+                "Id": "m1",
+                "MetricStat": {"Metric": {"Namespace": "N", "MetricName": "M"}, "Period": 60, "Stat": "Sum"},
+                "ReturnData": False,
+            },
+        ],
+    }
+    with pytest.raises(NotEvaluable, match="ANOMALY_DETECTION_BAND is not supported locally"):
+        MetricAlarm.from_api(described)
+    described["Metrics"][0]["Expression"] = "m1 + m2"
+    with pytest.raises(NotEvaluable, match="reads m2: no such query"):
+        MetricAlarm.from_api(described)
 
 
 # -- the state machine alarm -----------------------------------------------------------------------------
