@@ -27,6 +27,7 @@ def build_app(app: cdk.App) -> cdk.App:
         warning_email=context("warningEmail"),
         account=context("account"),
         user_code=context("userCode"),
+        event_bus=context("eventBus"),
     )
     user_code = inspect_user_code(resolve_directory(config.user_code, app_dir=APP_DIR))
     env = cdk.Environment(account=config.account, region=config.region)
@@ -46,6 +47,7 @@ def build_app(app: cdk.App) -> cdk.App:
         config=config,
         job_table_name_export=stateful.job_table_name_export,
         data_bucket_name_export=stateful.data_bucket_name_export,
+        job_table_stream_arn_export=stateful.job_table_stream_arn_export,
         user_code=user_code,
         env=env,
         synthesizer=cdk.DefaultStackSynthesizer(

@@ -25,7 +25,7 @@ from typing import Any
 from moto.awslambda.models import lambda_backends
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.exceptions import ServiceException
-from moto.events.models import Rule, events_backends
+from moto.events.models import EventPattern, Rule, events_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
@@ -221,6 +221,12 @@ class Delivery:
     def dead_letter_arn(self) -> str | None:
         arn = (self.target.get("DeadLetterConfig") or {}).get("Arn")
         return str(arn) if arn else None
+
+
+def pattern_matches(pattern: str, document: dict[str, Any]) -> bool:
+    """Whether an event pattern (EventBridge's syntax; moto's matcher, as for rules) matches `document`:
+    also what Lambda's event filtering (FilterCriteria) applies to a record."""
+    return bool(EventPattern.load(pattern).matches_event(document))  # type: ignore[arg-type]
 
 
 def matching_deliveries(rule: Any, moto_event: dict[str, Any]) -> list[Delivery]:

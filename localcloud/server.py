@@ -29,12 +29,15 @@ from localcloud import (
     alarm_evaluator,
     chaos,
     cloudwatch_alarm,
+    dynamodb_table,
     event_invoke_config,
     events,
     lambda_runner,
     persistence,
     poller,
     sfn,
+    stack_exports,
+    streams,
     topic_policy,
 )
 from localcloud.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
@@ -159,6 +162,8 @@ def start_cloud(
     undo.append(sfn.install())
     undo.append(cloudwatch_alarm.install())
     undo.append(topic_policy.install())
+    undo.append(dynamodb_table.install())
+    undo.append(stack_exports.install())
     _check_cloudformation_models()
     # Fault injection for every caller of this server, and for the Lambda environments it runs.
     chaos_store = chaos.ChaosStore()
@@ -189,6 +194,7 @@ def start_cloud(
 
     # Before any mapping exists: moto's own push would invoke functions inside SendMessage.
     poller.disable_moto_sqs_push()
+    streams.disable_moto_dynamodb_push()
 
     _check_port_free(port)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -201,6 +207,9 @@ def start_cloud(
     event_source_poller = poller.EventSourcePoller(endpoint, region)
     event_source_poller.start()
     cloud.services.append(event_source_poller)
+    stream_poller = streams.StreamPoller(endpoint, region)
+    stream_poller.start()
+    cloud.services.append(stream_poller)
     evaluator = alarm_evaluator.AlarmEvaluator(endpoint, region)
     evaluator.start()
     cloud.services.append(evaluator)

@@ -35,7 +35,9 @@ LOCAL_NOT_RUNNING = "the local cloud is not running: start it with `pipeline loc
 
 # Output key -> the stack (suffix) that exports it. The alarm topics and Transforms are optional, so an
 # environment deployed before them still works.
-OPTIONAL_OUTPUTS = frozenset({"AlarmTopicArn", "WarningAlarmTopicArn", "Transforms", "MaxShards"})
+OPTIONAL_OUTPUTS = frozenset(
+    {"AlarmTopicArn", "WarningAlarmTopicArn", "Transforms", "MaxShards", "JobTableStreamArn"}
+)
 REQUIRED_OUTPUTS: Mapping[str, str] = {k: v for k, v in STACK_OUTPUTS.items() if k not in OPTIONAL_OUTPUTS}
 UNUSABLE_STACK_STATUS_PREFIXES = ("CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_", "DELETE_", "REVIEW_")
 

@@ -116,6 +116,27 @@ class AlarmConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EventsConfig:
+    """Job lifecycle events (README: subscribing to job events)."""
+
+    # The EventBridge bus they go to; None: the account's default bus. A named bus must exist already (the
+    # stack neither creates nor deletes it); `-c eventBus=NAME` sets it per deploy.
+    bus_name: str | None = None
+    function: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=30)
+    # Stream records per invocation; how many times Lambda retries a batch the function fails on (bisecting
+    # it) before it describes the batch in the events' dead-letter queue and moves on.
+    batch_size: int = 100
+    retry_attempts: int = 10
+
+    def problems(self) -> list[str]:
+        return [
+            *rules.check_event_bus_name(self.bus_name),
+            *rules.check_range("events.batch_size", self.batch_size, 1, 10_000),
+            *rules.check_range("events.retry_attempts", self.retry_attempts, 0, 10_000),
+        ]
+
+
+@dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     name: str
     account: str | None
@@ -141,6 +162,7 @@ class EnvironmentConfig:
     # Records job failures for the state machine and the execution watchdog.
     failures: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=30)
     locations: LocationsConfig = LocationsConfig()
+    events: EventsConfig = EventsConfig()
     # A directory of the team's own transforms (absolute, or relative to the app); `-c userCode=DIR`
     # overrides it per deploy.
     user_code: str | None = None
@@ -173,7 +195,7 @@ class EnvironmentConfig:
             max_concurrent_shards=sm.max_concurrent_shards,
         )
 
-    def validate(self) -> EnvironmentConfig:
+    def validate(self) -> EnvironmentConfig:  # noqa: PLR0915 - one statement per rule, all in one place
         """Fail fast, with the numbers, on any rule a deployed pipeline would break."""
         problems: list[str] = []
         problems += rules.check_visibility_timeout(
@@ -249,12 +271,14 @@ class EnvironmentConfig:
             inputs=[(loc.bucket, loc.prefix) for loc in self.locations.inputs],
             output=(self.locations.output.bucket, self.locations.output.prefix),
         )
+        problems += self.events.problems()
         if not 0.0 <= self.worker.max_reject_ratio <= 1.0:
             problems.append(f"worker.max_reject_ratio is {self.worker.max_reject_ratio}: must be within 0..1")
         for label, fn in (
             ("ingest", self.ingest.function),
             ("worker", self.worker.function),
             ("failures", self.failures),
+            ("events", self.events.function),
         ):
             problems += rules.check_range(f"{label}.function.timeout_seconds", fn.timeout_seconds, 1, 900)
             problems += rules.check_range(f"{label}.function.memory_mb", fn.memory_mb, 128, 10_240)
@@ -468,9 +492,11 @@ def with_overrides(
     warning_email: str | None = None,
     account: str | None = None,
     user_code: str | None = None,
+    event_bus: str | None = None,
 ) -> EnvironmentConfig:
     """Values a deployer supplies per deploy (`-c alarmEmail=...` for both severities, `-c criticalEmail=...`
-    and `-c warningEmail=...` for one, `-c account=...`, `-c userCode=...`), re-validated."""
+    and `-c warningEmail=...` for one, `-c account=...`, `-c userCode=...`, `-c eventBus=...`),
+    re-validated."""
     updated = config
     critical, warning = critical_email or alarm_email, warning_email or alarm_email
     if critical or warning:
@@ -486,4 +512,6 @@ def with_overrides(
         updated = replace(updated, account=account)
     if user_code:
         updated = replace(updated, user_code=user_code)
+    if event_bus:
+        updated = replace(updated, events=replace(updated.events, bus_name=event_bus))
     return updated.validate()

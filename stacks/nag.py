@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from stacks.constructs.data_bucket import DataBucket
     from stacks.constructs.ingest_queue import IngestQueue
+    from stacks.constructs.job_events import JobEventStream
     from stacks.constructs.pipeline_function import PipelineFunction
     from stacks.constructs.segmented_job import SegmentedJobStateMachine
     from stacks.pipeline_stack import _Locations
@@ -141,4 +142,28 @@ def acknowledge_alarm_subscriptions(topic: IConstruct) -> None:
         "Serverless::Serverless-SNSRedrivePolicy",
         "E-mail is a courtesy copy of the alarm: the state itself stays in CloudWatch and on the dashboard, "
         "and SNS already retries e-mail delivery; a DLQ of undelivered e-mails would alert no one",
+    )
+
+
+def acknowledge_job_events(*, function: PipelineFunction, stream: JobEventStream) -> None:
+    _ack(
+        _default_policy(function),
+        "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+        XRAY_REASON + "; dynamodb:ListStreams (read by the stream event source mapping) takes no resource",
+    )
+    _ack(
+        function.function,
+        "Serverless::Serverless-LambdaDLQ",
+        "Invoked synchronously by its DynamoDB stream event source mapping, never asynchronously: a batch it "
+        "fails on goes to the mapping's OnFailure destination (the job events' dead-letter queue)",
+    )
+    _ack(
+        stream.dead_letter_queue,
+        "Serverless::Serverless-SQSRedrivePolicy",
+        "This queue is a dead-letter queue; a DLQ of the DLQ would hide failures instead of surfacing them",
+    )
+    _ack(
+        stream.dead_letter_queue,
+        "AwsSolutions::AwsSolutions-SQS3",
+        "This queue is the OnFailure destination of the job events' stream event source mapping, not a queue's DLQ",
     )

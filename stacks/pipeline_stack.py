@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_destinations as lambda_destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -14,15 +15,16 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from pipeline_contract import Env
+from pipeline_contract import DEFAULT_EVENT_BUS, Env
 from stacks.config import EnvironmentConfig, Location
 from stacks.constructs.alarms import PipelineAlarms, PipelineMetrics, Severity, Sustained, WatchedFunction
 from stacks.constructs.dashboard import PipelineDashboard
 from stacks.constructs.ingest_queue import IngestQueue
+from stacks.constructs.job_events import JobEventStream
 from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.constructs.segmented_job import RetryPolicy, SegmentedJobStateMachine
 from stacks.constructs.watchdog import ExecutionWatchdog
-from stacks.nag import acknowledge_alarm_subscriptions, acknowledge_pipeline
+from stacks.nag import acknowledge_alarm_subscriptions, acknowledge_job_events, acknowledge_pipeline
 from stacks.user_code import UserCode, function_code
 
 
@@ -37,11 +39,17 @@ class PipelineStack(Stack):
         config: EnvironmentConfig,
         job_table_name_export: str,
         data_bucket_name_export: str,
+        job_table_stream_arn_export: str,
         user_code: UserCode,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        table = dynamodb.Table.from_table_name(self, "JobTable", Fn.import_value(job_table_name_export))
+        table = dynamodb.Table.from_table_attributes(
+            self,
+            "JobTable",
+            table_name=Fn.import_value(job_table_name_export),
+            table_stream_arn=Fn.import_value(job_table_stream_arn_export),
+        )
         bucket = s3.Bucket.from_bucket_name(self, "DataBucket", Fn.import_value(data_bucket_name_export))
         prefix = f"resilient-pipeline-{config.name}"
         removal = RemovalPolicy.RETAIN if config.protect_stateful else RemovalPolicy.DESTROY
@@ -193,6 +201,40 @@ class PipelineStack(Stack):
             max_event_age=Duration.hours(6),
         )
 
+        # Job lifecycle events: the table's status transitions, put on the bus (one publisher for every
+        # writer of the table).
+        bus = events.EventBus.from_event_bus_name(
+            self, "JobEventBus", config.events.bus_name or DEFAULT_EVENT_BUS
+        )
+        job_events = PipelineFunction(
+            self,
+            "Events",
+            handler="handlers.events.handler",
+            code=code,
+            description=f"{prefix}: publishes job lifecycle events from the job table's stream",
+            memory_mb=config.events.function.memory_mb,
+            timeout_seconds=config.events.function.timeout_seconds,
+            reserved_concurrency=config.events.function.reserved_concurrency,
+            service_name="events",
+            # Exactly the variables of jobcore.settings.EventsSettings.
+            environment={Env.ENVIRONMENT: config.name, Env.EVENT_BUS_NAME: bus.event_bus_name},
+            log_retention_days=config.log_retention_days,
+            powertools_layer_version=config.powertools_layer_version,
+            powertools_tracer=config.powertools_tracer,
+            removal_policy=removal,
+        )
+        job_event_stream = JobEventStream(
+            self,
+            "JobEvents",
+            function=job_events.function,
+            table=table,
+            batch_size=config.events.batch_size,
+            retry_attempts=config.events.retry_attempts,
+        )
+        job_events.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus.event_bus_arn])
+        )
+
         # Exact actions only: the ingest pins inputs, writes job records and starts executions; the worker
         # reads its input, writes its outputs and checkpoints; the failures function marks jobs FAILED and
         # dead-letters their requests. None may Scan, Query, or delete anything.
@@ -229,6 +271,7 @@ class PipelineStack(Stack):
             ingest_queue=queues.queue,
             dead_letter_queue=queues.dead_letter_queue,
             watchdog_dead_letter_queue=watchdog_dead_letters,
+            job_events_dead_letter_queue=job_event_stream.dead_letter_queue,
             functions={
                 "Ingest": WatchedFunction(
                     function=ingest.function, timeout_seconds=config.ingest.function.timeout_seconds
@@ -240,6 +283,9 @@ class PipelineStack(Stack):
                 ),
                 "Failures": WatchedFunction(
                     function=failures.function, timeout_seconds=config.failures.timeout_seconds
+                ),
+                "Events": WatchedFunction(
+                    function=job_events.function, timeout_seconds=config.events.function.timeout_seconds
                 ),
             },
             state_machine=jobs.state_machine,
@@ -279,6 +325,8 @@ class PipelineStack(Stack):
             watchdog_dead_letters=watchdog_dead_letters,
             locations=locations,
         )
+
+        acknowledge_job_events(function=job_events, stream=job_event_stream)
 
         for severity, email in (
             (Severity.CRITICAL, config.alarms.critical_email),

@@ -227,3 +227,16 @@ def check_locations(*, inputs: list[tuple[str | None, str]], output: tuple[str |
             f"locations.output.prefix {prefix!r} must end with '/': each job writes under PREFIX<job_id>/"
         )
     return problems
+
+
+# EventBridge's rule for a bus name (a name, not an ARN: the stack writes the ARN in this account).
+_EVENT_BUS_NAME = re.compile(r"^[/\.\-_A-Za-z0-9]{1,256}$")
+
+
+def check_event_bus_name(name: str | None) -> list[str]:
+    if name is not None and (not _EVENT_BUS_NAME.match(name) or name.startswith("aws.")):
+        return [
+            f"events.bus_name {name!r} is not an EventBridge bus name (1-256 of A-Z a-z 0-9 . _ - /; "
+            "a name in this account, not an ARN)"
+        ]
+    return []

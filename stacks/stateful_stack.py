@@ -29,11 +29,18 @@ class StatefulStack(Stack):
         # cdk-nag finding ids, and stable when logical ids change (CDK's generated ones are not).
         self.job_table_name_export = f"{self.stack_name}-JobTableName"
         self.data_bucket_name_export = f"{self.stack_name}-DataBucketName"
+        self.job_table_stream_arn_export = f"{self.stack_name}-JobTableStreamArn"
         CfnOutput(
             self,
             "JobTableName",
             value=self.job_table.table.table_name,
             export_name=self.job_table_name_export,
+        )
+        CfnOutput(
+            self,
+            "JobTableStreamArn",
+            value=self.job_table.stream_arn,
+            export_name=self.job_table_stream_arn_export,
         )
         CfnOutput(
             self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -166,3 +167,18 @@ class Checkpoint:
     long_line_from: int | None = None
     # The shard whose cursor moves; None: the job's own (a job of one shard).
     shard: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEvent:
+    """One job lifecycle event for the bus (jobcore.events builds it from a change of the job record)."""
+
+    detail_type: str
+    detail: dict[str, Any]
+    # When the transition happened (the record's updated_at): the event's `time`.
+    time: str
+
+    @property
+    def dedupe_key(self) -> tuple[str, int, str]:
+        """What identifies the transition: a redelivered event repeats it (README: subscribing)."""
+        return (str(self.detail["job_id"]), int(self.detail["attempt"]), self.detail_type)

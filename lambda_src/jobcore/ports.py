@@ -3,9 +3,10 @@ tests and the benchmark implement them in memory or on local files."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-from jobcore.model import Checkpoint, InputPin, JobRecord, ShardPosition
+from jobcore.model import Checkpoint, InputPin, JobEvent, JobRecord, ShardPosition
 
 
 class ObjectStore(Protocol):
@@ -82,3 +83,10 @@ class ExecutionStarter(Protocol):
 
 class DeadLetters(Protocol):
     def send(self, *, body: str, attributes: dict[str, str]) -> None: ...
+
+
+class EventBus(Protocol):
+    def put(self, events: Sequence[JobEvent]) -> list[str | None]:
+        """Put up to 10 events in one call; per event, None when it was accepted, else why not (EventBridge
+        refuses entries one by one). Raises TransientError / PermanentError when the call itself fails."""
+        ...

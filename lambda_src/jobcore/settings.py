@@ -147,3 +147,17 @@ class FailureSettings(_Settings):
         "dlq_url": Env.DLQ_URL,
         "execution_timeout_minutes": Env.EXECUTION_TIMEOUT_MINUTES,
     }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EventsSettings(_Settings):
+    """The job events publisher's configuration."""
+
+    environment: str
+    # The bus the events go to (`default`, or the one config `events.bus_name` names).
+    event_bus_name: str
+
+    VARIABLES: ClassVar[Mapping[str, str]] = {
+        "environment": Env.ENVIRONMENT,
+        "event_bus_name": Env.EVENT_BUS_NAME,
+    }

@@ -51,6 +51,57 @@ def sources(target: str) -> tuple[str, ...]:
     return tuple(status for status in STATUSES if target in TRANSITIONS[status])
 
 
+# -- job lifecycle events (EventBridge) ------------------------------------------------------------------------
+
+# Every event the pipeline puts on its bus (config `events.bus_name`, the default bus unless it names
+# another) has this source, and one of these detail types: the one for the status the job enters. A job
+# entering PENDING emits none (it is announced when it starts, is rejected or fails at once), nor does a job
+# whose status does not change (checkpoints; RUNNING -> RUNNING at a continue-as-new hand-over).
+EVENT_SOURCE = "resilient-pipeline"
+EVENT_DETAIL_TYPES: Mapping[str, str] = {
+    RUNNING: "Job Started",
+    SUCCEEDED: "Job Succeeded",
+    FAILED: "Job Failed",
+    REJECTED: "Job Rejected",
+    CANCELLED: "Job Cancelled",
+}
+# The event's `detail`, in this order; `error` ({type, message}) comes after `output_prefix` on Job Failed
+# and Job Rejected only.
+EVENT_DETAIL_FIELDS = (
+    "job_id",
+    "status",
+    "attempt",
+    "environment",
+    "records_in",
+    "records_out",
+    "records_rejected",
+    "bytes_in",
+    "output_prefix",
+    "created_at",
+    "ended_at",
+    "duration_s",
+)
+EVENT_ERROR_STATUSES = frozenset({FAILED, REJECTED})
+DEFAULT_EVENT_BUS = "default"
+
+
+def event_detail_type(old: str | None, new: str) -> str | None:
+    """The event a job emits when its status goes from `old` (None: the record is created) to `new`: one
+    per transition of TRANSITIONS (or creation in CREATED_AS) into a status that has one; None otherwise."""
+    if old == new:
+        return None
+    allowed = CREATED_AS if old is None else TRANSITIONS.get(old, frozenset())
+    return EVENT_DETAIL_TYPES.get(new) if new in allowed else None
+
+
+def emitting_transitions() -> dict[str | None, tuple[str, ...]]:
+    """Old status (None: created) -> the new statuses whose change emits an event, in STATUSES order: what
+    the event source mapping's filter lets through, so no other change of the table invokes anything."""
+    olds: tuple[str | None, ...] = (None, *STATUSES)
+    found = {old: tuple(new for new in STATUSES if event_detail_type(old, new)) for old in olds}
+    return {old: news for old, news in found.items() if news}
+
+
 # -- the job request (the SQS message body) ----------------------------------------------------------------
 
 JOB_ID_RULE = r"^[A-Za-z0-9_-]{1,64}$"
@@ -200,6 +251,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     "Transforms": "Pipeline",  # comma-separated: the transforms the deployed functions register
     "MaxShards": "Pipeline",  # the most shards a job may ask for in this environment
     "JobTableName": "Stateful",
+    "JobTableStreamArn": "Stateful",  # what the job events function reads (the pipeline stack imports it)
     "DataBucketName": "Stateful",
 }
 # The local environment's account and region: the local cloud's (moto's) default account, in which the
@@ -232,6 +284,7 @@ class Env:
     EXECUTION_TIMEOUT_MINUTES = "EXECUTION_TIMEOUT_MINUTES"
     MAX_SHARDS = "MAX_SHARDS"
     DEFAULT_SHARDS = "DEFAULT_SHARDS"
+    EVENT_BUS_NAME = "EVENT_BUS_NAME"
 
 
 # Powertools reads these itself; the CDK app sets them on every function beside the settings above.

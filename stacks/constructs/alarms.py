@@ -65,6 +65,7 @@ class PipelineMetrics:
     ingest_queue: sqs.IQueue
     dead_letter_queue: sqs.IQueue
     watchdog_dead_letter_queue: sqs.IQueue
+    job_events_dead_letter_queue: sqs.IQueue
     functions: dict[str, WatchedFunction]  # label -> function
     state_machine: sfn.IStateMachine
     table: dynamodb.ITable
@@ -172,6 +173,21 @@ def alarm_specs(
                 "retries: a job whose execution timed out or was stopped may still say RUNNING. First: the "
                 "failures function's log group; each message names the execution (detail.name is "
                 "JOB_ID-aATTEMPT-eN); `pipeline status JOB_ID`, then `pipeline cancel` or a redrive."
+            ),
+        ),
+        AlarmSpec(
+            id="JobEventsDeadLettersNotEmpty",
+            severity=critical,
+            metric=metrics.job_events_dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=metrics.period, statistic="Maximum"
+            ),
+            threshold=0,
+            description=(
+                "Job lifecycle events were not published after the stream mapping's retries: subscribers "
+                "missed a Job Started/Succeeded/Failed/Rejected/Cancelled. First: the events function's log "
+                "group (why PutEvents failed: the bus, its policy, throttling); each message names the stream "
+                "shard and the sequence numbers (DDBStreamBatchInfo) of the batch; the jobs themselves are "
+                "unaffected (`pipeline status JOB_ID`)."
             ),
         ),
         AlarmSpec(

@@ -103,6 +103,9 @@ class PipelineDashboard(Construct):
                     metrics.watchdog_dead_letter_queue.metric_approximate_number_of_messages_visible(
                         period=metrics.period, statistic="Maximum", label="watchdog DLQ"
                     ),
+                    metrics.job_events_dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        period=metrics.period, statistic="Maximum", label="job events DLQ"
+                    ),
                 ],
                 width=12,
             ),

@@ -11,7 +11,8 @@ from pipeline_contract import STATUS_INDEX, TTL_ATTRIBUTE
 
 class JobTable(Construct):
     """Invariant: on-demand, point-in-time recovery, TTL on `expires_at`, and a (status, updated_at) GSI
-    so that "list FAILED jobs" is a Query, never a Scan. Protected from deletion when `protect` is set."""
+    so that "list FAILED jobs" is a Query, never a Scan; a stream of every change with the item before and
+    after (the job lifecycle events are made from it). Protected from deletion when `protect` is set."""
 
     def __init__(self, scope: Construct, construct_id: str, *, protect: bool) -> None:
         super().__init__(scope, construct_id)
@@ -25,6 +26,8 @@ class JobTable(Construct):
             ),
             time_to_live_attribute=TTL_ATTRIBUTE,
             deletion_protection=protect,
+            # Every writer changes status here: the one place that sees every transition.
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
             removal_policy=RemovalPolicy.RETAIN if protect else RemovalPolicy.DESTROY,
         )
         self._table.add_global_secondary_index(
@@ -38,3 +41,9 @@ class JobTable(Construct):
     @property
     def table(self) -> dynamodb.ITable:
         return self._table
+
+    @property
+    def stream_arn(self) -> str:
+        arn = self._table.table_stream_arn
+        assert arn is not None, "the table has a stream"
+        return arn

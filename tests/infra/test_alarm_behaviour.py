@@ -127,7 +127,7 @@ def evaluate(endpoint: str, properties: dict[str, Any], minutes: Minutes) -> str
 
 
 def test_every_function_has_an_error_alarm(synth: Synthesized) -> None:
-    assert len(error_alarms(synth)) == 3
+    assert len(error_alarms(synth)) == 4
 
 
 def test_retried_transient_errors_do_not_alarm(endpoint: str, synth: Synthesized) -> None:

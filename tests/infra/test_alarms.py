@@ -13,6 +13,7 @@ from tests.infra.template_tools import only, render, resources
 CRITICAL = {
     "DeadLetterQueueNotEmpty",
     "WatchdogDeadLettersNotEmpty",
+    "JobEventsDeadLettersNotEmpty",
     "IngestQueueBacklogAge",
     "StateMachineExecutionsFailed",
     "StateMachineExecutionsTimedOut",
@@ -20,10 +21,15 @@ CRITICAL = {
     "IngestRecursiveInvocationsDropped",
     "WorkerRecursiveInvocationsDropped",
     "FailuresRecursiveInvocationsDropped",
+    "EventsRecursiveInvocationsDropped",
 }
 WARNING = {
-    *(f"{label}{what}" for label in ("Ingest", "Worker", "Failures") for what in ("ErrorRate", "Throttles")),
-    *(f"{label}DurationNearTimeout" for label in ("Ingest", "Worker", "Failures")),
+    *(
+        f"{label}{what}"
+        for label in ("Ingest", "Worker", "Failures", "Events")
+        for what in ("ErrorRate", "Throttles")
+    ),
+    *(f"{label}DurationNearTimeout" for label in ("Ingest", "Worker", "Failures", "Events")),
     "StateMachineExecutionThrottled",
     "JobTableReadThrottleEvents",
     "JobTableWriteThrottleEvents",
@@ -60,11 +66,11 @@ def _topics(synth: Synthesized) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("namespace", "metric", "count"),
     [
-        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", 2),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", 3),
         ("AWS/SQS", "ApproximateAgeOfOldestMessage", 1),
-        ("AWS/Lambda", "Throttles", 3),
-        ("AWS/Lambda", "RecursiveInvocationsDropped", 3),
-        ("AWS/Lambda", "Duration", 3),
+        ("AWS/Lambda", "Throttles", 4),
+        ("AWS/Lambda", "RecursiveInvocationsDropped", 4),
+        ("AWS/Lambda", "Duration", 4),
         ("AWS/States", "ExecutionsFailed", 1),
         ("AWS/States", "ExecutionsTimedOut", 1),
         ("AWS/States", "ExecutionsAborted", 1),
@@ -105,7 +111,7 @@ def test_rate_and_throttle_warnings_fire_only_when_sustained(synth: Synthesized)
     config = synth.config.alarms
     alarms = _by_id(synth)
     sustained = [a for a in WARNING if "Throttle" in a or a.endswith("ErrorRate")]
-    assert len(sustained) == 9
+    assert len(sustained) == 11
     for alarm_id in sustained:
         alarm = alarms[alarm_id]
         assert (alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"]) == (
@@ -118,7 +124,7 @@ def test_rate_and_throttle_warnings_fire_only_when_sustained(synth: Synthesized)
 def test_error_alarms_are_rates_not_counts(synth: Synthesized) -> None:
     assert not _by_metric(synth, "AWS/Lambda", "Errors")
     alarms = _by_id(synth)
-    for label in ("Ingest", "Worker", "Failures"):
+    for label in ("Ingest", "Worker", "Failures", "Events"):
         alarm = alarms[f"{label}ErrorRate"]
         assert alarm["Threshold"] == synth.config.alarms.error_rate_percent
         queries = {query["Id"]: query for query in alarm["Metrics"]}
@@ -145,7 +151,10 @@ def test_error_rate_threshold_per_environment(synth: Synthesized) -> None:
 def test_dlq_alarms_fire_on_the_first_message(synth: Synthesized) -> None:
     alarms = _by_metric(synth, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
     queues = sorted(render(alarm["Dimensions"][0]["Value"]) for alarm in alarms)
-    assert len(queues) == 2 and queues[1].startswith("<WatchdogDeadLetters"), queues
+    assert len(queues) == 3, queues
+    assert queues[1].startswith("<JobEventsDeadLetters") and queues[2].startswith("<WatchdogDeadLetters"), (
+        queues
+    )
     for alarm in alarms:
         assert alarm["Threshold"] == 0
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
@@ -165,6 +174,7 @@ def test_duration_warnings_near_each_functions_timeout(synth: Synthesized) -> No
     for label, timeout in (
         ("Ingest", config.ingest.function.timeout_seconds),
         ("Failures", config.failures.timeout_seconds),
+        ("Events", config.events.function.timeout_seconds),
     ):
         alarm = alarms[f"{label}DurationNearTimeout"]
         assert alarm["ExtendedStatistic"] == "p99"

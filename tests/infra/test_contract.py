@@ -17,7 +17,12 @@ from tests.infra.template_tools import all_states, resources, state_machine_defi
 def test_every_function_gets_exactly_the_variables_its_settings_read(synth: Synthesized) -> None:
     functions = resources(synth.pipeline, "AWS::Lambda::Function").values()
     handlers = {f["Properties"]["Handler"] for f in functions}
-    assert handlers == {"handlers.ingest.handler", "handlers.worker.handler", "handlers.failures.handler"}
+    assert handlers == {
+        "handlers.ingest.handler",
+        "handlers.worker.handler",
+        "handlers.failures.handler",
+        "handlers.events.handler",
+    }
     for function in functions:
         properties = function["Properties"]
         module = importlib.import_module(properties["Handler"].rpartition(".")[0])

@@ -92,12 +92,15 @@ def test_dead_letter_queue_depths(synth: Synthesized) -> None:
     dlqs = _metrics(_widgets(synth)["Dead-letter queues"])
     assert {m[1] for m in dlqs} == {"ApproximateNumberOfMessagesVisible"}
     queues = sorted(m[2]["QueueName"] for m in dlqs)
-    assert len(queues) == 2 and queues[1].startswith("<WatchdogDeadLetters"), queues
+    assert len(queues) == 3, queues
+    assert queues[1].startswith("<JobEventsDeadLetters") and queues[2].startswith("<WatchdogDeadLetters"), (
+        queues
+    )
 
 
 def test_error_rates_and_throttles_per_function(synth: Synthesized) -> None:
     widgets = _widgets(synth)
     rates = [m for m in _metrics(widgets["Function error rates (%)"]) if not m[0]]
-    assert sorted(m[3]["label"] for m in rates) == ["Failures", "Ingest", "Worker"]
+    assert sorted(m[3]["label"] for m in rates) == ["Events", "Failures", "Ingest", "Worker"]
     throttles = _metrics(widgets["Function throttles"])
-    assert {m[1] for m in throttles} == {"Throttles"} and len(throttles) == 3
+    assert {m[1] for m in throttles} == {"Throttles"} and len(throttles) == 4

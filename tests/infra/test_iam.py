@@ -52,6 +52,28 @@ FAILURES_ACTIONS = {
 }
 
 
+EVENTS_ACTIONS = {
+    "events:PutEvents",
+    # From the stream event source mapping (CDK's grantStreamRead; ListStreams takes no resource).
+    "dynamodb:ListStreams",
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    # From its OnFailure destination (CDK's grantSendMessages).
+    "sqs:SendMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+
+
+def test_events_role_has_exactly_its_actions(synth: Synthesized) -> None:
+    assert actions_of(policy_statements(synth.pipeline, "EventsRole")) == EVENTS_ACTIONS
+
+
 def test_failures_role_has_exactly_its_actions(synth: Synthesized) -> None:
     assert actions_of(policy_statements(synth.pipeline, "FailuresRole")) == FAILURES_ACTIONS
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from stacks import rules
 from tests.infra.conftest import Synthesized
-from tests.infra.template_tools import only, render, resources
+from tests.infra.template_tools import render, resources
 
 
 def _queues(synth: Synthesized) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -26,10 +26,10 @@ def _function(synth: Synthesized, handler: str) -> dict[str, Any]:
 
 def test_every_queue_encrypted_and_tls_only(synth: Synthesized) -> None:
     queues = resources(synth.pipeline, "AWS::SQS::Queue")
-    assert len(queues) == 3  # ingest, its DLQ, the watchdog's DLQ
+    assert len(queues) == 4  # ingest, its DLQ, the watchdog's DLQ, the job events' DLQ
     assert all(q["Properties"]["SqsManagedSseEnabled"] is True for q in queues.values())
     policies = resources(synth.pipeline, "AWS::SQS::QueuePolicy")
-    assert len(policies) == 3
+    assert len(policies) == 4
     for policy in policies.values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         deny = [s for s in statements if s["Effect"] == "Deny"]
@@ -66,7 +66,11 @@ def test_visibility_timeout_covers_six_ingest_attempts(synth: Synthesized) -> No
 
 
 def test_ingest_event_source_reports_partial_batch_failures(synth: Synthesized) -> None:
-    mapping = only(synth.pipeline, "AWS::Lambda::EventSourceMapping")["Properties"]
+    (mapping,) = [
+        m["Properties"]
+        for m in resources(synth.pipeline, "AWS::Lambda::EventSourceMapping").values()
+        if "StartingPosition" not in m["Properties"]  # the SQS one (the job events' reads a stream)
+    ]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == synth.config.ingest.batch_size
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": synth.config.ingest.max_concurrency}
@@ -77,6 +81,7 @@ def test_functions_have_resilient_defaults(synth: Synthesized) -> None:
         ("handlers.ingest.handler", synth.config.ingest.function),
         ("handlers.worker.handler", synth.config.worker.function),
         ("handlers.failures.handler", synth.config.failures),
+        ("handlers.events.handler", synth.config.events.function),
     ):
         function = _function(synth, handler)
         assert function["Architectures"] == ["arm64"]

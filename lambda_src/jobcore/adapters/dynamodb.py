@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from jobcore.adapters.aws_errors import translated
+from jobcore.events import StreamChange
 from jobcore.model import Checkpoint, FaultInjection, InputPin, JobRecord, ShardPosition
 from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING, sources
 
@@ -140,6 +141,20 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         updated_at=str(plain.get("updated_at", "")),
         shards=_shards_of(plain.get("shards")),
         **fields,
+    )
+
+
+def stream_change(record: dict[str, Any]) -> StreamChange:
+    """One record of the table's stream, as Lambda delivers it (NEW_AND_OLD_IMAGES), deserialized."""
+    change = record.get("dynamodb") or {}
+    deserializer = _deserializer()
+
+    def image(name: str) -> dict[str, Any] | None:
+        item = change.get(name)
+        return {key: deserializer.deserialize(value) for key, value in item.items()} if item else None
+
+    return StreamChange(
+        sequence_number=str(change.get("SequenceNumber", "")), old=image("OldImage"), new=image("NewImage")
     )
 
 

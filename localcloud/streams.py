@@ -1,0 +1,684 @@
+"""DynamoDB Streams -> Lambda event source mappings for the local cloud, with Lambda's stream semantics: the
+mappings are polled through boto3 on the endpoint (the DynamoDB Streams API), in place of moto's push
+inside PutItem/UpdateItem. Invariant: per shard, records reach the function in order, one batch at a time,
+and the position moves past a record only once its batch succeeded or was sent to the OnFailure
+destination.
+
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudstreamspy
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.dynamodb.models import table as dynamodb_table
+from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+from localcloud.events import pattern_matches
+from localcloud.poller import LAMBDA_MAX_TIMEOUT_SECONDS, MAX_BACKOFF_SECONDS, InvokeFn, InvokeResult
+from localcloud.state import DUMMY_CREDENTIALS
+
+logger = logging.getLogger(__name__)
+
+# Lambda's defaults for a DynamoDB stream mapping.
+DEFAULT_BATCH_SIZE = 100
+INFINITE = -1
+# Lambda polls each shard about 4 times a second.
+POLL_INTERVAL_SECONDS = 0.25
+GET_RECORDS_LIMIT = 1000
+# Lambda does not publish its backoff between retries of a failing batch: here 0.5 s doubling up to 10 s.
+RETRY_BASE_SECONDS = 0.5
+RETRY_CAP_SECONDS = 10.0
+
+_PATCH_MARK = "_localcloud_dynamodb_push_disabled"
+
+
+def disable_moto_dynamodb_push() -> None:
+    """Stop moto from invoking Lambda functions inside the writes of a table with a stream (idempotent).
+
+    moto keeps, on each `Table`, a dict `lambda_event_source_mappings` that CreateEventSourceMapping fills
+    and every write walks: it invokes the function synchronously inside the caller's request, with no
+    filter, no retry, and empties the stream shard after a successful invoke (so GetRecords loses them).
+    A property that always reads as empty switches it off, for existing tables too (as for SQS in
+    `localcloud.poller`)."""
+    table_cls = dynamodb_table.Table
+    if getattr(table_cls, _PATCH_MARK, False):
+        return
+
+    def _no_mappings(_table: Any) -> dict[str, Any]:
+        return {}
+
+    def _drop_mapping(_table: Any, _value: Any) -> None:
+        return None
+
+    setattr(  # noqa: B010 - a data descriptor over the instance attribute, as in poller.disable_moto_sqs_push
+        table_cls,
+        "lambda_event_source_mappings",
+        property(_no_mappings, _drop_mapping, doc="Disabled by localcloud: the StreamPoller polls."),
+    )
+    setattr(table_cls, _PATCH_MARK, True)
+    logger.info("moto's DynamoDB stream push to Lambda is disabled; the local stream poller delivers instead")
+
+
+def is_stream_mapping(esm: Mapping[str, Any]) -> bool:
+    arn = str(esm.get("EventSourceArn", ""))
+    return arn.startswith("arn:aws:dynamodb:") and "/stream/" in arn
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    """The parts of a DynamoDB stream event source mapping the poller acts on."""
+
+    uuid: str
+    function_arn: str
+    stream_arn: str
+    batch_size: int
+    batching_window_seconds: float
+    starting_position: str
+    # Raw filter patterns (EventBridge syntax); a record is delivered if any matches (or there are none).
+    filters: tuple[str, ...]
+    report_batch_item_failures: bool
+    bisect_on_error: bool
+    max_retry_attempts: int  # -1: until the record expires
+    max_record_age_seconds: int  # -1: no limit
+    on_failure_arn: str | None
+
+    @property
+    def region(self) -> str:
+        return self.stream_arn.split(":")[3]
+
+    @classmethod
+    def from_api(cls, esm: Mapping[str, Any]) -> StreamMapping:
+        filters = ((esm.get("FilterCriteria") or {}).get("Filters")) or []
+        destination = ((esm.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        return cls(
+            uuid=str(esm["UUID"]),
+            function_arn=str(esm["FunctionArn"]),
+            stream_arn=str(esm["EventSourceArn"]),
+            batch_size=max(1, int(esm.get("BatchSize") or DEFAULT_BATCH_SIZE)),
+            batching_window_seconds=float(esm.get("MaximumBatchingWindowInSeconds") or 0),
+            starting_position=str(esm.get("StartingPosition") or "TRIM_HORIZON"),
+            filters=tuple(str(f["Pattern"]) for f in filters if f.get("Pattern")),
+            report_batch_item_failures="ReportBatchItemFailures" in (esm.get("FunctionResponseTypes") or []),
+            bisect_on_error=bool(esm.get("BisectBatchOnFunctionError")),
+            max_retry_attempts=int(esm.get("MaximumRetryAttempts", INFINITE)),
+            max_record_age_seconds=int(esm.get("MaximumRecordAgeInSeconds", INFINITE)),
+            on_failure_arn=str(destination) if destination else None,
+        )
+
+
+# -- records as Lambda shows them -------------------------------------------------------------------------
+
+
+def _encode_binary(value: Any) -> Any:
+    """An attribute value as JSON: botocore decoded B/BS to bytes, Lambda's event carries base64."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            if key == "B" and isinstance(inner, (bytes, bytearray)):
+                out[key] = base64.b64encode(bytes(inner)).decode("ascii")
+            elif key == "BS" and isinstance(inner, list):
+                out[key] = [base64.b64encode(bytes(b)).decode("ascii") for b in inner]
+            else:
+                out[key] = _encode_binary(inner)
+        return out
+    if isinstance(value, list):
+        return [_encode_binary(inner) for inner in value]
+    return value
+
+
+def to_lambda_record(record: Mapping[str, Any], *, stream_arn: str) -> dict[str, Any]:
+    """One GetRecords record (as boto3 parses it) as Lambda's DynamoDB event shows it."""
+    change = dict(record.get("dynamodb") or {})
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, dt.datetime):
+        change["ApproximateCreationDateTime"] = int(created.timestamp())
+    return {
+        "eventID": record.get("eventID"),
+        "eventName": record.get("eventName"),
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": stream_arn.split(":")[3],
+        "dynamodb": _encode_binary(change),
+        "eventSourceARN": stream_arn,
+    }
+
+
+def matches_filters(filters: Sequence[str], record: Mapping[str, Any]) -> bool:
+    """Lambda's event filtering: no filter lets everything through; otherwise any one pattern must match
+    the record (EventBridge pattern syntax, over the record's JSON)."""
+    return not filters or any(pattern_matches(pattern, dict(record)) for pattern in filters)
+
+
+def first_failed(payload: Any, sequence_numbers: Sequence[str]) -> int | None:
+    """The position of the lowest failed record a partial batch response names: len(...) when nothing
+    failed, None when the response is invalid (the whole batch failed).
+
+    As AWS documents for streams: null or empty response or batchItemFailures is a complete success; an
+    itemIdentifier that is missing, empty or not a sequence number of the batch fails the whole batch."""
+    if payload is None or payload in ("", {}):
+        return len(sequence_numbers)
+    if not isinstance(payload, dict):
+        return None
+    failures = payload.get("batchItemFailures")
+    if failures is None or failures == []:
+        return len(sequence_numbers)
+    if not isinstance(failures, list):
+        return None
+    positions = {sequence: index for index, sequence in enumerate(sequence_numbers)}
+    found: list[int] = []
+    for entry in failures:
+        identifier = entry.get("itemIdentifier") if isinstance(entry, dict) else None
+        if not isinstance(identifier, str) or identifier not in positions:
+            return None
+        found.append(positions[identifier])
+    return min(found)
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{int(seconds * 1000) % 1000:03d}Z"
+    )
+
+
+def invocation_record(
+    mapping: StreamMapping,
+    shard_id: str,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    condition: str,
+    invoke_count: int,
+    function_error: str | None,
+    now: float,
+) -> dict[str, Any]:
+    """What Lambda sends to a stream mapping's OnFailure destination for a discarded batch: metadata
+    naming the records (shard, first and last sequence numbers), not the records themselves."""
+    arrivals = [float(r["dynamodb"].get("ApproximateCreationDateTime") or now) for r in records]
+    response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+    if function_error:
+        response["functionError"] = function_error
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": mapping.function_arn,
+            "condition": condition,
+            "approximateInvokeCount": invoke_count,
+        },
+        "responseContext": response,
+        "version": "1.0",
+        "timestamp": _iso(now),
+        "DDBStreamBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": _iso(min(arrivals)),
+            "approximateArrivalOfLastRecord": _iso(max(arrivals)),
+            "batchSize": len(records),
+            "streamArn": mapping.stream_arn,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """One batch read from a shard: the sequence numbers delivered, and those sent to the destination."""
+
+    mapping_uuid: str
+    delivered: tuple[str, ...]
+    discarded: tuple[str, ...]
+
+
+# -- the poller ---------------------------------------------------------------------------------------------
+
+
+class StreamPoller:
+    """Polls every enabled DynamoDB stream event source mapping and invokes its function.
+
+    A supervisor thread re-lists the mappings every `refresh_interval_seconds`; each mapping has one worker
+    thread that reads its stream's shards in turn (ParallelizationFactor 1: one batch per shard in flight)
+    from its own position, kept in memory per mapping and shard.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        region: str,
+        *,
+        invoke: InvokeFn | None = None,
+        refresh_interval_seconds: float = 2.0,
+        poll_interval_seconds: float = POLL_INTERVAL_SECONDS,
+        retry_base_seconds: float = RETRY_BASE_SECONDS,
+        retry_cap_seconds: float = RETRY_CAP_SECONDS,
+        mapping_filter: Callable[[StreamMapping], bool] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._endpoint = endpoint
+        self._refresh_interval = refresh_interval_seconds
+        self._poll_interval = poll_interval_seconds
+        self._retry_base = retry_base_seconds
+        self._retry_cap = retry_cap_seconds
+        self._mapping_filter = mapping_filter
+        self._clock = clock
+        session = boto3.session.Session(
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=region,
+        )
+        retries = Config(max_pool_connections=32, retries={"mode": "standard", "max_attempts": 3})
+        self._streams = session.client("dynamodbstreams", endpoint_url=endpoint, config=retries)
+        self._sqs = session.client("sqs", endpoint_url=endpoint, config=retries)
+        self._sns = session.client("sns", endpoint_url=endpoint, config=retries)
+        self._lambda_client = session.client(
+            "lambda",
+            endpoint_url=endpoint,
+            # One attempt per invoke: the poller itself decides what a failure means (as Lambda does).
+            config=Config(
+                max_pool_connections=32,
+                connect_timeout=10,
+                read_timeout=LAMBDA_MAX_TIMEOUT_SECONDS + 60,
+                retries={"total_max_attempts": 1},
+            ),
+        )
+        self._invoke: InvokeFn = invoke or self._invoke_lambda
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._mappings: dict[str, StreamMapping] = {}
+        self._workers: dict[str, threading.Thread] = {}
+        # (mapping uuid, shard id) -> the sequence number of the last record done with.
+        self._positions: dict[tuple[str, str], str] = {}
+        # stream ARN -> (when described, its shard ids)
+        self._shards: dict[str, tuple[float, list[str]]] = {}
+        self._supervisor: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._supervisor is not None and self._supervisor.is_alive():
+            return
+        self._stop.clear()
+        self._supervisor = threading.Thread(target=self._supervise, name="localcloud-streams", daemon=True)
+        self._supervisor.start()
+        logger.info("stream poller started on %s", self._endpoint)
+
+    def stop(self, timeout_seconds: float = 10.0) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + timeout_seconds
+        threads = [self._supervisor] if self._supervisor else []
+        with self._lock:
+            threads += list(self._workers.values())
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                logger.warning("%s still busy after stop(); left to finish on its own", thread.name)
+        self._supervisor = None
+        logger.info("stream poller stopped")
+
+    # -- supervision -----------------------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        backoff = 0.0
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+                backoff = 0.0
+                self._stop.wait(self._refresh_interval)
+            except Exception:
+                backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
+                logger.exception("listing event source mappings failed; retrying in %.1fs", backoff)
+                self._stop.wait(backoff)
+
+    def list_stream_mappings(self) -> list[StreamMapping]:
+        mappings: list[StreamMapping] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self._lambda_client.list_event_source_mappings(**kwargs)
+            for esm in page.get("EventSourceMappings", []):
+                if is_stream_mapping(esm) and esm.get("State", "Enabled") == "Enabled":
+                    mapping = StreamMapping.from_api(esm)
+                    if self._mapping_filter is None or self._mapping_filter(mapping):
+                        mappings.append(mapping)
+            marker = page.get("NextMarker")
+            if not marker:
+                return mappings
+            kwargs = {"Marker": marker}
+
+    def refresh(self) -> None:
+        """Reconcile worker threads with the current mappings (new, changed, disabled, deleted)."""
+        current = {m.uuid: m for m in self.list_stream_mappings()}
+        with self._lock:
+            for mapping_uuid, mapping in current.items():
+                if self._mappings.get(mapping_uuid) != mapping:
+                    logger.info(
+                        "stream mapping %s: %s -> %s, batch %d, %d filter(s), bisect %s, retries %d, on failure %s",
+                        mapping_uuid,
+                        mapping.stream_arn.split("/")[1],
+                        mapping.function_arn.rsplit(":", 1)[1],
+                        mapping.batch_size,
+                        len(mapping.filters),
+                        mapping.bisect_on_error,
+                        mapping.max_retry_attempts,
+                        mapping.on_failure_arn,
+                    )
+            self._mappings = current
+            for key, thread in list(self._workers.items()):
+                if not thread.is_alive():
+                    del self._workers[key]
+            if self._stop.is_set():
+                return
+            for mapping_uuid in current:
+                if mapping_uuid not in self._workers:
+                    thread = threading.Thread(
+                        target=self._work,
+                        args=(mapping_uuid,),
+                        name=f"localcloud-stream-{mapping_uuid[:8]}",
+                        daemon=True,
+                    )
+                    self._workers[mapping_uuid] = thread
+                    thread.start()
+
+    def _current(self, mapping_uuid: str) -> StreamMapping | None:
+        with self._lock:
+            return self._mappings.get(mapping_uuid)
+
+    def _work(self, mapping_uuid: str) -> None:
+        backoff = 0.0
+        while not self._stop.is_set():
+            mapping = self._current(mapping_uuid)
+            if mapping is None:
+                return
+            try:
+                outcomes = self.poll_once(mapping)
+                backoff = 0.0
+                if not outcomes:
+                    self._stop.wait(self._poll_interval)
+            except Exception:
+                backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2))
+                logger.exception(
+                    "stream mapping %s: polling failed; retrying in %.1fs", mapping_uuid, backoff
+                )
+                self._stop.wait(backoff)
+
+    # -- reading a shard -------------------------------------------------------------------------------
+
+    def shards(self, mapping: StreamMapping) -> list[str]:
+        """The stream's shards, described again at most every refresh interval (not at every poll)."""
+        described_at, shard_ids = self._shards.get(mapping.stream_arn, (0.0, []))
+        if time.monotonic() - described_at >= self._refresh_interval or not shard_ids:
+            description = self._streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]
+            shard_ids = [str(shard["ShardId"]) for shard in description.get("Shards", [])]
+            self._shards[mapping.stream_arn] = (time.monotonic(), shard_ids)
+        return shard_ids
+
+    def _iterator(self, mapping: StreamMapping, shard_id: str, after: str) -> str:
+        """An iterator just after sequence number `after` ("" : the shard's oldest record)."""
+        if not after:
+            response = self._streams.get_shard_iterator(
+                StreamArn=mapping.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+            )
+        else:
+            response = self._streams.get_shard_iterator(
+                StreamArn=mapping.stream_arn,
+                ShardId=shard_id,
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=after,
+            )
+        return str(response["ShardIterator"])
+
+    def _start(self, mapping: StreamMapping, shard_id: str) -> str:
+        """Where a mapping seen for the first time starts in a shard: before its oldest record
+        (TRIM_HORIZON), or after its newest one now (LATEST, read to the end: moto's LATEST iterator
+        itself never returns records)."""
+        if mapping.starting_position != "LATEST":
+            return ""
+        last = ""
+        while not self._stop.is_set():
+            records, _ = self._get_records(mapping, self._iterator(mapping, shard_id, last))
+            if not records:
+                break
+            last = records[-1]["dynamodb"]["SequenceNumber"]
+        return last
+
+    def _read(self, mapping: StreamMapping, shard_id: str, after: str) -> list[dict[str, Any]]:
+        records, _ = self._get_records(mapping, self._iterator(mapping, shard_id, after))
+        return records
+
+    def _get_records(self, mapping: StreamMapping, iterator: str) -> tuple[list[dict[str, Any]], str | None]:
+        response = self._streams.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
+        _forget_iterators(mapping, (iterator, response.get("NextShardIterator")))
+        records = [to_lambda_record(r, stream_arn=mapping.stream_arn) for r in response.get("Records", [])]
+        return records, response.get("NextShardIterator")
+
+    def poll_once(self, mapping: StreamMapping) -> list[BatchOutcome]:
+        """Deliver at most one batch per shard of `mapping`; empty when there was nothing to deliver."""
+        outcomes: list[BatchOutcome] = []
+        for shard_id in self.shards(mapping):
+            outcome = self._poll_shard(mapping, shard_id)
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
+
+    def _poll_shard(self, mapping: StreamMapping, shard_id: str) -> BatchOutcome | None:
+        key = (mapping.uuid, shard_id)
+        if key not in self._positions:
+            self._positions[key] = self._start(mapping, shard_id)
+        position = self._positions[key]
+        window_ends = time.monotonic() + mapping.batching_window_seconds
+        batch: list[dict[str, Any]] = []
+        while True:
+            records = self._read(mapping, shard_id, position)
+            for record in records:
+                # A record no filter matches is done with at once, as on AWS: nothing is invoked for it.
+                if matches_filters(mapping.filters, record):
+                    batch.append(record)
+                position = record["dynamodb"]["SequenceNumber"]
+                if len(batch) == mapping.batch_size:
+                    break
+            if len(batch) >= mapping.batch_size or not batch or self._stop.is_set():
+                break
+            if time.monotonic() >= window_ends:
+                break
+            if not records:
+                self._stop.wait(min(self._poll_interval, max(0.0, window_ends - time.monotonic())))
+        if batch:
+            outcome = self._deliver(mapping, shard_id, batch)
+            if outcome is None:
+                return None  # stopped mid-batch: the position stays before it
+        else:
+            outcome = None
+        # Only now is the position past the batch: it was delivered, or described in the destination.
+        self._positions[key] = position
+        return outcome
+
+    # -- one batch, with Lambda's stream error handling ------------------------------------------------
+
+    def _deliver(
+        self, mapping: StreamMapping, shard_id: str, batch: list[dict[str, Any]]
+    ) -> BatchOutcome | None:
+        """Invoke until every record of `batch` succeeded or was discarded to the OnFailure destination:
+        a partial batch response retries from its lowest failed record; a function error bisects (without
+        using a retry) while BisectBatchOnFunctionError allows, else retries; past MaximumRetryAttempts or
+        MaximumRecordAgeInSeconds the batch is discarded."""
+        delivered: list[str] = []
+        discarded: list[str] = []
+        # (records, retries used, invocations so far)
+        pending: deque[tuple[list[dict[str, Any]], int, int]] = deque([(batch, 0, 0)])
+        while pending:
+            records, retries, invokes = pending.popleft()
+            if self._too_old(mapping, records):
+                self._discard(
+                    mapping,
+                    shard_id,
+                    records,
+                    condition="RecordAgeExceeded",
+                    invokes=invokes,
+                    function_error=None,
+                )
+                discarded += _sequences(records)
+                continue
+            try:
+                result = self._invoke(mapping.function_arn, {"Records": records})
+            except Exception as error:  # noqa: BLE001 - any failure of the call itself is retried
+                # The function was not invoked (throttled, unreachable): retried without using a retry.
+                logger.warning("stream mapping %s: invoke failed (%s); retrying", mapping.uuid, error)
+                if self._stop.wait(self._backoff(retries)):
+                    return None
+                pending.appendleft((records, retries, invokes))
+                continue
+            invokes += 1
+            sequences = _sequences(records)
+            failed_at: int | None
+            if result.function_error:
+                failed_at = None
+            elif mapping.report_batch_item_failures:
+                failed_at = first_failed(result.payload, sequences)
+            else:
+                failed_at = len(records)
+            if failed_at == len(records):
+                delivered += sequences
+                continue
+            if failed_at is not None and failed_at > 0:
+                delivered += sequences[:failed_at]
+            remaining = records if failed_at is None else records[failed_at:]
+            if result.function_error and mapping.bisect_on_error and len(remaining) > 1:
+                half = len(remaining) // 2
+                logger.info(
+                    "stream mapping %s: function error, bisecting %d records", mapping.uuid, len(remaining)
+                )
+                pending.appendleft((remaining[half:], retries, invokes))
+                pending.appendleft((remaining[:half], retries, invokes))
+                continue
+            if mapping.max_retry_attempts != INFINITE and retries >= mapping.max_retry_attempts:
+                self._discard(
+                    mapping,
+                    shard_id,
+                    remaining,
+                    condition="RetryAttemptsExhausted",
+                    invokes=invokes,
+                    function_error=result.function_error,
+                )
+                discarded += _sequences(remaining)
+                continue
+            logger.info(
+                "stream mapping %s: %d record(s) failed (%s); retry %d",
+                mapping.uuid,
+                len(remaining),
+                "function error" if result.function_error else "partial batch response",
+                retries + 1,
+            )
+            if self._stop.wait(self._backoff(retries)):
+                return None
+            pending.appendleft((remaining, retries + 1, invokes))
+        logger.info(
+            "stream mapping %s: batch of %d from %s -> %s: %d delivered, %d discarded",
+            mapping.uuid,
+            len(batch),
+            shard_id,
+            mapping.function_arn.rsplit(":", 1)[1],
+            len(delivered),
+            len(discarded),
+        )
+        return BatchOutcome(mapping.uuid, tuple(delivered), tuple(discarded))
+
+    def _backoff(self, retries: int) -> float:
+        return float(min(self._retry_cap, self._retry_base * 2**retries))
+
+    def _too_old(self, mapping: StreamMapping, records: Sequence[Mapping[str, Any]]) -> bool:
+        if mapping.max_record_age_seconds == INFINITE:
+            return False
+        oldest = min(float(r["dynamodb"].get("ApproximateCreationDateTime") or 0) for r in records)
+        return self._clock() - oldest > mapping.max_record_age_seconds
+
+    def _discard(
+        self,
+        mapping: StreamMapping,
+        shard_id: str,
+        records: list[dict[str, Any]],
+        *,
+        condition: str,
+        invokes: int,
+        function_error: str | None,
+    ) -> None:
+        record = invocation_record(
+            mapping,
+            shard_id,
+            records,
+            condition=condition,
+            invoke_count=invokes,
+            function_error=function_error,
+            now=self._clock(),
+        )
+        first, last = (
+            record["DDBStreamBatchInfo"]["startSequenceNumber"],
+            record["DDBStreamBatchInfo"]["endSequenceNumber"],
+        )
+        if mapping.on_failure_arn is None:
+            logger.warning(
+                "stream mapping %s: records %s..%s discarded (%s); no OnFailure destination",
+                mapping.uuid,
+                first,
+                last,
+                condition,
+            )
+            return
+        logger.warning(
+            "stream mapping %s: records %s..%s discarded (%s); described in %s",
+            mapping.uuid,
+            first,
+            last,
+            condition,
+            mapping.on_failure_arn,
+        )
+        body = json.dumps(record)
+        service = mapping.on_failure_arn.split(":")[2]
+        if service == "sqs":
+            name, account = mapping.on_failure_arn.split(":")[5], mapping.on_failure_arn.split(":")[4]
+            url = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            self._sqs.send_message(QueueUrl=url, MessageBody=body)
+        elif service == "sns":
+            self._sns.publish(TopicArn=mapping.on_failure_arn, Message=body)
+        else:
+            logger.warning(
+                "stream mapping %s: destination %s not supported here", mapping.uuid, mapping.on_failure_arn
+            )
+
+    def _invoke_lambda(self, function_arn: str, event: dict[str, Any]) -> InvokeResult:
+        response = self._lambda_client.invoke(
+            FunctionName=function_arn, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
+        )
+        raw = response["Payload"].read() if response.get("Payload") is not None else b""
+        payload: Any
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = raw.decode("utf-8", "replace")
+        return InvokeResult(payload=payload, function_error=response.get("FunctionError"))
+
+
+def _sequences(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [str(r["dynamodb"]["SequenceNumber"]) for r in records]
+
+
+def _forget_iterators(mapping: StreamMapping, iterators: Sequence[str | None]) -> None:
+    """moto keeps every shard iterator it hands out, forever (AWS expires them after 15 minutes); a poller
+    reading 4 times a second would grow that without bound. The poller asks for a fresh iterator at each
+    read, so it drops the ones it was given (a peek into moto's in-process backend; a no-op elsewhere)."""
+    account, region = mapping.stream_arn.split(":")[4], mapping.stream_arn.split(":")[3]
+    try:
+        known = dynamodbstreams_backends[account][region].shard_iterators
+    except Exception:  # noqa: BLE001 - not in moto's process: nothing to free
+        return
+    for iterator in iterators:
+        if iterator:
+            known.pop(iterator, None)
