@@ -201,18 +201,7 @@ def start_cloud(
     server.start()
     cloud = RunningCloud(port=port, home=home, server=server, runner=runner, store=store, undo=undo)
     LOG.info("moto %s serving %s (home %s)", _moto_version(), endpoint, home)
-    deliverer.start()
-    cloud.services.append(deliverer)
-
-    event_source_poller = poller.EventSourcePoller(endpoint, region)
-    event_source_poller.start()
-    cloud.services.append(event_source_poller)
-    stream_poller = streams.StreamPoller(endpoint, region)
-    stream_poller.start()
-    cloud.services.append(stream_poller)
-    evaluator = alarm_evaluator.AlarmEvaluator(endpoint, region)
-    evaluator.start()
-    cloud.services.append(evaluator)
+    _start_services(cloud, deliverer, endpoint=endpoint, region=region)
     # After the server and the Lambda runner are up: the executions call them.
     sfn.resume_saved_executions()
     if store is not None and save_interval_seconds > 0:
@@ -222,6 +211,22 @@ def start_cloud(
 
     threading.Thread(target=_reap_idle_environments, args=(cloud,), name="lambda-reaper", daemon=True).start()
     return cloud
+
+
+def _start_services(
+    cloud: RunningCloud, deliverer: events.EventDeliverer, *, endpoint: str, region: str
+) -> None:
+    """The background services that do what AWS does between requests, once the server answers."""
+    services: list[Service] = [
+        deliverer,
+        poller.EventSourcePoller(endpoint, region),
+        # Positions on moto's mappings: saved with the state, so a restored cloud resumes each stream.
+        streams.StreamPoller(endpoint, region, positions=streams.MotoPositions()),
+        alarm_evaluator.AlarmEvaluator(endpoint, region),
+    ]
+    for service in services:
+        service.start()
+        cloud.services.append(service)
 
 
 def _check_port_free(port: int) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from moto.awslambda.models import lambda_backends
 from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 
@@ -240,6 +241,49 @@ class BatchOutcome:
     discarded: tuple[str, ...]
 
 
+# -- where each mapping is in each shard ---------------------------------------------------------------
+
+
+class Positions:
+    """Per mapping and shard, the sequence number of the last record done with; in memory."""
+
+    def __init__(self) -> None:
+        self._positions: dict[tuple[str, str], str] = {}
+
+    def get(self, mapping: StreamMapping, shard_id: str) -> str | None:
+        return self._positions.get((mapping.uuid, shard_id))
+
+    def put(self, mapping: StreamMapping, shard_id: str, sequence_number: str) -> None:
+        self._positions[(mapping.uuid, shard_id)] = sequence_number
+
+
+class MotoPositions(Positions):
+    """Positions kept on moto's own EventSourceMapping, for a poller in the server's process: the saved
+    state (`localcloud.persistence` pickles the backends) then carries them across `down` and `up`, as
+    Lambda keeps a mapping's position. Without it a restarted cloud read every stream from its oldest
+    record again, and every job event was emitted twice."""
+
+    ATTRIBUTE = "localcloud_stream_positions"
+
+    def _kept(self, mapping: StreamMapping) -> dict[str, str] | None:
+        _, _, _, region, account = mapping.function_arn.split(":")[:5]
+        esm = lambda_backends[account][region]._event_source_mappings.get(mapping.uuid)
+        if esm is None:  # deleted meanwhile: nothing to keep
+            return None
+        kept: dict[str, str] = esm.__dict__.setdefault(self.ATTRIBUTE, {})
+        return kept
+
+    def get(self, mapping: StreamMapping, shard_id: str) -> str | None:
+        kept = self._kept(mapping)
+        return kept.get(shard_id) if kept is not None else super().get(mapping, shard_id)
+
+    def put(self, mapping: StreamMapping, shard_id: str, sequence_number: str) -> None:
+        kept = self._kept(mapping)
+        if kept is not None:
+            kept[shard_id] = sequence_number
+        super().put(mapping, shard_id, sequence_number)
+
+
 # -- the poller ---------------------------------------------------------------------------------------------
 
 
@@ -248,7 +292,7 @@ class StreamPoller:
 
     A supervisor thread re-lists the mappings every `refresh_interval_seconds`; each mapping has one worker
     thread that reads its stream's shards in turn (ParallelizationFactor 1: one batch per shard in flight)
-    from its own position, kept in memory per mapping and shard.
+    from its own position per mapping and shard (`positions`: in memory unless injected).
     """
 
     def __init__(
@@ -263,6 +307,7 @@ class StreamPoller:
         retry_cap_seconds: float = RETRY_CAP_SECONDS,
         mapping_filter: Callable[[StreamMapping], bool] | None = None,
         clock: Callable[[], float] = time.time,
+        positions: Positions | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._refresh_interval = refresh_interval_seconds
@@ -296,8 +341,7 @@ class StreamPoller:
         self._lock = threading.Lock()
         self._mappings: dict[str, StreamMapping] = {}
         self._workers: dict[str, threading.Thread] = {}
-        # (mapping uuid, shard id) -> the sequence number of the last record done with.
-        self._positions: dict[tuple[str, str], str] = {}
+        self._positions = positions or Positions()
         # stream ARN -> (when described, its shard ids)
         self._shards: dict[str, tuple[float, list[str]]] = {}
         self._supervisor: threading.Thread | None = None
@@ -470,10 +514,10 @@ class StreamPoller:
         return outcomes
 
     def _poll_shard(self, mapping: StreamMapping, shard_id: str) -> BatchOutcome | None:
-        key = (mapping.uuid, shard_id)
-        if key not in self._positions:
-            self._positions[key] = self._start(mapping, shard_id)
-        position = self._positions[key]
+        position = self._positions.get(mapping, shard_id)
+        if position is None:
+            position = self._start(mapping, shard_id)
+            self._positions.put(mapping, shard_id, position)
         window_ends = time.monotonic() + mapping.batching_window_seconds
         batch: list[dict[str, Any]] = []
         while True:
@@ -498,7 +542,7 @@ class StreamPoller:
         else:
             outcome = None
         # Only now is the position past the batch: it was delivered, or described in the destination.
-        self._positions[key] = position
+        self._positions.put(mapping, shard_id, position)
         return outcome
 
     # -- one batch, with Lambda's stream error handling ------------------------------------------------
