@@ -164,7 +164,8 @@ def job_functions(pipeline: Pipeline) -> dict[str, str]:
 
 
 def parse_line(line: str, job_id: str) -> Mapping[str, Any] | None:
-    """A structured log line (Powertools JSON) of this job, or None."""
+    """A structured log line (Powertools JSON) of this job, or None. The worker's metrics (EMF, with an
+    `_aws` key) carry the job's keys too, as properties: they are metrics, not lines to show."""
     start = line.find("{")
     if start < 0:
         return None
@@ -172,7 +173,9 @@ def parse_line(line: str, job_id: str) -> Mapping[str, Any] | None:
         record = json.loads(line[start:])
     except ValueError:
         return None
-    return record if isinstance(record, dict) and record.get("job_id") == job_id else None
+    if not isinstance(record, dict) or "_aws" in record:
+        return None
+    return record if record.get("job_id") == job_id else None
 
 
 def local_lines(functions: Mapping[str, str], job_id: str) -> list[LogLine]:

@@ -95,6 +95,15 @@ def test_logs_shows_the_jobs_structured_lines_oldest_first(deployed: Deployed, r
             "message": "checkpoint",
             "job_id": "job-other",
         },
+        # The worker's metrics (EMF) carry the job's keys as properties: a metric blob, not a log line.
+        {
+            "_aws": {
+                "Timestamp": now,
+                "CloudWatchMetrics": [{"Namespace": "ResilientPipeline", "Metrics": []}],
+            },
+            "BytesIn": [4096.0],
+            "job_id": "job-l",
+        },
     ]
     events = [{"timestamp": now + i, "message": json.dumps(line)} for i, line in enumerate(lines)]
     events.append({"timestamp": now + 9, "message": "START RequestId: 1 Version: $LATEST"})
