@@ -29,6 +29,7 @@ from localcloud import (
     alarm_evaluator,
     chaos,
     cloudwatch_alarm,
+    dynamodb_items,
     dynamodb_table,
     event_invoke_config,
     events,
@@ -163,6 +164,7 @@ def start_cloud(
     undo.append(cloudwatch_alarm.install())
     undo.append(topic_policy.install())
     undo.append(dynamodb_table.install())
+    undo.append(dynamodb_items.install())
     undo.append(stack_exports.install())
     _check_cloudformation_models()
     # Fault injection for every caller of this server, and for the Lambda environments it runs.
