@@ -223,7 +223,12 @@ def _start_services(
         deliverer,
         poller.EventSourcePoller(endpoint, region),
         # Positions on moto's mappings: saved with the state, so a restored cloud resumes each stream.
-        streams.StreamPoller(endpoint, region, positions=streams.MotoPositions()),
+        streams.StreamPoller(
+            endpoint,
+            region,
+            positions=streams.MotoPositions(),
+            iterator_age=streams.iterator_age_publisher(region=region),
+        ),
         alarm_evaluator.AlarmEvaluator(endpoint, region),
     ]
     for service in services:

@@ -24,12 +24,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from moto.awslambda.models import lambda_backends
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 
 from localcloud.events import pattern_matches
 from localcloud.poller import LAMBDA_MAX_TIMEOUT_SECONDS, MAX_BACKOFF_SECONDS, InvokeFn, InvokeResult
-from localcloud.state import DUMMY_CREDENTIALS
+from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +242,28 @@ class BatchOutcome:
     discarded: tuple[str, ...]
 
 
+# -- Lambda's IteratorAge -----------------------------------------------------------------------------
+
+# (function name, milliseconds): how old a batch's last record is when the mapping sends it.
+IteratorAgeFn = Callable[[str, float], None]
+
+
+def iterator_age_publisher(account_id: str = ACCOUNT_ID, region: str = REGION) -> IteratorAgeFn:
+    """Lambda's `AWS/Lambda IteratorAge` (Maximum is what alarms read), put into moto's CloudWatch in
+    process, per invocation, as the Lambda runner puts Invocations and Errors."""
+
+    def publish(function_name: str, age_ms: float) -> None:
+        datum = {
+            "MetricName": "IteratorAge",
+            "Value": max(0.0, age_ms),
+            "Unit": "Milliseconds",
+            "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+        }
+        cloudwatch_backends[account_id][region].put_metric_data("AWS/Lambda", [datum])
+
+    return publish
+
+
 # -- where each mapping is in each shard ---------------------------------------------------------------
 
 
@@ -308,6 +331,7 @@ class StreamPoller:
         mapping_filter: Callable[[StreamMapping], bool] | None = None,
         clock: Callable[[], float] = time.time,
         positions: Positions | None = None,
+        iterator_age: IteratorAgeFn | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._refresh_interval = refresh_interval_seconds
@@ -342,6 +366,7 @@ class StreamPoller:
         self._mappings: dict[str, StreamMapping] = {}
         self._workers: dict[str, threading.Thread] = {}
         self._positions = positions or Positions()
+        self._iterator_age = iterator_age
         # stream ARN -> (when described, its shard ids)
         self._shards: dict[str, tuple[float, list[str]]] = {}
         self._supervisor: threading.Thread | None = None
@@ -571,6 +596,7 @@ class StreamPoller:
                 )
                 discarded += _sequences(records)
                 continue
+            self._report_age(mapping, records)
             try:
                 result = self._invoke(mapping.function_arn, {"Records": records})
             except Exception as error:  # noqa: BLE001 - any failure of the call itself is retried
@@ -634,6 +660,11 @@ class StreamPoller:
             len(discarded),
         )
         return BatchOutcome(mapping.uuid, tuple(delivered), tuple(discarded))
+
+    def _report_age(self, mapping: StreamMapping, records: Sequence[Mapping[str, Any]]) -> None:
+        if self._iterator_age is not None:
+            last = float(records[-1]["dynamodb"].get("ApproximateCreationDateTime") or self._clock())
+            self._iterator_age(mapping.function_arn.split(":")[6], (self._clock() - last) * 1000)
 
     def _backoff(self, retries: int) -> float:
         return float(min(self._retry_cap, self._retry_base * 2**retries))

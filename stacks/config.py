@@ -123,17 +123,33 @@ class EventsConfig:
     # stack neither creates nor deletes it); `-c eventBus=NAME` sets it per deploy.
     bus_name: str | None = None
     function: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=30)
-    # Stream records per invocation; how many times Lambda retries a batch the function fails on (bisecting
-    # it) before it describes the batch in the events' dead-letter queue and moves on.
+    # Stream records per invocation.
     batch_size: int = 100
-    retry_attempts: int = 10
+    # A batch the function cannot publish (the bus refuses or throttles) is retried, bisected, until its
+    # records are `max_record_age_hours` old, then described in the events' dead-letter queue: an outage
+    # shorter than that delays the events and loses none. None: no count of retries on top of the age (a
+    # count runs out fast: each partial batch response uses one). The stream keeps records 24 h.
+    retry_attempts: int | None = None
+    max_record_age_hours: int = 6
+    # Warn (JobEventsDelayed) when the oldest change not yet published is this old.
+    delay_warning_minutes: int = 15
 
     def problems(self) -> list[str]:
-        return [
+        problems = [
             *rules.check_event_bus_name(self.bus_name),
             *rules.check_range("events.batch_size", self.batch_size, 1, 10_000),
-            *rules.check_range("events.retry_attempts", self.retry_attempts, 0, 10_000),
+            *rules.check_range("events.max_record_age_hours", self.max_record_age_hours, 1, 24),
+            *rules.check_range("events.delay_warning_minutes", self.delay_warning_minutes, 1, 24 * 60),
         ]
+        if self.retry_attempts is not None:
+            problems += rules.check_range("events.retry_attempts", self.retry_attempts, 0, 10_000)
+        if self.delay_warning_minutes * 60 >= self.max_record_age_hours * 3600:
+            problems.append(
+                f"events.delay_warning_minutes is {self.delay_warning_minutes}: must be under "
+                f"events.max_record_age_hours ({self.max_record_age_hours} h), or the warning comes after "
+                "the events are given up"
+            )
+        return problems
 
 
 @dataclass(frozen=True, kw_only=True)

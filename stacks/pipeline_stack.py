@@ -230,6 +230,7 @@ class PipelineStack(Stack):
             table=table,
             batch_size=config.events.batch_size,
             retry_attempts=config.events.retry_attempts,
+            max_record_age=Duration.hours(config.events.max_record_age_hours),
         )
         job_events.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus.event_bus_arn])
@@ -298,6 +299,7 @@ class PipelineStack(Stack):
             metrics=metrics,
             queue_age_threshold_seconds=config.alarms.queue_age_threshold_seconds,
             error_rate_percent=config.alarms.error_rate_percent,
+            events_delay_warning_minutes=config.events.delay_warning_minutes,
             sustained=Sustained(
                 datapoints=config.alarms.sustained_datapoints, periods=config.alarms.sustained_periods
             ),

@@ -7,8 +7,9 @@ events are made here, from the record before and after, and from nowhere else. W
 event is the contract's (`pipeline_contract.event_detail_type`); the event source mapping's filter lets
 only those changes through, and this module decides again (a filter is configuration, not a guarantee).
 
-Delivery is at least once: a batch is put in stream order, an entry EventBridge refuses is retried on its
-own, and what still fails is reported from the first failure on, so that Lambda retries the batch from
+Delivery is at least once: a batch is put in calls in stream order, an entry EventBridge refuses is retried
+on its own (so it may land after later entries of its call: events are not ordered, as EventBridge's never
+are), and what still fails is reported from the first failure on, so that Lambda retries the batch from
 there (which may put an event that was already accepted once more: consumers dedupe on job_id + attempt +
 detail-type, `JobEvent.dedupe_key`).
 """
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobcore import retry
-from jobcore.errors import PipelineError, TransientError
+from jobcore.errors import MAX_MESSAGE_CHARS, PipelineError, TransientError
 from jobcore.model import JobEvent
 from jobcore.ports import EventBus
 from pipeline_contract import (
@@ -83,8 +84,11 @@ def _duration_s(created_at: Any, ended_at: Any) -> float | None:
 
 
 def _error(value: Any) -> dict[str, str]:
+    # Cut as every other writer of an error cuts it: the state machine's MarkFailed stores a crash's cause
+    # whole, and an entry over PutEvents' limit would be refused for good, with the rest of its batch.
     error = value if isinstance(value, Mapping) else {}
-    return {"type": str(error.get("type") or "UnknownError"), "message": str(error.get("message") or "")}
+    message = str(error.get("message") or "")[:MAX_MESSAGE_CHARS]
+    return {"type": str(error.get("type") or "UnknownError"), "message": message}
 
 
 def job_event(

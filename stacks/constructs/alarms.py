@@ -142,6 +142,7 @@ def alarm_specs(
     *,
     queue_age_threshold_seconds: int,
     error_rate_percent: float,
+    events_delay_warning_minutes: int,
     sustained: Sustained,
 ) -> list[AlarmSpec]:
     """Every alarm a human must know about. Descriptions: what happened, then what to do first."""
@@ -188,6 +189,22 @@ def alarm_specs(
                 "group (why PutEvents failed: the bus, its policy, throttling); each message names the stream "
                 "shard and the sequence numbers (DDBStreamBatchInfo) of the batch; the jobs themselves are "
                 "unaffected (`pipeline status JOB_ID`)."
+            ),
+        ),
+        AlarmSpec(
+            id="JobEventsDelayed",
+            severity=warning,
+            metric=metrics.lambda_metric(
+                metrics.functions["Events"].function, "IteratorAge", statistic="Maximum"
+            ),
+            threshold=events_delay_warning_minutes * 60_000,
+            description=(
+                f"A job's status change waits over {events_delay_warning_minutes} min to be published as "
+                "a job event: the events function keeps retrying a batch (a partial batch response is "
+                "not a function error, so no error-rate warning shows it). Subscribers get the events "
+                "late, in full, unless this lasts until the records reach the mapping's maximum age "
+                "(then JobEventsDeadLettersNotEmpty). First: the events function's log group (why "
+                "PutEvents fails: the bus, its policy, throttling)."
             ),
         ),
         AlarmSpec(
@@ -321,6 +338,7 @@ class PipelineAlarms(Construct):
         metrics: PipelineMetrics,
         queue_age_threshold_seconds: int,
         error_rate_percent: float,
+        events_delay_warning_minutes: int,
         sustained: Sustained,
         emails: dict[Severity, str | None],
         environment_name: str,
@@ -342,6 +360,7 @@ class PipelineAlarms(Construct):
             metrics,
             queue_age_threshold_seconds=queue_age_threshold_seconds,
             error_rate_percent=error_rate_percent,
+            events_delay_warning_minutes=events_delay_warning_minutes,
             sustained=sustained,
         ):
             alarm = cloudwatch.Alarm(

@@ -36,9 +36,10 @@ class JobEventStream(Construct):
     """Invariant: `function` receives, in order (one batch per stream shard at a time, from the oldest
     record kept), exactly the job table's changes the contract says emit an event: the filter is derived
     from `pipeline_contract.emitting_transitions()`. A batch is never dropped silently: the function names
-    the records it could not publish (partial batch response), a failing batch is bisected and retried
-    `retry_attempts` times, and then its description (shard, sequence numbers) goes to `dead_letter_queue`
-    (SSE, TLS only, 14 days), which has its own alarm."""
+    the records it could not publish (partial batch response), a failing batch is bisected and retried until
+    its records are `max_record_age` old (or `retry_attempts` times, when given), and then its description
+    (shard, sequence numbers) goes to `dead_letter_queue` (SSE, TLS only, 14 days), which has its own
+    alarm."""
 
     def __init__(
         self,
@@ -48,7 +49,8 @@ class JobEventStream(Construct):
         function: lambda_.IFunction,
         table: dynamodb.ITable,
         batch_size: int,
-        retry_attempts: int,
+        retry_attempts: int | None,
+        max_record_age: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
         self._dead_letter_queue = sqs.Queue(
@@ -69,6 +71,7 @@ class JobEventStream(Construct):
                 report_batch_item_failures=True,
                 bisect_batch_on_error=True,
                 retry_attempts=retry_attempts,
+                max_record_age=max_record_age,
                 on_failure=event_sources.SqsDlq(self._dead_letter_queue),
                 filters=[
                     lambda_.FilterCriteria.filter(p) for p in transition_filters(emitting_transitions())

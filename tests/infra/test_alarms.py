@@ -31,6 +31,7 @@ WARNING = {
     ),
     *(f"{label}DurationNearTimeout" for label in ("Ingest", "Worker", "Failures", "Events")),
     "StateMachineExecutionThrottled",
+    "JobEventsDelayed",
     "JobTableReadThrottleEvents",
     "JobTableWriteThrottleEvents",
 }

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import pipeline_contract as contract
+from localcloud.events import pattern_matches
 from stacks.config import ConfigError, EventsConfig, load_config
 from tests.infra.conftest import Synthesized
 from tests.infra.template_tools import only, policy_statements, render, resources
@@ -71,6 +72,36 @@ def test_the_mapping_filters_exactly_the_contracts_emitting_transitions(synth: S
     assert len(patterns) <= 5, "Lambda's default quota of filters per event source mapping"
 
 
+def stream_record(old: str | None, new: str | None) -> dict[str, Any]:
+    """A DynamoDB stream record of a job item going from status `old` to `new` (None: absent), as Lambda
+    matches it against a filter."""
+    images: dict[str, Any] = {"Keys": {"job_id": {"S": "j"}}, "SequenceNumber": "1"}
+    if old is not None:
+        images["OldImage"] = {"job_id": {"S": "j"}, "status": {"S": old}, "attempt": {"N": "1"}}
+    if new is not None:
+        images["NewImage"] = {"job_id": {"S": "j"}, "status": {"S": new}, "attempt": {"N": "1"}}
+    name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
+    return {"eventName": name, "eventSource": "aws:dynamodb", "dynamodb": images}
+
+
+def test_the_synthesized_filter_lets_through_exactly_the_changes_that_emit(synth: Synthesized) -> None:
+    """Every change of a job item (created, any status to any status, deleted by TTL), as a stream record,
+    against the synthesized patterns (EventBridge's matching, which Lambda's filters use): it reaches the
+    function exactly when the contract says it emits an event."""
+    patterns = [f["Pattern"] for f in _stream_mapping(synth)["FilterCriteria"]["Filters"]]
+    statuses: list[str | None] = [None, *contract.STATUSES]
+    wrong = []
+    for old in statuses:
+        for new in statuses:
+            if old is None and new is None:
+                continue
+            delivered = any(pattern_matches(p, stream_record(old, new)) for p in patterns)
+            emits = new is not None and contract.event_detail_type(old, new) is not None
+            if delivered != emits:
+                wrong.append((old, new, delivered))
+    assert wrong == []
+
+
 def test_the_mapping_never_loses_a_batch_silently(synth: Synthesized) -> None:
     mapping = _stream_mapping(synth)
     logical_id, _ = _events_function(synth)
@@ -81,7 +112,13 @@ def test_the_mapping_never_loses_a_batch_silently(synth: Synthesized) -> None:
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
-    assert mapping["MaximumRetryAttempts"] == synth.config.events.retry_attempts
+    # An EventBridge outage delays the events rather than losing them: retried until the record is
+    # max_record_age_hours old (no attempt count: each partial batch response uses one), then described
+    # in the DLQ. The stream keeps records 24 h.
+    assert "MaximumRetryAttempts" not in mapping, "unlimited (-1) until the record age"
+    assert synth.config.events.retry_attempts is None
+    assert mapping["MaximumRecordAgeInSeconds"] == synth.config.events.max_record_age_hours * 3600
+    assert 3600 <= mapping["MaximumRecordAgeInSeconds"] <= 24 * 3600
     assert mapping["BatchSize"] == synth.config.events.batch_size
     assert mapping.get("ParallelizationFactor", 1) == 1, "one batch per shard at a time: events in order"
     destination = mapping["DestinationConfig"]["OnFailure"]["Destination"]
@@ -94,6 +131,23 @@ def test_the_mapping_never_loses_a_batch_silently(synth: Synthesized) -> None:
     queue = synth.pipeline["Resources"][queue_id]["Properties"]
     assert queue["SqsManagedSseEnabled"] is True
     assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_a_delay_in_publishing_warns_long_before_events_are_given_up(synth: Synthesized) -> None:
+    """Partial batch responses are not function errors: only the stream's iterator age shows that the
+    events function keeps retrying (the bus refuses, or throttles)."""
+    logical_id, _ = _events_function(synth)
+    (alarm,) = [
+        a["Properties"]
+        for a in resources(synth.pipeline, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "IteratorAge"
+    ]
+    assert (alarm["Namespace"], alarm["Statistic"]) == ("AWS/Lambda", "Maximum")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": logical_id}}]
+    config = synth.config.events
+    assert alarm["Threshold"] == config.delay_warning_minutes * 60_000
+    assert config.delay_warning_minutes * 60 < config.max_record_age_hours * 3600
+    assert alarm["AlarmDescription"].startswith("[warning] ")
 
 
 def test_the_function_gets_the_bus_and_the_environment(synth: Synthesized) -> None:
@@ -136,6 +190,9 @@ def test_a_named_bus_is_the_functions_bus_and_grant(tmp_path: Path) -> None:
         (EventsConfig(bus_name="arn:aws:events:us-east-1:1:event-bus/x"), "events.bus_name"),
         (EventsConfig(batch_size=0), "events.batch_size"),
         (EventsConfig(retry_attempts=10_001), "events.retry_attempts"),
+        (EventsConfig(max_record_age_hours=25), "events.max_record_age_hours"),
+        (EventsConfig(delay_warning_minutes=0), "events.delay_warning_minutes"),
+        (EventsConfig(max_record_age_hours=1, delay_warning_minutes=60), "events.delay_warning_minutes"),
     ],
 )
 def test_bad_events_config_is_refused_naming_the_knob(events: EventsConfig, problem: str) -> None:

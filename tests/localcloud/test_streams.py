@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from localcloud.streams import (
     StreamPoller,
     disable_moto_dynamodb_push,
     first_failed,
+    iterator_age_publisher,
     matches_filters,
     to_lambda_record,
 )
@@ -110,8 +113,9 @@ class Cell:
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
+        self.function_name = f"fn-{suffix}"
         function_arn = lambda_.create_function(
-            FunctionName=f"fn-{suffix}",
+            FunctionName=self.function_name,
             Runtime="python3.11",
             Role=role,
             Handler="handler.handler",
@@ -395,3 +399,44 @@ def test_a_stack_update_that_adds_a_stream_enables_it_in_place(endpoint: str) ->
     assert ddb.get_item(TableName=table_name, Key={"id": {"S": "kept"}}).get("Item"), (
         "the same table, in place"
     )
+
+
+def test_each_invocation_reports_the_iterator_age_of_its_last_record(endpoint: str) -> None:
+    """Lambda's IteratorAge (ms, per invocation): how old the batch's last record is when the mapping
+    sends it. A retried batch grows older at each retry: the JobEventsDelayed warning reads that."""
+    cell = Cell(endpoint, filters=FILTERS)
+    cell.put("a", "REJECTED")
+    now = {"t": time.time()}
+    ages: list[tuple[str, float]] = []
+    attempts = {"n": 0}
+
+    def respond(records: list[dict[str, Any]]) -> InvokeResult:
+        attempts["n"] += 1
+        now["t"] += 60  # a minute passes between the two attempts
+        failed = [{"itemIdentifier": sequence(records[0])}] if attempts["n"] == 1 else []
+        return InvokeResult(payload={"batchItemFailures": failed})
+
+    poller = cell.poller(
+        FakeLambda(respond), clock=lambda: now["t"], iterator_age=lambda name, ms: ages.append((name, ms))
+    )
+    cell.drain(poller)
+    assert [name for name, _ in ages] == [cell.function_name, cell.function_name]
+    first, second = (ms for _, ms in ages)
+    assert 0 <= first < 5_000
+    assert 60_000 <= second < 65_000
+
+
+def test_the_iterator_age_is_an_aws_lambda_metric_of_the_function(endpoint: str) -> None:
+    publish = iterator_age_publisher()
+    publish("fn-aged", 1234.0)
+    cloudwatch = client(endpoint, "cloudwatch")
+    stats = cloudwatch.get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="IteratorAge",
+        Dimensions=[{"Name": "FunctionName", "Value": "fn-aged"}],
+        StartTime=datetime.now(UTC) - timedelta(minutes=5),
+        EndTime=datetime.now(UTC) + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [d["Maximum"] for d in stats] == [1234.0]

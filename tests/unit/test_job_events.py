@@ -13,7 +13,7 @@ import pytest
 
 import pipeline_contract as contract
 from jobcore import events
-from jobcore.errors import AccessDeniedError, TransientError
+from jobcore.errors import MAX_MESSAGE_CHARS, AccessDeniedError, TransientError
 from jobcore.events import JobEvent, StreamChange
 from jobcore.retry import Deadline, RetryPolicy
 from pipeline_contract import CANCELLED, FAILED, PENDING, REJECTED, RUNNING, SUCCEEDED
@@ -166,6 +166,17 @@ def test_a_failed_job_carries_its_error() -> None:
     ]
 
 
+def test_an_error_of_any_length_fits_one_put_events_entry() -> None:
+    """The state machine's MarkFailed stores a crash's cause uncut (up to Step Functions' 256 KB): an entry
+    over EventBridge's limit would be refused for good, and every later event of the batch with it."""
+    cause = "Traceback: é" * 40_000  # about 480 KB as JSON (the é escaped)
+    error = {"type": "Runtime.ExitError", "message": cause}
+    event = events.job_event(image(RUNNING), image(FAILED, error=error), environment="dev")
+    assert event is not None
+    assert event.detail["error"]["message"] == cause[:MAX_MESSAGE_CHARS]
+    assert events.entry_bytes(event) < events.MAX_BYTES_PER_CALL
+
+
 def test_a_rejected_request_carries_its_error_and_no_output() -> None:
     rejected = {
         "job_id": "bad-1",
@@ -307,7 +318,7 @@ def test_failed_entries_are_retried_alone_until_accepted() -> None:
 
 def test_entries_still_failing_are_reported_from_the_first_failure_on() -> None:
     # job-12 is never accepted: the batch stops there; its change and every later one are reported, so that
-    # Lambda retries from its sequence number (a later job's event is never put before an earlier one's).
+    # Lambda retries from its sequence number (no call after the failing one's is made).
     bus = FakeBus(fail=lambda e, _n: "InternalFailure: x" if e.detail["job_id"] == "job-12" else None)
     failed = publish(changes(25), bus)
     assert failed == [str(100 + n) for n in range(12, 25)]
@@ -336,16 +347,19 @@ def test_out_of_time_reports_what_is_left() -> None:
 
 
 def test_entries_are_cut_before_the_put_events_size_limit() -> None:
-    big = "x" * 100_000
+    # The largest events there are: a cut message of characters JSON escapes as 12 bytes each (about
+    # 49 KB an entry), so that ten would not fit one call.
+    big = "\U0001f600" * (MAX_MESSAGE_CHARS + 10)
     batch = [
         StreamChange(
             sequence_number=str(n),
             old=image(RUNNING, job_id=f"j{n}"),
             new=image(FAILED, job_id=f"j{n}", error={"type": "PermanentError", "message": big}),
         )
-        for n in range(5)
+        for n in range(7)
     ]
     bus = FakeBus()
     assert publish(batch, bus) == []
-    assert [len(call) for call in bus.calls] == [2, 2, 1]
-    assert all(len(e.detail["error"]["message"]) == 100_000 for call in bus.calls for e in call)
+    assert [len(call) for call in bus.calls] == [5, 2]
+    assert all(sum(map(events.entry_bytes, call)) <= events.MAX_BYTES_PER_CALL for call in bus.calls)
+    assert [e.detail["job_id"] for call in bus.calls for e in call] == [f"j{n}" for n in range(7)]
