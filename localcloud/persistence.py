@@ -12,6 +12,7 @@ import copyreg
 import functools
 import importlib
 import io
+import json
 import logging
 import os
 import pickle
@@ -53,13 +54,20 @@ class SnapshotError(Exception):
 
 class RequestGate:
     """Every request to the server passes here. While a save holds it, new requests wait, so that the
-    snapshot is the state between two requests."""
+    snapshot is the state between two requests. Once closed (the final save), it answers every request 503
+    until the server stops: a request answered 200 after the final snapshot would be lost at the next start,
+    while a 503 is one clients retry (and `up` is there to retry against)."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         # Requests being served that a save waits for (briefly): not those that wait on other requests.
         self._in_flight = 0
         self._holds = 0
+        # Set by close(): new requests are refused.
+        self._closing = False
+        # Set when a closed gate's save reads the state: a request that finishes from then on is refused
+        # too (what it did may not be in the snapshot), however long ago it came in.
+        self._sealed = False
         self.requests = 0
 
     def wrap(self, app: WSGIApp) -> WSGIApp:
@@ -68,36 +76,105 @@ class RequestGate:
                 return app(environ, start_response)
             counted = 0 if _waits(environ) else 1
             with self._condition:
-                while self._holds:
+                while self._holds and not self._closing:
                     self._condition.wait()
+                if self._closing:
+                    return _unavailable(environ, start_response)
                 self._in_flight += counted
                 self.requests += 1
+            # The answer is held back until the request is done, so that one done after the final save
+            # read the state can still be refused instead.
+            answer: list[Any] = []
+            # Set once the answer is let through: an application that starts its response only while its
+            # body is iterated (WSGI allows it) reaches the server's start_response directly.
+            passed: list[bool] = []
+
+            def defer(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                if passed:
+                    return start_response(status, headers, exc_info)
+                answer[:] = [status, headers, exc_info]
+                return _no_write
+
+            sealed = True
             try:
                 # moto builds the whole response here: the request is done when this returns.
-                return app(environ, start_response)
+                body = app(environ, defer)
             finally:
                 with self._condition:
                     self._in_flight -= counted
+                    sealed = self._sealed
                     self._condition.notify_all()
+            if sealed:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+                return _unavailable(environ, start_response)
+            passed.append(True)
+            if answer:
+                start_response(*answer)
+            return body
 
         return gated
+
+    def close(self) -> None:
+        """From now until the server stops, answer every new request 503 (the final save calls this)."""
+        with self._condition:
+            self._closing = True
+            self._condition.notify_all()  # requests held by a save: refused now
 
     @contextlib.contextmanager
     def held(self, drain_seconds: float = DRAIN_SECONDS) -> Iterator[int]:
         """Hold new requests; wait up to `drain_seconds` for those being served to finish. Yields how many
-        were still being served."""
+        were still being served. On a closed gate, those still being served are answered 503 when they
+        finish (their effects may be missing from the snapshot)."""
         deadline = time.monotonic() + drain_seconds
         with self._condition:
             self._holds += 1
             while self._in_flight and (remaining := deadline - time.monotonic()) > 0:
                 self._condition.wait(remaining)
             in_flight = self._in_flight
+            if self._closing:
+                self._sealed = True
         try:
             yield in_flight
         finally:
             with self._condition:
                 self._holds -= 1
                 self._condition.notify_all()
+
+
+UNAVAILABLE_MESSAGE = "the local cloud is stopping; retry once it is up again"
+
+
+def _unavailable(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """A 503 in the shape of AWS's ServiceUnavailable: every SDK retries it. JSON for the JSON protocols
+    (X-Amz-Target, Lambda's REST JSON), XML for the others (S3, the query protocols)."""
+    content_type = str(environ.get("CONTENT_TYPE", ""))
+    if environ.get("HTTP_X_AMZ_TARGET") or "json" in content_type:
+        body = json.dumps({"__type": "ServiceUnavailable", "message": UNAVAILABLE_MESSAGE}).encode()
+        kind = "application/x-amz-json-1.0"
+    else:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
+            f"<Message>{UNAVAILABLE_MESSAGE}</Message></Error>"
+        ).encode()
+        kind = "application/xml"
+    headers = [
+        ("Content-Type", kind),
+        ("Content-Length", str(len(body))),
+        ("x-amzn-ErrorType", "ServiceUnavailable"),
+    ]
+    # Closed: the client's next try opens a new connection, which reaches the next server, while a kept-alive
+    # one would go on being served by this one's handler thread after it stopped listening.
+    headers.append(("Connection", "close"))
+    start_response("503 Service Unavailable", headers)
+    return [body]
+
+
+def _no_write(_data: bytes) -> None:
+    # WSGI's legacy write(): moto's applications return their body instead, and a deferred answer cannot
+    # have been started yet.
+    raise RuntimeError("the request gate defers the response: write() is not supported")
 
 
 def _passes(environ: dict[str, Any]) -> bool:
@@ -323,8 +400,11 @@ class StateStore:
         )
         return header
 
-    def save(self) -> SaveResult:
-        """Hold requests, write the state, let them go. Raises SnapshotError (the previous snapshot stays)."""
+    def save(self, *, final: bool = False) -> SaveResult:
+        """Hold requests, write the state, let them go. Raises SnapshotError (the previous snapshot stays).
+        `final`: the server stops after this save: from its start on, every request is answered 503."""
+        if final:
+            self.gate.close()
         with self._lock:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")

@@ -74,16 +74,19 @@ class RunningCloud:
     def endpoint(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def save(self) -> persistence.SaveResult | None:
-        """Save the state now (None when the cloud keeps no state); raises persistence.SnapshotError."""
-        return self.store.save() if self.store is not None else None
+    def save(self, *, final: bool = False) -> persistence.SaveResult | None:
+        """Save the state now (None when the cloud keeps no state); raises persistence.SnapshotError.
+        `final`: from its start until the server stops, requests are answered 503 (see RequestGate)."""
+        return self.store.save(final=final) if self.store is not None else None
 
     def stop(self) -> None:
         if self.stopped.is_set():
             return
         self.stopped.set()
         # The state first, while everything still runs: stopping the rest fails what is in flight (the
-        # Lambda environments are killed), and none of that must be saved. Nothing is saved after this.
+        # Lambda environments are killed), and none of that must be saved. Nothing is saved after this, so
+        # from the save's start on the server answers 503 (retried by clients): nothing it acknowledges
+        # after the snapshot is lost.
         for service in reversed(self.services):
             if isinstance(service, persistence.PeriodicSaver):
                 service.stop()
@@ -96,13 +99,18 @@ class RunningCloud:
             except Exception:
                 LOG.exception("stopping %s failed", type(service).__name__)
         self.server.stop()
+        # moto's stop only stops accepting: close the socket too, so that a client is refused at once instead
+        # of waiting in the backlog for an answer that will not come.
+        listening = getattr(self.server, "_server", None)
+        if listening is not None:
+            listening.server_close()
         for step in reversed(self.undo):
             step()
         LOG.info("local cloud on port %d stopped", self.port)
 
     def _final_save(self) -> None:
         try:
-            result = self.save()
+            result = self.save(final=True)
         except persistence.SnapshotError:
             LOG.exception("saving the state failed: what changed since the last save is lost")
             return

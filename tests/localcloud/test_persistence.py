@@ -12,16 +12,28 @@ import pickle
 import signal
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from moto.core.base_backend import BackendDict
 
-from localcloud import cloud, persistence
-from localcloud.state import Header, LocalCloudState, read_header, read_state, snapshot_path
-from tests.localcloud.support import client, wait_until
+from localcloud import cloud, persistence, server
+from localcloud.state import (
+    DUMMY_CREDENTIALS,
+    REGION,
+    Header,
+    LocalCloudState,
+    read_header,
+    read_state,
+    snapshot_path,
+)
+from tests.localcloud.support import client, free_port, wait_until
 
 BUCKET = "kept-bucket"
 TABLE = "kept-table"
@@ -370,6 +382,42 @@ def test_a_save_holds_new_requests_and_waits_for_those_being_served() -> None:
     slow.join(5)
 
 
+def test_a_closed_gate_refuses_new_requests_and_those_done_after_the_state_was_read() -> None:
+    gate = persistence.RequestGate()
+    entered, release = threading.Event(), threading.Event()
+    statuses: dict[str, str] = {}
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/slow":
+            entered.set()
+            release.wait(5)
+        start_response("200 OK", [])
+        return [b"done"]
+
+    gated = gate.wrap(app)
+
+    def request(path: str) -> list[bytes]:
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            statuses[path] = status
+
+        return list(gated({"PATH_INFO": path, "REQUEST_METHOD": "PUT"}, start_response))
+
+    assert request("/before") == [b"done"] and statuses["/before"] == "200 OK"
+    slow = threading.Thread(target=request, args=("/slow",))
+    slow.start()
+    assert entered.wait(5)
+    gate.close()
+    (body,) = request("/new")
+    assert statuses["/new"].startswith("503") and b"ServiceUnavailable" in body
+    with gate.held(drain_seconds=0.2) as in_flight:
+        assert in_flight == 1
+        release.set()  # done after the state was read: what it did may not be in the snapshot
+        slow.join(5)
+    assert statuses["/slow"].startswith("503")
+    request("/after")
+    assert statuses["/after"].startswith("503")  # until the server stops
+
+
 RECORDING_HANDLER = """
 import os, boto3
 
@@ -434,3 +482,112 @@ def test_a_stream_mapping_resumes_after_up_where_it_was_at_down(home: Path) -> N
     # Per shard, in order: a redelivered "before" would come ahead of "after".
     wait_until(lambda: seen_now(second.endpoint, 2), timeout=30, message="the record written after up")
     assert seen == ["before", "after"]
+
+
+# -- a server in this process: its stop, its saves ----------------------------------------------------------
+
+StartCloud = Callable[..., server.RunningCloud]
+
+
+@pytest.fixture
+def start_in_process(tmp_path: Path) -> Iterator[StartCloud]:
+    """`server.start_cloud` in this process, on `tmp_path / "home"` (each call on the same home, so a second
+    start restores what the first saved). Stops what it started, then puts back the environment the server
+    sets and moto's backends (a restore replaces them in the whole process)."""
+    environ = dict(os.environ)
+    started: list[server.RunningCloud] = []
+
+    def start(**options: Any) -> server.RunningCloud:
+        running = server.start_cloud(port=free_port(), home=tmp_path / "home", **options)
+        started.append(running)
+        return running
+
+    try:
+        yield start
+    finally:
+        for running in reversed(started):
+            running.stop()
+        os.environ.clear()
+        os.environ.update(environ)
+        BackendDict.reset()
+
+
+def raw_client(endpoint: str, service: str) -> Any:
+    """A client that makes each call once: the test sees every answer, a 503 included, as it came."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(
+            retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=10
+        ),
+    )
+
+
+class WaitingService:
+    """A background service whose stop waits (bounded) for `until`: RunningCloud.stop stops the services
+    after the final save, so the server is still up, and serving, while this waits."""
+
+    def __init__(self, until: threading.Event, timeout: float) -> None:
+        self.until = until
+        self.timeout = timeout
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.until.wait(self.timeout)
+
+
+def test_no_write_answered_200_after_the_final_save_is_lost(start_in_process: StartCloud) -> None:
+    """From the final save on, the server answers 503 (clients retry it) until it is gone: a write it
+    acknowledged is in the snapshot. Seen failing without it: puts answered 200 while the Lambda
+    environments, services and HTTP server were being stopped were not there after a restore."""
+    first = start_in_process(save_interval_seconds=0)
+    s3 = raw_client(first.endpoint, "s3")
+    s3.create_bucket(Bucket=BUCKET)
+    answers: list[tuple[str, int]] = []  # key, HTTP status
+    refused = threading.Event()
+    finished = threading.Event()
+
+    def writer() -> None:
+        for number in range(100_000):
+            if finished.is_set():
+                return
+            key = f"k{number:06d}"
+            try:
+                s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+                answers.append((key, 200))
+            except ClientError as error:
+                answers.append((key, int(error.response["ResponseMetadata"]["HTTPStatusCode"])))
+                refused.set()
+            except BotoCoreError:
+                return  # the server is gone
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(answers) >= 20, message="puts answered before the stop")
+        # Stopped after the final save: the server keeps running until the writer has been refused.
+        first.services.append(WaitingService(refused, timeout=5))
+        first.stop()
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        finished.set()
+
+    statuses = [status for _, status in answers]
+    assert 503 in statuses, "no put was refused between the final save and the server's stop"
+    first_refused = statuses.index(503)
+    assert set(statuses[first_refused:]) == {503}, "a put was answered 200 after one was refused"
+    acknowledged = {key for key, status in answers if status == 200}
+
+    second = start_in_process(save_interval_seconds=0)
+    kept = {
+        item["Key"]
+        for page in client(second.endpoint, "s3").get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for item in page.get("Contents", [])
+    }
+    assert sorted(acknowledged - kept) == [], "acknowledged but not in the snapshot"
