@@ -29,7 +29,7 @@ from typing import Any
 from moto.core.base_backend import AccountSpecificBackend, BackendDict
 from moto.stepfunctions.parser.backend.execution import Execution, SyncExecution
 
-from localcloud import sfn
+from localcloud import dynamodb_items, sfn
 from localcloud.state import Header, snapshot_path
 
 LOG = logging.getLogger(__name__)
@@ -429,7 +429,10 @@ class StateStore:
                 # Readable by this user only: the state holds whatever the user stored in the cloud.
                 descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(descriptor, "wb") as file:
-                    header = dump_state(file)
+                    # No DynamoDB write half-applied in the snapshot: moto applies an update's actions
+                    # one by one to the stored item, and the drain may have given up on that request.
+                    with dynamodb_items.items_lock():
+                        header = dump_state(file)
                     file.flush()
                     os.fsync(file.fileno())
                 return header

@@ -22,9 +22,11 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.core.base_backend import BackendDict
+from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 
-from localcloud import cloud, persistence, server
+from localcloud import cloud, dynamodb_items, persistence, server
 from localcloud.state import (
+    ACCOUNT_ID,
     DUMMY_CREDENTIALS,
     REGION,
     Header,
@@ -33,7 +35,7 @@ from localcloud.state import (
     read_state,
     snapshot_path,
 )
-from tests.localcloud.support import client, free_port, wait_until
+from tests.localcloud.support import client, free_port, moto_server, wait_until
 
 BUCKET = "kept-bucket"
 TABLE = "kept-table"
@@ -591,3 +593,92 @@ def test_no_write_answered_200_after_the_final_save_is_lost(start_in_process: St
         for item in page.get("Contents", [])
     }
     assert sorted(acknowledged - kept) == [], "acknowledged but not in the snapshot"
+
+
+class ObservedLock:
+    """dynamodb_items' lock, telling when a save's thread asks for it."""
+
+    def __init__(self, asked: threading.Event) -> None:
+        self._lock = threading.RLock()
+        self.asked = asked
+        self.saver: threading.Thread | None = None
+
+    def __enter__(self) -> ObservedLock:
+        if threading.current_thread() is self.saver:
+            self.asked.set()
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+
+def snapshot_items(path: Path, table: str) -> list[dict[str, Any]]:
+    """The items of `table` in the snapshot at `path`, read without putting anything in place."""
+    with path.open("rb") as file:
+        pickle.load(file)  # the header
+        backends = persistence._Unpickler(file).load()
+    (accounts,) = [accounts for (_, name), accounts in backends.items() if name == "dynamodb_backends"]
+    stored = accounts[ACCOUNT_ID][REGION].tables[table].items
+    return [item.to_json()["Attributes"] for item in stored.values()]
+
+
+def test_a_save_never_holds_a_dynamodb_update_half_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto applies an UpdateItem's actions one by one to the stored item: a save that reads the state
+    while one is being applied (the drain gave up on it) must not capture it half done. Seen failing
+    without the lock around the read: the snapshot held `a` without `b`."""
+    applied_one, go, asked = threading.Event(), threading.Event(), threading.Event()
+    lock = ObservedLock(asked)
+    monkeypatch.setattr(dynamodb_items, "_LOCK", lock)
+    execute = UpdateExpressionExecutor.execute
+
+    def halting(self: Any, node: Any = None) -> None:
+        execute(self, node)
+        # After the first action: the item holds `a` and not yet `b` until the test lets it go on.
+        if node is not None and self.get_specific_execution(node) and not applied_one.is_set():
+            applied_one.set()
+            go.wait(10)
+
+    gate = persistence.RequestGate()
+    undo = [dynamodb_items.install(), persistence.install_gate(gate)]
+    try:
+        with moto_server() as endpoint:
+            dynamodb = client(endpoint, "dynamodb")
+            dynamodb.create_table(
+                TableName=TABLE,
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            dynamodb.put_item(TableName=TABLE, Item={"id": {"S": "job"}})
+            monkeypatch.setattr(UpdateExpressionExecutor, "execute", halting)
+            update = threading.Thread(
+                target=dynamodb.update_item,
+                kwargs={
+                    "TableName": TABLE,
+                    "Key": {"id": {"S": "job"}},
+                    "UpdateExpression": "SET a = :one, b = :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                },
+            )
+            update.start()
+            assert applied_one.wait(10)
+            store = persistence.StateStore(tmp_path, gate)
+            save = threading.Thread(target=store.save)
+            lock.saver = save
+            save.start()
+            # The save either reads the state now (and finishes), or waits for the update to be done.
+            wait_until(lambda: asked.is_set() or not save.is_alive(), timeout=10, message="the save")
+            go.set()
+            save.join(10)
+            update.join(10)
+            assert not save.is_alive() and not update.is_alive()
+    finally:
+        for step in reversed(undo):
+            step()
+        BackendDict.reset()
+
+    (item,) = snapshot_items(snapshot_path(tmp_path), TABLE)
+    assert sorted(item) in (["id"], ["a", "b", "id"]), f"a half-applied update was saved: {item}"
