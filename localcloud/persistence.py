@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -24,13 +25,17 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from moto.core.base_backend import AccountSpecificBackend, BackendDict
 from moto.stepfunctions.parser.backend.execution import Execution, SyncExecution
 
 from localcloud import dynamodb_items, sfn
-from localcloud.state import Header, snapshot_path
+from localcloud.state import Header, make_private_dir, open_snapshot, snapshot_path
+
+# Defined beside open_snapshot (state.py reads headers too); raised by this module, and caught by its callers
+# as persistence.SnapshotError: an explicit re-export.
+from localcloud.state import SnapshotError as SnapshotError  # noqa: PLC0414
 
 LOG = logging.getLogger(__name__)
 
@@ -43,10 +48,6 @@ SAVE_ATTEMPTS = 5
 
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 Undo = Callable[[], None]
-
-
-class SnapshotError(Exception):
-    """A snapshot cannot be written or read; the message says which and why."""
 
 
 # -- requests held while the state is read --------------------------------------------------------------
@@ -335,7 +336,7 @@ def dump_state(file: io.BufferedWriter) -> Header:
     return header
 
 
-def load_state(file: io.BufferedReader) -> Header:
+def load_state(file: BinaryIO) -> Header:
     """Read a snapshot written by `dump_state` and put every backend in it in place of moto's."""
     fields = pickle.load(file)  # noqa: S301 - our own file, in the user's own directory
     header = Header(**fields)
@@ -375,12 +376,20 @@ class StateStore:
 
     def restore(self) -> Header | None:
         """Load the snapshot if there is one (before the server serves); None when there is none."""
-        if not self.path.exists():
-            return None
-        _check_private(self.path)
         started = time.monotonic()
         try:
-            with self.path.open("rb") as file:
+            # Checked on the handle it is then read from (state.open_snapshot); raises when not trusted.
+            file = open_snapshot(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise SnapshotError(
+                f"cannot restore the saved state {self.path} ({type(error).__name__}: {error}); "
+                "delete it to start empty"
+            ) from error
+        try:
+            with file:
+                size = os.fstat(file.fileno()).st_size
                 header = load_state(file)
         except SnapshotError as error:
             raise SnapshotError(
@@ -395,7 +404,7 @@ class StateStore:
             "restored the state saved at %s from %s (%d bytes, %.2fs)",
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.saved_at)),
             self.path,
-            self.path.stat().st_size,
+            size,
             time.monotonic() - started,
         )
         return header
@@ -406,15 +415,16 @@ class StateStore:
         if final:
             self.gate.close()
         with self._lock:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            make_private_dir(self.path.parent)
             started = time.monotonic()
+            temporary: Path | None = None
             try:
                 with self.gate.held() as in_flight:
-                    header = self._write(temporary)
+                    temporary, header = self._write()
                 os.replace(temporary, self.path)
             finally:
-                temporary.unlink(missing_ok=True)
+                if temporary is not None:
+                    temporary.unlink(missing_ok=True)
             return SaveResult(
                 path=self.path,
                 bytes=self.path.stat().st_size,
@@ -423,11 +433,16 @@ class StateStore:
                 held_in_flight=in_flight,
             )
 
-    def _write(self, temporary: Path) -> Header:
+    def _write(self) -> tuple[Path, Header]:
+        """The state written to a new temporary file beside the snapshot: its path, and the header."""
         for attempt in range(1, SAVE_ATTEMPTS + 1):
+            # A new name each time, created exclusively (O_EXCL, never through a symbolic link), mode 0600:
+            # the state holds whatever the user stored in the cloud.
+            descriptor, name = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+            )
+            temporary = Path(name)
             try:
-                # Readable by this user only: the state holds whatever the user stored in the cloud.
-                descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(descriptor, "wb") as file:
                     # No DynamoDB write half-applied in the snapshot: moto applies an update's actions
                     # one by one to the stored item, and the drain may have given up on that request.
@@ -435,24 +450,19 @@ class StateStore:
                         header = dump_state(file)
                     file.flush()
                     os.fsync(file.fileno())
-                return header
+                return temporary, header
             except RuntimeError as error:
+                temporary.unlink(missing_ok=True)
                 # A thread of this process (an execution, a metric) changed a dict while it was read.
                 if attempt == SAVE_ATTEMPTS or "during iteration" not in str(error):
                     raise SnapshotError(f"saving the state failed: {error}") from error
             except (pickle.PicklingError, TypeError, AttributeError) as error:
+                temporary.unlink(missing_ok=True)
                 raise SnapshotError(f"saving the state failed: {type(error).__name__}: {error}") from error
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
         raise AssertionError("unreachable")
-
-
-def _check_private(path: Path) -> None:
-    # Loading a pickle runs code named in it: only a file that no one but this user could have written.
-    status = path.stat()
-    if status.st_uid != os.getuid() or status.st_mode & 0o022:
-        raise SnapshotError(
-            f"will not restore the saved state {path}: it is owned by another user or writable by others "
-            "(loading it would run code from it); delete it to start empty"
-        )
 
 
 class PeriodicSaver:

@@ -38,6 +38,7 @@ from localcloud import (
     poller,
     sfn,
     stack_exports,
+    state,
     streams,
     topic_policy,
 )
@@ -161,7 +162,7 @@ def start_cloud(
     returns when requests are served. Raises persistence.SnapshotError when the saved state cannot be
     restored (nothing is started then, and the saved state is left as it is)."""
     _prepare_process_environment(port, region)
-    home.mkdir(parents=True, exist_ok=True)
+    state.make_private_dir(home)
     endpoint = f"http://localhost:{port}"
     undo: list[Callable[[], None]] = []
 

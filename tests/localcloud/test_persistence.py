@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from moto.core.base_backend import BackendDict
 from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 
-from localcloud import cloud, dynamodb_items, persistence, server
+from localcloud import cloud, dynamodb_items, persistence, server, state
 from localcloud.state import (
     ACCOUNT_ID,
     DUMMY_CREDENTIALS,
@@ -682,3 +682,79 @@ def test_a_save_never_holds_a_dynamodb_update_half_applied(
 
     (item,) = snapshot_items(snapshot_path(tmp_path), TABLE)
     assert sorted(item) in (["id"], ["a", "b", "id"]), f"a half-applied update was saved: {item}"
+
+
+# -- what is trusted to be loaded ----------------------------------------------------------------------------
+
+
+def write_snapshot(path: Path, mode: int = 0o600) -> None:
+    """A snapshot this process would load: the current header and no backends."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    header = Header.current(running_executions=0)
+    path.write_bytes(pickle.dumps(header.__dict__) + pickle.dumps({}))
+    path.chmod(mode)
+
+
+def test_a_symlinked_snapshot_is_refused(tmp_path: Path) -> None:
+    """Even to a file of this user's: whoever could place the link chose what is loaded."""
+    elsewhere = tmp_path / "elsewhere" / "cloud.pickle"
+    write_snapshot(elsewhere)
+    home = tmp_path / "home"
+    snapshot_path(home).parent.mkdir(mode=0o700, parents=True)
+    home.chmod(0o700)
+    snapshot_path(home).symlink_to(elsewhere)
+
+    store = persistence.StateStore(home, persistence.RequestGate())
+    with pytest.raises(persistence.SnapshotError, match=r"cloud\.pickle: it is a symbolic link") as refused:
+        store.restore()
+    assert str(snapshot_path(home)) in str(refused.value)
+    assert "loading it would run code from it" in str(refused.value)
+    with pytest.raises(persistence.SnapshotError, match="symbolic link"):
+        read_header(snapshot_path(home))
+
+
+def test_a_snapshot_in_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    """Anyone who can write the directory can replace the file in it."""
+    home = tmp_path / "home"
+    write_snapshot(snapshot_path(home))
+    home.chmod(0o700)
+    saved = snapshot_path(home).parent
+    saved.chmod(0o770)
+
+    store = persistence.StateStore(home, persistence.RequestGate())
+    with pytest.raises(persistence.SnapshotError, match="writable by others") as refused:
+        store.restore()
+    assert f"its directory {saved} is writable by others (mode 0770)" in str(refused.value)
+    saved.chmod(0o700)
+    assert store.restore() is not None
+
+
+def test_read_header_refuses_a_file_others_can_write(tmp_path: Path) -> None:
+    """`down` reads the header with pickle too: the same rule as for the whole snapshot."""
+    home = tmp_path / "home"
+    write_snapshot(snapshot_path(home), mode=0o602)
+    home.chmod(0o700)
+    with pytest.raises(persistence.SnapshotError, match=r"writable by others \(mode 0602\)"):
+        read_header(snapshot_path(home))
+    snapshot_path(home).chmod(0o600)
+    assert read_header(snapshot_path(home)) is not None
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="only root can give a file to another user")
+def test_a_snapshot_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    write_snapshot(snapshot_path(home))
+    home.chmod(0o700)
+    os.chown(snapshot_path(home), 1, 1)
+    with pytest.raises(persistence.SnapshotError, match=r"it is owned by another user \(uid 1\)"):
+        persistence.StateStore(home, persistence.RequestGate()).restore()
+
+
+def test_the_home_and_saved_directories_are_made_private_whatever_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o002)
+    try:
+        home = tmp_path / "new-home"
+        state.write_saved_cloud(state.SavedCloud(port=1), home)
+    finally:
+        os.umask(previous)
+    assert (home.stat().st_mode & 0o777, (home / "saved").stat().st_mode & 0o777) == (0o700, 0o700)
