@@ -415,19 +415,30 @@ class StateStore:
         if final:
             self.gate.close()
         with self._lock:
-            make_private_dir(self.path.parent)
             started = time.monotonic()
             temporary: Path | None = None
             try:
+                make_private_dir(self.path.parent)
                 with self.gate.held() as in_flight:
                     temporary, header = self._write()
                 os.replace(temporary, self.path)
+                size = self.path.stat().st_size
+            except SnapshotError:
+                raise
+            except Exception as error:
+                # A full disk, a directory gone, an I/O error: the caller (the periodic saver, the final
+                # save in RunningCloud.stop) handles SnapshotError alone and must go on.
+                raise SnapshotError(
+                    f"saving the state to {self.path} failed ({type(error).__name__}: {error}); "
+                    "the previous snapshot is kept"
+                ) from error
             finally:
                 if temporary is not None:
-                    temporary.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        temporary.unlink(missing_ok=True)
             return SaveResult(
                 path=self.path,
-                bytes=self.path.stat().st_size,
+                bytes=size,
                 seconds=time.monotonic() - started,
                 running_executions=header.running_executions,
                 held_in_flight=in_flight,
@@ -455,10 +466,12 @@ class StateStore:
                 temporary.unlink(missing_ok=True)
                 # A thread of this process (an execution, a metric) changed a dict while it was read.
                 if attempt == SAVE_ATTEMPTS or "during iteration" not in str(error):
-                    raise SnapshotError(f"saving the state failed: {error}") from error
+                    raise SnapshotError(f"saving the state to {self.path} failed: {error}") from error
             except (pickle.PicklingError, TypeError, AttributeError) as error:
                 temporary.unlink(missing_ok=True)
-                raise SnapshotError(f"saving the state failed: {type(error).__name__}: {error}") from error
+                raise SnapshotError(
+                    f"saving the state to {self.path} failed: {type(error).__name__}: {error}"
+                ) from error
             except BaseException:
                 temporary.unlink(missing_ok=True)
                 raise
@@ -492,7 +505,9 @@ class PeriodicSaver:
                 continue  # nothing changed since the last save
             try:
                 result = self._store.save()
-            except SnapshotError:
+            except Exception:
+                # Whatever it was (save() turns its own failures into SnapshotError), the next interval
+                # tries again: a thread that died here would stop saving for the rest of the server's life.
                 LOG.exception("periodic save failed; the previous snapshot is kept")
                 continue
             self._saved_requests = requests

@@ -88,10 +88,16 @@ class RunningCloud:
         # Lambda environments are killed), and none of that must be saved. Nothing is saved after this, so
         # from the save's start on the server answers 503 (retried by clients): nothing it acknowledges
         # after the snapshot is lost.
-        for service in reversed(self.services):
-            if isinstance(service, persistence.PeriodicSaver):
-                service.stop()
-        self._final_save()
+        try:
+            for service in reversed(self.services):
+                if isinstance(service, persistence.PeriodicSaver):
+                    service.stop()
+            self._final_save()
+        finally:
+            # Whatever happened to the save, everything else is stopped.
+            self._stop_the_rest()
+
+    def _stop_the_rest(self) -> None:
         # Then the environments: an invocation in flight ends now instead of holding up the poller's stop.
         self.runner.shutdown()
         for service in reversed(self.services):
@@ -112,7 +118,8 @@ class RunningCloud:
     def _final_save(self) -> None:
         try:
             result = self.save(final=True)
-        except persistence.SnapshotError:
+        except Exception:
+            # SnapshotError (a failed write, an unpicklable model), or a bug: either way the shutdown goes on.
             LOG.exception("saving the state failed: what changed since the last save is lost")
             return
         if result is not None:

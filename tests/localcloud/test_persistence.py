@@ -5,6 +5,7 @@ read back through the AWS APIs, as a user would."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -758,3 +759,62 @@ def test_the_home_and_saved_directories_are_made_private_whatever_the_umask(tmp_
     finally:
         os.umask(previous)
     assert (home.stat().st_mode & 0o777, (home / "saved").stat().st_mode & 0o777) == (0o700, 0o700)
+
+
+# -- a save that fails ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every fsync fails as on a full disk; returns the descriptors it was asked for."""
+    calls: list[int] = []
+
+    def fsync(descriptor: int) -> None:
+        calls.append(descriptor)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+def test_a_save_that_cannot_write_raises_snapshot_error_naming_the_path_and_cause(
+    tmp_path: Path, full_disk: list[int]
+) -> None:
+    store = persistence.StateStore(tmp_path, persistence.RequestGate())
+    with pytest.raises(persistence.SnapshotError, match="No space left on device") as failed:
+        store.save()
+    assert str(snapshot_path(tmp_path)) in str(failed.value)
+    assert sorted(path.name for path in snapshot_path(tmp_path).parent.iterdir()) == []  # no temporary left
+
+
+def test_the_periodic_saver_goes_on_after_a_failed_save(tmp_path: Path, full_disk: list[int]) -> None:
+    store = persistence.StateStore(tmp_path, persistence.RequestGate())
+    saver = persistence.PeriodicSaver(store, interval_seconds=0.01)
+    saver.start()
+    try:
+        wait_until(lambda: len(full_disk) >= 3, timeout=10, message="three save attempts")
+    finally:
+        saver.stop()
+
+
+class RecordingService:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_failed_final_save_still_stops_everything(
+    start_in_process: StartCloud, full_disk: list[int]
+) -> None:
+    running = start_in_process(save_interval_seconds=0)
+    service = RecordingService()
+    running.services.insert(0, service)  # stopped last
+    running.stop()  # logs that the state could not be saved, and goes on
+    assert full_disk, "the final save did not get to write"
+    assert service.stopped
+    assert not cloud.answers(running.endpoint)
