@@ -377,6 +377,7 @@ class StateStore:
     def restore(self) -> Header | None:
         """Load the snapshot if there is one (before the server serves); None when there is none."""
         started = time.monotonic()
+        self._remove_leftovers()
         try:
             # Checked on the handle it is then read from (state.open_snapshot); raises when not trusted.
             file = open_snapshot(self.path)
@@ -419,9 +420,11 @@ class StateStore:
             temporary: Path | None = None
             try:
                 make_private_dir(self.path.parent)
+                self._remove_leftovers()
                 with self.gate.held() as in_flight:
                     temporary, header = self._write()
                 os.replace(temporary, self.path)
+                _sync_directory(self.path.parent)
                 size = self.path.stat().st_size
             except SnapshotError:
                 raise
@@ -443,6 +446,18 @@ class StateStore:
                 running_executions=header.running_executions,
                 held_in_flight=in_flight,
             )
+
+    def _remove_leftovers(self) -> None:
+        """Delete the temporary files of saves that were killed before their rename: each is as big as a
+        snapshot, and none is ever read. Called under the save lock or before the server serves, so no
+        save of this store is writing one (one home has one server: cloud.up's lock)."""
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                LOG.warning("cannot remove %s, left by an earlier save: %s", leftover, error)
 
     def _write(self) -> tuple[Path, Header]:
         """The state written to a new temporary file beside the snapshot: its path, and the header."""
@@ -476,6 +491,16 @@ class StateStore:
                 temporary.unlink(missing_ok=True)
                 raise
         raise AssertionError("unreachable")
+
+
+def _sync_directory(directory: Path) -> None:
+    # A rename is durable once the directory's entry is: without this, a power cut after the save returned
+    # could bring back the previous snapshot (or none).
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 class PeriodicSaver:

@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import signal
+import stat
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
@@ -818,3 +819,48 @@ def test_a_failed_final_save_still_stops_everything(
     assert full_disk, "the final save did not get to write"
     assert service.stopped
     assert not cloud.answers(running.endpoint)
+
+
+# -- durability ----------------------------------------------------------------------------------------------
+
+LEFTOVERS = (".cloud.pickle.4242.tmp", ".cloud.pickle.k3j_x9q2.tmp")  # an old save's name, a mkstemp one
+
+
+def leave_leftovers(home: Path) -> None:
+    """What a save killed between creating its temporary file and renaming it leaves, beside a file of
+    another kind that must stay."""
+    saved = snapshot_path(home).parent
+    saved.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name in LEFTOVERS:
+        (saved / name).write_bytes(b"half a snapshot")
+    (saved / "cloud.json").write_text("{}")
+
+
+def test_a_killed_saves_temporary_files_are_removed_at_the_next_save(tmp_path: Path) -> None:
+    leave_leftovers(tmp_path)
+    persistence.StateStore(tmp_path, persistence.RequestGate()).save()
+    assert sorted(path.name for path in snapshot_path(tmp_path).parent.iterdir()) == [
+        "cloud.json",
+        "cloud.pickle",
+    ]
+
+
+def test_a_killed_saves_temporary_files_are_removed_at_the_next_restore(tmp_path: Path) -> None:
+    leave_leftovers(tmp_path)
+    assert persistence.StateStore(tmp_path, persistence.RequestGate()).restore() is None  # no snapshot
+    assert sorted(path.name for path in snapshot_path(tmp_path).parent.iterdir()) == ["cloud.json"]
+
+
+def test_a_save_syncs_the_directory_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename is on disk only once the directory is: else a power cut could bring back the old one."""
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording(descriptor: int) -> None:
+        kind = "directory" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "file"
+        synced.append(kind)
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    persistence.StateStore(tmp_path, persistence.RequestGate()).save()
+    assert synced == ["file", "directory"]
