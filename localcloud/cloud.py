@@ -32,8 +32,10 @@ from pathlib import Path
 from localcloud.state import (
     LocalCloudState,
     SavedCloud,
+    SnapshotError,
     clear_state,
     default_home,
+    make_private_dir,
     read_header,
     read_saved_cloud,
     read_state,
@@ -80,7 +82,7 @@ def up(
     here saves its state every `save_interval_seconds` while in use (default: the server's)."""
     say = progress or _quiet
     home = (home or default_home()).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    make_private_dir(home)
     with _locked(home):
         state = running(home)
         recorded = read_state(home)
@@ -147,7 +149,11 @@ def _down(home: Path, say: Progress) -> bool:
             os.kill(state.pid, signal.SIGKILL)
             _wait_for_exit(state.pid, 5.0)
         stopped = True
-        header = read_header(snapshot_path(home))
+        try:
+            header = read_header(snapshot_path(home))
+        except SnapshotError as error:
+            say(f"the saved state cannot be checked: {error}")
+            header = None
         if header is not None and header.saved_at >= asked:
             say(f"state saved in {saved_dir(home)}")
         else:
@@ -167,7 +173,7 @@ class ResetResult:
 def reset(home: Path | None = None) -> ResetResult:
     """Stop the local cloud if it runs and delete its saved state: the next `up()` starts empty."""
     home = (home or default_home()).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    make_private_dir(home)
     with _locked(home):
         stopped = _down(home, _quiet)
         saved = saved_dir(home)

@@ -12,10 +12,12 @@ import copyreg
 import functools
 import importlib
 import io
+import json
 import logging
 import os
 import pickle
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -23,13 +25,17 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from moto.core.base_backend import AccountSpecificBackend, BackendDict
 from moto.stepfunctions.parser.backend.execution import Execution, SyncExecution
 
-from localcloud import sfn
-from localcloud.state import Header, snapshot_path
+from localcloud import dynamodb_items, sfn
+from localcloud.state import Header, make_private_dir, open_snapshot, snapshot_path
+
+# Defined beside open_snapshot (state.py reads headers too); raised by this module, and caught by its callers
+# as persistence.SnapshotError: an explicit re-export.
+from localcloud.state import SnapshotError as SnapshotError  # noqa: PLC0414
 
 LOG = logging.getLogger(__name__)
 
@@ -44,22 +50,25 @@ WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 Undo = Callable[[], None]
 
 
-class SnapshotError(Exception):
-    """A snapshot cannot be written or read; the message says which and why."""
-
-
 # -- requests held while the state is read --------------------------------------------------------------
 
 
 class RequestGate:
     """Every request to the server passes here. While a save holds it, new requests wait, so that the
-    snapshot is the state between two requests."""
+    snapshot is the state between two requests. Once closed (the final save), it answers every request 503
+    until the server stops: a request answered 200 after the final snapshot would be lost at the next start,
+    while a 503 is one clients retry (and `up` is there to retry against)."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         # Requests being served that a save waits for (briefly): not those that wait on other requests.
         self._in_flight = 0
         self._holds = 0
+        # Set by close(): new requests are refused.
+        self._closing = False
+        # Set when a closed gate's save reads the state: a request that finishes from then on is refused
+        # too (what it did may not be in the snapshot), however long ago it came in.
+        self._sealed = False
         self.requests = 0
 
     def wrap(self, app: WSGIApp) -> WSGIApp:
@@ -68,36 +77,105 @@ class RequestGate:
                 return app(environ, start_response)
             counted = 0 if _waits(environ) else 1
             with self._condition:
-                while self._holds:
+                while self._holds and not self._closing:
                     self._condition.wait()
+                if self._closing:
+                    return _unavailable(environ, start_response)
                 self._in_flight += counted
                 self.requests += 1
+            # The answer is held back until the request is done, so that one done after the final save
+            # read the state can still be refused instead.
+            answer: list[Any] = []
+            # Set once the answer is let through: an application that starts its response only while its
+            # body is iterated (WSGI allows it) reaches the server's start_response directly.
+            passed: list[bool] = []
+
+            def defer(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                if passed:
+                    return start_response(status, headers, exc_info)
+                answer[:] = [status, headers, exc_info]
+                return _no_write
+
+            sealed = True
             try:
                 # moto builds the whole response here: the request is done when this returns.
-                return app(environ, start_response)
+                body = app(environ, defer)
             finally:
                 with self._condition:
                     self._in_flight -= counted
+                    sealed = self._sealed
                     self._condition.notify_all()
+            if sealed:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+                return _unavailable(environ, start_response)
+            passed.append(True)
+            if answer:
+                start_response(*answer)
+            return body
 
         return gated
+
+    def close(self) -> None:
+        """From now until the server stops, answer every new request 503 (the final save calls this)."""
+        with self._condition:
+            self._closing = True
+            self._condition.notify_all()  # requests held by a save: refused now
 
     @contextlib.contextmanager
     def held(self, drain_seconds: float = DRAIN_SECONDS) -> Iterator[int]:
         """Hold new requests; wait up to `drain_seconds` for those being served to finish. Yields how many
-        were still being served."""
+        were still being served. On a closed gate, those still being served are answered 503 when they
+        finish (their effects may be missing from the snapshot)."""
         deadline = time.monotonic() + drain_seconds
         with self._condition:
             self._holds += 1
             while self._in_flight and (remaining := deadline - time.monotonic()) > 0:
                 self._condition.wait(remaining)
             in_flight = self._in_flight
+            if self._closing:
+                self._sealed = True
         try:
             yield in_flight
         finally:
             with self._condition:
                 self._holds -= 1
                 self._condition.notify_all()
+
+
+UNAVAILABLE_MESSAGE = "the local cloud is stopping; retry once it is up again"
+
+
+def _unavailable(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """A 503 in the shape of AWS's ServiceUnavailable: every SDK retries it. JSON for the JSON protocols
+    (X-Amz-Target, Lambda's REST JSON), XML for the others (S3, the query protocols)."""
+    content_type = str(environ.get("CONTENT_TYPE", ""))
+    if environ.get("HTTP_X_AMZ_TARGET") or "json" in content_type:
+        body = json.dumps({"__type": "ServiceUnavailable", "message": UNAVAILABLE_MESSAGE}).encode()
+        kind = "application/x-amz-json-1.0"
+    else:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
+            f"<Message>{UNAVAILABLE_MESSAGE}</Message></Error>"
+        ).encode()
+        kind = "application/xml"
+    headers = [
+        ("Content-Type", kind),
+        ("Content-Length", str(len(body))),
+        ("x-amzn-ErrorType", "ServiceUnavailable"),
+    ]
+    # Closed: the client's next try opens a new connection, which reaches the next server, while a kept-alive
+    # one would go on being served by this one's handler thread after it stopped listening.
+    headers.append(("Connection", "close"))
+    start_response("503 Service Unavailable", headers)
+    return [body]
+
+
+def _no_write(_data: bytes) -> None:
+    # WSGI's legacy write(): moto's applications return their body instead, and a deferred answer cannot
+    # have been started yet.
+    raise RuntimeError("the request gate defers the response: write() is not supported")
 
 
 def _passes(environ: dict[str, Any]) -> bool:
@@ -258,7 +336,7 @@ def dump_state(file: io.BufferedWriter) -> Header:
     return header
 
 
-def load_state(file: io.BufferedReader) -> Header:
+def load_state(file: BinaryIO) -> Header:
     """Read a snapshot written by `dump_state` and put every backend in it in place of moto's."""
     fields = pickle.load(file)  # noqa: S301 - our own file, in the user's own directory
     header = Header(**fields)
@@ -298,12 +376,21 @@ class StateStore:
 
     def restore(self) -> Header | None:
         """Load the snapshot if there is one (before the server serves); None when there is none."""
-        if not self.path.exists():
-            return None
-        _check_private(self.path)
         started = time.monotonic()
+        self._remove_leftovers()
         try:
-            with self.path.open("rb") as file:
+            # Checked on the handle it is then read from (state.open_snapshot); raises when not trusted.
+            file = open_snapshot(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise SnapshotError(
+                f"cannot restore the saved state {self.path} ({type(error).__name__}: {error}); "
+                "delete it to start empty"
+            ) from error
+        try:
+            with file:
+                size = os.fstat(file.fileno()).st_size
                 header = load_state(file)
         except SnapshotError as error:
             raise SnapshotError(
@@ -318,58 +405,102 @@ class StateStore:
             "restored the state saved at %s from %s (%d bytes, %.2fs)",
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.saved_at)),
             self.path,
-            self.path.stat().st_size,
+            size,
             time.monotonic() - started,
         )
         return header
 
-    def save(self) -> SaveResult:
-        """Hold requests, write the state, let them go. Raises SnapshotError (the previous snapshot stays)."""
+    def save(self, *, final: bool = False) -> SaveResult:
+        """Hold requests, write the state, let them go. Raises SnapshotError (the previous snapshot stays).
+        `final`: the server stops after this save: from its start on, every request is answered 503."""
+        if final:
+            self.gate.close()
         with self._lock:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             started = time.monotonic()
+            temporary: Path | None = None
             try:
+                make_private_dir(self.path.parent)
+                self._remove_leftovers()
                 with self.gate.held() as in_flight:
-                    header = self._write(temporary)
+                    temporary, header = self._write()
                 os.replace(temporary, self.path)
+                _sync_directory(self.path.parent)
+                size = self.path.stat().st_size
+            except SnapshotError:
+                raise
+            except Exception as error:
+                # A full disk, a directory gone, an I/O error: the caller (the periodic saver, the final
+                # save in RunningCloud.stop) handles SnapshotError alone and must go on.
+                raise SnapshotError(
+                    f"saving the state to {self.path} failed ({type(error).__name__}: {error}); "
+                    "the previous snapshot is kept"
+                ) from error
             finally:
-                temporary.unlink(missing_ok=True)
+                if temporary is not None:
+                    with contextlib.suppress(OSError):
+                        temporary.unlink(missing_ok=True)
             return SaveResult(
                 path=self.path,
-                bytes=self.path.stat().st_size,
+                bytes=size,
                 seconds=time.monotonic() - started,
                 running_executions=header.running_executions,
                 held_in_flight=in_flight,
             )
 
-    def _write(self, temporary: Path) -> Header:
-        for attempt in range(1, SAVE_ATTEMPTS + 1):
+    def _remove_leftovers(self) -> None:
+        """Delete the temporary files of saves that were killed before their rename: each is as big as a
+        snapshot, and none is ever read. Called under the save lock or before the server serves, so no
+        save of this store is writing one (one home has one server: cloud.up's lock)."""
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             try:
-                # Readable by this user only: the state holds whatever the user stored in the cloud.
-                descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                leftover.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                LOG.warning("cannot remove %s, left by an earlier save: %s", leftover, error)
+
+    def _write(self) -> tuple[Path, Header]:
+        """The state written to a new temporary file beside the snapshot: its path, and the header."""
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            # A new name each time, created exclusively (O_EXCL, never through a symbolic link), mode 0600:
+            # the state holds whatever the user stored in the cloud.
+            descriptor, name = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+            )
+            temporary = Path(name)
+            try:
                 with os.fdopen(descriptor, "wb") as file:
-                    header = dump_state(file)
+                    # No DynamoDB write half-applied in the snapshot: moto applies an update's actions
+                    # one by one to the stored item, and the drain may have given up on that request.
+                    with dynamodb_items.items_lock():
+                        header = dump_state(file)
                     file.flush()
                     os.fsync(file.fileno())
-                return header
+                return temporary, header
             except RuntimeError as error:
+                temporary.unlink(missing_ok=True)
                 # A thread of this process (an execution, a metric) changed a dict while it was read.
                 if attempt == SAVE_ATTEMPTS or "during iteration" not in str(error):
-                    raise SnapshotError(f"saving the state failed: {error}") from error
+                    raise SnapshotError(f"saving the state to {self.path} failed: {error}") from error
             except (pickle.PicklingError, TypeError, AttributeError) as error:
-                raise SnapshotError(f"saving the state failed: {type(error).__name__}: {error}") from error
+                temporary.unlink(missing_ok=True)
+                raise SnapshotError(
+                    f"saving the state to {self.path} failed: {type(error).__name__}: {error}"
+                ) from error
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
         raise AssertionError("unreachable")
 
 
-def _check_private(path: Path) -> None:
-    # Loading a pickle runs code named in it: only a file that no one but this user could have written.
-    status = path.stat()
-    if status.st_uid != os.getuid() or status.st_mode & 0o022:
-        raise SnapshotError(
-            f"will not restore the saved state {path}: it is owned by another user or writable by others "
-            "(loading it would run code from it); delete it to start empty"
-        )
+def _sync_directory(directory: Path) -> None:
+    # A rename is durable once the directory's entry is: without this, a power cut after the save returned
+    # could bring back the previous snapshot (or none).
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 class PeriodicSaver:
@@ -399,7 +530,9 @@ class PeriodicSaver:
                 continue  # nothing changed since the last save
             try:
                 result = self._store.save()
-            except SnapshotError:
+            except Exception:
+                # Whatever it was (save() turns its own failures into SnapshotError), the next interval
+                # tries again: a thread that died here would stop saving for the rest of the server's life.
                 LOG.exception("periodic save failed; the previous snapshot is kept")
                 continue
             self._saved_requests = requests

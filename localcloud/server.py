@@ -38,6 +38,7 @@ from localcloud import (
     poller,
     sfn,
     stack_exports,
+    state,
     streams,
     topic_policy,
 )
@@ -74,20 +75,29 @@ class RunningCloud:
     def endpoint(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def save(self) -> persistence.SaveResult | None:
-        """Save the state now (None when the cloud keeps no state); raises persistence.SnapshotError."""
-        return self.store.save() if self.store is not None else None
+    def save(self, *, final: bool = False) -> persistence.SaveResult | None:
+        """Save the state now (None when the cloud keeps no state); raises persistence.SnapshotError.
+        `final`: from its start until the server stops, requests are answered 503 (see RequestGate)."""
+        return self.store.save(final=final) if self.store is not None else None
 
     def stop(self) -> None:
         if self.stopped.is_set():
             return
         self.stopped.set()
         # The state first, while everything still runs: stopping the rest fails what is in flight (the
-        # Lambda environments are killed), and none of that must be saved. Nothing is saved after this.
-        for service in reversed(self.services):
-            if isinstance(service, persistence.PeriodicSaver):
-                service.stop()
-        self._final_save()
+        # Lambda environments are killed), and none of that must be saved. Nothing is saved after this, so
+        # from the save's start on the server answers 503 (retried by clients): nothing it acknowledges
+        # after the snapshot is lost.
+        try:
+            for service in reversed(self.services):
+                if isinstance(service, persistence.PeriodicSaver):
+                    service.stop()
+            self._final_save()
+        finally:
+            # Whatever happened to the save, everything else is stopped.
+            self._stop_the_rest()
+
+    def _stop_the_rest(self) -> None:
         # Then the environments: an invocation in flight ends now instead of holding up the poller's stop.
         self.runner.shutdown()
         for service in reversed(self.services):
@@ -96,14 +106,20 @@ class RunningCloud:
             except Exception:
                 LOG.exception("stopping %s failed", type(service).__name__)
         self.server.stop()
+        # moto's stop only stops accepting: close the socket too, so that a client is refused at once instead
+        # of waiting in the backlog for an answer that will not come.
+        listening = getattr(self.server, "_server", None)
+        if listening is not None:
+            listening.server_close()
         for step in reversed(self.undo):
             step()
         LOG.info("local cloud on port %d stopped", self.port)
 
     def _final_save(self) -> None:
         try:
-            result = self.save()
-        except persistence.SnapshotError:
+            result = self.save(final=True)
+        except Exception:
+            # SnapshotError (a failed write, an unpicklable model), or a bug: either way the shutdown goes on.
             LOG.exception("saving the state failed: what changed since the last save is lost")
             return
         if result is not None:
@@ -153,7 +169,7 @@ def start_cloud(
     returns when requests are served. Raises persistence.SnapshotError when the saved state cannot be
     restored (nothing is started then, and the saved state is left as it is)."""
     _prepare_process_environment(port, region)
-    home.mkdir(parents=True, exist_ok=True)
+    state.make_private_dir(home)
     endpoint = f"http://localhost:{port}"
     undo: list[Callable[[], None]] = []
 

@@ -8,14 +8,17 @@ removed by `down()`. `saved/` is what outlives a `down()`: the server's snapshot
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
 import platform
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
+from typing import BinaryIO
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -30,6 +33,18 @@ SAVED_DIR = "saved"
 SNAPSHOT_FILE = "cloud.pickle"
 # What a snapshot is written in: a new format, another moto or another Python refuses to load it.
 SNAPSHOT_FORMAT = 1
+
+
+class SnapshotError(Exception):
+    """A snapshot cannot be written or read, or may not be loaded; the message says which and why."""
+
+
+def make_private_dir(path: Path) -> Path:
+    """`path` and any missing parents, made readable and writable by this user only (whatever the umask):
+    the home and `saved/` hold the snapshot, which is loaded with pickle. An existing directory is left as
+    it is; `open_snapshot` refuses to load from one that others can write."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
 
 
 def default_home(name: str = DEFAULT_HOME_NAME) -> Path:
@@ -78,7 +93,7 @@ def read_state(home: Path | None = None) -> LocalCloudState | None:
 
 def write_state(state: LocalCloudState, home: Path | None = None) -> Path:
     path = state_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
     tmp.replace(path)
@@ -119,7 +134,8 @@ def read_saved_cloud(home: Path | None = None) -> SavedCloud:
 
 def write_saved_cloud(saved: SavedCloud, home: Path | None = None) -> None:
     path = saved_cloud_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent.parent)
+    make_private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(saved), indent=2, sort_keys=True))
     tmp.replace(path)
@@ -162,10 +178,60 @@ class Header:
 
 
 def read_header(path: Path) -> Header | None:
-    """The header of the snapshot at `path`; None when there is none or it is unreadable."""
+    """The header of the snapshot at `path`; None when there is none or it is unreadable. Raises
+    SnapshotError when the file may not be loaded (`open_snapshot`): the header is a pickle too."""
     try:
-        with path.open("rb") as file:
-            fields = pickle.load(file)  # noqa: S301 - our own file, in the user's own directory
+        file = open_snapshot(path)
+    except OSError:
+        return None
+    try:
+        with file:
+            fields = pickle.load(file)  # noqa: S301 - checked by open_snapshot
         return Header(**fields)
     except (OSError, EOFError, pickle.UnpicklingError, TypeError, ValueError, AttributeError):
         return None
+
+
+# Loading a pickle runs code named in it: a snapshot is loaded only when no one but this user could have
+# written it, or replaced it in its directory.
+_REFUSAL = "(loading it would run code from it); delete it to start empty"
+
+
+def open_snapshot(path: Path) -> BinaryIO:
+    """Open the snapshot at `path` for loading, the header and the state read from this one handle.
+
+    Raises FileNotFoundError when there is none, and SnapshotError (naming the path and the rule) when it
+    is a symbolic link or not a regular file, is not owned by this user or is writable by group or others,
+    or its directory or the home above it is. The file's checks are made on the open file (fstat), so
+    that what is checked is what is read."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # NONBLOCK: a FIFO cannot hang us
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise SnapshotError(
+                f"will not load the saved state {path}: it is a symbolic link {_REFUSAL}"
+            ) from error
+        raise
+    file = os.fdopen(descriptor, "rb")
+    try:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise SnapshotError(f"will not load the saved state {path}: it is not a regular file {_REFUSAL}")
+        reason = _not_private(status, "it")
+        for directory in (path.parent, path.parent.parent):  # saved/, then the home
+            reason = reason or _not_private(os.stat(directory), f"its directory {directory}")
+        if reason is not None:
+            raise SnapshotError(f"will not load the saved state {path}: {reason} {_REFUSAL}")
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
+def _not_private(status: os.stat_result, what: str) -> str | None:
+    if status.st_uid != os.getuid():
+        return f"{what} is owned by another user (uid {status.st_uid})"
+    if status.st_mode & 0o022:
+        return f"{what} is writable by others (mode {stat.S_IMODE(status.st_mode):04o})"
+    return None
