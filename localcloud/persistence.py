@@ -196,21 +196,13 @@ def _waits(environ: dict[str, Any]) -> bool:
     return path.startswith("/2015-03-31/functions/") and path.endswith("/invocations")
 
 
-def install_gate(gate: RequestGate) -> Undo:
-    """Put `gate` in front of every moto server application (outside what was installed before)."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: PLC0415 - server side only
-
-    original = DomainDispatcherApplication.__call__
-
-    def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
-        return gate.wrap(lambda env, respond: original(self, env, respond))(environ, start_response)
-
-    DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]
-
-    def undo() -> None:
-        DomainDispatcherApplication.__call__ = original  # type: ignore[method-assign]
-
-    return undo
+def gate_server(gate: RequestGate, server: Any) -> None:
+    """Put `gate` in front of a started ThreadedMotoServer's application, outside everything installed
+    before. On the server's own application, not moto's application class: the handler thread of a
+    connection accepted just before the server stopped listening calls it later, after `stop()` returned,
+    and must still meet the closed gate (a class patch is undone by then, and would serve the request)."""
+    wsgi = server._server  # moto's werkzeug server: its handlers read `.app` per request
+    wsgi.app = gate.wrap(wsgi.app)
 
 
 # -- pickling moto's backends ---------------------------------------------------------------------------

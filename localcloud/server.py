@@ -186,9 +186,9 @@ def start_cloud(
     # Fault injection for every caller of this server, and for the Lambda environments it runs.
     chaos_store = chaos.ChaosStore()
     undo.append(chaos.install(chaos_store))
-    # Outside everything else: a save holds requests before anything looks at them.
+    # Put in front of the server's application once it exists (persistence.gate_server): outside
+    # everything else, so a save holds requests before anything looks at them.
     gate = persistence.RequestGate()
-    undo.append(persistence.install_gate(gate))
     store = persistence.StateStore(home, gate) if persist else None
     if store is not None:
         try:
@@ -217,6 +217,8 @@ def start_cloud(
     _check_port_free(port)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    # Nothing is saved before the first periodic save, so a request in the moment before this is harmless.
+    persistence.gate_server(gate, server)
     cloud = RunningCloud(port=port, home=home, server=server, runner=runner, store=store, undo=undo)
     LOG.info("moto %s serving %s (home %s)", _moto_version(), endpoint, home)
     _start_services(cloud, deliverer, endpoint=endpoint, region=region)

@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from localcloud.persistence import RequestGate, gate_server
 from localcloud.state import DUMMY_CREDENTIALS, REGION
 
 
@@ -25,11 +26,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """A ThreadedMotoServer on a free port; yields its endpoint (`localhost`, as the local cloud uses)."""
+def moto_server(gate: RequestGate | None = None) -> Iterator[str]:
+    """A ThreadedMotoServer on a free port (behind `gate`, as the local cloud's server is); yields its
+    endpoint (`localhost`, as the local cloud uses)."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    if gate is not None:
+        gate_server(gate, server)
     try:
         yield f"http://localhost:{port}"
     finally:
