@@ -557,6 +557,8 @@ class AlarmEvaluator:
             metric_data: list[dict[str, Any]] = []
             result: dict[str, str] = {}
             for entry in described:
+                if self._stop.is_set():
+                    break  # stopped: its server may be gone, and each call would fail slowly
                 try:
                     alarm = MetricAlarm.from_api(entry)
                 except NotEvaluable as error:

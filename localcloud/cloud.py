@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from localcloud.state import (
@@ -104,6 +105,7 @@ def up(
         if state is None:
             clear_state(home)
             restoring = snapshot_path(home).exists()
+            saved_at = _saved_at(home) if restoring else None
             saved = read_saved_cloud(home)
             if port is None and saved.port is not None and not port_in_use(saved.port):
                 port = saved.port  # the same endpoint as before `down`
@@ -111,7 +113,9 @@ def up(
             if restoring:
                 # The server restored the resources these outputs name.
                 state = replace(state, outputs=saved.outputs)
-                say(f"restored the saved state from {saved_dir(home)}")
+                # When: after a failed final save, what comes back is the last periodic save, not `down`'s.
+                when = f"the state saved at {saved_at}" if saved_at else "the saved state"
+                say(f"restored {when} from {saved_dir(home)}")
             # Recorded before the deploy: a failed deploy leaves a cloud that `down` can still stop.
             _record(state, home)
         else:
@@ -120,6 +124,29 @@ def up(
             state = replace(state, outputs=deploy(state, home, say))
             _record(state, home)
         return state
+
+
+def _saved_at(home: Path) -> str | None:
+    """When the snapshot the server is about to restore was written, and how long ago; None when its header
+    cannot be read (the server then says why it refuses the file)."""
+    try:
+        header = read_header(snapshot_path(home))
+    except SnapshotError:
+        return None
+    if header is None:
+        return None
+    moment = datetime.fromtimestamp(header.saved_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{moment} ({_ago(time.time() - header.saved_at)})"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{max(0, int(seconds))} s ago"
+    if seconds < 2 * 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 2 * 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
 
 
 def _record(state: LocalCloudState, home: Path) -> None:

@@ -419,6 +419,27 @@ def test_background_thread_raises_the_alarm(deployed: Deployed) -> None:
     assert time.monotonic() - started < 3
 
 
+def test_a_stopped_evaluator_ends_its_pass_between_alarms(deployed: Deployed) -> None:
+    """Its server may be gone: a pass over every alarm (each call failing slowly, with retries) would
+    outlive the stop, logging failures after the cloud stopped. It stops before the next alarm instead."""
+    evaluated: list[str] = []
+    evaluator = deployed.evaluator
+    original = evaluator._evaluate_one
+
+    def evaluate_one(alarm: Any, *args: Any) -> str:
+        evaluated.append(alarm.name)
+        evaluator._stop.set()  # stop() called while this alarm was evaluated
+        return str(original(alarm, *args))
+
+    evaluator._evaluate_one = evaluate_one  # type: ignore[method-assign]
+    try:
+        result = evaluator.evaluate()
+    finally:
+        del evaluator._evaluate_one
+        evaluator._stop.clear()
+    assert len(evaluated) == 1 and list(result) == evaluated
+
+
 # -- the queue age alarm ---------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ import stat
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -274,7 +274,11 @@ def test_up_after_down_shows_the_outputs_of_the_last_deploy(home: Path) -> None:
     again = cloud.up(home=home, progress=messages.append)  # no deploy step
     assert again.outputs == deployed.outputs
     assert read_state(home) == again
-    assert any("restored the saved state" in message for message in messages)
+    header = read_header(snapshot_path(home))
+    assert header is not None
+    saved_at = datetime.fromtimestamp(header.saved_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    # When it was saved: after a failed final save, what comes back is the last periodic save.
+    assert f"restored the state saved at {saved_at} (" in "\n".join(messages)
     client(again.endpoint, "sqs").get_queue_attributes(QueueUrl=again.outputs["QueueUrl"])
 
 
