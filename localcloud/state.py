@@ -31,7 +31,9 @@ DEFAULT_HOME_NAME = "localcloud"
 # What outlives `down()`: the server's snapshot and the outputs of the last deploy.
 SAVED_DIR = "saved"
 SNAPSHOT_FILE = "cloud.pickle"
-# What a snapshot is written in: a new format, another moto or another Python refuses to load it.
+# What a snapshot is written in: a new format, another moto or another Python refuses to load it. Bump it
+# when a change to localcloud alters what is pickled (sfn.SavedWorker, an attribute hung on a moto model
+# such as streams.MotoPositions'): nothing else tells an old snapshot from a new one.
 SNAPSHOT_FORMAT = 1
 
 
