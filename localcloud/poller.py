@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +195,78 @@ def _payload_size(message: Mapping[str, Any]) -> int:
     return len(str(message.get("Body", "")).encode()) + 1024
 
 
-class EventSourcePoller:
+class MappingSupervisor:
+    """What the event-source pollers share (SQS here, DynamoDB streams in `localcloud.streams`): a supervisor
+    thread calls `refresh()` every `refresh_interval_seconds` (backing off while listing fails), and `stop()`
+    joins it and the worker threads `refresh()` keeps in `_workers`. Subclasses set `_lambda_client` (for
+    `enabled_mappings`) and implement `refresh()`."""
+
+    # Named in the threads and the log.
+    kind = "event source"
+
+    def __init__(self, endpoint: str, refresh_interval_seconds: float) -> None:
+        self._endpoint = endpoint
+        self._refresh_interval = refresh_interval_seconds
+        self._lambda_client: Any = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers: dict[Any, threading.Thread] = {}
+        self._supervisor: threading.Thread | None = None
+
+    def refresh(self) -> None:
+        """Reconcile the worker threads with the mappings as the Lambda API reports them now."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        if self._supervisor is not None and self._supervisor.is_alive():
+            return
+        self._stop.clear()
+        name = f"localcloud-{self.kind.replace(' ', '-')}-supervisor"
+        self._supervisor = threading.Thread(target=self._supervise, name=name, daemon=True)
+        self._supervisor.start()
+        logger.info("%s poller started on %s", self.kind, self._endpoint)
+
+    def stop(self, timeout_seconds: float = 10.0) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + timeout_seconds
+        threads = [self._supervisor] if self._supervisor else []
+        with self._lock:
+            threads += list(self._workers.values())
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                # Daemon threads: a worker stuck in a long invocation does not keep the process alive.
+                logger.warning("%s still busy after stop(); left to finish on its own", thread.name)
+        self._supervisor = None
+        logger.info("%s poller stopped", self.kind)
+
+    def _supervise(self) -> None:
+        backoff = 0.0
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+                backoff = 0.0
+                self._stop.wait(self._refresh_interval)
+            except Exception:
+                backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
+                logger.exception("listing event source mappings failed; retrying in %.1fs", backoff)
+                self._stop.wait(backoff)
+
+    def enabled_mappings(self) -> Iterator[dict[str, Any]]:
+        """Every enabled event source mapping, as ListEventSourceMappings pages them."""
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self._lambda_client.list_event_source_mappings(**kwargs)
+            for esm in page.get("EventSourceMappings", []):
+                if esm.get("State", "Enabled") == "Enabled":
+                    yield esm
+            marker = page.get("NextMarker")
+            if not marker:
+                return
+            kwargs = {"Marker": marker}
+
+
+class EventSourcePoller(MappingSupervisor):
     """Polls every enabled SQS event source mapping of the emulator and invokes its function.
 
     A supervisor thread re-lists the mappings every `refresh_interval_seconds` and keeps, per mapping,
@@ -214,11 +285,10 @@ class EventSourcePoller:
         default_max_concurrency: int = 2,
         mapping_filter: Callable[[MappingConfig], bool] | None = None,
     ) -> None:
-        self._endpoint = endpoint
+        super().__init__(endpoint, refresh_interval_seconds)
         # Lets a caller (tests sharing one in-process moto) poll only the mappings it owns.
         self._mapping_filter = mapping_filter
         self._region = region
-        self._refresh_interval = refresh_interval_seconds
         # Short long-polls: a worker notices stop() within about this long.
         self._wait_time = max(0, min(20, int(wait_time_seconds)))
         self._default_max_concurrency = max(1, default_max_concurrency)
@@ -251,70 +321,21 @@ class EventSourcePoller:
             ),
         )
         self._invoke: InvokeFn = invoke or self._invoke_lambda
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._mappings: dict[str, MappingConfig] = {}
+        # (mapping uuid, worker number) -> its thread
         self._workers: dict[tuple[str, int], threading.Thread] = {}
         self._queue_urls: dict[str, str] = {}
-        self._supervisor: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._supervisor is not None and self._supervisor.is_alive():
-            return
-        self._stop.clear()
-        self._supervisor = threading.Thread(
-            target=self._supervise, name="localcloud-esm-supervisor", daemon=True
-        )
-        self._supervisor.start()
-        logger.info("event source poller started on %s", self._endpoint)
-
-    def stop(self, timeout_seconds: float = 10.0) -> None:
-        self._stop.set()
-        deadline = time.monotonic() + timeout_seconds
-        threads = [self._supervisor] if self._supervisor else []
-        with self._lock:
-            threads += list(self._workers.values())
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                # Daemon threads: a worker stuck in a long invocation does not keep the process alive.
-                logger.warning("%s still busy after stop(); left to finish on its own", thread.name)
-        self._supervisor = None
-        logger.info("event source poller stopped")
 
     # -- supervision -----------------------------------------------------------------------------------
 
-    def _supervise(self) -> None:
-        backoff = 0.0
-        while not self._stop.is_set():
-            try:
-                self.refresh()
-                backoff = 0.0
-                self._stop.wait(self._refresh_interval)
-            except Exception:
-                backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
-                logger.exception("listing event source mappings failed; retrying in %.1fs", backoff)
-                self._stop.wait(backoff)
-
     def list_sqs_mappings(self) -> list[MappingConfig]:
         """Enabled SQS mappings, as the Lambda API reports them now."""
-        mappings: list[MappingConfig] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self._lambda_client.list_event_source_mappings(**kwargs)
-            for esm in page.get("EventSourceMappings", []):
-                if is_sqs_mapping(esm) and esm.get("State", "Enabled") == "Enabled":
-                    mapping = MappingConfig.from_api(
-                        esm, default_max_concurrency=self._default_max_concurrency
-                    )
-                    if self._mapping_filter is None or self._mapping_filter(mapping):
-                        mappings.append(mapping)
-            marker = page.get("NextMarker")
-            if not marker:
-                return mappings
-            kwargs = {"Marker": marker}
+        mappings = [
+            MappingConfig.from_api(esm, default_max_concurrency=self._default_max_concurrency)
+            for esm in self.enabled_mappings()
+            if is_sqs_mapping(esm)
+        ]
+        return [m for m in mappings if self._mapping_filter is None or self._mapping_filter(m)]
 
     def refresh(self) -> None:
         """Reconcile worker threads with the current mappings (new, changed, disabled, deleted)."""

@@ -29,7 +29,13 @@ from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 
 from localcloud.events import pattern_matches
-from localcloud.poller import LAMBDA_MAX_TIMEOUT_SECONDS, MAX_BACKOFF_SECONDS, InvokeFn, InvokeResult
+from localcloud.poller import (
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+    MAX_BACKOFF_SECONDS,
+    InvokeFn,
+    InvokeResult,
+    MappingSupervisor,
+)
 from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
 
 logger = logging.getLogger(__name__)
@@ -310,13 +316,15 @@ class MotoPositions(Positions):
 # -- the poller ---------------------------------------------------------------------------------------------
 
 
-class StreamPoller:
+class StreamPoller(MappingSupervisor):
     """Polls every enabled DynamoDB stream event source mapping and invokes its function.
 
     A supervisor thread re-lists the mappings every `refresh_interval_seconds`; each mapping has one worker
     thread that reads its stream's shards in turn (ParallelizationFactor 1: one batch per shard in flight)
     from its own position per mapping and shard (`positions`: in memory unless injected).
     """
+
+    kind = "stream"
 
     def __init__(
         self,
@@ -333,8 +341,7 @@ class StreamPoller:
         positions: Positions | None = None,
         iterator_age: IteratorAgeFn | None = None,
     ) -> None:
-        self._endpoint = endpoint
-        self._refresh_interval = refresh_interval_seconds
+        super().__init__(endpoint, refresh_interval_seconds)
         self._poll_interval = poll_interval_seconds
         self._retry_base = retry_base_seconds
         self._retry_cap = retry_cap_seconds
@@ -361,67 +368,19 @@ class StreamPoller:
             ),
         )
         self._invoke: InvokeFn = invoke or self._invoke_lambda
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._mappings: dict[str, StreamMapping] = {}
+        # mapping uuid -> its one worker
         self._workers: dict[str, threading.Thread] = {}
         self._positions = positions or Positions()
         self._iterator_age = iterator_age
         # stream ARN -> (when described, its shard ids)
         self._shards: dict[str, tuple[float, list[str]]] = {}
-        self._supervisor: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._supervisor is not None and self._supervisor.is_alive():
-            return
-        self._stop.clear()
-        self._supervisor = threading.Thread(target=self._supervise, name="localcloud-streams", daemon=True)
-        self._supervisor.start()
-        logger.info("stream poller started on %s", self._endpoint)
-
-    def stop(self, timeout_seconds: float = 10.0) -> None:
-        self._stop.set()
-        deadline = time.monotonic() + timeout_seconds
-        threads = [self._supervisor] if self._supervisor else []
-        with self._lock:
-            threads += list(self._workers.values())
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                logger.warning("%s still busy after stop(); left to finish on its own", thread.name)
-        self._supervisor = None
-        logger.info("stream poller stopped")
 
     # -- supervision -----------------------------------------------------------------------------------
 
-    def _supervise(self) -> None:
-        backoff = 0.0
-        while not self._stop.is_set():
-            try:
-                self.refresh()
-                backoff = 0.0
-                self._stop.wait(self._refresh_interval)
-            except Exception:
-                backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
-                logger.exception("listing event source mappings failed; retrying in %.1fs", backoff)
-                self._stop.wait(backoff)
-
     def list_stream_mappings(self) -> list[StreamMapping]:
-        mappings: list[StreamMapping] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self._lambda_client.list_event_source_mappings(**kwargs)
-            for esm in page.get("EventSourceMappings", []):
-                if is_stream_mapping(esm) and esm.get("State", "Enabled") == "Enabled":
-                    mapping = StreamMapping.from_api(esm)
-                    if self._mapping_filter is None or self._mapping_filter(mapping):
-                        mappings.append(mapping)
-            marker = page.get("NextMarker")
-            if not marker:
-                return mappings
-            kwargs = {"Marker": marker}
+        mappings = [StreamMapping.from_api(esm) for esm in self.enabled_mappings() if is_stream_mapping(esm)]
+        return [m for m in mappings if self._mapping_filter is None or self._mapping_filter(m)]
 
     def refresh(self) -> None:
         """Reconcile worker threads with the current mappings (new, changed, disabled, deleted)."""
