@@ -1,5 +1,8 @@
-"""Entry point of the `pipeline` command. Each sub-command lives in its own module, which exposes
-`register(subparsers)` and sets `func` on its parser; this module only wires them and handles errors."""
+"""Entry point of the `pipeline` command: it only wires the sub-commands and handles errors.
+
+Commands live in `pipeline_cli/commands/`, one module per group, each exposing `register(subparsers)`.
+Helpers (AWS access, records, output, validation, the local deploy...) live in `pipeline_cli/` itself.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipeline_cli import demo, diff, dlq, jobs, local, results, try_transform
+from pipeline_cli.commands import demo, diff, dlq, jobs, local, results, try_transform
 from pipeline_cli.errors import CliError
 
 # The modules that add sub-commands, in the order `pipeline --help` lists them.

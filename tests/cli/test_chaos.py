@@ -10,7 +10,7 @@ import pytest
 
 from localcloud import chaos
 from localcloud.state import LocalCloudState, write_state
-from pipeline_cli import chaos as chaos_cli
+from pipeline_cli.commands import chaos as chaos_cli
 
 from .conftest import LocalCloud, Result
 

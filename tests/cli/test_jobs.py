@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 import pipeline_contract as contract
-from pipeline_cli import jobs, output
+from pipeline_cli import output
+from pipeline_cli.commands import jobs
 
 from .conftest import Deployed, Result, drain
 

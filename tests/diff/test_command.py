@@ -11,7 +11,7 @@ import pytest
 
 from infra_diff import EXIT_DESTRUCTIVE, EXIT_OK, exit_status, sources
 from infra_diff.sources import SourceError
-from pipeline_cli import diff
+from pipeline_cli.commands import diff
 from pipeline_cli.main import build_parser, main
 from tests.diff.conftest import compare_case
 

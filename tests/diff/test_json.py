@@ -13,7 +13,7 @@ import pytest
 
 from infra_diff import Labels, exit_status, render_json, to_document
 from infra_diff.model import StackTemplate
-from pipeline_cli import diff
+from pipeline_cli.commands import diff
 from pipeline_cli.main import build_parser, main
 from tests.diff.conftest import ROOT, compare_case, load_side
 

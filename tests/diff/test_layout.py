@@ -37,5 +37,5 @@ def test_the_synth_driver_imports_neither_the_package_nor_the_cli() -> None:
 
 
 def test_the_cli_command_uses_the_package() -> None:
-    assert "infra_diff" in top_level(imported_modules(ROOT / "pipeline_cli" / "diff.py"))
+    assert "infra_diff" in top_level(imported_modules(ROOT / "pipeline_cli" / "commands" / "diff.py"))
     assert not (ROOT / "pipeline_cli" / "infra_diff").exists()
