@@ -13,7 +13,7 @@ from localcloud import cloud
 from localcloud.state import LocalCloudState
 from pipeline_cli import local_deploy
 from pipeline_cli.aws import Pipeline, connect_local
-from pipeline_cli.commands.demo import ScenarioRun, build_scenarios, run_scenarios
+from pipeline_cli.scenarios import ScenarioRun, build_scenarios, run_scenarios
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 from faultmatrix.cells import CELLS_BY_KEY, Cell, handful
 from faultmatrix.run import Harness
 from pipeline_cli.aws import Pipeline
-from pipeline_cli.commands.demo import ScenarioRun
+from pipeline_cli.scenarios import ScenarioRun
 
 pytestmark = pytest.mark.integration
 

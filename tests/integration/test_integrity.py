@@ -16,9 +16,9 @@ import pytest
 
 from localcloud.chaos import CONTROL_PATH
 from pipeline_cli.aws import Pipeline
-from pipeline_cli.commands.demo import ScenarioRun
 from pipeline_cli.main import main
 from pipeline_cli.records import build_request, get_record, send_request, upload_input
+from pipeline_cli.scenarios import ScenarioRun
 from tests.integration.test_scenarios import executions_of, output_lines, wait_terminal
 
 pytestmark = pytest.mark.integration

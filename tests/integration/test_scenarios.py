@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from pipeline_cli.aws import Pipeline
-from pipeline_cli.commands.demo import DLQ_ALARM, ScenarioRun, alarm_states, count_failed_tries
 from pipeline_cli.main import main
 from pipeline_cli.records import build_request, get_record, send_request, upload_input
+from pipeline_cli.scenarios import DLQ_ALARM, ScenarioRun, alarm_states, count_failed_tries
 from pipeline_contract import TERMINAL
 
 pytestmark = pytest.mark.integration
