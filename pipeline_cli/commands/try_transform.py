@@ -16,21 +16,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobcore.errors import PipelineError, ValidationError
-from jobcore.local import FileObjectStore, MemoryJobStore
-from jobcore.model import JobRecord
+from jobcore.errors import ValidationError
 from jobcore.options import parse_options
 from jobcore.plugins import UserCodeError, load_user_code
-from jobcore.segment import SegmentLimits, SegmentRequest, run_segment
 from jobcore.transforms import TRANSFORMS
 from pipeline_cli.errors import CliError
+from pipeline_cli.file_run import run_file
 from pipeline_cli.output import print_json, render_table
-from pipeline_contract import MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, REJECTS_DIR, RUNNING, utc_now
+from pipeline_contract import MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, REJECTS_DIR
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 # The limit a deployed job would meet by default (dev, staging, prod): said, not enforced, here.
 DEPLOYED_MAX_REJECT_RATIO = 0.05
-INPUT_BUCKET, OUTPUT_BUCKET = "input", "output"
 
 
 def register(subparsers: Any) -> None:
@@ -91,7 +88,7 @@ def cmd_try(args: argparse.Namespace) -> int:
     if output.exists():
         shutil.rmtree(output)  # a fresh run: parts of an earlier one would mix in
     started = time.monotonic()
-    record = _run(source, output, args.transform, options, args.chunk_bytes)
+    record = run_file(source, output, args.transform, options, args.chunk_bytes)
     seconds = time.monotonic() - started
     counts = {
         "records_in": record.records_in,
@@ -137,41 +134,3 @@ def _options(text: str | None, registered: Any) -> str:
     except ValidationError as error:
         raise CliError(str(error)) from error
     return json.dumps(raw, sort_keys=True, separators=(",", ":")) if raw else ""
-
-
-def _run(source: Path, output: Path, transform: str, options: str, chunk_bytes: int) -> JobRecord:
-    """The worker's segments, one after the other, until the file is done (no time budget here)."""
-    objects = FileObjectStore(Path("."), buckets={INPUT_BUCKET: source.parent, OUTPUT_BUCKET: output})
-    jobs = MemoryJobStore()
-    pin = objects.head(INPUT_BUCKET, source.name)
-    jobs.create(
-        JobRecord(
-            job_id="try",
-            status=RUNNING,
-            input=f"s3://{INPUT_BUCKET}/{source.name}",
-            transform=transform,
-            transform_options=options,
-            chunk_bytes=chunk_bytes,
-            output_prefix=f"s3://{OUTPUT_BUCKET}/",
-            input_bytes=pin.size,
-            input_etag=pin.etag,
-        )
-    )
-    segments = 0
-    while True:
-        try:
-            result = run_segment(
-                SegmentRequest(job_id="try", attempt=1, segments_in_execution=segments),
-                jobs=jobs,
-                objects=objects,
-                remaining_ms=lambda: 15 * 60 * 1000,
-                limits=SegmentLimits(safety_margin_ms=1_000, max_reject_ratio=1.0),
-                now=utc_now,
-            )
-        except PipelineError as error:
-            raise CliError(f"{type(error).__name__}: {error}") from error
-        segments += 1
-        if result.done:
-            record = jobs.get("try")
-            assert record is not None
-            return record
