@@ -1,5 +1,5 @@
-"""Checks of the CLI's arguments against the job contract, before anything is sent: one line per problem,
-naming the flag and the rule."""
+"""Checks of the CLI's arguments against the job contract and against what the environment deployed,
+before anything is sent: one line per problem, naming the flag and the rule."""
 
 from __future__ import annotations
 
@@ -9,8 +9,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline_cli.aws import Pipeline
 from pipeline_cli.errors import CliError
-from pipeline_contract import JOB_ID, JOB_ID_RULE, MAX_CHUNK_BYTES, MAX_FAULT_RATE, MIN_CHUNK_BYTES, S3_URI
+from pipeline_contract import (
+    JOB_ID,
+    JOB_ID_RULE,
+    MAX_CHUNK_BYTES,
+    MAX_FAULT_RATE,
+    MIN_CHUNK_BYTES,
+    MIN_SHARDS,
+    S3_URI,
+)
 
 
 def new_job_id(now: datetime | None = None) -> str:
@@ -90,3 +99,25 @@ def transform_options(text: str | None) -> dict[str, Any] | None:
     if not isinstance(options, dict):
         raise CliError("--options must be a JSON object: transform_options is an object")
     return options
+
+
+def check_transform(pipeline: Pipeline, name: str | None) -> None:
+    """Refuse, before uploading anything, a transform the deployed functions do not register (the stack's
+    Transforms output; an environment deployed before that output is not checked here, the ingest is)."""
+    deployed = pipeline.outputs.transforms
+    if name is not None and deployed is not None and name not in deployed:
+        raise CliError(
+            f"--transform {name!r} is not deployed in environment {pipeline.env}: it registers "
+            f"{', '.join(deployed)} (your own transforms deploy with -c userCode=DIR)"
+        )
+
+
+def check_shards(pipeline: Pipeline, shards: int | None) -> None:
+    """Refuse, before uploading anything, a shard count the environment does not allow (its MaxShards
+    output; the ingest rejects it anyway, naming the same maximum)."""
+    if shards is None:
+        return
+    maximum = pipeline.outputs.max_shards
+    if shards < MIN_SHARDS or (maximum is not None and shards > maximum):
+        allowed = f"{MIN_SHARDS}..{maximum}" if maximum is not None else f"at least {MIN_SHARDS}"
+        raise CliError(f"--shards {shards} is out of range: environment {pipeline.env} allows {allowed}")

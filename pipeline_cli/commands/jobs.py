@@ -1,8 +1,8 @@
 """Job commands: `submit`, `status`, `wait`, `jobs`, `cancel`.
 
-Thin: parse the arguments, call `records` (AWS) and `output` (printing). Human output goes to stdout,
-progress and notes to stderr, so that `JOB=$(pipeline submit ...)` and `pipeline status X --json | jq` work
-in scripts.
+Thin: parse the arguments, call `validation` (checks), `records` (AWS) and `output` (printing). Human output
+goes to stdout, progress and notes to stderr, so that `JOB=$(pipeline submit ...)` and
+`pipeline status X --json | jq` work in scripts.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from pipeline_cli.records import (
     wait_for_job,
 )
 from pipeline_cli.validation import (
+    check_shards,
+    check_transform,
     existing_file,
     fault_injection,
     new_job_id,
@@ -48,7 +50,7 @@ from pipeline_cli.validation import (
     validate_job_id,
     validate_wait_options,
 )
-from pipeline_contract import JOB_ID_RULE, MIN_SHARDS, STATUSES, UNSUCCESSFUL
+from pipeline_contract import JOB_ID_RULE, STATUSES, UNSUCCESSFUL
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
@@ -122,28 +124,6 @@ def register(subparsers: Any) -> None:
     cancel.add_argument("job_id", metavar="JOB_ID")
     add_common_options(cancel)
     cancel.set_defaults(func=cmd_cancel)
-
-
-def check_transform(pipeline: Pipeline, name: str | None) -> None:
-    """Refuse, before uploading anything, a transform the deployed functions do not register (the stack's
-    Transforms output; an environment deployed before that output is not checked here, the ingest is)."""
-    deployed = pipeline.outputs.transforms
-    if name is not None and deployed is not None and name not in deployed:
-        raise CliError(
-            f"--transform {name!r} is not deployed in environment {pipeline.env}: it registers "
-            f"{', '.join(deployed)} (your own transforms deploy with -c userCode=DIR)"
-        )
-
-
-def check_shards(pipeline: Pipeline, shards: int | None) -> None:
-    """Refuse, before uploading anything, a shard count the environment does not allow (its MaxShards
-    output; the ingest rejects it anyway, naming the same maximum)."""
-    if shards is None:
-        return
-    maximum = pipeline.outputs.max_shards
-    if shards < MIN_SHARDS or (maximum is not None and shards > maximum):
-        allowed = f"{MIN_SHARDS}..{maximum}" if maximum is not None else f"at least {MIN_SHARDS}"
-        raise CliError(f"--shards {shards} is out of range: environment {pipeline.env} allows {allowed}")
 
 
 def add_wait_options(parser: argparse.ArgumentParser) -> None:
