@@ -2,7 +2,7 @@
 
 The rules live in the server process (its HTTP API at /_localcloud/chaos, see `localcloud.chaos`); these
 commands validate a rule here first, so that a malformed one is refused in one line even before the server
-is asked, then call that API.
+is asked, then call that API (`pipeline_cli.chaos_api`).
 """
 
 from __future__ import annotations
@@ -10,16 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
 from typing import Any, TextIO
 
-from localcloud import cloud
-from localcloud.chaos import CONTROL_PATH, SERVICES, RuleError, parse_rule
+from localcloud.chaos import SERVICES, RuleError, parse_rule
+from pipeline_cli.chaos_api import as_flags, call
 from pipeline_cli.errors import CliError
-from pipeline_cli.local_home import local_home
-
-HTTP_TIMEOUT_SECONDS = 10.0
 
 
 def register(local_commands: Any) -> None:
@@ -93,8 +88,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     try:
         parse_rule(document)
     except RuleError as error:
-        raise CliError(_flags(str(error))) from None
-    _, answer = _request("POST", document)
+        raise CliError(as_flags(str(error))) from None
+    _, answer = call("POST", document)
     rule = answer["rule"]
     if args.json:
         print(json.dumps(rule, indent=2, sort_keys=True))
@@ -104,7 +99,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _, answer = _request("GET")
+    _, answer = call("GET")
     rules = answer["rules"]
     if args.json:
         print(json.dumps({"rules": rules}, indent=2, sort_keys=True))
@@ -116,7 +111,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
-    _, answer = _request("DELETE")
+    _, answer = call("DELETE")
     if args.json:
         print(json.dumps(answer, sort_keys=True))
     else:
@@ -150,53 +145,3 @@ def print_rules(rules: list[dict[str, Any]], *, out: TextIO) -> None:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=out
         )
-
-
-def _flags(message: str) -> str:
-    # The rule's field names as the command's flags.
-    for field, flag in (("latency_ms", "--latency-ms"), ("rate", "--rate"), ("count", "--count")):
-        if message.startswith(field + " "):
-            return flag + message[len(field) :]
-    for field in ("service", "operation", "error", "function"):
-        if message.startswith(field + " "):
-            return "--" + message
-    return message
-
-
-def _request(method: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    state = cloud.running(local_home())
-    if state is None:
-        raise CliError("the local cloud is not running: start it with `pipeline local up`", exit_code=1)
-    request = urllib.request.Request(  # noqa: S310 - http://localhost only
-        f"{state.endpoint}{CONTROL_PATH}",
-        data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:  # noqa: S310
-            answer: dict[str, Any] = json.loads(response.read())
-            return int(response.status), answer
-    except urllib.error.HTTPError as error:
-        message = _api_error(error)
-        if message is None:
-            # moto itself answered (404 or 500 HTML): a server from before the chaos API.
-            raise CliError(
-                f"the local cloud at {state.endpoint} has no chaos API (started by an older version?): "
-                "restart it with `pipeline local down` and `pipeline local up`",
-                exit_code=1,
-            ) from None
-        raise CliError(_flags(message), exit_code=2 if error.code == 400 else 1) from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        raise CliError(f"the local cloud at {state.endpoint} did not answer: {error}", exit_code=1) from None
-
-
-def _api_error(error: urllib.error.HTTPError) -> str | None:
-    """The chaos API's `{"error": ...}` message, or None when something else answered."""
-    try:
-        document = json.loads(error.read())
-    except ValueError:
-        return None
-    if isinstance(document, dict) and isinstance(document.get("error"), str):
-        return str(document["error"])
-    return None
