@@ -21,7 +21,7 @@ from botocore.config import Config
 from moto.sqs.models import sqs_backends
 
 from localcloud import metric_math, policy
-from localcloud.state import DUMMY_CREDENTIALS
+from localcloud.core.state import DUMMY_CREDENTIALS
 
 logger = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ from moto.events.models import events_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
-from localcloud.chaos import CRASH, LambdaFault
+from localcloud.core.chaos import CRASH, LambdaFault
+from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
 from localcloud.lambda_bootstrap import ProtocolClosed, write_frame
-from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
 
 LOG = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ ASYNC_THROTTLE_BACKOFF_SECONDS = (1.0, 60.0)
 # How many recent durations of a function place an injected crash or hang within an invocation.
 RECENT_DURATIONS = 20
 
-CHAOS_LOG = logging.getLogger("localcloud.chaos")
+CHAOS_LOG = logging.getLogger("localcloud.core.chaos")
 FaultSource = Callable[[str], LambdaFault | None]
 
 
@@ -284,8 +284,8 @@ class LambdaRunner:
         # Every environment process, busy or idle: shutdown must not leave a busy one running.
         self._live: set[_Environment] = set()
         self._closed = False
-        # Chaos: crash and timeout faults per invocation (`localcloud.chaos`), placed within the function's
-        # recent durations.
+        # Chaos: crash and timeout faults per invocation (`localcloud.core.chaos`), placed within the
+        # function's recent durations.
         self._faults = faults
         self._durations: dict[str, deque[float]] = {}
 

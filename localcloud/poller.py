@@ -20,7 +20,7 @@ import boto3
 from botocore.config import Config
 from moto.sqs import models as sqs_models
 
-from localcloud.state import DUMMY_CREDENTIALS
+from localcloud.core.state import DUMMY_CREDENTIALS
 
 logger = logging.getLogger(__name__)
 

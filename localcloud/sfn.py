@@ -370,7 +370,7 @@ def _publish_execution_metrics(execution: Any, status: str) -> None:
     _put_states_metrics(execution, data)
 
 
-# -- 6. Executions across a save and a restore (`localcloud.persistence`) --------------------------------------
+# -- 6. Executions across a save and a restore (`localcloud.core.persistence`) -------------------------------
 
 # Set on an execution that was RUNNING when the state was saved: it is started again after a restore.
 _RESUME_MARK = "_localcloud_resume"

@@ -28,6 +28,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 
+from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
 from localcloud.events import pattern_matches
 from localcloud.poller import (
     LAMBDA_MAX_TIMEOUT_SECONDS,
@@ -36,7 +37,6 @@ from localcloud.poller import (
     InvokeResult,
     MappingSupervisor,
 )
-from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class Positions:
 
 class MotoPositions(Positions):
     """Positions kept on moto's own EventSourceMapping, for a poller in the server's process: the saved
-    state (`localcloud.persistence` pickles the backends) then carries them across `down` and `up`, as
+    state (`localcloud.core.persistence` pickles the backends) then carries them across `down` and `up`, as
     Lambda keeps a mapping's position. Without it a restarted cloud read every stream from its oldest
     record again, and every job event was emitted twice."""
 

@@ -1,6 +1,6 @@
 """`pipeline local chaos add|list|clear`: fault injection rules of the running local cloud.
 
-The rules live in the server process (its HTTP API at /_localcloud/chaos, see `localcloud.chaos`); these
+The rules live in the server process (its HTTP API at /_localcloud/chaos, see `localcloud.core.chaos`); these
 commands validate a rule here first, so that a malformed one is refused in one line even before the server
 is asked, then call that API.
 """
@@ -14,8 +14,8 @@ import urllib.error
 import urllib.request
 from typing import Any, TextIO
 
-from localcloud import cloud
-from localcloud.chaos import CONTROL_PATH, SERVICES, RuleError, parse_rule
+from localcloud.core import cloud
+from localcloud.core.chaos import CONTROL_PATH, SERVICES, RuleError, parse_rule
 from pipeline_cli.errors import CliError
 from pipeline_cli.local_home import local_home
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from localcloud import cloud
+from localcloud.core import cloud
 from pipeline_cli import local_deploy
 from pipeline_cli.aws import Pipeline, connect_local
 from pipeline_cli.deadletters import DlqMessage, peek_messages

@@ -1,6 +1,6 @@
 """The local cloud's long-running process: moto on loopback plus the glue that runs the deployed app.
 
-    python -m localcloud.server --port N --home DIR
+    python -m localcloud.core.server --port N --home DIR
 
 How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserverpy
 """
@@ -27,24 +27,22 @@ from moto.server import ThreadedMotoServer
 
 from localcloud import (
     alarm_evaluator,
-    chaos,
     cloudwatch_alarm,
     dynamodb_items,
     dynamodb_table,
     event_invoke_config,
     events,
     lambda_runner,
-    persistence,
     poller,
     sfn,
     stack_exports,
-    state,
     streams,
     topic_policy,
 )
-from localcloud.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
+from localcloud.core import chaos, persistence, state
+from localcloud.core.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
 
-LOG = logging.getLogger("localcloud.server")
+LOG = logging.getLogger("localcloud.core.server")
 
 # Seconds between sweeps that stop Lambda environments idle for too long.
 REAP_INTERVAL_SECONDS = 60.0
@@ -285,7 +283,9 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m localcloud.server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m localcloud.core.server", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
     parser.add_argument("--home", type=Path, required=True, help="directory for code, logs and state")
     parser.add_argument("--region", default=REGION)

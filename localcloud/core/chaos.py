@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from localcloud.wire import (
+from localcloud.core.wire import (
     SERVICES,
     Call,
     ErrorSpec,
@@ -30,7 +30,7 @@ from localcloud.wire import (
     service_model,
 )
 
-LOG = logging.getLogger("localcloud.chaos")
+LOG = logging.getLogger("localcloud.core.chaos")
 
 CONTROL_PATH = "/_localcloud/chaos"
 
