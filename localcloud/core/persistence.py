@@ -30,12 +30,13 @@ from typing import Any, BinaryIO
 from moto.core.base_backend import AccountSpecificBackend, BackendDict
 from moto.stepfunctions.parser.backend.execution import Execution, SyncExecution
 
-from localcloud import dynamodb_items, sfn
 from localcloud.core.state import Header, make_private_dir, open_snapshot, snapshot_path
 
 # Defined beside open_snapshot (state.py reads headers too); raised by this module, and caught by its callers
 # as persistence.SnapshotError: an explicit re-export.
 from localcloud.core.state import SnapshotError as SnapshotError  # noqa: PLC0414
+from localcloud.services.dynamodb import dynamodb_items
+from localcloud.services.stepfunctions import sfn
 
 LOG = logging.getLogger(__name__)
 

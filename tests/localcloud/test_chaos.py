@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from localcloud.core import chaos, wire
 from localcloud.core.state import DUMMY_CREDENTIALS, REGION
-from localcloud.lambda_runner import FunctionSpec, LambdaRunner
+from localcloud.services.lambda_.runner import FunctionSpec, LambdaRunner
 from tests.localcloud.support import moto_server
 
 ONE_ATTEMPT = Config(retries={"total_max_attempts": 1})

@@ -28,7 +28,6 @@ from moto.core.base_backend import BackendDict
 from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 from werkzeug.test import EnvironBuilder
 
-from localcloud import dynamodb_items
 from localcloud.core import cloud, persistence, server, state
 from localcloud.core.state import (
     ACCOUNT_ID,
@@ -40,6 +39,7 @@ from localcloud.core.state import (
     read_state,
     snapshot_path,
 )
+from localcloud.services.dynamodb import dynamodb_items
 from tests.localcloud.support import client, free_port, moto_server, wait_until
 
 BUCKET = "kept-bucket"

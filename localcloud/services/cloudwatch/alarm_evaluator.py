@@ -20,8 +20,9 @@ import boto3
 from botocore.config import Config
 from moto.sqs.models import sqs_backends
 
-from localcloud import metric_math, policy
 from localcloud.core.state import DUMMY_CREDENTIALS
+from localcloud.services.cloudwatch import metric_math
+from localcloud.services.iam import policy
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 
 from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
-from localcloud.events import pattern_matches
-from localcloud.poller import (
+from localcloud.services.events.events import pattern_matches
+from localcloud.services.lambda_.event_source_mapping.sqs_poller import (
     LAMBDA_MAX_TIMEOUT_SECONDS,
     MAX_BACKOFF_SECONDS,
     InvokeFn,
@@ -60,7 +60,7 @@ def disable_moto_dynamodb_push() -> None:
     and every write walks: it invokes the function synchronously inside the caller's request, with no
     filter, no retry, and empties the stream shard after a successful invoke (so GetRecords loses them).
     A property that always reads as empty switches it off, for existing tables too (as for SQS in
-    `localcloud.poller`)."""
+    `localcloud.services.lambda_.event_source_mapping.sqs_poller`)."""
     table_cls = dynamodb_table.Table
     if getattr(table_cls, _PATCH_MARK, False):
         return
@@ -71,7 +71,8 @@ def disable_moto_dynamodb_push() -> None:
     def _drop_mapping(_table: Any, _value: Any) -> None:
         return None
 
-    setattr(  # noqa: B010 - a data descriptor over the instance attribute, as in poller.disable_moto_sqs_push
+    # A data descriptor over the instance attribute, as in sqs_poller.disable_moto_sqs_push.
+    setattr(  # noqa: B010
         table_cls,
         "lambda_event_source_mappings",
         property(_no_mappings, _drop_mapping, doc="Disabled by localcloud: the StreamPoller polls."),

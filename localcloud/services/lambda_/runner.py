@@ -1,5 +1,5 @@
 """Runs the deployed Lambda code on this machine, in place of moto's Docker-based invocation: warm
-subprocess environments (`lambda_bootstrap`) with Lambda's timeouts, reserved concurrency, error shape,
+subprocess environments (`bootstrap`) with Lambda's timeouts, reserved concurrency, error shape,
 logs, metrics and asynchronous invocations.
 
 How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudlambda_runnerpy
@@ -38,11 +38,11 @@ from moto.sqs.models import sqs_backends
 
 from localcloud.core.chaos import CRASH, LambdaFault
 from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
-from localcloud.lambda_bootstrap import ProtocolClosed, write_frame
+from localcloud.services.lambda_.bootstrap import ProtocolClosed, write_frame
 
 LOG = logging.getLogger(__name__)
 
-BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
+BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 # Lambda's init phase may take up to 10 s, separately from the invocation's own timeout.
 INIT_TIMEOUT_SECONDS = 10.0
 # A response that arrives this soon after the deadline is IPC latency, not an overrun.

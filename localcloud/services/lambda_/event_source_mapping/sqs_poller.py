@@ -196,10 +196,10 @@ def _payload_size(message: Mapping[str, Any]) -> int:
 
 
 class MappingSupervisor:
-    """What the event-source pollers share (SQS here, DynamoDB streams in `localcloud.streams`): a supervisor
-    thread calls `refresh()` every `refresh_interval_seconds` (backing off while listing fails), and `stop()`
-    joins it and the worker threads `refresh()` keeps in `_workers`. Subclasses set `_lambda_client` (for
-    `enabled_mappings`) and implement `refresh()`."""
+    """What the event-source pollers share (SQS here, DynamoDB streams in `stream_poller` beside it): a
+    supervisor thread calls `refresh()` every `refresh_interval_seconds` (backing off while listing fails),
+    and `stop()` joins it and the worker threads `refresh()` keeps in `_workers`. Subclasses set
+    `_lambda_client` (for `enabled_mappings`) and implement `refresh()`."""
 
     # Named in the threads and the log.
     kind = "event source"
