@@ -1,7 +1,7 @@
 """Fault injection for the local cloud: throttles, 5xx, latency and Lambda crashes, on demand and reproducible.
 This module imports botocore but not moto: the CLI validates rules with it before it calls the server.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudchaospy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudcorechaospy
 """
 
 from __future__ import annotations

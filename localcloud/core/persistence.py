@@ -1,7 +1,7 @@
 """The local cloud's state on disk: moto's backends saved at shutdown (and every few seconds) and restored
 when the server starts again, so that a stopped cloud comes back with its resources and data.
 
-How it works, what is kept and what is rebuilt: docs/local-cloud-internals.md#localcloudpersistencepy
+How it works, what is kept and what is rebuilt: docs/local-cloud-internals.md#localcloudcorepersistencepy
 """
 
 from __future__ import annotations

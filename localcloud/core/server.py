@@ -2,7 +2,7 @@
 
     python -m localcloud.core.server --port N --home DIR
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserverpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudcoreserverpy
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """CloudWatch alarm evaluation for the local cloud: the deployed alarms, evaluated on live values, with their
 SNS actions (moto's CloudWatch stores alarms but never evaluates them).
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudalarm_evaluatorpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicescloudwatchalarm_evaluatorpy
 """
 
 from __future__ import annotations

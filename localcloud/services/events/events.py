@@ -1,7 +1,7 @@
 """EventBridge in the local cloud: events that services emit and clients put, delivered to targets as AWS does
 (Step Functions status-change events, rule matching, delivery with retries and dead-letter queues, metrics).
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudeventspy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserviceseventseventspy
 """
 
 from __future__ import annotations

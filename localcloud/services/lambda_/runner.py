@@ -2,7 +2,7 @@
 subprocess environments (`bootstrap`) with Lambda's timeouts, reserved concurrency, error shape,
 logs, metrics and asynchronous invocations.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudlambda_runnerpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserviceslambda_runnerpy
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Step Functions fixes applied inside the local cloud's server process (moto 5.2.5), so that the deployed
 segmented-job definition runs; also the one hook for execution status changes (`add_status_listener`).
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudsfnpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicesstepfunctionssfnpy
 """
 
 from __future__ import annotations

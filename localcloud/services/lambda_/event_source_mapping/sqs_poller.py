@@ -2,7 +2,7 @@
 mappings are polled through boto3 on the endpoint, in place of moto's push inside SendMessage.
 Invariant: a message is deleted only after an invocation that succeeded for it.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudpollerpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserviceslambda_event_source_mappingsqs_pollerpy
 """
 
 from __future__ import annotations

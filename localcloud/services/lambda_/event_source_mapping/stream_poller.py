@@ -4,7 +4,7 @@ inside PutItem/UpdateItem. Invariant: per shard, records reach the function in o
 and the position moves past a record only once its batch succeeded or was sent to the OnFailure
 destination.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudstreamspy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserviceslambda_event_source_mappingstream_pollerpy
 """
 
 from __future__ import annotations
