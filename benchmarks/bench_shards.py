@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lambda_src"))
 sys.path.insert(0, str(ROOT))
 
-from localcloud import cloud  # noqa: E402 - after the path is set
-from localcloud.chaos import CONTROL_PATH  # noqa: E402
+from localcloud.core import cloud  # noqa: E402 - after the path is set
+from localcloud.core.chaos import CONTROL_PATH  # noqa: E402
 from pipeline_cli import local_deploy  # noqa: E402
 from pipeline_cli.aws import Pipeline, connect_local  # noqa: E402
 from pipeline_cli.cost import usage_of  # noqa: E402

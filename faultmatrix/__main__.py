@@ -21,7 +21,7 @@ from pathlib import Path
 from faultmatrix.cells import CELLS, CELLS_BY_KEY
 from faultmatrix.checker import CellReport, control_cases
 from faultmatrix.run import Harness
-from localcloud import cloud
+from localcloud.core import cloud
 from pipeline_cli import local_deploy
 from pipeline_cli.aws import connect_local
 

@@ -15,7 +15,7 @@ from botocore.config import Config
 
 from faultmatrix.cells import WORKER, Cell, Job
 from faultmatrix.checker import TERMINAL, CellReport, DlqMessage, Observed, check
-from localcloud.chaos import CONTROL_PATH
+from localcloud.core.chaos import CONTROL_PATH
 from pipeline_cli.aws import Pipeline
 
 POLL_SECONDS = 0.5

@@ -22,7 +22,7 @@ from boto3.exceptions import Boto3Error
 from botocore import exceptions as botocore_errors
 from botocore.config import Config
 
-from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState, read_state, state_path
+from localcloud.core.state import DUMMY_CREDENTIALS, LocalCloudState, read_state, state_path
 from pipeline_cli.errors import CliError
 from pipeline_cli.local_home import local_home
 from pipeline_contract import ENVIRONMENTS, STACK_OUTPUTS, STACK_SUFFIXES, stack_name

@@ -1,4 +1,4 @@
-"""The running local cloud's fault injection API (/_localcloud/chaos, see `localcloud.chaos`), as
+"""The running local cloud's fault injection API (/_localcloud/chaos, see `localcloud.core.chaos`), as
 `pipeline local chaos` calls it: found through `pipeline_cli.local_home`, its refusals turned into one-line
 errors that name the command's flags.
 """
@@ -10,8 +10,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from localcloud import cloud
-from localcloud.chaos import CONTROL_PATH
+from localcloud.core import cloud
+from localcloud.core.chaos import CONTROL_PATH
 from pipeline_cli.errors import CliError
 from pipeline_cli.local_home import local_home
 

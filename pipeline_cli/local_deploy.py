@@ -27,9 +27,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localcloud import cloud
-from localcloud.cloud import Progress
-from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION, LocalCloudState
+from localcloud.core import cloud
+from localcloud.core.cloud import Progress
+from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION, LocalCloudState
 from pipeline_cli.local_home import local_home
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localcloud.state import default_home
+from localcloud.core.state import default_home
 
 HOME_NAME = "resilient-pipeline/localcloud"
 

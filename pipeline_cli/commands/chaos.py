@@ -1,6 +1,6 @@
 """`pipeline local chaos add|list|clear`: fault injection rules of the running local cloud.
 
-The rules live in the server process (its HTTP API at /_localcloud/chaos, see `localcloud.chaos`); these
+The rules live in the server process (its HTTP API at /_localcloud/chaos, see `localcloud.core.chaos`); these
 commands validate a rule here first, so that a malformed one is refused in one line even before the server
 is asked, then call that API (`pipeline_cli.chaos_api`).
 """
@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from localcloud.chaos import SERVICES, RuleError, parse_rule
+from localcloud.core.chaos import SERVICES, RuleError, parse_rule
 from pipeline_cli.chaos_api import as_flags, call
 from pipeline_cli.errors import CliError
 

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from localcloud import cloud
+from localcloud.core import cloud
 from pipeline_cli import local_deploy
 from pipeline_cli.aws import connect_local
 from pipeline_cli.deadletters import peek_messages

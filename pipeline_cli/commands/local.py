@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 # cloud imports neither moto nor the CDK: the CLI stays usable where only boto3 is installed.
-from localcloud import cloud
-from localcloud.state import DUMMY_CREDENTIALS, LocalCloudState, snapshot_path
+from localcloud.core import cloud
+from localcloud.core.state import DUMMY_CREDENTIALS, LocalCloudState, snapshot_path
 from pipeline_cli import local_deploy
 from pipeline_cli.commands import chaos
 from pipeline_cli.errors import CliError

@@ -21,7 +21,7 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from localcloud.state import LocalCloudState, write_state
+from localcloud.core.state import LocalCloudState, write_state
 from pipeline_cli import aws, deadletters
 from pipeline_cli.main import main
 

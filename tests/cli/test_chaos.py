@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from localcloud import chaos
-from localcloud.state import LocalCloudState, write_state
+from localcloud.core import chaos
+from localcloud.core.state import LocalCloudState, write_state
 from pipeline_cli.commands import chaos as chaos_cli
 
 from .conftest import LocalCloud, Result

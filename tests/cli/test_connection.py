@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from moto import mock_aws
 
-from localcloud.state import LocalCloudState, state_path, write_state
+from localcloud.core.state import LocalCloudState, state_path, write_state
 from pipeline_cli import aws
 
 from .conftest import LocalCloud, Result, dlq_attributes, drain

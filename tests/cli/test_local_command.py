@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from localcloud import cloud
+from localcloud.core import cloud
 from pipeline_cli.local_home import local_home
 
 from .conftest import ROOT, Result

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from localcloud import cloud
-from localcloud.state import DUMMY_CREDENTIALS, read_state
+from localcloud.core import cloud
+from localcloud.core.state import DUMMY_CREDENTIALS, read_state
 from pipeline_cli import local_deploy
 from pipeline_contract import STACK_OUTPUTS
 from tests.localcloud.support import client, wait_until

@@ -1,7 +1,8 @@
 """The synthesized error alarms, evaluated with numbers: every alarm of the template that reads a function's
 AWS/Lambda Errors is put into a moto CloudWatch as it was synthesized (its references resolved to one
-function name) and evaluated by the local cloud's alarm evaluator (`localcloud.alarm_evaluator`, metric math
-included) over five minutes of Invocations and Errors.
+function name) and evaluated by the local cloud's alarm evaluator
+(`localcloud.services.cloudwatch.alarm_evaluator`, metric math included) over five minutes of Invocations
+and Errors.
 
 A retried transient error is an "error" to Lambda: the state machine retries it and the job succeeds.
 Patterns of those must not alarm; a sustained failure must.
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.alarm_evaluator import ALARM, OK, AlarmEvaluator
+from localcloud.services.cloudwatch.alarm_evaluator import ALARM, OK, AlarmEvaluator
 from tests.infra.conftest import Synthesized
 from tests.infra.template_tools import resources
 from tests.localcloud.support import client, moto_server

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import pipeline_contract as contract
-from localcloud.events import pattern_matches
+from localcloud.services.events.events import pattern_matches
 from stacks.config import ConfigError, EventsConfig, load_config
 from tests.infra.conftest import Synthesized
 from tests.infra.template_tools import only, policy_statements, render, resources

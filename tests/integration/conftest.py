@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from localcloud import cloud
-from localcloud.state import LocalCloudState
+from localcloud.core import cloud
+from localcloud.core.state import LocalCloudState
 from pipeline_cli import local_deploy
 from pipeline_cli.aws import Pipeline, connect_local
 from pipeline_cli.scenarios import ScenarioRun, build_scenarios, run_scenarios

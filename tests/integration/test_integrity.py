@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.chaos import CONTROL_PATH
+from localcloud.core.chaos import CONTROL_PATH
 from pipeline_cli.aws import Pipeline
 from pipeline_cli.main import main
 from pipeline_cli.records import build_request, get_record, send_request, upload_input

@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from localcloud.persistence import RequestGate, gate_server
-from localcloud.state import DUMMY_CREDENTIALS, REGION
+from localcloud.core.persistence import RequestGate, gate_server
+from localcloud.core.state import DUMMY_CREDENTIALS, REGION
 
 
 def free_port() -> int:

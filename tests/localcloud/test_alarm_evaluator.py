@@ -1,6 +1,6 @@
-"""The alarm evaluator: alarms created by CloudFormation (`localcloud.cloudwatch_alarm`) in a real moto
-server, read back with DescribeAlarms and evaluated on live SQS / Step Functions / Lambda values, with SNS
-notifications on transitions only."""
+"""The alarm evaluator: alarms created by CloudFormation (`localcloud.services.cloudwatch.cloudwatch_alarm`)
+in a real moto server, read back with DescribeAlarms and evaluated on live SQS / Step Functions / Lambda
+values, with SNS notifications on transitions only."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from moto.core.config import default_user_config
 
-from localcloud import cloudwatch_alarm, sfn
-from localcloud.alarm_evaluator import (
+from localcloud.services.cloudwatch import cloudwatch_alarm
+from localcloud.services.cloudwatch.alarm_evaluator import (
     ALARM,
     INSUFFICIENT_DATA,
     OK,
@@ -27,6 +27,7 @@ from localcloud.alarm_evaluator import (
     NotEvaluable,
     evaluate_alarm,
 )
+from localcloud.services.stepfunctions import sfn
 from tests.localcloud import support
 from tests.localcloud.support import client, moto_server
 
@@ -655,8 +656,9 @@ def test_metric_math_the_evaluator_cannot_read_is_skipped_with_a_reason() -> Non
 
 
 def test_state_machine_executions_failed_alarm(endpoint: str) -> None:
-    # As in the server process: executing Step Functions, whose execution metrics `localcloud.sfn`
-    # publishes (their only publisher), read back by the evaluator from CloudWatch.
+    # As in the server process: executing Step Functions, whose execution metrics
+    # `localcloud.services.stepfunctions.sfn` publishes (their only publisher), read back by the evaluator
+    # from CloudWatch.
     stack: Deployed | None = None
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})

@@ -1,5 +1,5 @@
-"""Fault injection (`localcloud.chaos`): request identification, AWS-shaped errors, rates, counts, latency,
-the HTTP control API, and crash/timeout in the Lambda runner.
+"""Fault injection (`localcloud.core.chaos`): request identification, AWS-shaped errors, rates, counts,
+latency, the HTTP control API, and crash/timeout in the Lambda runner.
 
 Everything except the runner tests goes through a real moto server with the middleware installed, called by
 real boto3 clients (one attempt each, so that every injection is one ClientError).
@@ -27,9 +27,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from localcloud import chaos, wire
-from localcloud.lambda_runner import FunctionSpec, LambdaRunner
-from localcloud.state import DUMMY_CREDENTIALS, REGION
+from localcloud.core import chaos, wire
+from localcloud.core.state import DUMMY_CREDENTIALS, REGION
+from localcloud.services.lambda_.runner import FunctionSpec, LambdaRunner
 from tests.localcloud.support import moto_server
 
 ONE_ATTEMPT = Config(retries={"total_max_attempts": 1})
@@ -458,7 +458,7 @@ def test_rules_apply_in_order_latency_adds_up_and_an_error_ends_the_list(
     slow = store.add({"service": "s3", "operation": "*", "latency_ms": 200})
     throttle = store.add({"service": "s3", "operation": "GetObject", "error": "SlowDown"})
     never = store.add({"service": "s3", "operation": "GetObject", "error": "InternalError"})
-    caplog.set_level(logging.INFO, logger="localcloud.chaos")
+    caplog.set_level(logging.INFO, logger="localcloud.core.chaos")
 
     started = time.monotonic()
     with pytest.raises(ClientError, match="SlowDown"):
@@ -690,7 +690,7 @@ def test_crash_kills_the_environment_and_the_next_invocation_gets_a_new_one(
     rule = faults.add(
         {"service": "lambda", "operation": "Invoke", "error": "crash", "function": "worker", "count": 1}
     )
-    caplog.set_level(logging.INFO, logger="localcloud.chaos")
+    caplog.set_level(logging.INFO, logger="localcloud.core.chaos")
 
     crashed = invoke(runner, worker)
     after = invoke(runner, worker)

@@ -1,6 +1,6 @@
-"""Fault injection in the local cloud's server process (`python -m localcloud.server`): rules set over HTTP
-reach Step Functions' service integrations and the Lambda environments, injections are logged, and the rules
-live and die with the server.
+"""Fault injection in the local cloud's server process (`python -m localcloud.core.server`): rules set over
+HTTP reach Step Functions' service integrations and the Lambda environments, injections are logged, and the
+rules live and die with the server.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from localcloud import cloud
-from localcloud.state import LocalCloudState
+from localcloud.core import cloud
+from localcloud.core.state import LocalCloudState
 from tests.localcloud.support import client, wait_until
 from tests.localcloud.test_chaos import control
 

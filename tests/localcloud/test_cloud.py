@@ -1,4 +1,4 @@
-"""`localcloud.cloud`: start, reuse and stop the local cloud, and run a caller's deploy step in it."""
+"""`localcloud.core.cloud`: start, reuse and stop the local cloud, and run a caller's deploy step in it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from localcloud import cloud
-from localcloud.state import LocalCloudState, read_state, state_path
+from localcloud.core import cloud
+from localcloud.core.state import LocalCloudState, read_state, state_path
 from tests.localcloud.support import client
 
 

@@ -1,7 +1,8 @@
 """DynamoDB applies each write to an item atomically: its condition is checked and its update applied with no
-other write to that item in between (`localcloud.dynamodb_items`). moto checks and applies in steps, on the
-stored item itself, with nothing held: two checkpoints from the same cursor could both pass, and concurrent
-ADDs could lose one another (seen: a 4-shard job's bytes_in one chunk short, its record counts exact)."""
+other write to that item in between (`localcloud.services.dynamodb.dynamodb_items`). moto checks and
+applies in steps, on the stored item itself, with nothing held: two checkpoints from the same cursor could
+both pass, and concurrent ADDs could lose one another (seen: a 4-shard job's bytes_in one chunk short, its
+record counts exact)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 
-from localcloud import dynamodb_items
+from localcloud.services.dynamodb import dynamodb_items
 from tests.localcloud.support import client, moto_server
 
 # How long the first writer waits, inside its update, for a second one to get there too.

@@ -12,9 +12,9 @@ import pytest
 from moto.awslambda.models import lambda_backends
 from moto.cloudformation import parsing as cfn_parsing
 
-from localcloud import event_invoke_config
-from localcloud.lambda_runner import async_config_from_moto
-from localcloud.state import ACCOUNT_ID, REGION
+from localcloud.core.state import ACCOUNT_ID, REGION
+from localcloud.services.lambda_ import event_invoke_config
+from localcloud.services.lambda_.runner import async_config_from_moto
 from tests.localcloud.support import client, moto_server, wait_until
 
 

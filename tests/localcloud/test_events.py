@@ -26,9 +26,11 @@ import pytest
 from moto.core.config import default_user_config
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
-from localcloud import events, lambda_runner, sfn
-from localcloud.events import Delivery, DeliveryFailed, EventDeliverer, RuleRef
-from localcloud.lambda_runner import LambdaRunner
+from localcloud.services.events import events
+from localcloud.services.events.events import Delivery, DeliveryFailed, EventDeliverer, RuleRef
+from localcloud.services.lambda_ import runner as lambda_runner
+from localcloud.services.lambda_.runner import LambdaRunner
+from localcloud.services.stepfunctions import sfn
 from tests.localcloud.support import client, moto_server, wait_until
 
 ACCOUNT = "123456789012"

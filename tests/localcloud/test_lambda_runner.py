@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from localcloud.lambda_runner import (
+from localcloud.services.lambda_.runner import (
     AsyncConfig,
     AsyncOutcome,
     FunctionSpec,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from localcloud.metric_math import MathError, evaluate, parse, references
+from localcloud.services.cloudwatch.metric_math import MathError, evaluate, parse, references
 
 
 def value(expression: str, **values: float | None) -> float | None:

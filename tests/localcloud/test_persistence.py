@@ -1,4 +1,5 @@
-"""The local cloud keeps its state across `down` and `up` (`localcloud.persistence`), and `reset` empties it.
+"""The local cloud keeps its state across `down` and `up` (`localcloud.core.persistence`), and `reset`
+empties it.
 
 The server runs as `pipeline local up` runs it (`cloud.up`, a detached process); everything is created and
 read back through the AWS APIs, as a user would."""
@@ -27,8 +28,8 @@ from moto.core.base_backend import BackendDict
 from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 from werkzeug.test import EnvironBuilder
 
-from localcloud import cloud, dynamodb_items, persistence, server, state
-from localcloud.state import (
+from localcloud.core import cloud, persistence, server, state
+from localcloud.core.state import (
     ACCOUNT_ID,
     DUMMY_CREDENTIALS,
     REGION,
@@ -38,6 +39,7 @@ from localcloud.state import (
     read_state,
     snapshot_path,
 )
+from localcloud.services.dynamodb import dynamodb_items
 from tests.localcloud.support import client, free_port, moto_server, wait_until
 
 BUCKET = "kept-bucket"
@@ -320,7 +322,9 @@ def test_a_killed_server_keeps_what_it_saved_periodically(home: Path) -> None:
 def test_a_snapshot_from_another_moto_is_refused_and_left_alone(home: Path) -> None:
     path = snapshot_path(home)
     path.parent.mkdir(parents=True)
-    header = Header(format=1, moto="0.0.1", python="3.11.0", saved_at=0.0, running_executions=0)
+    header = Header(
+        format=state.SNAPSHOT_FORMAT, moto="0.0.1", python="3.11.0", saved_at=0.0, running_executions=0
+    )
     path.write_bytes(pickle.dumps(header.__dict__) + pickle.dumps({}))
     before = path.read_bytes()
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from localcloud import policy
-from localcloud.policy import Decision, Outcome, PolicyError, Principal, Request, evaluate
+from localcloud.services.iam import policy
+from localcloud.services.iam.policy import Decision, Outcome, PolicyError, Principal, Request, evaluate
 from tests.localcloud.support import cdk_topic_policy
 
 REGION = "us-east-1"
@@ -388,7 +388,7 @@ def test_set_operators_on_multi_valued_keys(condition: dict[str, Any], tags: Any
 def test_an_unknown_operator_never_allows_and_always_denies(caplog: pytest.LogCaptureFixture) -> None:
     policy._reported_operators.discard("StringMatchesRegex")
     unknown = {"StringMatchesRegex": {"aws:SourceAccount": ".*"}}
-    with caplog.at_level(logging.WARNING, logger="localcloud.policy"):
+    with caplog.at_level(logging.WARNING, logger="localcloud.services.iam.policy"):
         decision = decide(statement(Sid="Odd", Condition=unknown))
         assert decision.outcome is Outcome.IMPLICIT_DENY
         assert decision.unsupported == ("Odd",)

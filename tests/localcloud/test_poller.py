@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.poller import (
+from localcloud.services.lambda_.event_source_mapping.sqs_poller import (
     EventSourcePoller,
     InvokeResult,
     MappingConfig,
@@ -420,7 +420,7 @@ def test_stop_is_prompt_and_a_missing_queue_does_not_kill_the_poller(
     fake = FakeLambda(succeed)
     poller = cell.poller(endpoint, fake)
     cell.sqs.delete_queue(QueueUrl=cell.url)  # the mapping now points at nothing
-    caplog.set_level(logging.ERROR, logger="localcloud.poller")
+    caplog.set_level(logging.ERROR, logger="localcloud.services.lambda_.event_source_mapping.sqs_poller")
 
     def failures() -> int:
         return sum("polling failed" in r.getMessage() for r in caplog.records)

@@ -1,4 +1,4 @@
-"""Alarms and metrics in the local cloud's server process (`python -m localcloud.server`), started as
+"""Alarms and metrics in the local cloud's server process (`python -m localcloud.core.server`), started as
 `pipeline local up` starts it: every patch at once (Step Functions, Lambda runner, chaos, EventBridge,
 topic policy, event invoke config, SQS poller, alarm evaluator).
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from localcloud import cloud
-from localcloud.state import LocalCloudState
+from localcloud.core import cloud
+from localcloud.core.state import LocalCloudState
 from tests.localcloud.support import cdk_topic_policy, client, role_and_function, wait_until
 
 ALARM, OK = "ALARM", "OK"

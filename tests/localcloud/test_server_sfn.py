@@ -1,4 +1,5 @@
-"""The local cloud server process (`python -m localcloud.server`) with its Step Functions and Lambda fixes.
+"""The local cloud server process (`python -m localcloud.core.server`) with its Step Functions and Lambda
+fixes.
 
 A small stack is deployed through CloudFormation, the way the CDK app's state machine arrives: a Lambda
 function (inline code), a job table, a DLQ and a state machine that uses the same integrations as the
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from localcloud import cloud
+from localcloud.core import cloud
 from tests.localcloud.support import client, role_and_function, wait_until
 
 STACK = "fixture-stack"

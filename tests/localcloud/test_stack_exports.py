@@ -1,6 +1,6 @@
-"""Stack exports after UpdateStack (localcloud.stack_exports) against a real moto server: an export added
-by an update can be imported by another stack, a changed one is read with its new value, a removed one is
-gone."""
+"""Stack exports after UpdateStack (localcloud.services.cloudformation.stack_exports) against a real moto
+server: an export added by an update can be imported by another stack, a changed one is read with its new
+value, a removed one is gone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from localcloud import stack_exports
+from localcloud.services.cloudformation import stack_exports
 from tests.localcloud.support import client, moto_server
 
 

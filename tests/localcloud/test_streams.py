@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from localcloud import dynamodb_table
-from localcloud.poller import InvokeResult
-from localcloud.streams import (
+from localcloud.services.dynamodb import dynamodb_table
+from localcloud.services.lambda_.event_source_mapping.sqs_poller import InvokeResult
+from localcloud.services.lambda_.event_source_mapping.stream_poller import (
     StreamMapping,
     StreamPoller,
     disable_moto_dynamodb_push,

@@ -1,5 +1,5 @@
-"""AWS::SNS::TopicPolicy deployed through moto's CloudFormation (localcloud.topic_policy), and the alarm
-evaluator publishing only what the topic's policy lets CloudWatch publish.
+"""AWS::SNS::TopicPolicy deployed through moto's CloudFormation (localcloud.services.sns.topic_policy), and
+the alarm evaluator publishing only what the topic's policy lets CloudWatch publish.
 
 The policies are CDK's own: `sns.Topic(..., enforce_ssl=True)` synthesizes a TopicPolicy with nothing but
 a Deny for plain HTTP, which replaces SNS's default policy, so on AWS no alarm notification gets through;
@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from localcloud import cloudwatch_alarm, topic_policy
-from localcloud.alarm_evaluator import ALARM, AlarmEvaluator
+from localcloud.services.cloudwatch import cloudwatch_alarm
+from localcloud.services.cloudwatch.alarm_evaluator import ALARM, AlarmEvaluator
+from localcloud.services.sns import topic_policy
 from tests.localcloud.support import cdk_topic_policy, client, moto_server
 
 REGION = "us-east-1"
@@ -196,7 +197,7 @@ def test_deny_only_topic_policy_silences_the_alarm_and_says_why(
     deploy: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     stack = deploy(DENY_ONLY)
-    with caplog.at_level(logging.WARNING, logger="localcloud.alarm_evaluator"):
+    with caplog.at_level(logging.WARNING, logger="localcloud.services.cloudwatch.alarm_evaluator"):
         stack.raise_alarm()
 
     assert stack.inbox() == []

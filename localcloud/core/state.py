@@ -3,7 +3,7 @@
 `home` is `$LOCALCLOUD_HOME`, else a per-user directory (`default_home`; an application passes its own
 name). In it, `state.json` records the running cloud: written by `cloud.up()` once the cloud is ready and
 removed by `down()`. `saved/` is what outlives a `down()`: the server's snapshot of its state
-(`localcloud.persistence`), and the port and outputs of the last cloud; only `cloud.reset()` deletes it.
+(`localcloud.core.persistence`), and the port and outputs of the last cloud; only `cloud.reset()` deletes it.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ SAVED_DIR = "saved"
 SNAPSHOT_FILE = "cloud.pickle"
 # What a snapshot is written in: a new format, another moto or another Python refuses to load it. Bump it
 # when a change to localcloud alters what is pickled (sfn.SavedWorker, an attribute hung on a moto model
-# such as streams.MotoPositions'): nothing else tells an old snapshot from a new one.
-SNAPSHOT_FORMAT = 1
+# such as stream_poller.MotoPositions'), or moves a pickled class or function to another module (pickle
+# names them by module path): nothing else tells an old snapshot from a new one.
+# 2: the modules moved into localcloud/core/ and localcloud/services/<service>/.
+SNAPSHOT_FORMAT = 2
 
 
 class SnapshotError(Exception):

@@ -7,7 +7,7 @@ changed value keeps reading the old one. So a local cloud deployed before a temp
 (the job table's stream ARN, say) could not take the new template without being torn down. After every
 update the stack's exports are what its outputs now say, as CloudFormation keeps them.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudstack_exportspy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicescloudformationstack_exportspy
 """
 
 from __future__ import annotations

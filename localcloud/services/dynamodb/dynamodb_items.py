@@ -58,7 +58,7 @@ def items_lock() -> threading.RLock:
     """The lock: held by whoever must see every item between writes (a save of the state reads them all).
     No holder makes an HTTP call to the server (a request holds it inside moto's handler, an in-process
     caller around one backend operation, and moto's push of stream records to Lambda, which would run a
-    handler, is switched off by `streams.disable_moto_dynamodb_push`), so a save holding requests and
+    handler, is switched off by `stream_poller.disable_moto_dynamodb_push`), so a save holding requests and
     waiting for it cannot deadlock."""
     return _LOCK
 

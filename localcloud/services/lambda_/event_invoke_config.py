@@ -4,7 +4,7 @@ Without one, moto skips the resource: a function's asynchronous-invocation setti
 event age, OnSuccess/OnFailure destinations) as the template declares them never exist locally, and an
 event that fails all its retries vanishes where AWS would deliver it to the OnFailure destination. With
 it, the settings go into moto's Lambda backend (as PutFunctionEventInvokeConfig would put them), where the
-Lambda runner's asynchronous path reads them (`lambda_runner.async_config_from_moto`).
+Lambda runner's asynchronous path reads them (`runner.async_config_from_moto`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ def _function_name(properties: dict[str, Any]) -> str:
 class LambdaEventInvokeConfigResource(CloudFormationModel):
     """One function's asynchronous-invocation configuration (the `$LATEST` qualifier is what CDK writes)."""
 
-    # moto files models by the second component of the module name; keep it stable under `python -m`.
-    __module__ = "localcloud.event_invoke_config"
+    # moto files models by the second component of the module name ("services" here), and pickle finds the
+    # class by the whole name: spelled out, so that both hold under `python -m` too.
+    __module__ = "localcloud.services.lambda_.event_invoke_config"
 
     def __init__(self, function_name: str, account_id: str, region_name: str) -> None:
         self.function_name = function_name

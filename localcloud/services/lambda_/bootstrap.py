@@ -1,8 +1,8 @@
 """The inside of one local Lambda execution environment: a long-lived subprocess of the local cloud.
 
-`lambda_runner` starts it with the server's own interpreter as
+`runner` starts it with the server's own interpreter as
 
-    python -P lambda_bootstrap.py CODE_DIR HANDLER REQUEST_FD RESPONSE_FD
+    python -P bootstrap.py CODE_DIR HANDLER REQUEST_FD RESPONSE_FD
 
 It imports the handler once (the *init* phase, so module-level state survives between invocations as it
 does on Lambda), then serves invocations one at a time. Requests and responses travel as length-prefixed

@@ -1,7 +1,7 @@
 """EventBridge in the local cloud: events that services emit and clients put, delivered to targets as AWS does
 (Step Functions status-change events, rule matching, delivery with retries and dead-letter queues, metrics).
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudeventspy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserviceseventseventspy
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.utilities.arns import parse_arn
 from werkzeug.exceptions import HTTPException
 
-from localcloud import sfn
+from localcloud.services.stepfunctions import sfn
 
 LOG = logging.getLogger(__name__)
 
@@ -642,8 +642,8 @@ def _emit_execution_status(execution: Any, status: str) -> None:
 
 def install(deliverer: EventDeliverer) -> Undo:
     """Route moto's events through `deliverer`, emit Step Functions status changes (the latter needs
-    `localcloud.sfn.install()`) and update CloudFormation rules in place; returns a function that
-    restores moto."""
+    `localcloud.services.stepfunctions.sfn.install()`) and update CloudFormation rules in place; returns a
+    function that restores moto."""
     original_send = Rule.send_to_targets
     original_cfn_update = Rule.__dict__["update_from_cloudformation_json"]
 

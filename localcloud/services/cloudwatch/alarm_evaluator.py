@@ -1,7 +1,7 @@
 """CloudWatch alarm evaluation for the local cloud: the deployed alarms, evaluated on live values, with their
 SNS actions (moto's CloudWatch stores alarms but never evaluates them).
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudalarm_evaluatorpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicescloudwatchalarm_evaluatorpy
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import boto3
 from botocore.config import Config
 from moto.sqs.models import sqs_backends
 
-from localcloud import metric_math, policy
-from localcloud.state import DUMMY_CREDENTIALS
+from localcloud.core.state import DUMMY_CREDENTIALS
+from localcloud.services.cloudwatch import metric_math
+from localcloud.services.iam import policy
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Step Functions fixes applied inside the local cloud's server process (moto 5.2.5), so that the deployed
 segmented-job definition runs; also the one hook for execution status changes (`add_status_listener`).
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudsfnpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicesstepfunctionssfnpy
 """
 
 from __future__ import annotations
@@ -370,7 +370,7 @@ def _publish_execution_metrics(execution: Any, status: str) -> None:
     _put_states_metrics(execution, data)
 
 
-# -- 6. Executions across a save and a restore (`localcloud.persistence`) --------------------------------------
+# -- 6. Executions across a save and a restore (`localcloud.core.persistence`) -------------------------------
 
 # Set on an execution that was RUNNING when the state was saved: it is started again after a restore.
 _RESUME_MARK = "_localcloud_resume"

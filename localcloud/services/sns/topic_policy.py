@@ -1,7 +1,7 @@
 """`AWS::SNS::TopicPolicy` for moto's CloudFormation, which has no model for it (moto 5.2.5): a topic's
 `Policy` attribute is what the template says, so whoever reads it sees what AWS would enforce.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudtopic_policypy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicessnstopic_policypy
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Fault injection for the local cloud: throttles, 5xx, latency and Lambda crashes, on demand and reproducible.
 This module imports botocore but not moto: the CLI validates rules with it before it calls the server.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudchaospy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudcorechaospy
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from localcloud.wire import (
+from localcloud.core.wire import (
     SERVICES,
     Call,
     ErrorSpec,
@@ -30,7 +30,7 @@ from localcloud.wire import (
     service_model,
 )
 
-LOG = logging.getLogger("localcloud.chaos")
+LOG = logging.getLogger("localcloud.core.chaos")
 
 CONTROL_PATH = "/_localcloud/chaos"
 

@@ -1,7 +1,7 @@
 """CloudWatch metric-math expressions, evaluated one period at a time: the part of the language that alarms
 commonly use (an error rate, a sum of two metrics, a guarded ratio).
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudmetric_mathpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicescloudwatchmetric_mathpy
 """
 
 from __future__ import annotations

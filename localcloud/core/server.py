@@ -1,8 +1,8 @@
 """The local cloud's long-running process: moto on loopback plus the glue that runs the deployed app.
 
-    python -m localcloud.server --port N --home DIR
+    python -m localcloud.core.server --port N --home DIR
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserverpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudcoreserverpy
 """
 
 from __future__ import annotations
@@ -25,26 +25,19 @@ from moto.cloudformation import parsing as cfn_parsing
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud import (
-    alarm_evaluator,
-    chaos,
-    cloudwatch_alarm,
-    dynamodb_items,
-    dynamodb_table,
-    event_invoke_config,
-    events,
-    lambda_runner,
-    persistence,
-    poller,
-    sfn,
-    stack_exports,
-    state,
-    streams,
-    topic_policy,
-)
-from localcloud.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
+from localcloud.core import chaos, persistence, state
+from localcloud.core.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
+from localcloud.services.cloudformation import stack_exports
+from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
+from localcloud.services.dynamodb import dynamodb_items, dynamodb_table
+from localcloud.services.events import events
+from localcloud.services.lambda_ import event_invoke_config
+from localcloud.services.lambda_ import runner as lambda_runner
+from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
+from localcloud.services.sns import topic_policy
+from localcloud.services.stepfunctions import sfn
 
-LOG = logging.getLogger("localcloud.server")
+LOG = logging.getLogger("localcloud.core.server")
 
 # Seconds between sweeps that stop Lambda environments idle for too long.
 REAP_INTERVAL_SECONDS = 60.0
@@ -211,8 +204,8 @@ def start_cloud(
     undo.append(events.install(deliverer))
 
     # Before any mapping exists: moto's own push would invoke functions inside SendMessage.
-    poller.disable_moto_sqs_push()
-    streams.disable_moto_dynamodb_push()
+    sqs_poller.disable_moto_sqs_push()
+    stream_poller.disable_moto_dynamodb_push()
 
     _check_port_free(port)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -239,13 +232,13 @@ def _start_services(
     """The background services that do what AWS does between requests, once the server answers."""
     services: list[Service] = [
         deliverer,
-        poller.EventSourcePoller(endpoint, region),
+        sqs_poller.EventSourcePoller(endpoint, region),
         # Positions on moto's mappings: saved with the state, so a restored cloud resumes each stream.
-        streams.StreamPoller(
+        stream_poller.StreamPoller(
             endpoint,
             region,
-            positions=streams.MotoPositions(),
-            iterator_age=streams.iterator_age_publisher(region=region),
+            positions=stream_poller.MotoPositions(),
+            iterator_age=stream_poller.iterator_age_publisher(region=region),
         ),
         alarm_evaluator.AlarmEvaluator(endpoint, region),
     ]
@@ -285,7 +278,9 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m localcloud.server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m localcloud.core.server", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
     parser.add_argument("--home", type=Path, required=True, help="directory for code, logs and state")
     parser.add_argument("--region", default=REGION)

@@ -1,8 +1,8 @@
 """Runs the deployed Lambda code on this machine, in place of moto's Docker-based invocation: warm
-subprocess environments (`lambda_bootstrap`) with Lambda's timeouts, reserved concurrency, error shape,
+subprocess environments (`bootstrap`) with Lambda's timeouts, reserved concurrency, error shape,
 logs, metrics and asynchronous invocations.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudlambda_runnerpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserviceslambda_runnerpy
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from moto.events.models import events_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
-from localcloud.chaos import CRASH, LambdaFault
-from localcloud.lambda_bootstrap import ProtocolClosed, write_frame
-from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
+from localcloud.core.chaos import CRASH, LambdaFault
+from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
+from localcloud.services.lambda_.bootstrap import ProtocolClosed, write_frame
 
 LOG = logging.getLogger(__name__)
 
-BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
+BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 # Lambda's init phase may take up to 10 s, separately from the invocation's own timeout.
 INIT_TIMEOUT_SECONDS = 10.0
 # A response that arrives this soon after the deadline is IPC latency, not an overrun.
@@ -62,7 +62,7 @@ ASYNC_THROTTLE_BACKOFF_SECONDS = (1.0, 60.0)
 # How many recent durations of a function place an injected crash or hang within an invocation.
 RECENT_DURATIONS = 20
 
-CHAOS_LOG = logging.getLogger("localcloud.chaos")
+CHAOS_LOG = logging.getLogger("localcloud.core.chaos")
 FaultSource = Callable[[str], LambdaFault | None]
 
 
@@ -284,8 +284,8 @@ class LambdaRunner:
         # Every environment process, busy or idle: shutdown must not leave a busy one running.
         self._live: set[_Environment] = set()
         self._closed = False
-        # Chaos: crash and timeout faults per invocation (`localcloud.chaos`), placed within the function's
-        # recent durations.
+        # Chaos: crash and timeout faults per invocation (`localcloud.core.chaos`), placed within the
+        # function's recent durations.
         self._faults = faults
         self._durations: dict[str, deque[float]] = {}
 

@@ -2,7 +2,7 @@
 mappings are polled through boto3 on the endpoint, in place of moto's push inside SendMessage.
 Invariant: a message is deleted only after an invocation that succeeded for it.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudpollerpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserviceslambda_event_source_mappingsqs_pollerpy
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import boto3
 from botocore.config import Config
 from moto.sqs import models as sqs_models
 
-from localcloud.state import DUMMY_CREDENTIALS
+from localcloud.core.state import DUMMY_CREDENTIALS
 
 logger = logging.getLogger(__name__)
 
@@ -196,10 +196,10 @@ def _payload_size(message: Mapping[str, Any]) -> int:
 
 
 class MappingSupervisor:
-    """What the event-source pollers share (SQS here, DynamoDB streams in `localcloud.streams`): a supervisor
-    thread calls `refresh()` every `refresh_interval_seconds` (backing off while listing fails), and `stop()`
-    joins it and the worker threads `refresh()` keeps in `_workers`. Subclasses set `_lambda_client` (for
-    `enabled_mappings`) and implement `refresh()`."""
+    """What the event-source pollers share (SQS here, DynamoDB streams in `stream_poller` beside it): a
+    supervisor thread calls `refresh()` every `refresh_interval_seconds` (backing off while listing fails),
+    and `stop()` joins it and the worker threads `refresh()` keeps in `_workers`. Subclasses set
+    `_lambda_client` (for `enabled_mappings`) and implement `refresh()`."""
 
     # Named in the threads and the log.
     kind = "event source"

@@ -5,7 +5,7 @@ Without one, moto's UpdateStack leaves a changed table as it was and loses it fr
 none, and nothing that reads the stream can be deployed. CloudFormation updates a table's stream and its
 deletion protection in place (the table and its items stay); a new TableName or KeySchema replaces it.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localclouddynamodb_tablepy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicesdynamodbdynamodb_tablepy
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ inside PutItem/UpdateItem. Invariant: per shard, records reach the function in o
 and the position moves past a record only once its batch succeeded or was sent to the OnFailure
 destination.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudstreamspy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudserviceslambda_event_source_mappingstream_pollerpy
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 
-from localcloud.events import pattern_matches
-from localcloud.poller import (
+from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
+from localcloud.services.events.events import pattern_matches
+from localcloud.services.lambda_.event_source_mapping.sqs_poller import (
     LAMBDA_MAX_TIMEOUT_SECONDS,
     MAX_BACKOFF_SECONDS,
     InvokeFn,
     InvokeResult,
     MappingSupervisor,
 )
-from localcloud.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def disable_moto_dynamodb_push() -> None:
     and every write walks: it invokes the function synchronously inside the caller's request, with no
     filter, no retry, and empties the stream shard after a successful invoke (so GetRecords loses them).
     A property that always reads as empty switches it off, for existing tables too (as for SQS in
-    `localcloud.poller`)."""
+    `localcloud.services.lambda_.event_source_mapping.sqs_poller`)."""
     table_cls = dynamodb_table.Table
     if getattr(table_cls, _PATCH_MARK, False):
         return
@@ -71,7 +71,8 @@ def disable_moto_dynamodb_push() -> None:
     def _drop_mapping(_table: Any, _value: Any) -> None:
         return None
 
-    setattr(  # noqa: B010 - a data descriptor over the instance attribute, as in poller.disable_moto_sqs_push
+    # A data descriptor over the instance attribute, as in sqs_poller.disable_moto_sqs_push.
+    setattr(  # noqa: B010
         table_cls,
         "lambda_event_source_mappings",
         property(_no_mappings, _drop_mapping, doc="Disabled by localcloud: the StreamPoller polls."),
@@ -288,7 +289,7 @@ class Positions:
 
 class MotoPositions(Positions):
     """Positions kept on moto's own EventSourceMapping, for a poller in the server's process: the saved
-    state (`localcloud.persistence` pickles the backends) then carries them across `down` and `up`, as
+    state (`localcloud.core.persistence` pickles the backends) then carries them across `down` and `up`, as
     Lambda keeps a mapping's position. Without it a restarted cloud read every stream from its oldest
     record again, and every job event was emitted twice."""
 

@@ -1,7 +1,7 @@
 """Resource-based policy evaluation: one request against one policy, decided the way AWS decides it. Pure
 functions over the policy JSON; no moto, no AWS calls.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudpolicypy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicesiampolicypy
 """
 
 from __future__ import annotations

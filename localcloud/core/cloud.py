@@ -2,7 +2,7 @@
 integration tests.
 
 `up()` reuses the cloud recorded in the state file when its process is alive and its port answers;
-otherwise it starts `python -m localcloud.server` detached (its own session, so it outlives the terminal
+otherwise it starts `python -m localcloud.core.server` detached (its own session, so it outlives the terminal
 and the calling process) and waits until it answers. The server restores what `<home>/saved/` holds. `up()`
 records port and pid in `<home>/state.json`, with the outputs of the last deploy into the saved state.
 Given a `deploy` step, it then runs it against the running cloud, still holding the home's lock, and
@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from localcloud.state import (
+from localcloud.core.state import (
     LocalCloudState,
     SavedCloud,
     SnapshotError,
@@ -50,9 +50,10 @@ START_TIMEOUT_SECONDS = 60.0
 # The server saves its state before it stops: that must fit in here, or the save is cut short (the snapshot
 # before it stays).
 STOP_TIMEOUT_SECONDS = 30.0
-SERVER_MODULE = "localcloud.server"
-# Where this package lives: the server process imports it from there, installed or not.
-PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+SERVER_MODULE = "localcloud.core.server"
+# Where this package lives (the directory holding localcloud/, two above this file): the server process
+# imports it from there, installed or not.
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 Progress = Callable[[str], None]
 Deploy = Callable[[LocalCloudState, Path, Progress], dict[str, str]]

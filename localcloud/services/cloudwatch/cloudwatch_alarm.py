@@ -1,7 +1,7 @@
 """`AWS::CloudWatch::Alarm` for moto's CloudFormation, which has no model for it (moto 5.2.5), and the
 alarm state CloudWatch documents: CloudFormation is the one creator of the template's alarms.
 
-How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudcloudwatch_alarmpy
+How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicescloudwatchcloudwatch_alarmpy
 """
 
 from __future__ import annotations

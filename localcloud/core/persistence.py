@@ -1,7 +1,7 @@
 """The local cloud's state on disk: moto's backends saved at shutdown (and every few seconds) and restored
 when the server starts again, so that a stopped cloud comes back with its resources and data.
 
-How it works, what is kept and what is rebuilt: docs/local-cloud-internals.md#localcloudpersistencepy
+How it works, what is kept and what is rebuilt: docs/local-cloud-internals.md#localcloudcorepersistencepy
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from typing import Any, BinaryIO
 from moto.core.base_backend import AccountSpecificBackend, BackendDict
 from moto.stepfunctions.parser.backend.execution import Execution, SyncExecution
 
-from localcloud import dynamodb_items, sfn
-from localcloud.state import Header, make_private_dir, open_snapshot, snapshot_path
+from localcloud.core.state import Header, make_private_dir, open_snapshot, snapshot_path
 
 # Defined beside open_snapshot (state.py reads headers too); raised by this module, and caught by its callers
 # as persistence.SnapshotError: an explicit re-export.
-from localcloud.state import SnapshotError as SnapshotError  # noqa: PLC0414
+from localcloud.core.state import SnapshotError as SnapshotError  # noqa: PLC0414
+from localcloud.services.dynamodb import dynamodb_items
+from localcloud.services.stepfunctions import sfn
 
 LOG = logging.getLogger(__name__)
 

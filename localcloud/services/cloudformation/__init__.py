@@ -1,0 +1,1 @@
+"""CloudFormation: stack exports kept current across updates (`stack_exports`)."""

@@ -1,0 +1,1 @@
+"""DynamoDB: atomic item writes (`dynamodb_items`) and `AWS::DynamoDB::Table` updates (`dynamodb_table`)."""

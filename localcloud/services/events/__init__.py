@@ -1,0 +1,1 @@
+"""EventBridge: rule matching and delivery to targets, and the events other services emit (`events`)."""

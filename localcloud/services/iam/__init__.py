@@ -1,0 +1,1 @@
+"""IAM: policy evaluation (`policy`: resource-based policies, such as SNS topic policies)."""

@@ -1,0 +1,1 @@
+"""SNS: the `AWS::SNS::TopicPolicy` model (`topic_policy`)."""
