@@ -27,15 +27,17 @@ from moto.server import ThreadedMotoServer
 
 from localcloud.core import chaos, persistence, state
 from localcloud.core.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
-from localcloud.services.cloudformation import stack_exports
+from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
 from localcloud.services.dynamodb import dynamodb_items, dynamodb_table
 from localcloud.services.events import events
 from localcloud.services.lambda_ import event_invoke_config
 from localcloud.services.lambda_ import runner as lambda_runner
+from localcloud.services.lambda_ import versions as lambda_versions
 from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
 from localcloud.services.sns import topic_policy
 from localcloud.services.stepfunctions import sfn
+from localcloud.services.stepfunctions import versions as sfn_versions
 
 LOG = logging.getLogger("localcloud.core.server")
 
@@ -132,6 +134,7 @@ def _check_cloudformation_models() -> None:
         cloudwatch_alarm.CloudWatchAlarmResource,
         event_invoke_config.LambdaEventInvokeConfigResource,
         topic_policy.SNSTopicPolicyResource,
+        sfn_versions.StateMachineVersionResource,
     )
     for model in models:
         if cfn_parsing.get_model_map().get(model.cloudformation_type()) is not model:
@@ -170,6 +173,9 @@ def start_cloud(
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     undo.append(lambda: default_user_config.update({"stepfunctions": previous}))  # type: ignore[typeddict-item]
     undo.append(sfn.install())
+    undo.append(sfn_versions.install())
+    undo.append(lambda_versions.install())
+    undo.append(updates.install())
     undo.append(cloudwatch_alarm.install())
     undo.append(topic_policy.install())
     undo.append(dynamodb_table.install())

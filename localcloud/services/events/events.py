@@ -34,6 +34,7 @@ from moto.utilities.arns import parse_arn
 from werkzeug.exceptions import HTTPException
 
 from localcloud.services.stepfunctions import sfn
+from localcloud.services.stepfunctions import versions as sfn_versions
 
 LOG = logging.getLogger(__name__)
 
@@ -613,7 +614,8 @@ def execution_status_detail(execution: Any, status: str) -> dict[str, Any]:
         "outputDetails": {"included": True} if succeeded else None,
         "error": execution.error if ended else None,
         "cause": execution.cause if ended else None,
-        "stateMachineVersionArn": None,
+        # The version the execution runs, when it was started on one (services.stepfunctions.versions).
+        "stateMachineVersionArn": getattr(execution, sfn_versions.VERSION_ARN, None),
         "stateMachineAliasArn": None,
         "redriveCount": 0,
         "redriveDate": None,
