@@ -102,6 +102,19 @@ def acknowledge_pipeline(
             f"AwsSolutions::AwsSolutions-IAM5[Resource::<{_logical_id(function.function)}.Arn>:*]",
             "lambda:InvokeFunction on the function's qualified ARNs (versions/aliases), as CDK's grant writes it",
         )
+    versions_finding = f"AwsSolutions::AwsSolutions-IAM5[Resource::{_rendered_versions_arn(jobs)}]"
+    _ack(
+        state_machine_policy,
+        versions_finding,
+        "states:StartExecution on the state machine's own published versions: continue-as-new starts the "
+        "version the job is pinned to (a new one is published at every deploy)",
+    )
+    _ack(
+        _default_policy(ingest),
+        versions_finding,
+        "states:StartExecution on the state machine's own published versions: each job starts on the "
+        "version current when it is accepted, or its redrive on the deployed one",
+    )
     for queue in (queues.dead_letter_queue, watchdog_dead_letters):
         _ack(
             queue,
@@ -119,6 +132,19 @@ def acknowledge_pipeline(
         "For an SQS source the failure destination is the queue's own redrive policy (DLQ after "
         "maxReceiveCount); permanent errors are sent to the same DLQ by the function with their reason",
     )
+
+
+def _rendered(stack: Stack, value: str, pseudo: str) -> str:
+    return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
+
+
+def _rendered_versions_arn(jobs: SegmentedJobStateMachine) -> str:
+    """How cdk-nag names `stateMachine:NAME:*` in a finding id (pseudo parameters as `<AWS::...>`)."""
+    stack = Stack.of(jobs)
+    partition = _rendered(stack, stack.partition, "Partition")
+    region = _rendered(stack, stack.region, "Region")
+    account = _rendered(stack, stack.account, "AccountId")
+    return f"arn:{partition}:states:{region}:{account}:stateMachine:{jobs.state_machine_name}:*"
 
 
 def _rendered_objects_arn(location: object) -> str:

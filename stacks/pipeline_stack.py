@@ -25,7 +25,7 @@ from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.constructs.segmented_job import RetryPolicy, SegmentedJobStateMachine
 from stacks.constructs.watchdog import ExecutionWatchdog
 from stacks.nag import acknowledge_alarm_subscriptions, acknowledge_job_events, acknowledge_pipeline
-from stacks.user_code import UserCode, function_code
+from stacks.user_code import UserCode, code_digest, function_code
 
 
 class PipelineStack(Stack):
@@ -68,6 +68,7 @@ class PipelineStack(Stack):
         locations = _Locations(self, config, data_bucket=bucket)
         fault_injection = "true" if config.fault_injection_allowed else "false"
         code = function_code(user_code)
+        digest = code_digest(user_code)
         worker = PipelineFunction(
             self,
             "Worker",
@@ -87,6 +88,7 @@ class PipelineStack(Stack):
                 Env.MAX_REJECT_RATIO: str(config.worker.max_reject_ratio),
                 Env.MAX_LINE_BYTES: str(config.worker.max_line_bytes),
                 Env.HANDOVER_AFTER_SECONDS: str(config.state_machine.handover_after_minutes * 60),
+                Env.CODE_DIGEST: digest,
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
@@ -157,7 +159,11 @@ class PipelineStack(Stack):
                 Env.MAX_REJECT_RATIO: str(config.worker.max_reject_ratio),
                 Env.JOB_TTL_DAYS: str(config.job_ttl_days),
                 Env.DLQ_URL: queues.dead_letter_queue.queue_url,
-                Env.STATE_MACHINE_ARN: jobs.state_machine_arn,
+                # What a job accepted now is pinned to: this deploy's versions and code.
+                Env.WORKER_VERSION_ARN: worker.published_version.function_arn,
+                Env.FAILURES_VERSION_ARN: failures.published_version.function_arn,
+                Env.STATE_MACHINE_VERSION_ARN: jobs.version_arn,
+                Env.CODE_DIGEST: digest,
                 Env.MAX_SHARDS: str(config.state_machine.max_shards),
                 Env.DEFAULT_SHARDS: str(config.state_machine.default_shards),
             },
@@ -245,8 +251,9 @@ class PipelineStack(Stack):
                 resources=[table.table_arn],
             )
         )
+        # Jobs start on a published version of the definition only (their pin), never the unqualified one.
         ingest.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["states:StartExecution"], resources=[jobs.state_machine_arn])
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[jobs.versions_arn])
         )
         ingest.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queues.dead_letter_queue.queue_arn])
@@ -340,6 +347,11 @@ class PipelineStack(Stack):
         CfnOutput(self, "IngestQueueUrl", value=queues.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=queues.dead_letter_queue.queue_url)
         CfnOutput(self, "StateMachineArn", value=jobs.state_machine.state_machine_arn)
+        # What this deploy pins new jobs to (`pipeline versions` keeps these; prune deletes older unused ones).
+        CfnOutput(self, "WorkerVersionArn", value=worker.published_version.function_arn)
+        CfnOutput(self, "FailuresVersionArn", value=failures.published_version.function_arn)
+        CfnOutput(self, "StateMachineVersionArn", value=jobs.version_arn)
+        CfnOutput(self, "CodeDigest", value=digest)
         # AlarmTopicArn is the critical (paging) topic: the name it had when there was one topic.
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic(Severity.CRITICAL).topic_arn)
         CfnOutput(self, "WarningAlarmTopicArn", value=alarms.topic(Severity.WARNING).topic_arn)

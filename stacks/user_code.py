@@ -13,11 +13,13 @@ Docker), and hashes the output, so that any change to the user code is a new ass
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "tests", "**/.pytest_cache", "**
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache", ".DS_Store")
 # jobcore.plugins.ASSET_DIR_NAME: where the functions look for user code in their asset.
 ASSET_DIR_NAME = "user_code"
+# 64 bits of the code digest: enough that two deploys of different code never share one.
+CODE_DIGEST_CHARS = 16
 
 _INSPECT = """
 import json, sys
@@ -104,6 +108,28 @@ class _CopyWithUserCode:
             self._user_code, Path(output_dir) / ASSET_DIR_NAME, ignore=_IGNORE, dirs_exist_ok=True
         )
         return True
+
+
+def _asset_files(root: Path, *, under: str = "") -> Iterator[tuple[str, Path]]:
+    """(name in the asset, file) for every file the asset takes from `root`, sorted."""
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        # What the copy into the asset ignores (a directory's name or a file's): _IGNORE takes names.
+        if path.is_file() and not any(_IGNORE("", [part]) for part in relative.parts):
+            yield f"{under}{relative.as_posix()}", path
+
+
+def code_digest(user_code: UserCode) -> str:
+    """A digest of the code the functions run (the Lambda source, with its built-in transforms, and the
+    team's user code): the same files give the same digest on any machine, and any change gives another.
+    Jobs record it (`code_version`) and the worker writes it on every part, beside its version number."""
+    digest = hashlib.sha256()
+    files = list(_asset_files(LAMBDA_SOURCE_DIR))
+    if user_code.directory is not None:
+        files += _asset_files(user_code.directory, under=f"{ASSET_DIR_NAME}/")
+    for name, path in files:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:CODE_DIGEST_CHARS]
 
 
 def function_code(user_code: UserCode) -> cdk.aws_lambda.Code:

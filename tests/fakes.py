@@ -4,6 +4,7 @@ Lambda context whose remaining time the test controls."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ class FakeContext:
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:worker"
     aws_request_id: str = "req-1"
+    # The published version Lambda runs (tests.handlers' jobs are pinned to it).
+    function_version: str = "1"
 
     def get_remaining_time_in_millis(self) -> int:
         return self.clock.remaining_ms()
@@ -51,6 +54,7 @@ class MemoryObjects:
         self.writes: list[str] = []
         self.on_read: Any = None
         self.fail_writes = 0
+        self.metadata: dict[tuple[str, str], dict[str, str]] = {}
 
     def put(self, uri_bucket: str, key: str, body: bytes) -> None:
         self.objects[(uri_bucket, key)] = body
@@ -72,12 +76,13 @@ class MemoryObjects:
             )
         return body[start:end]
 
-    def write(self, bucket: str, key: str, body: bytes) -> None:
+    def write(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str]) -> None:
         if self.fail_writes:
             self.fail_writes -= 1
             raise TransientError("injected write failure")
         self.writes.append(key)
         self.objects[(bucket, key)] = body
+        self.metadata[(bucket, key)] = dict(metadata)
 
     def under(self, bucket: str, prefix: str) -> dict[str, bytes]:
         return {k: v for (b, k), v in sorted(self.objects.items()) if b == bucket and k.startswith(prefix)}

@@ -62,7 +62,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
     ingest = Ingest(
         jobs=DynamoJobStore(client("dynamodb", timeouts), settings.job_table_name),
         objects=S3ObjectStore(client("s3", timeouts)),
-        executions=StepFunctionsStarter(client("stepfunctions", timeouts), settings.state_machine_arn),
+        executions=StepFunctionsStarter(client("stepfunctions", timeouts)),
         dead_letters=SqsDeadLetters(client("sqs", timeouts), settings.dlq_url),
         settings=settings,
         policy=RETRY_POLICY,

@@ -16,6 +16,7 @@ from jobcore.adapters.s3 import S3ObjectStore
 from jobcore.aws import call_timeouts, client
 from jobcore.errors import ValidationError
 from jobcore.lines import LineLimits
+from jobcore.model import CodeVersion
 from jobcore.plugins import load_bundled_user_code
 from jobcore.segment import SegmentLimits, SegmentRequest, run_segment
 from jobcore.settings import WorkerSettings
@@ -84,6 +85,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
                 handover_after_seconds=settings.handover_after_seconds,
                 attempt_ms=timeouts.attempt_ms,
                 memory_mb=int(context.memory_limit_in_mb),
+                # Invoked by the job's pinned qualified ARN, Lambda runs (and names) that version.
+                code=CodeVersion(worker=str(context.function_version), digest=settings.code_digest),
             ),
             now=utc_now,
         )

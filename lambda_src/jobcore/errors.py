@@ -44,6 +44,16 @@ class InputChangedError(PermanentError):
     versions in one output. The message names both ETags."""
 
 
+class CodeVersionChangedError(PermanentError):
+    """A FAILED job's code is no longer the deployed code: resuming would mix two code versions in one
+    output. The message names both versions and the two ways on (upgrade, restart)."""
+
+
+class CodeVersionMismatchError(PermanentError):
+    """The worker was invoked on another version than the one its job is pinned to (an execution started
+    by hand on the unqualified state machine, say): it writes nothing rather than mix code versions."""
+
+
 class AccessDeniedError(PermanentError):
     """The function's role may not do what the job needs."""
 

@@ -91,6 +91,12 @@ def _error(value: Any) -> dict[str, str]:
     return {"type": str(error.get("type") or "UnknownError"), "message": message}
 
 
+def _code_version(value: Any) -> dict[str, str] | None:
+    if not isinstance(value, Mapping):
+        return None
+    return {"worker": str(value.get("worker", "")), "digest": str(value.get("digest", ""))}
+
+
 def job_event(
     old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, *, environment: str
 ) -> JobEvent | None:
@@ -110,6 +116,9 @@ def job_event(
         "environment": environment,
         **{name: _int(new.get(name, 0)) for name in COUNTERS},
         "output_prefix": str(new.get("output_prefix") or "") or None,
+        # The code the job runs on; None for a request rejected before it had any, or a record written
+        # before jobs were pinned (this function reads records of every live version).
+        "code_version": _code_version(new.get("code_version")),
     }
     if status in EVENT_ERROR_STATUSES:
         detail["error"] = _error(new.get("error"))

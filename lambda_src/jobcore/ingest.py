@@ -11,10 +11,17 @@
   at once, with the reason.
 - Accepting is idempotent: a conditional put of the PENDING record, then StartExecution named
   `{job_id}-a{attempt}-e0`; a duplicate delivery finds the record and the execution already there.
+- Accepting pins the code too: the job runs, start to finish, on the published versions of the worker,
+  the failures function and the state machine that this deploy made (`CodePin`, from the ingest's own
+  settings), whatever is deployed while it runs. The execution is started on that state machine version
+  and carries the pin in its input; the record keeps it with the job's lineage.
 - A FAILED job that arrives again (a redrive from the DLQ) resumes from its checkpoint in attempt + 1 if its
-  input is the pinned version; if the input changed, resuming would mix two versions in one output, so the
-  redrive is refused (InputChangedError) unless the request asks for `restart`: a new attempt from offset 0
-  on the input as it is now, into a fresh output location.
+  input is the pinned version and its code is the deployed code. If the input changed, resuming would mix
+  two versions of the input in one output: the redrive is refused (InputChangedError) unless the request
+  asks for `restart` (a new attempt from offset 0 on the input as it is now, into a fresh output location).
+  If the code changed, resuming would mix two versions of the code: refused (CodeVersionChangedError)
+  unless the request asks for `restart` or for `upgrade` (resume on the deployed code, the lineage
+  recording per shard the offset from which it wrote).
 """
 
 from __future__ import annotations
@@ -28,8 +35,15 @@ from enum import StrEnum
 from typing import TypeVar
 
 from jobcore import retry, shards
-from jobcore.errors import InputChangedError, PermanentError, TransientError, ValidationError, error_of
-from jobcore.model import InputPin, JobRecord, ShardPosition, split_s3_uri
+from jobcore.errors import (
+    CodeVersionChangedError,
+    InputChangedError,
+    PermanentError,
+    TransientError,
+    ValidationError,
+    error_of,
+)
+from jobcore.model import CodePin, InputPin, JobRecord, LineageEntry, ShardPosition, split_s3_uri
 from jobcore.ports import DeadLetters, ExecutionStarter, JobStore, ObjectStore
 from jobcore.request import JobRequest, job_id_of, parse_request
 from jobcore.settings import IngestSettings
@@ -56,6 +70,7 @@ class Outcome(StrEnum):
     STARTED = "started"
     DUPLICATE = "duplicate"
     RESUMED = "resumed"
+    UPGRADED = "upgraded"
     RESTARTED = "restarted"
     REJECTED = "rejected"
     FAILED = "failed"
@@ -135,6 +150,8 @@ class Ingest:
         now = self._now()
         pin = found if isinstance(found, InputPin) else None
         chunk_bytes = request.chunk_bytes or self._settings.default_chunk_bytes
+        shards = self._plan(pin, chunk_bytes, request) if pin else ()
+        code = self._settings.deployed_code
         return JobRecord(
             job_id=request.job_id,
             status=FAILED if pin is None else PENDING,
@@ -143,7 +160,9 @@ class Ingest:
             transform_options=request.transform_options,
             chunk_bytes=chunk_bytes,
             output_prefix=job_output_prefix(str(self._settings.output_location), request.job_id),
-            shards=self._plan(pin, chunk_bytes, request) if pin else (),
+            shards=shards,
+            code=code,
+            lineage=(_first_lineage(code, attempt=1, shards=shards),),
             input_bytes=pin.size if pin else None,
             input_etag=pin.etag if pin else None,
             input_version=pin.version_id if pin else None,
@@ -209,6 +228,7 @@ class Ingest:
         changed = pinned is not None and (pinned.etag, pinned.version_id) != (found.etag, found.version_id)
         attempt = existing.attempt + 1
         planned = self._plan(found, existing.chunk_bytes, request)
+        deployed = self._settings.deployed_code
         if request.restart:
             output_prefix = job_output_prefix(
                 str(self._settings.output_location), existing.job_id, restart_attempt=attempt
@@ -221,6 +241,8 @@ class Ingest:
                     pin=found,
                     output_prefix=output_prefix,
                     updated_at=self._now(),
+                    code=deployed,
+                    lineage=(_first_lineage(deployed, attempt=attempt, shards=planned),),
                     shards=planned,
                 ),
             )
@@ -237,19 +259,27 @@ class Ingest:
                     "over on the new version into a fresh output location"
                 ),
             )
+        elif _would_mix_code(existing, deployed) and not request.upgrade:
+            return self._refuse(message, existing, _code_changed_error(existing, deployed))
         else:
+            # A job whose input was missing when it arrived is cut into shards now.
+            shards = planned if pinned is None else ()
+            code, lineage = self._resumed_code(
+                existing, deployed, attempt=attempt, size=found.size, shards=shards
+            )
             applied = self._call(
                 "resume job",
                 lambda: self._jobs.resume(
                     existing.job_id,
                     failed_attempt=existing.attempt,
                     pin=found if pinned is None else None,
-                    # A job whose input was missing when it arrived is cut into shards now.
-                    shards=planned if pinned is None else (),
+                    shards=shards,
                     updated_at=self._now(),
+                    code=code,
+                    lineage=lineage,
                 ),
             )
-            outcome = Outcome.RESUMED
+            outcome = Outcome.UPGRADED if _would_mix_code(existing, deployed) else Outcome.RESUMED
         if not applied:
             raise TransientError(f"job {existing.job_id} changed while being redriven; will retry")
         self._start(message, self._call_get(existing.job_id), attempt=attempt)
@@ -263,6 +293,28 @@ class Ingest:
             },
         )
         return outcome
+
+    @staticmethod
+    def _resumed_code(
+        existing: JobRecord,
+        deployed: CodePin,
+        *,
+        attempt: int,
+        size: int,
+        shards: tuple[ShardPosition, ...],
+    ) -> tuple[CodePin | None, tuple[LineageEntry, ...]]:
+        """The code a resumed job runs on, and its lineage: unchanged when the pin is the deployed one;
+        else the deployed code (the same code under new version numbers, or an upgrade), with an entry
+        that says from which offset of each shard it writes."""
+        if existing.code == deployed:
+            return None, ()
+        if not existing.chunks:
+            # Nothing checkpointed yet: the deployed code writes all of it.
+            return deployed, (_first_lineage(deployed, attempt=attempt, shards=shards or existing.shards),)
+        entry = LineageEntry(
+            attempt=attempt, code_version=deployed.code_version, offsets=existing.resume_offsets(size)
+        )
+        return deployed, (*existing.lineage, entry)
 
     def _refuse(self, message: IngestMessage, existing: JobRecord, error: PermanentError) -> Outcome:
         """The job stays FAILED, its error says why; the request goes back to the DLQ with that reason."""
@@ -305,8 +357,14 @@ class Ingest:
             # The Map's items: every shard, each resuming from its own checkpoint.
             "shards": shards.map_items(record.positions(record.input_bytes or 0)),
         }
+        # A job accepted before jobs were pinned runs on the deployed code (it never had another record).
+        code = record.code or self._settings.deployed_code
+        payload["pin"] = code.as_input()
         name = execution_name(record.job_id, attempt, 0)
-        return self._call("start execution", lambda: self._executions.start(name=name, payload=payload))
+        return self._call(
+            "start execution",
+            lambda: self._executions.start(state_machine=code.state_machine, name=name, payload=payload),
+        )
 
     def _send_to_dlq(self, message: IngestMessage, error: Exception, job_id: str | None) -> None:
         reason = error_of(error)
@@ -354,6 +412,36 @@ class Ingest:
             self._call("mark job rejected", lambda: self._jobs.reject(rejected))
         self._send_to_dlq(message, error, job_id or dlq_job_id)
         return Outcome.REJECTED
+
+
+def _first_lineage(code: CodePin, *, attempt: int, shards: tuple[ShardPosition, ...]) -> LineageEntry:
+    return LineageEntry(
+        attempt=attempt,
+        code_version=code.code_version,
+        offsets=tuple(shard.start for shard in shards) or (0,),
+    )
+
+
+def _would_mix_code(existing: JobRecord, deployed: CodePin) -> bool:
+    """Resuming on the deployed code would put two codes' records in one output: the job has checkpointed
+    output, and the code that handles records is not what wrote it (or is unknown, for a job from before
+    pins). New version numbers over the same code (a configuration change) are not a change of code."""
+    changed = existing.code is None or existing.code.digest != deployed.digest
+    return changed and existing.chunks > 0
+
+
+def _code_changed_error(existing: JobRecord, deployed: CodePin) -> CodeVersionChangedError:
+    ran = (
+        f"code version {existing.code_version}" if existing.code_version else "code from before code versions"
+    )
+    return CodeVersionChangedError(
+        f"job {existing.job_id} ran {ran} until attempt {existing.attempt} failed; the deployed code is "
+        f"version {deployed.code_version}: resuming would mix two code versions in one output. Redrive "
+        'with an upgrade (`pipeline dlq redrive --upgrade`, or "upgrade": true in the request) to resume '
+        "from the checkpoint on the deployed code, the job's lineage recording the offset where it took "
+        'over, or with a restart (`pipeline dlq redrive --restart`, or "restart": true) to reprocess from '
+        "the start on the deployed code into a fresh output location"
+    )
 
 
 def _same_request(existing: JobRecord, new: JobRecord) -> bool:

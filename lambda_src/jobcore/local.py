@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jobcore.errors import InputChangedError, InputNotFoundError
-from jobcore.model import Checkpoint, InputPin, JobRecord, ShardPosition
+from jobcore.model import Checkpoint, CodePin, InputPin, JobRecord, LineageEntry, ShardPosition
 from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING, sources
 
 
@@ -53,7 +53,8 @@ class FileObjectStore:
             handle.seek(start)
             return handle.read(end - start)
 
-    def write(self, bucket: str, key: str, body: bytes) -> None:
+    def write(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str]) -> None:
+        # A local file keeps no metadata: `pipeline try` runs the checkout's code, with no version to say.
         path = self._path(bucket, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
@@ -129,6 +130,8 @@ class MemoryJobStore:
         pin: InputPin | None,
         updated_at: str,
         shards: tuple[ShardPosition, ...] = (),
+        code: CodePin | None = None,
+        lineage: tuple[LineageEntry, ...] = (),
     ) -> bool:
         current = self.records[job_id]
         if (current.status, current.attempt) != (FAILED, failed_attempt):
@@ -136,6 +139,8 @@ class MemoryJobStore:
         pinned: dict[str, Any] = _pinned(pin) if pin is not None else {}
         if shards:
             pinned["shards"] = shards
+        if code is not None:
+            pinned |= {"code": code, "lineage": lineage}
         self.records[job_id] = dataclasses.replace(
             current, status=PENDING, attempt=failed_attempt + 1, error=None, updated_at=updated_at, **pinned
         )
@@ -149,6 +154,8 @@ class MemoryJobStore:
         pin: InputPin,
         output_prefix: str,
         updated_at: str,
+        code: CodePin,
+        lineage: tuple[LineageEntry, ...],
         shards: tuple[ShardPosition, ...] = (),
     ) -> bool:
         current = self.records[job_id]
@@ -172,6 +179,8 @@ class MemoryJobStore:
             segments=0,
             long_line_from=None,
             shards=shards,
+            code=code,
+            lineage=lineage,
             **_pinned(pin),
         )
         return True

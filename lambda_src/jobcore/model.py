@@ -49,6 +49,54 @@ class InputPin:
     version_id: str | None = None
 
 
+def qualifier(arn: str) -> str:
+    """The version of a qualified ARN (`...:function:NAME:7` -> `7`, `...:stateMachine:NAME:3` -> `3`)."""
+    return arn.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeVersion:
+    """Which code handles a job's records: the worker's published version and a digest of the function
+    code (the built-in transforms and the team's user code). Shown to people; written on every output part."""
+
+    worker: str
+    digest: str
+
+    def __str__(self) -> str:
+        return f"{self.worker} ({self.digest})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodePin:
+    """The code a job runs on, fixed when the ingest accepts it: published versions (qualified ARNs) of the
+    functions that touch its records or its state, and of the state machine, plus the code's digest. Every
+    execution of the job (continue-as-new, shards, crash retries) invokes exactly these."""
+
+    worker: str
+    failures: str
+    state_machine: str
+    digest: str
+
+    @property
+    def code_version(self) -> CodeVersion:
+        return CodeVersion(worker=qualifier(self.worker), digest=self.digest)
+
+    def as_input(self) -> dict[str, str]:
+        """What the state machine reads from its input: `FunctionName.$` and `StateMachineArn.$`."""
+        return {"worker": self.worker, "failures": self.failures, "state_machine": self.state_machine}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineageEntry:
+    """From `offsets` on (one per shard: the first byte of the first line it processed), the job's output
+    was written by `code_version`, from `attempt` on. A job's lineage starts with the version it was
+    accepted on; a redrive with an upgrade adds an entry, so every part's writer is known exactly."""
+
+    attempt: int
+    code_version: CodeVersion
+    offsets: tuple[int, ...]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ShardPosition:
     """One byte range of a job's input, and how far its worker has got. A shard owns the lines whose
@@ -114,6 +162,10 @@ class JobRecord:
     # A sharded job's ranges (jobcore.shards.plan); empty for one shard, whose position is `cursor` and
     # `long_line_from` above.
     shards: tuple[ShardPosition, ...] = ()
+    # The code the job runs on (None only for a job accepted before jobs were pinned to a code version), and
+    # which version wrote which part of the output.
+    code: CodePin | None = None
+    lineage: tuple[LineageEntry, ...] = ()
     fault_injection: FaultInjection | None = None
     request: str = ""
     source_message_id: str = ""
@@ -130,6 +182,19 @@ class JobRecord:
         return (
             ShardPosition(index=0, start=0, end=size, cursor=self.cursor, long_line_from=self.long_line_from),
         )
+
+    def resume_offsets(self, size: int) -> tuple[int, ...]:
+        """Per shard, the first byte its next segment processes: where a redrive hands over."""
+        return tuple(
+            position.start
+            if position.cursor is None
+            else min(position.cursor, position.long_line_from or position.cursor)
+            for position in self.positions(size)
+        )
+
+    @property
+    def code_version(self) -> CodeVersion | None:
+        return self.code.code_version if self.code else None
 
     @property
     def pin(self) -> InputPin | None:

@@ -3,10 +3,10 @@ tests and the benchmark implement them in memory or on local files."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from jobcore.model import Checkpoint, InputPin, JobEvent, JobRecord, ShardPosition
+from jobcore.model import Checkpoint, CodePin, InputPin, JobEvent, JobRecord, LineageEntry, ShardPosition
 
 
 class ObjectStore(Protocol):
@@ -19,7 +19,8 @@ class ObjectStore(Protocol):
         InputChangedError when that version is gone."""
         ...
 
-    def write(self, bucket: str, key: str, body: bytes) -> None: ...
+    def write(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str]) -> None:
+        """Put the whole object, with `metadata` as its user metadata (who wrote it)."""
 
 
 class JobStore(Protocol):
@@ -45,9 +46,12 @@ class JobStore(Protocol):
         pin: InputPin | None,
         updated_at: str,
         shards: tuple[ShardPosition, ...] = (),
+        code: CodePin | None = None,
+        lineage: tuple[LineageEntry, ...] = (),
     ) -> bool:
         """FAILED in `failed_attempt` -> PENDING in attempt + 1, keeping the checkpoint (and recording
-        `pin` and its `shards` when the job had none: its input was missing when it was accepted)."""
+        `pin` and its `shards` when the job had none: its input was missing when it was accepted; and
+        `code` with its `lineage` when it resumes on other code than it ran)."""
         ...
 
     def restart(
@@ -58,11 +62,13 @@ class JobStore(Protocol):
         pin: InputPin,
         output_prefix: str,
         updated_at: str,
+        code: CodePin,
+        lineage: tuple[LineageEntry, ...],
         shards: tuple[ShardPosition, ...] = (),
     ) -> bool:
         """FAILED in `failed_attempt` -> PENDING in attempt + 1 from offset 0, counters reset, pinned to
-        `pin` and cut into `shards` (none: one), writing under `output_prefix` (a fresh location: no output
-        mixes two versions)."""
+        `pin` and `code` and cut into `shards` (none: one), writing under `output_prefix` (a fresh location:
+        no output mixes two versions of its input or of the code)."""
         ...
 
     def fail(self, job_id: str, *, attempt: int, error: dict[str, str], updated_at: str) -> JobRecord | None:
@@ -76,8 +82,9 @@ class JobStore(Protocol):
 
 
 class ExecutionStarter(Protocol):
-    def start(self, *, name: str, payload: dict[str, Any]) -> bool:
-        """Start an execution; False when one with that name exists already (a duplicate: success)."""
+    def start(self, *, state_machine: str, name: str, payload: dict[str, Any]) -> bool:
+        """Start an execution of `state_machine` (a published version's ARN: the job's pin); False when
+        one with that name exists already (a duplicate: success)."""
         ...
 
 

@@ -49,8 +49,12 @@ class JobRequest:
     chunk_bytes: int | None
     fault_injection: FaultInjection | None
     max_reject_ratio: float | None = None
-    # Redrive of a FAILED job: start over (offset 0, the input as it is now, a fresh output location).
+    # Redrive of a FAILED job: start over (offset 0, the input as it is now and the deployed code, a fresh
+    # output location).
     restart: bool = False
+    # Redrive of a FAILED job whose code is no longer the deployed code: resume from the checkpoint on the
+    # deployed code, recording in the job's lineage where it took over.
+    upgrade: bool = False
     # The transform's options, checked against its options dataclass, as canonical JSON ("" for none).
     transform_options: str = ""
     # Byte ranges to process in parallel; None: the environment's default.
@@ -177,11 +181,22 @@ def _shards(data: dict[str, Any], maximum: int) -> int | None:
     return int(shards)
 
 
-def _restart(data: dict[str, Any]) -> bool:
-    restart = data.get("restart", False)
-    if not isinstance(restart, bool):
-        raise ValidationError("restart", "must be true or false")
-    return restart
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise ValidationError(name, "must be true or false")
+    return value
+
+
+def _redrive_choice(data: dict[str, Any]) -> tuple[bool, bool]:
+    restart, upgrade = _flag(data, "restart"), _flag(data, "upgrade")
+    if restart and upgrade:
+        raise ValidationError(
+            "upgrade",
+            "cannot be combined with restart: a restart reprocesses from the start (on the deployed code "
+            "already), an upgrade resumes from the checkpoint; choose one",
+        )
+    return restart, upgrade
 
 
 def parse_request(body: str, *, default_job_id: str, rules: RequestRules) -> JobRequest:
@@ -203,6 +218,7 @@ def parse_request(body: str, *, default_job_id: str, rules: RequestRules) -> Job
             data["fault_injection"], allowed=rules.fault_injection_allowed, environment=rules.environment
         )
     transform = _transform(data)
+    restart, upgrade = _redrive_choice(data)
     return JobRequest(
         job_id=_job_id(data, default_job_id),
         input=_input(data, rules.input_locations),
@@ -211,6 +227,7 @@ def parse_request(body: str, *, default_job_id: str, rules: RequestRules) -> Job
         chunk_bytes=_chunk_bytes(data),
         fault_injection=fault,
         max_reject_ratio=_max_reject_ratio(data, rules.max_reject_ratio),
-        restart=_restart(data),
+        restart=restart,
+        upgrade=upgrade,
         shards=_shards(data, rules.max_shards),
     )

@@ -17,6 +17,9 @@ Invariants:
 - A sharded job runs one segment per shard (jobcore.shards): the same loop over the shard's chunks, with
   the shard's own cursor and checkpoint; it begins at the first line running into its range and leaves the
   line running past its end to the next shard, so every part is what a one-shard run writes.
+- A segment runs only on the code its job is pinned to (the worker version and the code digest): invoked
+  on any other, it writes nothing and fails the job (CodeVersionMismatchError). Every part it writes says
+  which code wrote it (object metadata: `code-version`, `code-digest`, with the job and attempt).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 
 from jobcore import retry
 from jobcore.errors import (
+    CodeVersionMismatchError,
     JobCancelledError,
     PermanentError,
     RejectRatioExceededError,
@@ -48,7 +52,7 @@ from jobcore.lines import (
     process_lines,
     split_complete,
 )
-from jobcore.model import Checkpoint, JobRecord, split_s3_uri
+from jobcore.model import Checkpoint, CodeVersion, JobRecord, split_s3_uri
 from jobcore.options import parse_options
 from jobcore.ports import JobStore, ObjectStore
 from jobcore.transforms import TRANSFORMS
@@ -88,6 +92,8 @@ class SegmentLimits:
     attempt_ms: int = 0
     # The function's memory (MB), recorded with the worker time for the job's cost.
     memory_mb: int = 0
+    # The code this worker runs (its published version and the code's digest); None: unknown (not checked).
+    code: CodeVersion | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +142,17 @@ def _load(jobs: JobStore, request: SegmentRequest) -> JobRecord:
     if record.status not in (RUNNING, SUCCEEDED):
         raise JobCancelledError(f"job {request.job_id} is {record.status}: nothing to do")
     return record
+
+
+def _check_code(record: JobRecord, running: CodeVersion | None) -> None:
+    pinned = record.code_version
+    if pinned is None or running is None or running == pinned:
+        return
+    raise CodeVersionMismatchError(
+        f"worker version {running} was invoked for job {record.job_id}, which is pinned to version {pinned}: "
+        "it writes nothing rather than mix code versions in one output (was an execution started by hand on "
+        "another state machine version? jobs start through the ingest queue)"
+    )
 
 
 def _inject_fault(record: JobRecord, request: SegmentRequest, offset: int, allowed: bool) -> None:
@@ -187,6 +204,10 @@ class _Segment:
         self.keeps_bytes = registered.keeps_bytes
         self.in_bucket, self.in_key = split_s3_uri(record.input)
         self.out_bucket, self.out_prefix = split_s3_uri(record.output_prefix)
+        # Which code wrote each part (S3 user metadata; keys lower case, as S3 returns them).
+        self.metadata = {"job-id": record.job_id, "attempt": str(request.attempt)}
+        if limits.code is not None:
+            self.metadata |= {"code-version": limits.code.worker, "code-digest": limits.code.digest}
         self.carry = b""
         self.chunk_ms = record.chunk_ms
         self.chunks = 0
@@ -401,7 +422,9 @@ class _Segment:
 
     def _write(self, key: str, body: bytes) -> None:
         retry.call(
-            lambda: self.objects.write(self.out_bucket, key, body), what="write part", deadline=self.deadline
+            lambda: self.objects.write(self.out_bucket, key, body, metadata=self.metadata),
+            what="write part",
+            deadline=self.deadline,
         )
 
     def _check_reject_ratio(self) -> None:
@@ -455,6 +478,7 @@ def run_segment(
         remaining_ms=remaining_ms, reserve_ms=limits.safety_margin_ms // 2, attempt_ms=limits.attempt_ms
     )
     record = retry.call(lambda: _load(jobs, request), what="read job", deadline=deadline)
+    _check_code(record, limits.code)
     segments = request.segments_in_execution + 1
     if record.status == SUCCEEDED:
         return SegmentResult(

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
-from jobcore.model import S3Location
+from jobcore.model import CodePin, S3Location
 from jobcore.request import RequestRules
 from pipeline_contract import Env
 
@@ -81,7 +81,11 @@ class IngestSettings(_Settings):
     max_reject_ratio: float
     job_ttl_days: int
     dlq_url: str
-    state_machine_arn: str
+    # The code this deploy published, which every job accepted now is pinned to (jobcore.model.CodePin).
+    worker_version_arn: str
+    failures_version_arn: str
+    state_machine_version_arn: str
+    code_digest: str
     # Shards a job may ask for, and what it gets when it does not ask.
     max_shards: int
     default_shards: int
@@ -96,10 +100,22 @@ class IngestSettings(_Settings):
         "max_reject_ratio": Env.MAX_REJECT_RATIO,
         "job_ttl_days": Env.JOB_TTL_DAYS,
         "dlq_url": Env.DLQ_URL,
-        "state_machine_arn": Env.STATE_MACHINE_ARN,
+        "worker_version_arn": Env.WORKER_VERSION_ARN,
+        "failures_version_arn": Env.FAILURES_VERSION_ARN,
+        "state_machine_version_arn": Env.STATE_MACHINE_VERSION_ARN,
+        "code_digest": Env.CODE_DIGEST,
         "max_shards": Env.MAX_SHARDS,
         "default_shards": Env.DEFAULT_SHARDS,
     }
+
+    @property
+    def deployed_code(self) -> CodePin:
+        return CodePin(
+            worker=self.worker_version_arn,
+            failures=self.failures_version_arn,
+            state_machine=self.state_machine_version_arn,
+            digest=self.code_digest,
+        )
 
     @property
     def request_rules(self) -> RequestRules:
@@ -122,6 +138,8 @@ class WorkerSettings(_Settings):
     max_reject_ratio: float
     max_line_bytes: int
     handover_after_seconds: int
+    # The digest of the code this worker runs (the job's pin must name it; every part it writes says it).
+    code_digest: str
 
     VARIABLES: ClassVar[Mapping[str, str]] = {
         "job_table_name": Env.JOB_TABLE_NAME,
@@ -131,6 +149,7 @@ class WorkerSettings(_Settings):
         "max_reject_ratio": Env.MAX_REJECT_RATIO,
         "max_line_bytes": Env.MAX_LINE_BYTES,
         "handover_after_seconds": Env.HANDOVER_AFTER_SECONDS,
+        "code_digest": Env.CODE_DIGEST,
     }
 
 

@@ -65,7 +65,7 @@ EVENT_DETAIL_TYPES: Mapping[str, str] = {
     REJECTED: "Job Rejected",
     CANCELLED: "Job Cancelled",
 }
-# The event's `detail`, in this order; `error` ({type, message}) comes after `output_prefix` on Job Failed
+# The event's `detail`, in this order; `error` ({type, message}) comes after `code_version` on Job Failed
 # and Job Rejected only.
 EVENT_DETAIL_FIELDS = (
     "job_id",
@@ -77,6 +77,7 @@ EVENT_DETAIL_FIELDS = (
     "records_rejected",
     "bytes_in",
     "output_prefix",
+    "code_version",
     "created_at",
     "ended_at",
     "duration_s",
@@ -120,6 +121,7 @@ REQUEST_FIELDS = (
     "chunk_bytes",
     "max_reject_ratio",
     "restart",
+    "upgrade",
     "fault_injection",
     "shards",
 )
@@ -246,6 +248,11 @@ STACK_OUTPUTS: Mapping[str, str] = {
     "IngestQueueUrl": "Pipeline",
     "DeadLetterQueueUrl": "Pipeline",
     "StateMachineArn": "Pipeline",
+    # What this deploy pins new jobs to: published versions (qualified ARNs) and the code's digest.
+    "WorkerVersionArn": "Pipeline",
+    "FailuresVersionArn": "Pipeline",
+    "StateMachineVersionArn": "Pipeline",
+    "CodeDigest": "Pipeline",
     "AlarmTopicArn": "Pipeline",  # the critical alarms' topic (it pages)
     "WarningAlarmTopicArn": "Pipeline",  # the warning alarms' topic
     "Transforms": "Pipeline",  # comma-separated: the transforms the deployed functions register
@@ -276,7 +283,10 @@ class Env:
     MAX_REJECT_RATIO = "MAX_REJECT_RATIO"
     JOB_TTL_DAYS = "JOB_TTL_DAYS"
     DLQ_URL = "DLQ_URL"
-    STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+    WORKER_VERSION_ARN = "WORKER_VERSION_ARN"
+    FAILURES_VERSION_ARN = "FAILURES_VERSION_ARN"
+    STATE_MACHINE_VERSION_ARN = "STATE_MACHINE_VERSION_ARN"
+    CODE_DIGEST = "CODE_DIGEST"
     SAFETY_MARGIN_MS = "SAFETY_MARGIN_MS"
     MAX_CHUNKS_PER_SEGMENT = "MAX_CHUNKS_PER_SEGMENT"
     MAX_LINE_BYTES = "MAX_LINE_BYTES"

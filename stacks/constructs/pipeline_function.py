@@ -119,11 +119,20 @@ class PipelineFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             tracing=lambda_.Tracing.ACTIVE,
             recursive_loop=lambda_.RecursiveLoop.TERMINATE,
+            # A version replaced by the next deploy stays: jobs pinned to it run on until they end
+            # (`pipeline versions prune` deletes the ones no active job uses).
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
         )
 
     @property
     def function(self) -> lambda_.IFunction:
         return self._function
+
+    @property
+    def published_version(self) -> lambda_.IVersion:
+        """The version of this deploy's code and configuration (a new one whenever either changes): what a
+        job pins when it must run on one code from start to finish."""
+        return self._function.current_version
 
     @property
     def role(self) -> iam.IRole:

@@ -64,6 +64,29 @@ class RetryPolicy:
         )
 
 
+def _invoke_pinned(
+    scope: Construct,
+    state_id: str,
+    *,
+    function: str,
+    payload: dict[str, str],
+    result_selector: dict[str, str],
+    result_path: str | None = None,
+) -> sfn.CustomState:
+    """A Lambda invoke of the qualified ARN at JSONPath `function` (the job's pin): the version the job was
+    accepted on, never the function's latest code. Written as ASL because CDK's LambdaInvoke takes a
+    function, not a path; the role's grant is the state machine's (`function:NAME:*`)."""
+    state: dict[str, object] = {
+        "Type": "Task",
+        "Resource": f"arn:{Stack.of(scope).partition}:states:::lambda:invoke",
+        "Parameters": {"FunctionName.$": function, "Payload": payload},
+        "ResultSelector": result_selector,
+    }
+    if result_path is not None:
+        state["ResultPath"] = result_path
+    return sfn.CustomState(scope, state_id, state_json=state)
+
+
 def _key() -> dict[str, tasks.DynamoAttributeValue]:
     return {"job_id": tasks.DynamoAttributeValue.from_string(sfn.JsonPath.string_at("$.job_id"))}
 
@@ -173,29 +196,25 @@ class SegmentedJobStateMachine(Construct):
             result_path="$.progress",
         )
 
-        process_segment = tasks.LambdaInvoke(
+        process_segment = _invoke_pinned(
             self,
             "ProcessSegment",
-            lambda_function=worker,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "job_id": sfn.JsonPath.string_at("$.job_id"),
-                    "attempt": sfn.JsonPath.number_at("$.attempt"),
-                    "execution": sfn.JsonPath.number_at("$.execution"),
-                    "shard": sfn.JsonPath.number_at("$.item.shard"),
-                    "segments_in_execution": sfn.JsonPath.number_at("$.iterations"),
-                    "retry_count": sfn.JsonPath.number_at("$$.State.RetryCount"),
-                    "execution_started_at": sfn.JsonPath.string_at("$$.Execution.StartTime"),
-                }
-            ),
+            function="$.pin.worker",
+            payload={
+                "job_id.$": "$.job_id",
+                "attempt.$": "$.attempt",
+                "execution.$": "$.execution",
+                "shard.$": "$.item.shard",
+                "segments_in_execution.$": "$.iterations",
+                "retry_count.$": "$$.State.RetryCount",
+                "execution_started_at.$": "$$.Execution.StartTime",
+            },
             # The iteration's output is the shard's next item: small, whatever the job's size.
             result_selector={
                 "shard.$": "$.Payload.shard",
                 "done.$": "$.Payload.done",
                 "hand_over.$": "$.Payload.hand_over",
             },
-            # Our own Retry below covers these with full jitter; CDK's default one has none.
-            retry_on_service_exceptions=False,
         )
         retry.add_to(process_segment, TRANSIENT_ERRORS + LAMBDA_SERVICE_ERRORS)
         retry.add_to(process_segment, CRASH_ERRORS, crash=True)
@@ -220,6 +239,7 @@ class SegmentedJobStateMachine(Construct):
                 "execution": sfn.JsonPath.number_at("$.execution"),
                 "iterations": sfn.JsonPath.number_at("$.progress.iterations"),
                 "item": sfn.JsonPath.object_at("$$.Map.Item.Value"),
+                "pin": sfn.JsonPath.object_at("$.pin"),
             },
             max_concurrency=max_concurrent_shards,
             result_path="$.shards",
@@ -279,28 +299,29 @@ class SegmentedJobStateMachine(Construct):
             result_path="$.next",
         )
         handed_over = sfn.Succeed(self, "HandedOver", comment="The job continues in its next execution")
-        continue_as_new = tasks.StepFunctionsStartExecution(
+        # The next execution runs the job's pinned state machine version (never whatever is deployed now).
+        continue_as_new = sfn.CustomState(
             self,
             "ContinueAsNew",
-            state_machine=sfn.StateMachine.from_state_machine_arn(self, "Self", self._arn),
-            name=sfn.JsonPath.format(
-                EXECUTION_NAME_TEMPLATE,
-                sfn.JsonPath.string_at("$.job_id"),
-                sfn.JsonPath.string_at("$.attempt"),
-                sfn.JsonPath.string_at("$.next.number"),
-            ),
-            input=sfn.TaskInput.from_object(
-                {
-                    "job_id": sfn.JsonPath.string_at("$.job_id"),
-                    "attempt": sfn.JsonPath.number_at("$.attempt"),
-                    "execution": sfn.JsonPath.number_at("$.next.number"),
-                    "request": sfn.JsonPath.string_at("$.request"),
-                    "source_message_id": sfn.JsonPath.string_at("$.source_message_id"),
-                    # Each shard's item (done or not): a finished shard is not invoked again.
-                    "shards": sfn.JsonPath.list_at("$.shards"),
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Stack.of(self).partition}:states:::states:startExecution",
+                "Parameters": {
+                    "StateMachineArn.$": "$.pin.state_machine",
+                    "Name.$": f"States.Format('{EXECUTION_NAME_TEMPLATE}', $.job_id, $.attempt, $.next.number)",
+                    "Input": {
+                        "job_id.$": "$.job_id",
+                        "attempt.$": "$.attempt",
+                        "execution.$": "$.next.number",
+                        "request.$": "$.request",
+                        "source_message_id.$": "$.source_message_id",
+                        # Each shard's item (done or not): a finished shard is not invoked again.
+                        "shards.$": "$.shards",
+                        "pin.$": "$.pin",
+                    },
+                },
+                "ResultPath": None,
+            },
         )
         retry.add_to(
             continue_as_new,
@@ -347,9 +368,24 @@ class SegmentedJobStateMachine(Construct):
             ),
             removal_policy=removal_policy,
         )
-        # CDK cannot see the self-reference through the imported ARN: grant it exactly.
+        # Every deploy publishes a version of the definition (kept when the next replaces it: running jobs
+        # continue-as-new on theirs); the ingest pins each job to the one current when it is accepted.
+        self._version = sfn.CfnStateMachineVersion(
+            self,
+            "Version",
+            state_machine_arn=self._state_machine.state_machine_arn,
+            state_machine_revision_id=self._state_machine.state_machine_revision_id,
+        )
+        self._version.apply_removal_policy(RemovalPolicy.RETAIN)
+        # The pinned versions this definition invokes and starts, by name: its own functions and versions.
         self._state_machine.add_to_role_policy(
-            iam.PolicyStatement(actions=["states:StartExecution"], resources=[self._arn])
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[f"{function.function_arn}:*" for function in (worker, failures)],
+            )
+        )
+        self._state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.versions_arn])
         )
         self._state_machine.add_to_role_policy(
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letter_queue.queue_arn])
@@ -385,21 +421,18 @@ class SegmentedJobStateMachine(Construct):
             error=DEAD_LETTER_NOT_SENT,
             cause="The request could not be sent to the DLQ; the execution watchdog sends it",
         )
-        record = tasks.LambdaInvoke(
+        record = _invoke_pinned(
             self,
             "RecordFailure",
-            lambda_function=failures,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "job_id": sfn.JsonPath.string_at("$.job_id"),
-                    "attempt": sfn.JsonPath.number_at("$.attempt"),
-                    "execution": sfn.JsonPath.number_at("$.execution"),
-                    "error": sfn.JsonPath.object_at("$.error"),
-                }
-            ),
+            function="$.pin.failures",
+            payload={
+                "job_id.$": "$.job_id",
+                "attempt.$": "$.attempt",
+                "execution.$": "$.execution",
+                "error.$": "$.error",
+            },
             result_selector={"type.$": "$.Payload.error.type", "message.$": "$.Payload.error.message"},
             result_path="$.failure",
-            retry_on_service_exceptions=False,
         )
         retry.add_to(record, TRANSIENT_ERRORS + LAMBDA_SERVICE_ERRORS)
         retry.add_to(record, CRASH_ERRORS, crash=True)
@@ -467,6 +500,16 @@ class SegmentedJobStateMachine(Construct):
     @property
     def state_machine(self) -> sfn.IStateMachine:
         return self._state_machine
+
+    @property
+    def version_arn(self) -> str:
+        """The version this deploy published: what jobs accepted now are pinned to."""
+        return self._version.attr_arn
+
+    @property
+    def versions_arn(self) -> str:
+        """Every published version of this state machine (an IAM resource)."""
+        return f"{self._arn}:*"
 
     @property
     def state_machine_arn(self) -> str:

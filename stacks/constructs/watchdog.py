@@ -39,7 +39,12 @@ class ExecutionWatchdog(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.states"],
                 detail_type=["Step Functions Execution Status Change"],
-                detail={"status": WATCHED_STATUSES, "stateMachineArn": [state_machine_arn]},
+                # Jobs run on published versions of the definition: match the state machine's own ARN
+                # and any version's (AWS documents the event's stateMachineArn for neither case).
+                detail={
+                    "status": WATCHED_STATUSES,
+                    "stateMachineArn": [state_machine_arn, {"prefix": f"{state_machine_arn}:"}],
+                },
             ),
         )
         self._rule.add_target(

@@ -11,11 +11,17 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.config import default_user_config
+
+from localcloud.services.stepfunctions import versions as sfn_versions
 
 REGION = "us-east-1"
 TABLE = "jobs"
 BUCKET = "data-bucket"
 INPUT_KEYS = ("in/a.jsonl", "in/other.jsonl")
+# The worker's published version in these tests: tests.fakes.FakeContext's function_version.
+WORKER_VERSION = "1"
+CODE_DIGEST = "d1d2d3d4d5d6d7d8"
 
 
 @dataclass
@@ -66,6 +72,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     from jobcore import aws as jobcore_aws
 
     jobcore_aws._client.cache_clear()
+    # moto's executing Step Functions backend, with the local cloud's versions: the ingest starts a job on
+    # the state machine version it pins (moto alone cannot).
+    monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
+    undo_versions = sfn_versions.install()
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
         ddb.create_table(
@@ -105,18 +115,24 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             },
         )["QueueUrl"]
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        arn = sfn.create_state_machine(
+        created = sfn.create_state_machine(
             name="segmented-job",
             definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
             roleArn="arn:aws:iam::123456789012:role/sfn",
-        )["stateMachineArn"]
+            publish=True,
+        )
+        arn, version_arn = created["stateMachineArn"], created["stateMachineVersionArn"]
         for name, value in {
             "JOB_TABLE_NAME": TABLE,
             "INPUT_LOCATIONS": json.dumps([f"s3://{BUCKET}/"]),
             "OUTPUT_LOCATION": f"s3://{BUCKET}/out/",
             "EXECUTION_TIMEOUT_MINUTES": "30",
             "DLQ_URL": dlq_url,
-            "STATE_MACHINE_ARN": arn,
+            # What the ingest pins jobs to, as a deploy publishes it (the worker runs as WORKER_VERSION).
+            "WORKER_VERSION_ARN": f"arn:aws:lambda:{REGION}:123456789012:function:worker:{WORKER_VERSION}",
+            "FAILURES_VERSION_ARN": f"arn:aws:lambda:{REGION}:123456789012:function:failures:4",
+            "STATE_MACHINE_VERSION_ARN": version_arn,
+            "CODE_DIGEST": CODE_DIGEST,
             "ENVIRONMENT": "dev",
             "FAULT_INJECTION_ALLOWED": "true",
             "JOB_TTL_DAYS": "7",
@@ -139,4 +155,5 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         )
         ingest._settings.cache_clear()
         worker._settings.cache_clear()
+    undo_versions()
     jobcore_aws._client.cache_clear()

@@ -18,7 +18,7 @@ from handlers.failures import handler as failures_handler
 from handlers.ingest import handler as ingest_handler
 from pipeline_contract import utc_now
 from tests.fakes import FakeContext
-from tests.handlers.conftest import BUCKET, REGION, TABLE, Aws
+from tests.handlers.conftest import BUCKET, CODE_DIGEST, REGION, TABLE, WORKER_VERSION, Aws
 
 EVENT_PATTERN = {"source": ["resilient-pipeline"]}
 
@@ -150,6 +150,8 @@ def test_a_job_that_succeeds_emits_started_then_succeeded_with_the_contract_deta
         "records_rejected": 0,
         "bytes_in": 0,
         "output_prefix": f"s3://{BUCKET}/out/job-1/",
+        # The code the job is pinned to: the deployed worker version and the code's digest.
+        "code_version": {"worker": WORKER_VERSION, "digest": CODE_DIGEST},
         "created_at": job["created_at"],
         "ended_at": None,
         "duration_s": None,
@@ -177,6 +179,7 @@ def test_a_rejected_request_emits_job_rejected_with_its_error(stream: Stream) ->
     assert event["detail-type"] == "Job Rejected"
     detail = event["detail"]
     assert (detail["job_id"], detail["status"], detail["output_prefix"]) == ("bad-1", "REJECTED", None)
+    assert detail["code_version"] is None, "a rejected request never ran any code"
     assert detail["error"]["type"] == "ValidationError"
     assert detail["error"]["message"].startswith("input: ")
     assert detail["duration_s"] == 0.0

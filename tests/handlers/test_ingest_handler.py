@@ -4,6 +4,7 @@ reported for redelivery, idempotent acceptance, and resumption of FAILED jobs.""
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -58,7 +59,18 @@ def test_accepted_job_is_pending_and_its_execution_started(aws: Aws) -> None:
         "request": json.dumps(VALID),
         "source_message_id": "m-1",
         "shards": [{"shard": 0, "done": False, "hand_over": False}],
+        # Every execution of the job invokes exactly these (continue-as-new starts the same version).
+        "pin": {
+            "worker": os.environ["WORKER_VERSION_ARN"],
+            "failures": os.environ["FAILURES_VERSION_ARN"],
+            "state_machine": os.environ["STATE_MACHINE_VERSION_ARN"],
+        },
     }
+    # Started on the published version this deploy pinned, and recorded on the job.
+    assert described["stateMachineVersionArn"] == os.environ["STATE_MACHINE_VERSION_ARN"]
+    assert job["code_pin"] == payload["pin"]
+    assert job["code_version"] == {"worker": "1", "digest": os.environ["CODE_DIGEST"]}
+    assert job["lineage"] == [{"attempt": 1, "code_version": job["code_version"], "offsets": [0]}]
     assert aws.dlq_messages() == []
 
 

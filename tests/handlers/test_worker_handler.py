@@ -12,10 +12,10 @@ import pytest
 
 from handlers.ingest import handler as ingest_handler
 from handlers.worker import handler
-from jobcore.errors import InputNotFoundError, JobCancelledError, ValidationError
+from jobcore.errors import CodeVersionMismatchError, InputNotFoundError, JobCancelledError, ValidationError
 from jobcore.settings import ConfigurationError, WorkerSettings
 from tests.fakes import FakeContext
-from tests.handlers.conftest import BUCKET, Aws
+from tests.handlers.conftest import BUCKET, CODE_DIGEST, WORKER_VERSION, Aws
 
 
 def submit(aws: Aws, body: bytes, **request: Any) -> None:
@@ -81,6 +81,28 @@ def test_segments_run_the_job_to_the_end(aws: Aws, monkeypatch: pytest.MonkeyPat
     out = b"".join(aws.s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys)
     records = [json.loads(line) for line in out.splitlines()]
     assert records == [{"name": f"n{i}", "pad": "x" * 200} for i in range(1200)]
+
+
+def test_every_part_says_which_code_wrote_it(aws: Aws) -> None:
+    submit(aws, b'{"a": 1}\nnot json\n')
+    assert handler(payload(), FakeContext())["done"]
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="out/job-1/")["Contents"]]
+    assert len(keys) == 2, "an output part and a rejects part"
+    for key in keys:
+        metadata = aws.s3.head_object(Bucket=BUCKET, Key=key)["Metadata"]
+        assert metadata == {
+            "job-id": "job-1",
+            "attempt": "1",
+            "code-version": WORKER_VERSION,
+            "code-digest": CODE_DIGEST,
+        }
+
+
+def test_a_worker_of_another_version_than_the_jobs_writes_nothing(aws: Aws) -> None:
+    submit(aws, b'{"a": 1}\n')
+    with pytest.raises(CodeVersionMismatchError, match=r"worker version 2 .* pinned to version 1"):
+        handler(payload(), FakeContext(function_version="2"))
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="out/job-1/")
 
 
 def test_missing_input_raises_input_not_found(aws: Aws) -> None:

@@ -7,6 +7,11 @@ import re
 from typing import Any
 
 HASH = re.compile(r"[0-9a-f]{64}")
+# A function's published version is a resource whose logical id carries a hash of the function's code and
+# configuration (a new version whenever either changes).
+VERSION_ID = re.compile(r"CurrentVersion[0-9A-F]{8}[0-9a-f]{32}")
+# The digest of the functions' code (stacks.user_code.code_digest): it changes with every code edit.
+CODE_DIGEST_KEYS = frozenset({"CODE_DIGEST", "CodeDigest"})
 
 
 def resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
@@ -73,12 +78,12 @@ def mask_volatile(value: Any) -> Any:
     snapshot diff shows infrastructure changes only."""
     if isinstance(value, dict):
         return {
-            k: mask_volatile(v)
+            mask_volatile(k): "<CODE-DIGEST>" if k in CODE_DIGEST_KEYS else mask_volatile(v)
             for k, v in value.items()
             if not (isinstance(v, dict) and v.get("Type") == "AWS::CDK::Metadata")
         }
     if isinstance(value, list):
         return [mask_volatile(v) for v in value]
     if isinstance(value, str):
-        return HASH.sub("<ASSET-HASH>", value)
+        return VERSION_ID.sub("CurrentVersion<CODE-HASH>", HASH.sub("<ASSET-HASH>", value))
     return value

@@ -123,8 +123,10 @@ def test_the_watchdog_routes_executions_that_end_outside_the_catch(synth: Synthe
     assert pattern["source"] == ["aws.states"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
     assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
-    (arn,) = pattern["detail"]["stateMachineArn"]
+    # Jobs run on published versions: the state machine's own ARN and any version's.
+    arn, versions = pattern["detail"]["stateMachineArn"]
     assert render(arn).endswith(f":stateMachine:resilient-pipeline-{synth.env}-segmented-job")
+    assert render(versions["prefix"]) == render(arn) + ":"
     (target,) = rule["Targets"]
     functions = resources(synth.pipeline, "AWS::Lambda::Function")
     failures = next(

@@ -120,7 +120,10 @@ def test_worker_environment_carries_the_time_guard_knobs(synth: Synthesized) -> 
     ingest = _function(synth, "handlers.ingest.handler")["Environment"]["Variables"]
     assert {
         "DLQ_URL",
-        "STATE_MACHINE_ARN",
+        "WORKER_VERSION_ARN",
+        "FAILURES_VERSION_ARN",
+        "STATE_MACHINE_VERSION_ARN",
+        "CODE_DIGEST",
         "JOB_TABLE_NAME",
         "INPUT_LOCATIONS",
         "OUTPUT_LOCATION",

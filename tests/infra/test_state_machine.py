@@ -149,17 +149,64 @@ def test_cancellation_is_not_a_failure(synth: Synthesized) -> None:
     )
 
 
-def test_continue_as_new_starts_this_same_state_machine(synth: Synthesized) -> None:
+def test_continue_as_new_starts_the_version_the_job_is_pinned_to(synth: Synthesized) -> None:
     states = _states(synth)
     task = states["ContinueAsNew"]
     assert task["Resource"].endswith(":states:::states:startExecution")
-    name = f"resilient-pipeline-{synth.env}-segmented-job"
-    assert task["Parameters"]["StateMachineArn"].endswith(f":stateMachine:{name}")
-    machine = only(synth.pipeline, "AWS::StepFunctions::StateMachine")["Properties"]
-    assert machine["StateMachineName"] == name
+    # Never the state machine's latest definition: the job's own version, carried on with the pin.
+    assert task["Parameters"]["StateMachineArn.$"] == "$.pin.state_machine"
+    assert "StateMachineArn" not in task["Parameters"]
+    assert task["Parameters"]["Input"]["pin.$"] == "$.pin"
     assert task["Parameters"]["Name.$"] == "States.Format('{}-a{}-e{}', $.job_id, $.attempt, $.next.number)"
     assert task["Parameters"]["Input"]["execution.$"] == "$.next.number"
     assert task["Next"] == "HandedOver"
+
+
+def test_every_task_that_invokes_a_function_invokes_the_pinned_version(synth: Synthesized) -> None:
+    states = _states(synth)
+    invokes = {
+        name: state
+        for name, state in states.items()
+        if ":states:::lambda:invoke" in str(state.get("Resource"))
+    }
+    assert set(invokes) == {"ProcessSegment", "RecordFailure"}
+    assert invokes["ProcessSegment"]["Parameters"]["FunctionName.$"] == "$.pin.worker"
+    assert invokes["RecordFailure"]["Parameters"]["FunctionName.$"] == "$.pin.failures"
+    for state in invokes.values():
+        assert "FunctionName" not in state["Parameters"], "an unqualified function runs whatever is deployed"
+    # The Map hands the pin to every shard's iteration.
+    assert states["Round"]["ItemSelector"]["pin.$"] == "$.pin"
+
+
+def test_every_deploy_publishes_versions_that_outlive_it(synth: Synthesized) -> None:
+    """What the ingest pins new jobs to is this deploy's published versions; CloudFormation keeps a version
+    the next deploy replaces (Retain), so the jobs pinned to it run on."""
+    resources = synth.pipeline["Resources"]
+    ingest = next(
+        r["Properties"]["Environment"]["Variables"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"]["Handler"] == "handlers.ingest.handler"
+    )
+    for variable, handler in (("WORKER_VERSION_ARN", "worker"), ("FAILURES_VERSION_ARN", "failures")):
+        version = resources[ingest[variable]["Ref"]]
+        assert version["Type"] == "AWS::Lambda::Version"
+        function = resources[version["Properties"]["FunctionName"]["Ref"]]
+        assert function["Properties"]["Handler"] == f"handlers.{handler}.handler"
+        assert (version["DeletionPolicy"], version["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    machine_version = resources[ingest["STATE_MACHINE_VERSION_ARN"]["Fn::GetAtt"][0]]
+    assert machine_version["Type"] == "AWS::StepFunctions::StateMachineVersion"
+    assert (machine_version["DeletionPolicy"], machine_version["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    # A new version whenever the definition changes (its revision), none when it does not.
+    assert (
+        machine_version["Properties"]["StateMachineRevisionId"]["Fn::GetAtt"][1] == "StateMachineRevisionId"
+    )
+    worker = next(
+        r["Properties"]["Environment"]["Variables"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"]["Handler"] == "handlers.worker.handler"
+    )
+    assert worker["CODE_DIGEST"] == ingest["CODE_DIGEST"]
+    assert len(worker["CODE_DIGEST"]) == 16
 
 
 def test_segment_budget_keeps_history_under_80_percent_of_quota(synth: Synthesized) -> None:
@@ -172,7 +219,7 @@ def test_segment_budget_keeps_history_under_80_percent_of_quota(synth: Synthesiz
     assert worst_case <= 0.8 * rules.HISTORY_EVENT_QUOTA
 
 
-def test_state_machine_role_may_start_only_itself(synth: Synthesized) -> None:
+def test_state_machine_role_may_start_only_its_own_versions(synth: Synthesized) -> None:
     policies = [
         p["Properties"]["PolicyDocument"]["Statement"]
         for k, p in synth.pipeline["Resources"].items()
@@ -185,6 +232,29 @@ def test_state_machine_role_may_start_only_itself(synth: Synthesized) -> None:
             statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         )
         assert all(
-            render(r).endswith(f":stateMachine:resilient-pipeline-{synth.env}-segmented-job")
+            render(r).endswith(f":stateMachine:resilient-pipeline-{synth.env}-segmented-job:*")
             for r in resources
         )
+
+
+def test_lambda_grants_name_the_pipelines_own_functions_and_their_versions(synth: Synthesized) -> None:
+    """Invoke permissions are `function:NAME:*` for the pipeline's own functions: versions only (the
+    unqualified function would run whatever is deployed), nothing wider."""
+    functions = {k for k, r in synth.pipeline["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+    invoke = [
+        statement
+        for resource in synth.pipeline["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if "lambda:InvokeFunction"
+        in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    ]
+    assert invoke
+    for statement in invoke:
+        targets = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        for target in targets:
+            rendered = render(target)
+            assert rendered.endswith(".Arn>:*"), rendered
+            assert rendered.removeprefix("<").split(".")[0] in functions

@@ -53,6 +53,12 @@ def image(status: str, **fields: Any) -> dict[str, Any]:
         "records_blank": Decimal(2),
         "bytes_in": Decimal(65536),
         "cursor": Decimal(65536),
+        "code_version": {"worker": "7", "digest": "3ca330d5dcbb83dd"},
+        "code_pin": {
+            "worker": "arn:aws:lambda:us-east-1:123456789012:function:worker:7",
+            "failures": "arn:aws:lambda:us-east-1:123456789012:function:failures:4",
+            "state_machine": "arn:aws:states:us-east-1:123456789012:stateMachine:jobs:3",
+        },
         "created_at": CREATED,
         "updated_at": ENDED,
     }
@@ -135,6 +141,7 @@ def test_a_succeeded_job_has_exactly_the_contract_fields() -> None:
         "records_rejected": 10,
         "bytes_in": 65536,
         "output_prefix": "s3://bucket/out/job-1/",
+        "code_version": {"worker": "7", "digest": "3ca330d5dcbb83dd"},
         "created_at": CREATED,
         "ended_at": ENDED,
         "duration_s": 62.5,
@@ -143,6 +150,22 @@ def test_a_succeeded_job_has_exactly_the_contract_fields() -> None:
     assert all(isinstance(event.detail[name], int) for name in ("attempt", "records_in", "bytes_in"))
     assert event.time == ENDED
     assert event.dedupe_key == ("job-1", 1, "Job Succeeded")
+
+
+def test_records_written_by_any_live_version_make_events() -> None:
+    """The events function is started by the table's stream, not by a job: it cannot be pinned to a job's
+    code, so it reads records of every version still running (older ones have no code fields; newer ones
+    may carry fields it does not know) and says what it knows."""
+    legacy = image(SUCCEEDED)
+    del legacy["code_version"], legacy["code_pin"]
+    event = events.job_event(image(RUNNING), legacy, environment="dev")
+    assert event is not None
+    assert event.detail["code_version"] is None
+    newer = image(SUCCEEDED, lineage=[{"attempt": 1}], some_future_field={"x": 1})
+    event = events.job_event(image(RUNNING), newer, environment="dev")
+    assert event is not None
+    assert event.detail["code_version"] == {"worker": "7", "digest": "3ca330d5dcbb83dd"}
+    assert list(event.detail) == list(contract.EVENT_DETAIL_FIELDS)
 
 
 def test_a_started_job_has_not_ended() -> None:
@@ -160,9 +183,9 @@ def test_a_failed_job_carries_its_error() -> None:
     assert event is not None
     assert event.detail["error"] == error
     assert list(event.detail) == [
-        *contract.EVENT_DETAIL_FIELDS[:9],
+        *contract.EVENT_DETAIL_FIELDS[:10],
         "error",
-        *contract.EVENT_DETAIL_FIELDS[9:],
+        *contract.EVENT_DETAIL_FIELDS[10:],
     ]
 
 

@@ -53,12 +53,13 @@ def test_every_field_of_the_contract_is_accepted() -> None:
         chunk_bytes=65_536,
         max_reject_ratio=0.1,
         restart=False,
+        upgrade=False,
         fault_injection={"transient_error_rate": 0.1, "seed": 3},
         shards=4,
     )
     assert set(REQUEST_FIELDS) == {
         "job_id", "input", "transform", "transform_options", "chunk_bytes", "max_reject_ratio", "restart",
-        "fault_injection", "shards",
+        "upgrade", "fault_injection", "shards",
     }  # fmt: skip
     assert (request.transform, request.transform_options) == ("label", '{"field":"text"}')
     assert request.shards == 4
@@ -89,3 +90,12 @@ def test_an_unknown_field_is_named_with_the_allowed_ones() -> None:
         parse(colour="red")
     assert raised.value.field == "colour"
     assert raised.value.rule.startswith("unknown field (allowed: job_id, input, transform, transform_options")
+
+
+def test_a_redrive_chooses_restart_or_upgrade_not_both() -> None:
+    assert (parse(upgrade=True).upgrade, parse(upgrade=True).restart) == (True, False)
+    assert parse().upgrade is False
+    with pytest.raises(ValidationError, match=r"^upgrade: cannot be combined with restart"):
+        parse(restart=True, upgrade=True)
+    with pytest.raises(ValidationError, match=r"^upgrade: must be true or false$"):
+        parse(upgrade="yes")

@@ -11,7 +11,7 @@ import pytest
 
 import pipeline_contract as contract
 from jobcore.adapters.dynamodb import DynamoJobStore
-from jobcore.model import InputPin
+from jobcore.model import CodePin, InputPin, LineageEntry
 
 
 class RecordingClient:
@@ -34,6 +34,8 @@ def status_write(request: dict[str, Any]) -> tuple[str, set[str]]:
 
 
 PIN = InputPin(etag='"e"', size=10)
+CODE = CodePin(worker="arn:fn:w:2", failures="arn:fn:f:2", state_machine="arn:sm:2", digest="d")
+LINEAGE = LineageEntry(attempt=2, code_version=CODE.code_version, offsets=(0,))
 
 
 @pytest.mark.parametrize(
@@ -47,12 +49,24 @@ PIN = InputPin(etag='"e"', size=10)
         (lambda s: s.resume("j", failed_attempt=1, pin=PIN, updated_at="t"), contract.PENDING),
         (
             lambda s: s.restart(
-                "j", failed_attempt=1, pin=PIN, output_prefix="s3://b/out/j.restart-2/", updated_at="t"
+                "j",
+                failed_attempt=1,
+                pin=PIN,
+                output_prefix="s3://b/out/j.restart-2/",
+                updated_at="t",
+                code=CODE,
+                lineage=(LINEAGE,),
+            ),
+            contract.PENDING,
+        ),
+        (
+            lambda s: s.resume(
+                "j", failed_attempt=1, pin=None, updated_at="t", code=CODE, lineage=(LINEAGE, LINEAGE)
             ),
             contract.PENDING,
         ),
     ],
-    ids=["fail", "resume", "resume-pinning", "restart"],
+    ids=["fail", "resume", "resume-pinning", "restart", "resume-upgrading"],
 )
 def test_the_adapters_status_writes_follow_the_contract(write: Any, target: str) -> None:
     client = RecordingClient()

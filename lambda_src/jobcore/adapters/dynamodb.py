@@ -10,7 +10,16 @@ from botocore.exceptions import ClientError
 
 from jobcore.adapters.aws_errors import translated
 from jobcore.events import StreamChange
-from jobcore.model import Checkpoint, FaultInjection, InputPin, JobRecord, ShardPosition
+from jobcore.model import (
+    Checkpoint,
+    CodePin,
+    CodeVersion,
+    FaultInjection,
+    InputPin,
+    JobRecord,
+    LineageEntry,
+    ShardPosition,
+)
 from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING, sources
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -79,6 +88,8 @@ def to_item(record: JobRecord) -> dict[str, Any]:
         plain["error"] = dict(record.error)
     if record.shards:
         plain["shards"] = shards_map(record.shards)
+    if record.code is not None:
+        plain.update(code_attributes(record.code, record.lineage))
     serializer = _serializer()
     return {key: serializer.serialize(value) for key, value in plain.items()}
 
@@ -95,6 +106,58 @@ def shards_map(shards: tuple[ShardPosition, ...]) -> dict[str, dict[str, int]]:
         }
         for shard in shards
     }
+
+
+def _version_map(version: CodeVersion) -> dict[str, str]:
+    return {"worker": version.worker, "digest": version.digest}
+
+
+def lineage_list(lineage: tuple[LineageEntry, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "attempt": entry.attempt,
+            "code_version": _version_map(entry.code_version),
+            "offsets": list(entry.offsets),
+        }
+        for entry in lineage
+    ]
+
+
+def code_attributes(code: CodePin, lineage: tuple[LineageEntry, ...]) -> dict[str, Any]:
+    """The job's code as the item holds it: `code_version` (what people and events read), `code_pin` (the
+    qualified ARNs its executions invoke) and `lineage`."""
+    return {
+        "code_version": _version_map(code.code_version),
+        "code_pin": {"worker": code.worker, "failures": code.failures, "state_machine": code.state_machine},
+        "lineage": lineage_list(lineage),
+    }
+
+
+def _code_of(plain: dict[str, Any]) -> CodePin | None:
+    pin, version = plain.get("code_pin"), plain.get("code_version")
+    if not isinstance(pin, dict) or not isinstance(version, dict):
+        return None
+    return CodePin(
+        worker=str(pin["worker"]),
+        failures=str(pin["failures"]),
+        state_machine=str(pin["state_machine"]),
+        digest=str(version["digest"]),
+    )
+
+
+def _lineage_of(value: Any) -> tuple[LineageEntry, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        LineageEntry(
+            attempt=int(entry["attempt"]),
+            code_version=CodeVersion(
+                worker=str(entry["code_version"]["worker"]), digest=str(entry["code_version"]["digest"])
+            ),
+            offsets=tuple(int(offset) for offset in entry["offsets"]),
+        )
+        for entry in value
+    )
 
 
 def _shards_of(value: Any) -> tuple[ShardPosition, ...]:
@@ -140,6 +203,8 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         created_at=str(plain.get("created_at", "")),
         updated_at=str(plain.get("updated_at", "")),
         shards=_shards_of(plain.get("shards")),
+        code=_code_of(plain),
+        lineage=_lineage_of(plain.get("lineage")),
         **fields,
     )
 
@@ -176,6 +241,14 @@ def _pin_values(pin: InputPin) -> tuple[str, dict[str, Any]]:
         values[":version"] = {"S": pin.version_id}
         clauses += ", input_version = :version"
     return clauses, values
+
+
+def _code_values(code: CodePin, lineage: tuple[LineageEntry, ...]) -> tuple[str, dict[str, Any]]:
+    """SET clauses and values that record the job's code (code_attributes)."""
+    serializer = _serializer()
+    attributes = code_attributes(code, lineage)
+    clauses = ", ".join(f"{name} = :{name}" for name in attributes)
+    return clauses, {f":{name}": serializer.serialize(value) for name, value in attributes.items()}
 
 
 class DynamoJobStore:
@@ -310,11 +383,17 @@ class DynamoJobStore:
         pin: InputPin | None,
         updated_at: str,
         shards: tuple[ShardPosition, ...] = (),
+        code: CodePin | None = None,
+        lineage: tuple[LineageEntry, ...] = (),
     ) -> bool:
         pin_clause, values = _pin_values(pin) if pin is not None else ("", {})
         if shards:
             pin_clause += (", " if pin_clause else "") + "shards = :shards"
             values[":shards"] = _serializer().serialize(shards_map(shards))
+        if code is not None:
+            code_clause, code_values = _code_values(code, lineage)
+            pin_clause += (", " if pin_clause else "") + code_clause
+            values.update(code_values)
         allowed, sources_values = _may_become(PENDING)
         return (
             self._update(
@@ -344,9 +423,14 @@ class DynamoJobStore:
         pin: InputPin,
         output_prefix: str,
         updated_at: str,
+        code: CodePin,
+        lineage: tuple[LineageEntry, ...],
         shards: tuple[ShardPosition, ...] = (),
     ) -> bool:
         pin_clause, values = _pin_values(pin)
+        code_clause, code_values = _code_values(code, lineage)
+        pin_clause += f", {code_clause}"
+        values.update(code_values)
         removed = ["#error", "long_line_from"] + ([] if pin.version_id else ["input_version"])
         if shards:
             pin_clause += ", shards = :shards"

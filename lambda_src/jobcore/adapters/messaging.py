@@ -13,14 +13,13 @@ EXECUTION_ALREADY_EXISTS = "ExecutionAlreadyExists"
 
 
 class StepFunctionsStarter:
-    def __init__(self, client: Any, state_machine_arn: str) -> None:
+    def __init__(self, client: Any) -> None:
         self._sfn = client
-        self._arn = state_machine_arn
 
-    def start(self, *, name: str, payload: dict[str, Any]) -> bool:
+    def start(self, *, state_machine: str, name: str, payload: dict[str, Any]) -> bool:
         try:
             with translated(answers={EXECUTION_ALREADY_EXISTS}):
-                self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+                self._sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(payload))
         except ClientError:  # only ExecutionAlreadyExists gets here
             # Same name: a duplicate delivery or a retried batch already started it.
             return False

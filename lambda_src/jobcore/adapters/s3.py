@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from jobcore.adapters.aws_errors import error_code, translate, translated
@@ -69,6 +70,8 @@ class S3ObjectStore:
             "with a restart (`pipeline dlq redrive --restart`): it starts over into a fresh output location"
         )
 
-    def write(self, bucket: str, key: str, body: bytes) -> None:
+    def write(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str]) -> None:
         with translated():
-            self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+            self._s3.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson", Metadata=dict(metadata)
+            )
