@@ -33,10 +33,18 @@ LOCAL_ENV = "local"
 
 LOCAL_NOT_RUNNING = "the local cloud is not running: start it with `pipeline local up` (or `make demo`)"
 
-# Output key -> the stack (suffix) that exports it. The alarm topics and Transforms are optional, so an
-# environment deployed before them still works.
+# Output key -> the stack (suffix) that exports it. The alarm topics, Transforms and the published versions
+# are optional, so an environment deployed before them still works.
+VERSION_OUTPUTS = ("WorkerVersionArn", "FailuresVersionArn", "StateMachineVersionArn", "CodeDigest")
 OPTIONAL_OUTPUTS = frozenset(
-    {"AlarmTopicArn", "WarningAlarmTopicArn", "Transforms", "MaxShards", "JobTableStreamArn"}
+    {
+        "AlarmTopicArn",
+        "WarningAlarmTopicArn",
+        "Transforms",
+        "MaxShards",
+        "JobTableStreamArn",
+        *VERSION_OUTPUTS,
+    }
 )
 REQUIRED_OUTPUTS: Mapping[str, str] = {k: v for k, v in STACK_OUTPUTS.items() if k not in OPTIONAL_OUTPUTS}
 UNUSABLE_STACK_STATUS_PREFIXES = ("CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_", "DELETE_", "REVIEW_")
@@ -78,6 +86,12 @@ class StackOutputs:
     transforms: tuple[str, ...] | None = None
     # The most shards a job may ask for; None for a stack deployed before that output.
     max_shards: int | None = None
+    # What the deployed code pins new jobs to (published versions, the code's digest); None for a stack
+    # deployed before jobs were pinned.
+    worker_version_arn: str | None = None
+    failures_version_arn: str | None = None
+    state_machine_version_arn: str | None = None
+    code_digest: str | None = None
 
     @classmethod
     def from_mapping(cls, outputs: Mapping[str, str], *, env: str, where: str) -> StackOutputs:
@@ -98,6 +112,10 @@ class StackOutputs:
             warning_alarm_topic_arn=outputs.get("WarningAlarmTopicArn") or None,
             transforms=tuple(outputs["Transforms"].split(",")) if outputs.get("Transforms") else None,
             max_shards=int(outputs["MaxShards"]) if outputs.get("MaxShards") else None,
+            worker_version_arn=outputs.get("WorkerVersionArn") or None,
+            failures_version_arn=outputs.get("FailuresVersionArn") or None,
+            state_machine_version_arn=outputs.get("StateMachineVersionArn") or None,
+            code_digest=outputs.get("CodeDigest") or None,
         )
 
 
@@ -149,6 +167,10 @@ class Pipeline:
     @cached_property
     def stepfunctions(self) -> Any:
         return self.client("stepfunctions")
+
+    @cached_property
+    def lambda_(self) -> Any:
+        return self.client("lambda")
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:

@@ -234,7 +234,7 @@ def move_messages(
     source_url: str,
     destination_url: str,
     select: Callable[[DlqMessage], bool],
-    restart: bool = False,
+    choice: str | None = None,
     max_rounds: int = MAX_REDRIVE_ROUNDS,
 ) -> MoveReport:
     """Receive -> SendMessage to the destination -> DeleteMessage, one message at a time.
@@ -280,7 +280,7 @@ def move_messages(
                         source_url=source_url,
                         destination_url=destination_url,
                         report=report,
-                        restart=restart,
+                        choice=choice,
                     )
                     if sent_id is not None:
                         # The ingest keeps a forwarded source_message_id, else uses the new message's id.
@@ -294,20 +294,31 @@ def move_messages(
     return report
 
 
-def with_restart(body: str, restart: bool) -> str:
-    """The request with `restart` set as asked: added for a restart, and removed otherwise, so that a plain
-    redrive of a request that once asked for a restart resumes instead of starting over again. Bodies that
-    are not JSON objects go back unchanged (the ingest rejects them with their own reason)."""
+# How a redrive may ask the ingest to go on with a FAILED job that cannot simply resume (its input or its
+# code changed): the request fields, one at most.
+REDRIVE_CHOICES = ("restart", "upgrade")
+
+
+def with_choice(body: str, choice: str | None) -> str:
+    """The request with the redrive choice set as asked (`restart`, `upgrade`, or neither): the chosen field
+    added and the other removed, so that a plain redrive of a request that once asked for one resumes
+    instead of doing it again. Bodies that are not JSON objects go back unchanged (the ingest rejects them
+    with their own reason)."""
+    assert choice is None or choice in REDRIVE_CHOICES
     try:
         request = json.loads(body)
     except ValueError:
         return body
-    if not isinstance(request, dict) or request.get("restart", False) is restart:
+    if not isinstance(request, dict):
+        return body
+    wanted = {name: name == choice for name in REDRIVE_CHOICES}
+    if all(request.get(name, False) is on for name, on in wanted.items()):
         return body  # already as asked: the bytes stay exactly as they were
-    if restart:
-        request["restart"] = True
-    else:
-        request.pop("restart", None)
+    for name, on in wanted.items():
+        if on:
+            request[name] = True
+        else:
+            request.pop(name, None)
     return json.dumps(request, separators=(",", ":"))
 
 
@@ -318,12 +329,12 @@ def move_one(
     source_url: str,
     destination_url: str,
     report: MoveReport,
-    restart: bool = False,
+    choice: str | None = None,
 ) -> str | None:
     """The new message's id once sent (the DLQ copy then deleted, or reported); None if the send failed."""
     request: dict[str, Any] = {
         "QueueUrl": destination_url,
-        "MessageBody": with_restart(message.body, restart),
+        "MessageBody": with_choice(message.body, choice),
     }
     attributes = message.forwarded_attributes()
     if attributes:

@@ -177,6 +177,31 @@ def clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def code_text(record: Mapping[str, Any]) -> str:
+    """The code a job runs on, `7 (3ca330d5dcbb83dd)`; `-` for a job from before code versions."""
+    version = record.get("code_version")
+    if not isinstance(version, Mapping):
+        return "-"
+    return f"{version.get('worker', '?')} ({version.get('digest', '?')})"
+
+
+def lineage_lines(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """One row per code version that wrote part of the output, once a redrive upgraded the job: from
+    which offset of each shard on."""
+    lineage = record.get("lineage")
+    if not isinstance(lineage, Sequence) or len(lineage) < 2:
+        return []
+    return [
+        (
+            "  written by",
+            f"{code_text(entry)} from attempt {entry.get('attempt', '?')}, offset(s) "
+            + ", ".join(f"{int(offset):,}" for offset in entry.get("offsets", [])),
+        )
+        for entry in lineage
+        if isinstance(entry, Mapping)
+    ]
+
+
 def describe_record(record: Mapping[str, Any], execution: Mapping[str, Any] | None) -> str:
     size = record.get("input_bytes")
     done = number(record, "bytes_in")
@@ -200,6 +225,8 @@ def describe_record(record: Mapping[str, Any], execution: Mapping[str, Any] | No
         ("executions", f"{number(record, 'executions')} (attempt {record.get('attempt', 1)})"),
         ("input", str(record.get("input", "-"))),
         ("transform", str(record.get("transform", "-"))),
+        ("code", code_text(record)),
+        *lineage_lines(record),
         ("output", str(record.get("output_prefix", "-"))),
     ]
     if record.get("error"):
@@ -230,11 +257,12 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right
 
 
 def jobs_table(records: Sequence[Mapping[str, Any]]) -> str:
-    headers = ("JOB", "STATUS", "SEGMENTS", "EXECUTIONS", "IN", "OUT", "REJECTED", "UPDATED")
+    headers = ("JOB", "STATUS", "CODE", "SEGMENTS", "EXECUTIONS", "IN", "OUT", "REJECTED", "UPDATED")
     rows = [
         (
             str(record.get("job_id")),
             str(record.get("status", "?")),
+            code_text(record),
             f"{number(record, 'segments'):,}",
             f"{number(record, 'executions'):,}",
             f"{number(record, 'records_in'):,}",
@@ -244,7 +272,7 @@ def jobs_table(records: Sequence[Mapping[str, Any]]) -> str:
         )
         for record in records
     ]
-    return render_table(headers, rows, right=(2, 3, 4, 5, 6))
+    return render_table(headers, rows, right=(3, 4, 5, 6, 7))
 
 
 class ProgressReporter:

@@ -42,11 +42,23 @@ def register(subparsers: Any) -> None:
         description="Move DLQ messages back to the ingest queue (all of them, or one job's).",
     )
     redrive.add_argument("--job-id", metavar="ID", help="move only this job's messages")
-    redrive.add_argument(
+    choice = redrive.add_mutually_exclusive_group()
+    choice.add_argument(
         "--restart",
-        action="store_true",
-        help="ask for a restart: a FAILED job whose input changed runs again from offset 0 on the input as "
-        "it is now, into a fresh output location (without it, such a redrive is refused)",
+        action="store_const",
+        const="restart",
+        dest="choice",
+        help="ask for a restart: a FAILED job whose input or code changed runs again from offset 0 on the "
+        "input as it is now and the deployed code, into a fresh output location (without it or --upgrade, "
+        "such a redrive is refused)",
+    )
+    choice.add_argument(
+        "--upgrade",
+        action="store_const",
+        const="upgrade",
+        dest="choice",
+        help="ask for an upgrade: a FAILED job whose code changed since it began resumes from its checkpoint "
+        "on the deployed code, its lineage recording the offset where the new code took over",
     )
     add_common_options(redrive)
     redrive.set_defaults(func=cmd_redrive)
@@ -80,7 +92,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     if args.job_id is not None:
         validate_job_id(args.job_id)
     with open_pipeline(args) as pipeline:
-        if args.job_id is None and not args.restart:
+        if args.job_id is None and args.choice is None:
             try:
                 result = start_move_task(pipeline)
             except MoveTaskUnsupportedError as reason:
@@ -97,8 +109,8 @@ def cmd_redrive(args: argparse.Namespace) -> int:
                 return 0
         else:
             fallback_reason = (
-                "--restart rewrites the requests, which only the fallback can do"
-                if args.restart
+                f"--{args.choice} rewrites the requests, which only the fallback can do"
+                if args.choice
                 else "--job-id selects messages, which only the fallback can do"
             )
         select = (lambda message: message.job_id == args.job_id) if args.job_id else (lambda _message: True)
@@ -107,7 +119,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
             source_url=pipeline.outputs.dead_letter_queue_url,
             destination_url=pipeline.outputs.ingest_queue_url,
             select=select,
-            restart=args.restart,
+            choice=args.choice,
         )
         # A redrive of one job that found none of its messages: is there such a job at all?
         nothing_moved = args.job_id is not None and not report.moved and not report.held_back

@@ -258,6 +258,8 @@ def to_attribute(value: Any) -> dict[str, Any]:
         return {"N": str(value)}
     if isinstance(value, dict):
         return {"M": {key: to_attribute(item) for key, item in value.items()}}
+    if isinstance(value, list):
+        return {"L": [to_attribute(item) for item in value]}
     return {"S": str(value)}
 
 

@@ -8,9 +8,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from pipeline_cli import aws
+from pipeline_cli.main import main
 
 from .conftest import MAX_RECEIVE_COUNT, Deployed, Result, dlq_attributes, drain
 
@@ -277,6 +279,32 @@ def test_redrive_restart_asks_every_moved_request_for_a_restart(deployed: Deploy
     )
     (moved,) = drain(deployed.sqs, deployed.ingest_url)
     assert json.loads(moved["Body"]) == {**json.loads(body), "restart": True}
+
+
+def test_redrive_upgrade_asks_for_an_upgrade_and_takes_a_restart_back_out(
+    deployed: Deployed, run: Run
+) -> None:
+    deployed.sqs.send_message(
+        QueueUrl=deployed.dlq_url,
+        MessageBody=json.dumps({"job_id": "job-u", "input": "s3://b/k", "restart": True}),
+        MessageAttributes=dlq_attributes("job-u", "CodeVersionChangedError", "code changed", "source-u"),
+    )
+
+    result = run("dlq", "redrive", "--job-id", "job-u", "--upgrade", "--env", "dev", "--json")
+
+    assert result.code == 0, result.err
+    assert (
+        json.loads(result.out)["reason"] == "--upgrade rewrites the requests, which only the fallback can do"
+    )
+    (moved,) = drain(deployed.sqs, deployed.ingest_url)
+    assert json.loads(moved["Body"]) == {"job_id": "job-u", "input": "s3://b/k", "upgrade": True}
+
+
+def test_restart_and_upgrade_are_one_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["dlq", "redrive", "--restart", "--upgrade", "--env", "dev"])
+    assert exited.value.code == 2
+    assert "argument --upgrade: not allowed with argument --restart" in capsys.readouterr().err
 
 
 def test_a_plain_redrive_takes_an_earlier_restart_back_out(deployed: Deployed, run: Run) -> None:

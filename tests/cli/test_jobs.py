@@ -164,6 +164,39 @@ def test_status_shows_progress_counters_and_the_latest_execution(deployed: Deplo
     assert lines["execution"].startswith("job-7-a1-e1 ")
 
 
+def test_status_shows_the_code_a_job_runs_on_and_its_lineage(deployed: Deployed, run: Run) -> None:
+    v1, v2 = {"worker": "3", "digest": "aaaaaaaaaaaaaaaa"}, {"worker": "5", "digest": "bbbbbbbbbbbbbbbb"}
+    deployed.put_job(
+        "plain", "RUNNING", code_version=v1, lineage=[{"attempt": 1, "code_version": v1, "offsets": [0]}]
+    )
+    deployed.put_job(
+        "upgraded",
+        "RUNNING",
+        attempt=2,
+        code_version=v2,
+        lineage=[
+            {"attempt": 1, "code_version": v1, "offsets": [0, 1048576]},
+            {"attempt": 2, "code_version": v2, "offsets": [524288, 1200000]},
+        ],
+    )
+
+    plain = run("status", "plain", "--env", "dev").out
+    upgraded = run("status", "upgraded", "--env", "dev").out
+
+    assert re.search(r"^code\s+3 \(aaaaaaaaaaaaaaaa\)$", plain, re.MULTILINE)
+    assert "written by" not in plain, "one code wrote all of it: nothing more to say"
+    assert re.search(r"^code\s+5 \(bbbbbbbbbbbbbbbb\)$", upgraded, re.MULTILINE)
+    written = [
+        line.split("written by", 1)[1].strip() for line in upgraded.splitlines() if "written by" in line
+    ]
+    assert written == [
+        "3 (aaaaaaaaaaaaaaaa) from attempt 1, offset(s) 0, 1,048,576",
+        "5 (bbbbbbbbbbbbbbbb) from attempt 2, offset(s) 524,288, 1,200,000",
+    ]
+    as_json = json.loads(run("status", "upgraded", "--env", "dev", "--json").out)
+    assert as_json["code_version"] == v2 and len(as_json["lineage"]) == 2
+
+
 def test_status_shows_an_eta_from_the_throughput_so_far(deployed: Deployed, run: Run) -> None:
     # 60 MB behind the checkpoints 60 s after it was accepted: 1 MB/s, 540 MB to go.
     deployed.put_job(
@@ -429,7 +462,14 @@ def test_tty_progress_is_one_rewritten_line() -> None:
 
 def seed_jobs(deployed: Deployed) -> None:
     deployed.put_job("old-failed", "FAILED", "2026-11-20T08:00:00.000Z", segments=3)
-    deployed.put_job("new-failed", "FAILED", "2026-11-23T08:00:00.000Z", segments=5, records_in=1200)
+    deployed.put_job(
+        "new-failed",
+        "FAILED",
+        "2026-11-23T08:00:00.000Z",
+        segments=5,
+        records_in=1200,
+        code_version={"worker": "7", "digest": "3ca330d5dcbb83dd"},
+    )
     deployed.put_job("running", "RUNNING", "2026-11-22T08:00:00.000Z", executions=1)
     deployed.put_job("done", "SUCCEEDED", "2026-11-21T08:00:00.000Z")
 
@@ -443,9 +483,13 @@ def test_jobs_with_status_queries_the_index_newest_first(
 
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines[0].split() == ["JOB", "STATUS", "SEGMENTS", "EXECUTIONS", "IN", "OUT", "REJECTED", "UPDATED"]
+    assert lines[0].split() == [
+        "JOB", "STATUS", "CODE", "SEGMENTS", "EXECUTIONS", "IN", "OUT", "REJECTED", "UPDATED"
+    ]  # fmt: skip
     assert [line.split()[0] for line in lines[1:]] == ["new-failed", "old-failed"]
     assert "1,200" in lines[1]
+    # The code each job runs on (a job from before code versions shows none).
+    assert "7 (3ca330d5dcbb83dd)" in lines[1] and lines[2].split()[2] == "-"
     # Aligned: every row is as wide as the header up to the last column.
     assert len({line.index("2026-") for line in lines[1:]}) == 1
     operations = [name for name, _ in api_calls]
