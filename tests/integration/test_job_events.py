@@ -103,6 +103,8 @@ def expected_detail(record: dict[str, Any], *, status: str, ended: bool) -> dict
         "records_rejected": int(record.get("records_rejected", 0)),
         "bytes_in": int(record.get("bytes_in", 0)),
         "output_prefix": record.get("output_prefix") or None,
+        # The code the job runs on (none for a rejected request): the deployed worker's version.
+        "code_version": dict(record["code_version"]) if "code_version" in record else None,
         "created_at": created,
         "ended_at": updated if ended else None,
         "duration_s": round(duration, 3) if ended else None,
@@ -140,6 +142,7 @@ def test_a_job_that_succeeds_emits_started_then_succeeded(
         "records_rejected",
         "bytes_in",
         "output_prefix",
+        "code_version",
         "created_at",
         "ended_at",
         "duration_s",
