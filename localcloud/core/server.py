@@ -35,7 +35,9 @@ from localcloud.services.lambda_ import event_invoke_config
 from localcloud.services.lambda_ import runner as lambda_runner
 from localcloud.services.lambda_ import versions as lambda_versions
 from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
+from localcloud.services.s3 import bucket_policy
 from localcloud.services.sns import topic_policy
+from localcloud.services.sqs import queue_policy
 from localcloud.services.stepfunctions import sfn
 from localcloud.services.stepfunctions import versions as sfn_versions
 
@@ -134,6 +136,8 @@ def _check_cloudformation_models() -> None:
         cloudwatch_alarm.CloudWatchAlarmResource,
         event_invoke_config.LambdaEventInvokeConfigResource,
         topic_policy.SNSTopicPolicyResource,
+        bucket_policy.S3BucketPolicyResource,
+        queue_policy.SQSQueuePolicyResource,
         sfn_versions.StateMachineVersionResource,
     )
     for model in models:
@@ -178,6 +182,8 @@ def start_cloud(
     undo.append(updates.install())
     undo.append(cloudwatch_alarm.install())
     undo.append(topic_policy.install())
+    undo.append(bucket_policy.install())
+    undo.append(queue_policy.install())
     undo.append(dynamodb_table.install())
     undo.append(dynamodb_items.install())
     undo.append(stack_exports.install())

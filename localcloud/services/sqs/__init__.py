@@ -1,0 +1,1 @@
+"""SQS: the `AWS::SQS::QueuePolicy` model (`queue_policy`)."""
