@@ -46,6 +46,14 @@ def register(subparsers: Any) -> None:
         "--no-deploy", dest="deploy", action="store_false", help="only start the emulator, deploy nothing"
     )
     up.add_argument(
+        "--iam",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="authorize what the deployed functions, state machines and event source mappings do against "
+        "their IAM roles, as AWS does (the default); --no-iam turns it off (for debugging: every caller is "
+        "then an administrator), in a running cloud too",
+    )
+    up.add_argument(
         "--context",
         action="append",
         default=[],
@@ -96,9 +104,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         if args.deploy:
-            state = local_deploy.up(port=args.port, home=local_home(), progress=_progress, context=context)
+            state = local_deploy.up(
+                port=args.port, home=local_home(), progress=_progress, context=context, iam=args.iam
+            )
         else:
-            state = cloud.up(port=args.port, home=local_home(), progress=_progress)
+            state = cloud.up(port=args.port, home=local_home(), progress=_progress, iam=args.iam)
     except cloud.LocalCloudError as error:
         message = str(error)
         if "the saved state" in message and "delete it to start empty" in message:

@@ -38,6 +38,8 @@ from moto.sqs.models import sqs_backends
 
 from localcloud.core.chaos import CRASH, LambdaFault
 from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
+from localcloud.services.iam import enforcement
+from localcloud.services.iam.authorization import Check
 from localcloud.services.lambda_.bootstrap import ProtocolClosed, write_frame
 
 LOG = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ RECENT_DURATIONS = 20
 
 CHAOS_LOG = logging.getLogger("localcloud.core.chaos")
 FaultSource = Callable[[str], LambdaFault | None]
+# The credentials an environment runs with (the variables boto3 reads), from its function's spec.
+CredentialSource = Callable[["FunctionSpec"], Mapping[str, str]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +84,8 @@ class FunctionSpec:
     environment: Mapping[str, str]
     code_sha256: str
     reserved_concurrency: int | None = None
+    # The execution role: the environment's calls run as a session of it.
+    role_arn: str = ""
 
     @property
     def config_key(self) -> str:
@@ -91,6 +97,7 @@ class FunctionSpec:
                 self.memory_mb,
                 self.code_sha256,
                 sorted(self.environment.items()),
+                self.role_arn,
             ]
         )
         return hashlib.sha256(parts.encode()).hexdigest()
@@ -266,6 +273,7 @@ class LambdaRunner:
         on_invocation: Callable[[FunctionSpec, InvocationResult], None] | None = None,
         async_retry_delays: Sequence[float] = ASYNC_RETRY_DELAYS_SECONDS,
         faults: FaultSource | None = None,
+        credentials: CredentialSource | None = None,
     ) -> None:
         self._functions_dir = home / "functions"
         self._logs_dir = home / "logs"
@@ -287,6 +295,9 @@ class LambdaRunner:
         # Chaos: crash and timeout faults per invocation (`localcloud.core.chaos`), placed within the
         # function's recent durations.
         self._faults = faults
+        # Lambda gives each environment its execution role's credentials; without a source (tests of the
+        # runner alone), the local cloud's dummy administrator credentials.
+        self._credentials = credentials
         self._durations: dict[str, deque[float]] = {}
 
     # -- public API -----------------------------------------------------------------------------------
@@ -734,7 +745,7 @@ class LambdaRunner:
             "AWS_REGION": self._region,
             "AWS_DEFAULT_REGION": self._region,
             "AWS_ENDPOINT_URL": self._endpoint,
-            **DUMMY_CREDENTIALS,
+            **(self._credentials(spec) if self._credentials is not None else DUMMY_CREDENTIALS),
             # The host's AWS config and instance metadata must not leak in (nor slow down boto3).
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
@@ -858,6 +869,7 @@ def spec_from_moto(function: Any) -> FunctionSpec:
         environment={str(k): str(v) for k, v in (function.environment_vars or {}).items()},
         code_sha256=getattr(function, "code_digest", "") or hashlib.sha256(function.code_bytes).hexdigest(),
         reserved_concurrency=None if reserved in (None, "") else int(reserved),
+        role_arn=str(function.role or ""),
     )
 
 
@@ -981,12 +993,38 @@ def invocation_record(outcome: AsyncOutcome) -> dict[str, Any]:
     return record
 
 
+_DESTINATION_ACTIONS = {
+    "sqs": "sqs:SendMessage",
+    "sns": "sns:Publish",
+    "lambda": "lambda:InvokeFunction",
+    "events": "events:PutEvents",
+}
+
+
 def send_to_destination(outcome: AsyncOutcome) -> None:
     """Send the invocation record to the outcome's destination, in this process's moto backends."""
     destination = outcome.destination
     if destination is None:
         return
     _, _, service, region, account, resource = destination.split(":", 5)
+    # Lambda sends to a destination with the function's execution role.
+    action = _DESTINATION_ACTIONS.get(service)
+    if action is not None and outcome.spec.role_arn:
+        denial = enforcement.active().authorize_role(
+            outcome.spec.role_arn,
+            outcome.spec.name,
+            [Check(action, destination)],
+            operation=f"lambda:destination {outcome.condition}",
+            region=region,
+        )
+        if denial is not None:
+            LOG.warning(
+                "the %s destination of %s was not sent: %s",
+                outcome.condition,
+                outcome.spec.name,
+                denial.message,
+            )
+            return
     record = json.dumps(invocation_record(outcome))
     if service == "sqs":
         sqs_backends[account][region].send_message(queue_name=resource, message_body=record)
