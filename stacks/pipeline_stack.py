@@ -263,8 +263,10 @@ class PipelineStack(Stack):
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[table.table_arn]
             )
         )
-        for role in (ingest.role, worker.role):
-            locations.grant_read_inputs(role)
+        locations.grant_read_inputs(ingest.role)
+        # The worker reads exactly the version the ingest pinned (GetObject with its VersionId where the
+        # bucket is versioned), which S3 authorizes as s3:GetObjectVersion.
+        locations.grant_read_inputs(worker.role, pinned_versions=True)
         locations.grant_write_outputs(worker.role)
         failures.role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -397,12 +399,14 @@ class _Locations:
         self.inputs = [_ResolvedLocation(loc, bucket_of(loc)) for loc in config.locations.inputs]
         self.output = _ResolvedLocation(config.locations.output, bucket_of(config.locations.output))
 
-    def grant_read_inputs(self, role: iam.IRole) -> None:
+    def grant_read_inputs(self, role: iam.IRole, *, pinned_versions: bool = False) -> None:
         """GetObject (reads, and the ingest's HEAD that pins an input) on the input locations only, and
-        ListBucket on their buckets so that a missing input is NoSuchKey (clear, permanent), not 403."""
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[loc.objects_arn for loc in self.inputs])
-        )
+        ListBucket on their buckets so that a missing input is NoSuchKey (clear, permanent), not 403.
+        `pinned_versions`: GetObjectVersion too, for a reader that names the pinned VersionId."""
+        objects = [loc.objects_arn for loc in self.inputs]
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=objects))
+        if pinned_versions:
+            role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObjectVersion"], resources=objects))
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],

@@ -29,6 +29,8 @@ WORKER_ACTIONS = {
     "dynamodb:GetItem",
     "dynamodb:UpdateItem",
     "s3:GetObject",
+    # It reads the input version the ingest pinned (GetObject with a VersionId, where the bucket is versioned).
+    "s3:GetObjectVersion",
     "s3:PutObject",
     "s3:ListBucket",
     "logs:CreateLogStream",
