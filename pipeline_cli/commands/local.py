@@ -194,7 +194,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iam_enforced(state: LocalCloudState) -> bool | None:
+    """Whether the running cloud enforces IAM (None: it does not say)."""
+    try:
+        return bool(cloud.iam_status(state.endpoint)["enforced"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def print_state(state: LocalCloudState, *, as_json: bool, out: TextIO) -> None:
+    enforced = _iam_enforced(state)
     if as_json:
         document = {
             "endpoint": state.endpoint,
@@ -203,10 +212,18 @@ def print_state(state: LocalCloudState, *, as_json: bool, out: TextIO) -> None:
             "region": state.region,
             "account": state.account,
             "outputs": state.outputs,
+            "iam_enforced": enforced,
         }
         print(json.dumps(document, indent=2, sort_keys=True), file=out)
         return
     print(f"endpoint  {state.endpoint}  (pid {state.pid}, {state.account}/{state.region})", file=out)
+    if enforced is not None:
+        print(
+            "IAM       enforced (functions, state machines and mappings call as their roles)"
+            if enforced
+            else "IAM       NOT enforced (--no-iam): every caller is an administrator",
+            file=out,
+        )
     width = max((len(key) for key in state.outputs), default=0)
     for key, value in sorted(state.outputs.items()):
         print(f"  {key:<{width}}  {value}", file=out)

@@ -516,7 +516,9 @@ def test_access_denied_in_each_services_wire_shape(
     }
 
 
-def test_an_operation_without_a_table_row_is_refused_and_named(endpoint: str, server_home: Path) -> None:
+def test_an_operation_without_a_table_row_is_refused_and_named(
+    endpoint: str, deployed: None, server_home: Path
+) -> None:
     (result,) = call_as_function(
         endpoint, {"service": "s3", "method": "get_bucket_acl", "params": {"Bucket": BUCKET}}
     )["results"]
@@ -527,7 +529,9 @@ def test_an_operation_without_a_table_row_is_refused_and_named(endpoint: str, se
     assert "no row for this operation in the operation table" in log
 
 
-def test_denials_are_logged_with_principal_action_and_resource(endpoint: str, server_home: Path) -> None:
+def test_denials_are_logged_with_principal_action_and_resource(
+    endpoint: str, deployed: None, server_home: Path
+) -> None:
     call_as_function(endpoint, s3_call("put_object", "out/logged.txt"))
     line = (
         f"IAM denied principal={CALLER_SESSION} action=s3:PutObject resource=arn:aws:s3:::{BUCKET}/out/logged.txt "
@@ -558,7 +562,9 @@ def test_a_state_machine_integration_runs_with_the_machines_role(endpoint: str, 
     ) in failed["cause"]
 
 
-def test_an_event_source_mapping_reads_with_the_functions_role(endpoint: str, server_home: Path) -> None:
+def test_an_event_source_mapping_reads_with_the_functions_role(
+    endpoint: str, deployed: None, server_home: Path
+) -> None:
     sqs = client(endpoint, "sqs")
     url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="job")
