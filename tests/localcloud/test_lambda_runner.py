@@ -92,6 +92,19 @@ def decimals(event, context):
 
 def unmarshallable(event, context):
     return {"value": object()}
+
+
+def allocate(event, context):
+    # Written to, so that every page is resident (a bare bytearray may be left untouched by the kernel).
+    block = b"x" * (event["mib"] << 20)
+    return {"allocated": len(block), "pid": os.getpid()}
+
+
+def allocate_in_child(event, context):
+    import subprocess
+    code = f"b = b'x' * ({event['mib']} << 20); import time; time.sleep(5)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return {"pid": os.getpid()}
 """
 
 ERRORS = """
@@ -120,14 +133,16 @@ CODE = build_zip()
 SHA = "0" * 63 + "1"
 
 
-def spec(handler: str, *, timeout: float = 3.0, reserved: int | None = None, **env: str) -> FunctionSpec:
+def spec(
+    handler: str, *, timeout: float = 3.0, reserved: int | None = None, memory_mb: int = 256, **env: str
+) -> FunctionSpec:
     return FunctionSpec(
         name=f"fixture-{handler.replace('.', '-')}",
         arn=f"arn:aws:lambda:us-east-1:123456789012:function:fixture-{handler.replace('.', '-')}",
         handler=handler,
         runtime="python3.14",
         timeout_seconds=timeout,
-        memory_mb=256,
+        memory_mb=memory_mb,
         version="$LATEST",
         environment={"FIXTURE": "yes", **env},
         code_sha256=SHA,
@@ -400,3 +415,49 @@ def test_async_retries_follow_the_event_invoke_config(
     too_old = invoke_async(async_runner, spec("app.transient"), AsyncConfig(maximum_event_age_seconds=0.05))
     assert (too_old.condition, too_old.attempts) == ("EventAgeExceeded", 1)
     assert len(published) == 2
+
+
+def _report(log: str, request_id: str) -> str:
+    (line,) = [line for line in log.splitlines() if line.startswith(f"REPORT RequestId: {request_id}")]
+    return line
+
+
+def test_over_its_memory_size_the_environment_is_killed_as_out_of_memory(
+    runner: LambdaRunner, tmp_path: Path
+) -> None:
+    function = spec("app.allocate", memory_mb=128, timeout=10)
+    warm = json.loads(invoke(runner, function, {"mib": 1}).payload)
+    result = invoke(runner, function, {"mib": 400})
+    assert result.error_type == "Runtime.OutOfMemory"
+    document = json.loads(result.payload)
+    assert document["errorType"] == "Runtime.OutOfMemory"
+    assert document["errorMessage"] == (
+        f"RequestId: {result.request_id} Error: Runtime exited with error: signal: killed"
+    )
+    log = (tmp_path / "logs" / f"{function.name}.log").read_text()
+    report = _report(log, result.request_id)
+    assert "Memory Size: 128 MB" in report
+    assert "Status: error\tError Type: Runtime.OutOfMemory" in report
+    # The measured peak: at the limit or just over it when the watcher struck, never the 400 MiB asked for.
+    used = int(report.split("Max Memory Used: ")[1].split()[0])
+    assert 128 <= used < 400
+    after = json.loads(invoke(runner, function, {"mib": 1}).payload)
+    assert after["pid"] != warm["pid"]
+
+
+def test_max_memory_used_is_the_measured_peak_and_within_the_limit_all_is_well(
+    runner: LambdaRunner, tmp_path: Path
+) -> None:
+    function = spec("app.allocate", memory_mb=512, timeout=10)
+    result = invoke(runner, function, {"mib": 200})
+    assert not result.failed, result.payload
+    log = (tmp_path / "logs" / f"{function.name}.log").read_text()
+    used = int(_report(log, result.request_id).split("Max Memory Used: ")[1].split()[0])
+    # 200 MiB allocated on top of the interpreter's own baseline.
+    assert 200 <= used < 512
+
+
+def test_a_child_process_counts_against_the_function_memory(runner: LambdaRunner) -> None:
+    function = spec("app.allocate_in_child", memory_mb=128, timeout=10)
+    result = invoke(runner, function, {"mib": 300})
+    assert result.error_type == "Runtime.OutOfMemory"

@@ -19,7 +19,6 @@ import decimal
 import importlib
 import json
 import os
-import resource
 import struct
 import sys
 import threading
@@ -172,21 +171,7 @@ def invoke(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
                 "payload": json.dumps(_fault("Runtime.MarshalError", f"Unable to marshal response: {exc}")),
             }
     outcome["duration_ms"] = (time.monotonic() - started) * 1000
-    outcome["max_memory_mb"] = _peak_memory_mb()
     return outcome
-
-
-def _peak_memory_mb() -> int:
-    """Peak RSS of this process: Lambda's "Max Memory Used" in the REPORT line."""
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would report the server's size.
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def _exit_with_parent() -> None:

@@ -61,6 +61,12 @@ ASYNC_MAXIMUM_EVENT_AGE_SECONDS = 21_600.0
 ASYNC_THROTTLE_BACKOFF_SECONDS = (1.0, 60.0)
 # How many recent durations of a function place an injected crash or hang within an invocation.
 RECENT_DURATIONS = 20
+# How often the memory watcher samples an environment's process tree while it initialises or invokes. It
+# reads each process's VmHWM (its peak RSS), so a spike shorter than this is still seen at the next sample.
+MEMORY_SAMPLE_SECONDS = 0.01
+
+# What Lambda answers when the OOM killer ends the runtime (errorType Runtime.OutOfMemory).
+OUT_OF_MEMORY_EXIT = "Runtime exited with error: signal: killed"
 
 CHAOS_LOG = logging.getLogger("localcloud.core.chaos")
 FaultSource = Callable[[str], LambdaFault | None]
@@ -149,13 +155,109 @@ def _error_document(error_type: str, message: str, request_id: str) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": error_type, "requestId": request_id}).encode()
 
 
+def _proc_status_kb(pid: int, field: str) -> int:
+    """One `kB` field of /proc/PID/status (VmRSS, VmHWM), 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
+                found += [int(child) for child in children.read().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def tree_memory_kb(pid: int) -> int:
+    """Resident memory of a process tree, as a cgroup would count it: the root's peak RSS (VmHWM: a spike
+    between two samples still counts) plus the current RSS of every descendant."""
+    total = _proc_status_kb(pid, "VmHWM:")
+    pending = _children(pid)
+    seen = {pid}
+    while pending:
+        child = pending.pop()
+        if child in seen:
+            continue
+        seen.add(child)
+        total += _proc_status_kb(child, "VmRSS:")
+        pending += _children(child)
+    return total
+
+
+MEMORY_WATCH_SUPPORTED = Path("/proc/self/status").is_file()
+
+
+class _MemoryWatch:
+    """Holds one environment to its function's MemorySize while it initialises or serves an invocation:
+    Lambda's cgroup kills the runtime the moment its resident memory goes over the limit. A thread samples
+    the process tree (`tree_memory_kb`) and SIGKILLs it once over; the invoking thread then reads EOF and
+    reports `Runtime.OutOfMemory`. Resident memory, not address space: an rlimit on the address space would
+    refuse mmap-heavy libraries (numpy, pyarrow reserve far more than they touch) that run fine on Lambda."""
+
+    def __init__(self, process: subprocess.Popen[bytes], limit_mb: int) -> None:
+        self._process = process
+        self._limit_kb = limit_mb * 1024
+        self._stop = threading.Event()
+        self.peak_kb = 0
+        self.exceeded = False
+        self._thread = threading.Thread(target=self._watch, name=f"lambda-memory-{process.pid}", daemon=True)
+
+    def __enter__(self) -> _MemoryWatch:
+        if MEMORY_WATCH_SUPPORTED:
+            self._sample()
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        # One last look: an answer may have come between two samples, after the peak.
+        if MEMORY_WATCH_SUPPORTED and not self.exceeded:
+            self._sample()
+
+    @property
+    def peak_mb(self) -> int:
+        return self.peak_kb // 1024
+
+    def _sample(self) -> None:
+        used = tree_memory_kb(self._process.pid)
+        self.peak_kb = max(self.peak_kb, used)
+        if used > self._limit_kb and not self.exceeded:
+            self.exceeded = True
+            _signal_quietly(self._process, signal.SIGKILL)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(MEMORY_SAMPLE_SECONDS):
+            self._sample()
+            if self.exceeded:
+                return
+
+
 class _Environment:
     """One execution environment: a bootstrap subprocess and the two ends of its protocol pipes."""
 
     def __init__(self, spec: FunctionSpec, *, code_dir: Path, log_path: Path, env: dict[str, str]) -> None:
         self.config_key = spec.config_key
+        self.memory_mb = spec.memory_mb
         self.closed = False
         self.last_used = time.monotonic()
+        # Lambda reports the environment's peak, which carries over warm invocations.
+        self.peak_memory_mb = 0
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
         with log_path.open("ab") as log:
@@ -184,15 +286,23 @@ class _Environment:
     def pid(self) -> int:
         return self.process.pid
 
-    def wait_init(self) -> dict[str, Any]:
-        return self._read(time.monotonic() + INIT_TIMEOUT_SECONDS)
+    def watch_memory(self) -> _MemoryWatch:
+        return _MemoryWatch(self.process, self.memory_mb)
 
-    def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
-        try:
-            write_frame(self._request_write, request)
-        except OSError as error:
-            raise ProtocolClosed from error
-        return self._read(deadline)
+    def wait_init(self, watch: _MemoryWatch) -> dict[str, Any]:
+        with watch:
+            return self._read(time.monotonic() + INIT_TIMEOUT_SECONDS)
+
+    def call(self, request: dict[str, Any], deadline: float, watch: _MemoryWatch) -> dict[str, Any]:
+        with watch:
+            try:
+                write_frame(self._request_write, request)
+            except OSError as error:
+                raise ProtocolClosed from error
+            try:
+                return self._read(deadline)
+            finally:
+                self.peak_memory_mb = max(self.peak_memory_mb, watch.peak_mb)
 
     def _read(self, deadline: float) -> dict[str, Any]:
         header = self._read_exactly(4, deadline)
@@ -530,14 +640,18 @@ class LambdaRunner:
             self._live = {env for env in self._live if not env.closed}
             self._live.add(environment)
         started = time.monotonic()
+        watch = environment.watch_memory()
         try:
-            message = environment.wait_init()
+            message = environment.wait_init(watch)
         except TimeoutError:
             environment.close(kill=True)
             failure = _error_document("Sandbox.Timedout", "INIT phase timed out", "")
             return None, (time.monotonic() - started) * 1000, failure
         except ProtocolClosed:
-            failure = _error_document("Runtime.ExitError", environment.exit_description(), "")
+            if watch.exceeded:
+                failure = _error_document("Runtime.OutOfMemory", OUT_OF_MEMORY_EXIT, "")
+            else:
+                failure = _error_document("Runtime.ExitError", environment.exit_description(), "")
             environment.close(kill=True)
             return None, (time.monotonic() - started) * 1000, failure
         init_ms = float(message.get("init_ms", (time.monotonic() - started) * 1000))
@@ -570,8 +684,10 @@ class LambdaRunner:
             "trace_id": _trace_id(),
         }
         keep = True
+        watch = environment.watch_memory()
+        status = ""
         try:
-            message = self._call(environment, spec, request, started, fault)
+            message = self._call(environment, spec, request, started, fault, watch=watch)
         except TimeoutError:
             keep = False
             duration_ms = spec.timeout_seconds * 1000
@@ -584,20 +700,23 @@ class LambdaRunner:
                 duration_ms=duration_ms,
                 init_ms=init_ms,
             )
-            max_memory = "-"
+            status = "\tStatus: timeout"
         except ProtocolClosed:
             keep = False
             duration_ms = (time.monotonic() - started) * 1000
-            text = f"RequestId: {request_id} Error: {environment.exit_description()}"
-            self._log(log_path, text)
+            # Killed by the memory watcher: what Lambda says when its cgroup's OOM killer ends the runtime.
+            error_type = "Runtime.OutOfMemory" if watch.exceeded else "Runtime.ExitError"
+            exit_text = OUT_OF_MEMORY_EXIT if watch.exceeded else environment.exit_description()
+            text = f"RequestId: {request_id} Error: {exit_text}"
+            self._log(log_path, f"{text}\n{error_type}")
             result = InvocationResult(
                 request_id=request_id,
-                payload=_error_document("Runtime.ExitError", text, request_id),
-                error_type="Runtime.ExitError",
+                payload=_error_document(error_type, text, request_id),
+                error_type=error_type,
                 duration_ms=duration_ms,
                 init_ms=init_ms,
             )
-            max_memory = "-"
+            status = f"\tStatus: error\tError Type: {error_type}"
         else:
             duration_ms = float(message.get("duration_ms", (time.monotonic() - started) * 1000))
             body = str(message["payload"]).encode("utf-8")
@@ -608,15 +727,16 @@ class LambdaRunner:
                 duration_ms=duration_ms,
                 init_ms=init_ms,
             )
-            max_memory = str(message.get("max_memory_mb", "-"))
             self._record_duration(spec.name, duration_ms)
+        # Measured by the watcher, not reported by the handler's process: a child's memory counts too.
+        max_memory = max(environment.peak_memory_mb, watch.peak_mb) if MEMORY_WATCH_SUPPORTED else "-"
         self._log(log_path, f"END RequestId: {request_id}")
         init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms is not None else ""
         self._log(
             log_path,
             f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
             f"Billed Duration: {int(duration_ms) + 1} ms\tMemory Size: {spec.memory_mb} MB\t"
-            f"Max Memory Used: {max_memory} MB{init}",
+            f"Max Memory Used: {max_memory} MB{init}{status}",
         )
         return result, keep
 
@@ -627,11 +747,13 @@ class LambdaRunner:
         request: dict[str, Any],
         started: float,
         fault: LambdaFault | None,
+        *,
+        watch: _MemoryWatch,
     ) -> dict[str, Any]:
         """One request/response with the environment; a chaos `fault` raises as the real failure would."""
         deadline = started + spec.timeout_seconds + TIMEOUT_GRACE_SECONDS
         if fault is None:
-            return environment.call(request, deadline)
+            return environment.call(request, deadline, watch)
         # The fault strikes at a point within the function's recent durations (its timeout before it has
         # any): SIGKILL for a crash (OOM, host failure), SIGSTOP for a hang that overruns the timeout.
         span = self._fault_span(spec)
@@ -649,7 +771,7 @@ class LambdaRunner:
         timer.daemon = True
         timer.start()
         try:
-            environment.call(request, deadline)  # the answer, if any, is discarded below
+            environment.call(request, deadline, watch)  # the answer, if any, is discarded below
         finally:
             timer.cancel()
         # The handler answered before the fault struck: its side effects happened, its answer is lost.
