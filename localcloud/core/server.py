@@ -30,13 +30,14 @@ from localcloud.core.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
 from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
 from localcloud.services.dynamodb import dynamodb_items, dynamodb_table
-from localcloud.services.events import events
-from localcloud.services.lambda_ import event_invoke_config
+from localcloud.services.events import entry_size, events
+from localcloud.services.lambda_ import event_invoke_config, recursion
 from localcloud.services.lambda_ import runner as lambda_runner
 from localcloud.services.lambda_ import versions as lambda_versions
 from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
 from localcloud.services.sns import topic_policy
-from localcloud.services.stepfunctions import sfn
+from localcloud.services.sqs import message_size
+from localcloud.services.stepfunctions import history_limit, sfn
 from localcloud.services.stepfunctions import versions as sfn_versions
 
 LOG = logging.getLogger("localcloud.core.server")
@@ -141,6 +142,12 @@ def _check_cloudformation_models() -> None:
             raise RuntimeError(f"moto did not pick up the {model.cloudformation_type()} model")
 
 
+def _install_parity() -> list[Callable[[], None]]:
+    """AWS's quotas where moto has none (or counts differently), each refused in the service's wire shape,
+    and the trace lineage Lambda's recursive loop detection counts (moto drops the header)."""
+    return [message_size.install(), entry_size.install(), history_limit.install(), recursion.install()]
+
+
 def _prepare_process_environment(port: int, region: str) -> None:
     # moto's Step Functions interpreter reaches the other services at localhost:$MOTO_PORT, and every
     # boto3 client in this process (poller, evaluator) must sign with dummy credentials, never real ones.
@@ -181,6 +188,7 @@ def start_cloud(
     undo.append(dynamodb_table.install())
     undo.append(dynamodb_items.install())
     undo.append(stack_exports.install())
+    undo += _install_parity()
     _check_cloudformation_models()
     # Fault injection for every caller of this server, and for the Lambda environments it runs.
     chaos_store = chaos.ChaosStore()

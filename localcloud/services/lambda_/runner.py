@@ -24,7 +24,7 @@ import uuid
 import zipfile
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from moto.sqs.models import sqs_backends
 
 from localcloud.core.chaos import CRASH, LambdaFault
 from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
+from localcloud.services.lambda_ import recursion
 from localcloud.services.lambda_.bootstrap import ProtocolClosed, write_frame
 
 LOG = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ IDLE_SECONDS = 600.0
 # invocation waits for a free environment instead (it is not throttled and its timeout has not started).
 DEFAULT_MAX_ENVIRONMENTS = 8
 LOG_TAIL_BYTES = 4096
+# Lambda's invocation payload quotas (the Invoke API reference: 6 MB synchronous, 1 MB asynchronous), in
+# the bytes its own messages name. A response may be 100 bytes longer than a request: Lambda's error says
+# 6291556 where its request error says 6291456.
+SYNC_REQUEST_LIMIT_BYTES = 6 * 1024 * 1024
+ASYNC_REQUEST_LIMIT_BYTES = 1024 * 1024
+SYNC_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024 + 100
 # Lambda retries a failed asynchronous invocation about one minute, then two minutes, after the failure.
 ASYNC_RETRY_DELAYS_SECONDS = (60.0, 120.0)
 ASYNC_MAXIMUM_RETRY_ATTEMPTS = 2
@@ -408,8 +415,10 @@ class LambdaRunner:
         *,
         code: Callable[[], bytes],
         client_context: Any = None,
+        trace: str | None = None,
     ) -> InvocationResult:
-        """Run one invocation of `spec` with the JSON `payload`. `code` returns the zip when it is needed."""
+        """Run one invocation of `spec` with the JSON `payload`. `code` returns the zip when it is needed;
+        `trace` is the X-Amzn-Trace-Id the invocation came with (its lineage, see `recursion`)."""
         request_id = str(uuid.uuid4())
         try:
             environment = self._acquire(spec)
@@ -449,6 +458,7 @@ class LambdaRunner:
                 client_context=client_context,
                 init_ms=init_ms,
                 fault=fault,
+                trace=recursion.invocation_trace(spec.arn, trace),
             )
             return self._finish(spec, result, log_path, log_start)
         finally:
@@ -462,12 +472,14 @@ class LambdaRunner:
         code: Callable[[], bytes],
         config: AsyncConfig = AsyncConfig(),
         on_outcome: Callable[[AsyncOutcome], None] | None = None,
+        trace: str | None = None,
     ) -> None:
         """An asynchronous (Event) invocation: returns at once; the event runs in the background with
         Lambda's retries, and `on_outcome` gets how it ended (for destinations)."""
         threading.Thread(
             target=self._run_async,
             args=(spec, payload, code, config, on_outcome),
+            kwargs={"trace": trace},
             name=f"lambda-event-{spec.name}",
             daemon=True,
         ).start()
@@ -479,6 +491,8 @@ class LambdaRunner:
         code: Callable[[], bytes],
         config: AsyncConfig,
         on_outcome: Callable[[AsyncOutcome], None] | None,
+        *,
+        trace: str | None = None,
     ) -> None:
         received = time.time()
         attempts = 0
@@ -487,7 +501,7 @@ class LambdaRunner:
         condition = "EventAgeExceeded"
         while True:
             try:
-                result = self.invoke(spec, payload, code=code)
+                result = self.invoke(spec, payload, code=code, trace=trace)
             except FunctionThrottled:
                 # Kept in Lambda's queue and tried again later; a throttle is not a retry attempt.
                 throttles += 1
@@ -670,6 +684,7 @@ class LambdaRunner:
         client_context: Any,
         init_ms: float | None,
         fault: LambdaFault | None = None,
+        trace: str | None = None,
     ) -> tuple[InvocationResult, bool]:
         log_path = self.log_path(spec.name)
         self._log(log_path, f"START RequestId: {request_id} Version: {spec.version}")
@@ -681,7 +696,7 @@ class LambdaRunner:
             "deadline_ms": deadline_ms,
             "invoked_function_arn": spec.arn,
             "client_context": client_context,
-            "trace_id": _trace_id(),
+            "trace_id": trace or recursion.invocation_trace(spec.arn, None),
         }
         keep = True
         watch = environment.watch_memory()
@@ -921,11 +936,6 @@ def _error_type(payload: bytes) -> str:
     return "Unhandled"
 
 
-def _trace_id() -> str:
-    epoch = f"{int(time.time()):08x}"
-    return f"Root=1-{epoch}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
-
-
 def _file_size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -953,6 +963,20 @@ class TooManyRequestsException(JsonRESTError):
 
     def __init__(self) -> None:
         super().__init__("TooManyRequestsException", "Rate Exceeded.")
+
+
+class RequestEntityTooLargeException(JsonRESTError):
+    code = 413
+
+    def __init__(self, message: str) -> None:
+        super().__init__("RequestEntityTooLargeException", message)
+
+
+class RecursiveInvocationException(JsonRESTError):
+    code = 400
+
+    def __init__(self) -> None:
+        super().__init__("RecursiveInvocationException", recursion.RECURSIVE_INVOCATION_MESSAGE)
 
 
 class InvalidRequestContentException(JsonRESTError):
@@ -1006,6 +1030,25 @@ def cloudwatch_publisher(
     return publish
 
 
+def publish_recursion_dropped(
+    function_name: str, count: int = 1, *, account_id: str = ACCOUNT_ID, region: str = REGION
+) -> None:
+    """AWS/Lambda RecursiveInvocationsDropped for the function, as Lambda publishes it for each invocation
+    its recursive loop detection stops."""
+    backend = cloudwatch_backends[account_id][region]
+    backend.put_metric_data(
+        "AWS/Lambda",
+        [
+            {
+                "MetricName": "RecursiveInvocationsDropped",
+                "Value": float(count),
+                "Unit": "Count",
+                "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+            }
+        ],
+    )
+
+
 def install(runner: LambdaRunner) -> Callable[[], None]:
     """Replace moto's `LambdaFunction.invoke` with the runner; returns a function that restores it."""
     original = LambdaFunction.invoke
@@ -1016,6 +1059,7 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
         headers = request_headers or {}
         invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
         payload = body if isinstance(body, bytes) else (body or "").encode("utf-8")
+        check_request_size(len(payload), invocation_type)
         if not payload.strip():
             payload = b"{}"
         try:
@@ -1027,6 +1071,15 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
         response_headers["x-amz-executed-version"] = spec.version
         if invocation_type == "DryRun":
             return b""
+        # A function's own calls carry its lineage in X-Amzn-Trace-Id (botocore sends _X_AMZN_TRACE_ID);
+        # SNS and S3 deliver inside the publishing request, whose header this thread remembers.
+        trace = _header(headers, recursion.TRACE_HEADER) or recursion.current_trace()
+        if recursion.is_recursive_loop(spec.arn, trace):
+            publish_recursion_dropped(spec.name)
+            LOG.warning("recursive loop detected: invocation of %s dropped (%s)", spec.name, trace)
+            if invocation_type == "Event":
+                return b""  # accepted by the API, never run: what Lambda does with an async event
+            raise RecursiveInvocationException()
         if invocation_type == "Event":
             runner.invoke_async(
                 spec,
@@ -1034,14 +1087,20 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
                 code=lambda: bytes(self.code_bytes),
                 config=async_config_from_moto(self),
                 on_outcome=send_to_destination,
+                trace=trace,
             )
             return b""
         try:
             result = runner.invoke(
-                spec, payload, code=lambda: bytes(self.code_bytes), client_context=client_context
+                spec,
+                payload,
+                code=lambda: bytes(self.code_bytes),
+                client_context=client_context,
+                trace=trace,
             )
         except FunctionThrottled:
             raise TooManyRequestsException() from None
+        result = check_response_size(result)
         if result.failed:
             response_headers["x-amz-function-error"] = "Unhandled"
         response_headers["x-amz-log-result"] = base64.b64encode(
@@ -1055,6 +1114,33 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
         LambdaFunction.invoke = original  # type: ignore[method-assign]
 
     return undo
+
+
+def check_request_size(size: int, invocation_type: str) -> None:
+    """Refuse a payload over Lambda's quota for its invocation type, with Lambda's 413 and message."""
+    if invocation_type == "Event" and size > ASYNC_REQUEST_LIMIT_BYTES:
+        raise RequestEntityTooLargeException(
+            f"{size} byte payload is too large for the Event invocation type (limit {ASYNC_REQUEST_LIMIT_BYTES} bytes)"
+        )
+    if size > SYNC_REQUEST_LIMIT_BYTES:
+        raise RequestEntityTooLargeException(
+            f"Request must be smaller than {SYNC_REQUEST_LIMIT_BYTES} bytes for the InvokeFunction operation"
+        )
+
+
+def check_response_size(result: InvocationResult) -> InvocationResult:
+    """A response over the synchronous quota is not returned: the invocation fails with Lambda's
+    Function.ResponseSizeTooLarge (a function error, so Step Functions and callers see it as one)."""
+    if len(result.payload) <= SYNC_RESPONSE_LIMIT_BYTES:
+        return result
+    message = (
+        f"Response payload size exceeded maximum allowed payload size ({SYNC_RESPONSE_LIMIT_BYTES} bytes)."
+    )
+    return replace(
+        result,
+        payload=json.dumps({"errorMessage": message, "errorType": "Function.ResponseSizeTooLarge"}).encode(),
+        error_type="Function.ResponseSizeTooLarge",
+    )
 
 
 def async_config_from_moto(function: Any) -> AsyncConfig:

@@ -1,0 +1,1 @@
+"""SQS: the message size quota as SQS counts it (`message_size`)."""
