@@ -164,13 +164,17 @@ class EnvironmentConfig:
     job_ttl_days: int
     output_expiration_days: int
     fault_injection_allowed: bool
-    # None: the layer is left out (the local cloud cannot hold the public layer; see docs).
+    # None: the public layer is left out (the local cloud cannot hold it; see docs): a stand-in layer built
+    # from requirements-lambda.lock takes its place where the functions run on this machine.
     powertools_layer_version: int | None
     # Powertools Tracer: subsegments for AWS calls and the handler, job_id annotated. Off where there is no
     # X-Ray (the local cloud sets no trace header, so every subsegment would be dropped with a warning).
     powertools_tracer: bool
     # Synthesized without the CDK bootstrap-version rule (moto cannot update that parameter).
     bootstrap_version_rule: bool
+    # The local cloud runs the functions on this machine's Python: their bundled packages and the Powertools
+    # stand-in are built for it (elsewhere: for Lambda's python3.14 on arm64).
+    functions_run_locally: bool = False
     ingest: IngestConfig
     worker: WorkerConfig
     state_machine: StateMachineConfig
@@ -377,6 +381,7 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
         powertools_layer_version=None,
         powertools_tracer=False,
         bootstrap_version_rule=False,
+        functions_run_locally=True,
         ingest=IngestConfig(
             function=FunctionConfig(memory_mb=256, timeout_seconds=10),
             batch_size=10,

@@ -9,6 +9,7 @@ from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as lambda_destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
@@ -16,16 +17,17 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from pipeline_contract import DEFAULT_EVENT_BUS, Env
+from stacks import lambda_deps
 from stacks.config import EnvironmentConfig, Location
 from stacks.constructs.alarms import PipelineAlarms, PipelineMetrics, Severity, Sustained, WatchedFunction
 from stacks.constructs.dashboard import PipelineDashboard
 from stacks.constructs.ingest_queue import IngestQueue
 from stacks.constructs.job_events import JobEventStream
-from stacks.constructs.pipeline_function import PipelineFunction
+from stacks.constructs.pipeline_function import RUNTIME, PipelineFunction
 from stacks.constructs.segmented_job import RetryPolicy, SegmentedJobStateMachine
 from stacks.constructs.watchdog import ExecutionWatchdog
 from stacks.nag import acknowledge_alarm_subscriptions, acknowledge_job_events, acknowledge_pipeline
-from stacks.user_code import UserCode, code_digest, function_code
+from stacks.user_code import UserCode, code_digest, function_code, powertools_standin_code
 
 
 class PipelineStack(Stack):
@@ -67,8 +69,20 @@ class PipelineStack(Stack):
         )
         locations = _Locations(self, config, data_bucket=bucket)
         fault_injection = "true" if config.fault_injection_allowed else "false"
-        code = function_code(user_code)
+        target = lambda_deps.host_target() if config.functions_run_locally else lambda_deps.ARM64
+        code = function_code(user_code, target)
         digest = code_digest(user_code)
+        standin = (
+            lambda_.LayerVersion(
+                self,
+                "PowertoolsStandIn",
+                code=powertools_standin_code(target),
+                compatible_runtimes=[RUNTIME],
+                description="Powertools for AWS Lambda from requirements-lambda.lock: the public layer's stand-in",
+            )
+            if config.powertools_layer_version is None
+            else None
+        )
         worker = PipelineFunction(
             self,
             "Worker",
@@ -92,6 +106,7 @@ class PipelineStack(Stack):
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_standin=standin,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
         )
@@ -113,6 +128,7 @@ class PipelineStack(Stack):
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_standin=standin,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
         )
@@ -169,6 +185,7 @@ class PipelineStack(Stack):
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_standin=standin,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
         )
@@ -226,6 +243,7 @@ class PipelineStack(Stack):
             environment={Env.ENVIRONMENT: config.name, Env.EVENT_BUS_NAME: bus.event_bus_name},
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_standin=standin,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
         )

@@ -8,6 +8,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,19 @@ def allocate(event, context):
     # Written to, so that every page is resident (a bare bytearray may be left untouched by the kernel).
     block = b"x" * (event["mib"] << 20)
     return {"allocated": len(block), "pid": os.getpid()}
+
+
+def imports(event, context):
+    import importlib
+    found = {}
+    for name in event["modules"]:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as error:
+            found[name] = f"ImportError: {error}"
+        else:
+            found[name] = getattr(module, "__file__", None)
+    return {"found": found, "path": sys.path}
 
 
 def allocate_in_child(event, context):
@@ -461,3 +475,44 @@ def test_a_child_process_counts_against_the_function_memory(runner: LambdaRunner
     function = spec("app.allocate_in_child", memory_mb=128, timeout=10)
     result = invoke(runner, function, {"mib": 300})
     assert result.error_type == "Runtime.OutOfMemory"
+
+
+def _layer_zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def test_a_function_sees_its_asset_its_layers_and_the_runtime_boto3_not_the_host_virtualenv(
+    runner: LambdaRunner, tmp_path: Path
+) -> None:
+    layer = _layer_zip({"python/layered/__init__.py": "VALUE = 'from the layer'\n"})
+    function = replace(spec("app.imports"), layers=("layer-digest",))
+    result = runner.invoke(
+        function,
+        json.dumps({"modules": ["helpers.errors", "layered", "boto3", "botocore", "yaml", "moto"]}).encode(),
+        code=lambda: CODE,
+        layers={"layer-digest": lambda: layer},
+    )
+    assert not result.failed, result.payload
+    answer = json.loads(result.payload)
+    found = answer["found"]
+    assert found["helpers.errors"].startswith(str(tmp_path / "functions"))
+    assert found["layered"].startswith(str(tmp_path / "layers" / "layer-digest" / "python"))
+    # Lambda's runtime provides boto3 and botocore: the host's pinned ones, from the runtime directory.
+    assert found["boto3"].startswith(str(tmp_path / "runtime"))
+    assert found["botocore"].startswith(str(tmp_path / "runtime"))
+    # Installed in the host's virtualenv, in no asset, layer or runtime: on Lambda an ImportError.
+    assert found["yaml"].startswith("ImportError")
+    assert found["moto"].startswith("ImportError")
+    assert not any("site-packages" in entry and "layers" not in entry for entry in answer["path"])
+
+
+def test_a_handler_importing_what_only_the_host_has_fails_its_init_as_on_lambda(runner: LambdaRunner) -> None:
+    code = _layer_zip({"needs_yaml.py": "import yaml\n\ndef handler(event, context):\n    return 1\n"})
+    function = replace(spec("needs_yaml.handler"), code_sha256="yaml" + "0" * 60)
+    result = runner.invoke(function, b"{}", code=lambda: code)
+    assert result.error_type == "Runtime.ImportModuleError"
+    assert "No module named 'yaml'" in json.loads(result.payload)["errorMessage"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -93,6 +95,8 @@ class FunctionSpec:
     environment: Mapping[str, str]
     code_sha256: str
     reserved_concurrency: int | None = None
+    # The code digests of the function's layers, in order (what Lambda unpacks into /opt).
+    layers: tuple[str, ...] = ()
 
     @property
     def config_key(self) -> str:
@@ -103,6 +107,7 @@ class FunctionSpec:
                 self.timeout_seconds,
                 self.memory_mb,
                 self.code_sha256,
+                list(self.layers),
                 sorted(self.environment.items()),
             ]
         )
@@ -258,7 +263,15 @@ class _MemoryWatch:
 class _Environment:
     """One execution environment: a bootstrap subprocess and the two ends of its protocol pipes."""
 
-    def __init__(self, spec: FunctionSpec, *, code_dir: Path, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        code_dir: Path,
+        path: Sequence[Path],
+        log_path: Path,
+        env: dict[str, str],
+    ) -> None:
         self.config_key = spec.config_key
         self.memory_mb = spec.memory_mb
         self.closed = False
@@ -272,11 +285,16 @@ class _Environment:
                 [
                     sys.executable,
                     "-P",  # the bootstrap's own directory must not shadow the function's modules
+                    # No site: the host's virtualenv is not on the path. What the function imports comes
+                    # from its asset, its layers and the runtime's boto3 (`path`), as on Lambda, so a
+                    # package missing from the asset fails here as it would there.
+                    "-S",
                     str(BOOTSTRAP),
                     str(code_dir),
                     spec.handler,
                     str(request_read),
                     str(response_write),
+                    *[str(entry) for entry in path],
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -384,7 +402,10 @@ class LambdaRunner:
         async_retry_delays: Sequence[float] = ASYNC_RETRY_DELAYS_SECONDS,
         faults: FaultSource | None = None,
     ) -> None:
+        self._home = home
         self._functions_dir = home / "functions"
+        self._layers_dir = home / "layers"
+        self._runtime: Path | None = None
         self._logs_dir = home / "logs"
         self._functions_dir.mkdir(parents=True, exist_ok=True)
         self._logs_dir.mkdir(parents=True, exist_ok=True)
@@ -416,9 +437,11 @@ class LambdaRunner:
         code: Callable[[], bytes],
         client_context: Any = None,
         trace: str | None = None,
+        layers: Mapping[str, Callable[[], bytes]] | None = None,
     ) -> InvocationResult:
         """Run one invocation of `spec` with the JSON `payload`. `code` returns the zip when it is needed;
-        `trace` is the X-Amzn-Trace-Id the invocation came with (its lineage, see `recursion`)."""
+        `trace` is the X-Amzn-Trace-Id the invocation came with (its lineage, see `recursion`); `layers`
+        returns each layer's zip by its digest (spec.layers), when it is needed."""
         request_id = str(uuid.uuid4())
         try:
             environment = self._acquire(spec)
@@ -436,7 +459,7 @@ class LambdaRunner:
         keep = False
         try:
             if environment is None:
-                environment, init_ms, init_error = self._start_environment(spec, code)
+                environment, init_ms, init_error = self._start_environment(spec, code, layers or {})
                 if environment is None or init_error is not None:
                     self._log(
                         log_path, f"INIT_REPORT Init Duration: {init_ms:.2f} ms Phase: init Status: error"
@@ -473,13 +496,14 @@ class LambdaRunner:
         config: AsyncConfig = AsyncConfig(),
         on_outcome: Callable[[AsyncOutcome], None] | None = None,
         trace: str | None = None,
+        layers: Mapping[str, Callable[[], bytes]] | None = None,
     ) -> None:
         """An asynchronous (Event) invocation: returns at once; the event runs in the background with
         Lambda's retries, and `on_outcome` gets how it ended (for destinations)."""
         threading.Thread(
             target=self._run_async,
             args=(spec, payload, code, config, on_outcome),
-            kwargs={"trace": trace},
+            kwargs={"trace": trace, "layers": layers},
             name=f"lambda-event-{spec.name}",
             daemon=True,
         ).start()
@@ -493,6 +517,7 @@ class LambdaRunner:
         on_outcome: Callable[[AsyncOutcome], None] | None,
         *,
         trace: str | None = None,
+        layers: Mapping[str, Callable[[], bytes]] | None = None,
     ) -> None:
         received = time.time()
         attempts = 0
@@ -501,7 +526,7 @@ class LambdaRunner:
         condition = "EventAgeExceeded"
         while True:
             try:
-                result = self.invoke(spec, payload, code=code, trace=trace)
+                result = self.invoke(spec, payload, code=code, trace=trace, layers=layers)
             except FunctionThrottled:
                 # Kept in Lambda's queue and tried again later; a throttle is not a retry attempt.
                 throttles += 1
@@ -643,12 +668,24 @@ class LambdaRunner:
                 environment.close(kill=True)
 
     def _start_environment(
-        self, spec: FunctionSpec, code: Callable[[], bytes]
+        self, spec: FunctionSpec, code: Callable[[], bytes], layers: Mapping[str, Callable[[], bytes]]
     ) -> tuple[_Environment | None, float, bytes | None]:
         """A ready environment, or None and the init error document (the environment is then gone)."""
         code_dir = self._unpack(spec.code_sha256, code)
+        path: list[Path] = []
+        for digest in spec.layers:
+            # Lambda unpacks every layer into /opt; Python finds its packages in /opt/python (and in
+            # /opt/python/lib/pythonX.Y/site-packages), after the function's own code.
+            opt = self._unpack(digest, layers[digest], directory=self._layers_dir)
+            versioned = opt / "python" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+            path += [versioned / "site-packages", opt / "python"]
+        path.append(self._runtime_dir())
         environment = _Environment(
-            spec, code_dir=code_dir, log_path=self.log_path(spec.name), env=self._process_env(spec, code_dir)
+            spec,
+            code_dir=code_dir,
+            path=path,
+            log_path=self.log_path(spec.name),
+            env=self._process_env(spec, code_dir),
         )
         with self._lock:
             self._live = {env for env in self._live if not env.closed}
@@ -833,14 +870,25 @@ class LambdaRunner:
         except Exception:  # a metrics problem must never fail the invocation itself
             LOG.exception("publishing invocation metrics of %s failed", spec.name)
 
-    def _unpack(self, code_sha256: str, code: Callable[[], bytes]) -> Path:
-        target = self._functions_dir / code_sha256
+    def _runtime_dir(self) -> Path:
+        """What Lambda's Python runtime provides besides the standard library: boto3, botocore and their
+        dependencies. Here the host's pinned ones (the lock this checkout installs), linked into a
+        directory of their own so that nothing else of the host's virtualenv comes with them."""
+        with self._unpack_lock:
+            if self._runtime is None:
+                self._runtime = build_runtime_dir(self._home / "runtime")
+            return self._runtime
+
+    def _unpack(self, code_sha256: str, code: Callable[[], bytes], *, directory: Path | None = None) -> Path:
+        directory = directory or self._functions_dir
+        target = directory / code_sha256
         if target.is_dir():
             return target
         with self._unpack_lock:
             if target.is_dir():
                 return target
-            staging = self._functions_dir / f".{code_sha256}.{os.getpid()}.tmp"
+            directory.mkdir(parents=True, exist_ok=True)
+            staging = directory / f".{code_sha256}.{os.getpid()}.tmp"
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             with zipfile.ZipFile(_BytesReader(code())) as archive:
@@ -955,6 +1003,29 @@ def _read_tail(path: Path, start: int) -> str:
         return ""
 
 
+# The distributions Lambda's Python runtime ships (stacks.lambda_deps.RUNTIME_PROVIDED, which decides what
+# the asset leaves out; a test keeps the two equal).
+RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+
+
+def build_runtime_dir(directory: Path) -> Path:
+    """A directory of links to the host's installs of RUNTIME_DISTRIBUTIONS (their packages, modules and
+    .dist-info), built anew each time the server starts (the venv may have been reinstalled)."""
+    staging = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in RUNTIME_DISTRIBUTIONS:
+        dist = importlib.metadata.distribution(name)
+        tops = {Path(str(file)).parts[0] for file in dist.files or [] if not str(file).startswith("..")}
+        for top in sorted(tops - {"__pycache__"}):
+            source = Path(str(dist.locate_file(top)))
+            if source.exists():
+                (staging / top).symlink_to(source)
+    shutil.rmtree(directory, ignore_errors=True)
+    staging.rename(directory)
+    return directory
+
+
 # -- moto glue ----------------------------------------------------------------------------------------
 
 
@@ -1004,7 +1075,28 @@ def spec_from_moto(function: Any) -> FunctionSpec:
         environment={str(k): str(v) for k, v in (function.environment_vars or {}).items()},
         code_sha256=getattr(function, "code_digest", "") or hashlib.sha256(function.code_bytes).hexdigest(),
         reserved_concurrency=None if reserved in (None, "") else int(reserved),
+        layers=tuple(digest for digest, _ in _layer_versions(function)),
     )
+
+
+def _layer_versions(function: Any) -> list[tuple[str, Any]]:
+    """(code digest, moto LayerVersion) of each layer the function declares, in order."""
+    backend = lambda_backends[function.account_id][function.region]
+    found = []
+    for layer in function.layers or []:
+        version = backend.layers_versions_by_arn(layer["Arn"])
+        if version is not None:
+            found.append((str(version.code_sha_256), version))
+    return found
+
+
+def layer_code(function: Any) -> dict[str, Callable[[], bytes]]:
+    """Each of the function's layers' zip by its digest, read when an environment needs it."""
+    return {digest: functools.partial(_code_bytes, version) for digest, version in _layer_versions(function)}
+
+
+def _code_bytes(model: Any) -> bytes:
+    return bytes(model.code_bytes)
 
 
 def cloudwatch_publisher(
@@ -1088,6 +1180,7 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
                 config=async_config_from_moto(self),
                 on_outcome=send_to_destination,
                 trace=trace,
+                layers=layer_code(self),
             )
             return b""
         try:
@@ -1097,6 +1190,7 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
                 code=lambda: bytes(self.code_bytes),
                 client_context=client_context,
                 trace=trace,
+                layers=layer_code(self),
             )
         except FunctionThrottled:
             raise TooManyRequestsException() from None
