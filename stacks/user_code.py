@@ -131,10 +131,14 @@ class _LayerBundle:
         return True
 
 
-def _local_bundling(local: Any) -> cdk.BundlingOptions:
+def _local_bundling(local: Any, *, what: list[str]) -> cdk.BundlingOptions:
     return cdk.BundlingOptions(
         # Never pulled: local bundling always succeeds, and synth needs no Docker.
         image=cdk.DockerImage.from_registry("resilient-pipeline/local-bundling-only"),
+        # Never run either. CDK caches a bundle per source directory and bundling options for the whole
+        # process, and sees nothing of `local`: this is what tells two bundles of lambda_src apart (the
+        # functions and the layer, each target, each user code directory).
+        command=what,
         # jsii.implements declares the interface to jsii; mypy needs telling.
         local=typing.cast(cdk.ILocalBundling, local),
     )
@@ -174,7 +178,10 @@ def function_code(user_code: UserCode, target: lambda_deps.Target) -> cdk.aws_la
     return cdk.aws_lambda.Code.from_asset(
         str(LAMBDA_SOURCE_DIR),
         asset_hash_type=cdk.AssetHashType.OUTPUT,
-        bundling=_local_bundling(_FunctionBundle(user_code.directory, target)),
+        bundling=_local_bundling(
+            _FunctionBundle(user_code.directory, target),
+            what=["functions", target.name, str(user_code.directory or "")],
+        ),
     )
 
 
@@ -186,5 +193,5 @@ def powertools_standin_code(target: lambda_deps.Target) -> cdk.aws_lambda.Code:
     return cdk.aws_lambda.Code.from_asset(
         str(LAMBDA_SOURCE_DIR),
         asset_hash_type=cdk.AssetHashType.OUTPUT,
-        bundling=_local_bundling(_LayerBundle(lambda_deps.LAYER, target)),
+        bundling=_local_bundling(_LayerBundle(lambda_deps.LAYER, target), what=["layer", target.name]),
     )

@@ -236,3 +236,26 @@ def test_the_lock_sorts_runtime_layer_and_bundled_pins() -> None:
     assert places["aws-lambda-powertools"] == lambda_deps.LAYER
     assert places["botocore"] == lambda_deps.RUNTIME
     assert places["wrapt"] == lambda_deps.LAYER  # only aws-xray-sdk (the layer's) needs it
+
+
+def test_the_local_environment_gets_its_own_bundles_for_this_machine(
+    synthesized: dict[str, Synthesized],
+) -> None:
+    # CDK caches bundles per source and options for the whole process: the local functions' asset and the
+    # Powertools stand-in (both bundled from lambda_src) once came out as one and the same.
+    synth = synthesized["local"]
+    asset = _asset_dir(synth.outdir, synth.pipeline)
+    assert (asset / "handlers" / "worker.py").is_file()
+    (layer,) = [
+        resource
+        for resource in synth.pipeline["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::LayerVersion"
+    ]
+    key = layer["Properties"]["Content"]["S3Key"]
+    key = key if isinstance(key, str) else key["Fn::Sub"]
+    layer_dir = synth.outdir / f"asset.{key.split('.')[0].rsplit('/', 1)[-1]}"
+    assert (layer_dir / "python" / "aws_lambda_powertools" / "__init__.py").is_file()
+    host = lambda_deps.host_target()
+    extensions = [path.name for path in layer_dir.rglob("*.so")]
+    assert extensions
+    assert all(f"-{host.machine}-" in name for name in extensions), extensions
