@@ -31,7 +31,7 @@ from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
 from localcloud.services.dynamodb import dynamodb_items, dynamodb_table
 from localcloud.services.events import entry_size, events
-from localcloud.services.lambda_ import event_invoke_config, recursion
+from localcloud.services.lambda_ import event_invoke_config, function_layers, recursion
 from localcloud.services.lambda_ import runner as lambda_runner
 from localcloud.services.lambda_ import versions as lambda_versions
 from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
@@ -182,6 +182,7 @@ def start_cloud(
     undo.append(sfn.install())
     undo.append(sfn_versions.install())
     undo.append(lambda_versions.install())
+    undo.append(function_layers.install())
     undo.append(updates.install())
     undo.append(cloudwatch_alarm.install())
     undo.append(topic_policy.install())

@@ -9,9 +9,11 @@ table, and state machines that outgrow the state payload and the history quotas.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,21 @@ from tests.localcloud.support import client, wait_until
 
 STACK = "parity"
 MIB = 1024 * 1024
+LAYER_BUCKET = "parity-layers"
 
 ECHO = """
 def handler(event, context):
     if "respond_bytes" in event:
         return "x" * event["respond_bytes"]
     return {"received": len(str(event))}
+"""
+
+LAYERED = """
+import layered
+
+
+def handler(event, context):
+    return {"from": layered.WHERE, "file": layered.__file__}
 """
 
 # The anti-pattern: each invocation does a slice of work and re-enqueues the rest to its own trigger.
@@ -119,6 +130,16 @@ def template() -> str:
             },
         },
         "Plain": {"Type": "AWS::SQS::Queue"},
+        "Layer": {
+            "Type": "AWS::Lambda::LayerVersion",
+            "Properties": {
+                "Content": {"S3Bucket": LAYER_BUCKET, "S3Key": "layer.zip"},
+                "CompatibleRuntimes": ["python3.14"],
+            },
+        },
+        "Layered": {
+            **_function(LAYERED),
+        },
         "Table": {
             "Type": "AWS::DynamoDB::Table",
             "Properties": {
@@ -145,6 +166,7 @@ def template() -> str:
     }
     outputs = {
         "EchoName": {"Value": {"Ref": "Echo"}},
+        "LayeredName": {"Value": {"Ref": "Layered"}},
         "LooperName": {"Value": {"Ref": "Looper"}},
         "LoopQueueUrl": {"Value": {"Ref": "LoopQueue"}},
         "LoopDeadLettersUrl": {"Value": {"Ref": "LoopDeadLetters"}},
@@ -153,6 +175,7 @@ def template() -> str:
         "BigOutputArn": {"Value": {"Ref": "BigOutput"}},
         "ForeverArn": {"Value": {"Ref": "Forever"}},
     }
+    resources["Layered"]["Properties"]["Layers"] = [{"Ref": "Layer"}]
     return json.dumps({"Resources": resources, "Outputs": outputs})
 
 
@@ -182,6 +205,12 @@ def endpoint(server_home: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def outputs(endpoint: str) -> dict[str, str]:
+    s3 = client(endpoint, "s3")
+    s3.create_bucket(Bucket=LAYER_BUCKET)
+    layer = io.BytesIO()
+    with zipfile.ZipFile(layer, "w") as archive:
+        archive.writestr("python/layered.py", "WHERE = 'the layer'\n")
+    s3.put_object(Bucket=LAYER_BUCKET, Key="layer.zip", Body=layer.getvalue())
     cfn = client(endpoint, "cloudformation")
     cfn.create_stack(StackName=STACK, TemplateBody=template())
     deadline = time.monotonic() + 60
@@ -216,6 +245,20 @@ def _error(raised: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
         str(response["Error"].get("Message", "")),
         int(response["ResponseMetadata"]["HTTPStatusCode"]),
     )
+
+
+# -- What a function sees -------------------------------------------------------------------------------
+
+
+def test_a_function_finds_the_layers_its_template_declares(
+    endpoint: str, outputs: dict[str, str], server_home: Path
+) -> None:
+    lam = client(endpoint, "lambda")
+    answer = lam.invoke(FunctionName=outputs["LayeredName"], Payload=b"{}")
+    assert "FunctionError" not in answer, answer["Payload"].read()
+    body = json.loads(answer["Payload"].read())
+    assert body["from"] == "the layer"
+    assert body["file"].startswith(str(server_home / "layers"))
 
 
 # -- Lambda payloads ------------------------------------------------------------------------------------

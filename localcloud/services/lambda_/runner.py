@@ -1086,7 +1086,8 @@ def _layer_versions(function: Any) -> list[tuple[str, Any]]:
     for layer in function.layers or []:
         version = backend.layers_versions_by_arn(layer["Arn"])
         if version is not None:
-            found.append((str(version.code_sha_256), version))
+            # moto holds the digest in base64 (as Lambda's API shows it): a directory name wants hex.
+            found.append((base64.b64decode(version.code_sha_256).hex(), version))
     return found
 
 
