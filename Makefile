@@ -42,7 +42,7 @@ WHEELHOUSE := wheelhouse
 PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE))
 PIP_INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_SOURCE)
 
-.PHONY: help install lock lock-upgrade lock-check wheelhouse demo test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down local-reset chaos bench snapshot-update clean
+.PHONY: help install lock lock-upgrade lock-check wheelhouse demo demo-recursion test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down local-reset chaos bench snapshot-update clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -102,6 +102,9 @@ wheelhouse: ## Download every locked wheel into wheelhouse/ (again after the loc
 
 demo: install ## Start the local cloud (PORT=N: on that port), deploy env=local with the CDK CLI, run five real jobs and check them
 	$(BIN)/pipeline demo$(PORT_ARG)
+
+demo-recursion: install ## The same long job through the pipeline and through a queue that feeds itself (examples/self-recursion): the loop is stopped at 16 hops and pages, the pipeline finishes
+	$(BIN)/python examples/self-recursion/demo.py$(PORT_ARG)
 
 test: install ## Run every test tier (unit, infrastructure, local cloud, integration)
 	$(BIN)/python -m pytest
