@@ -168,7 +168,8 @@ class EnvironmentConfig:
     # from requirements-lambda.lock takes its place where the functions run on this machine.
     powertools_layer_version: int | None
     # Powertools Tracer: subsegments for AWS calls and the handler, job_id annotated. Off where there is no
-    # X-Ray (the local cloud sets no trace header, so every subsegment would be dropped with a warning).
+    # X-Ray (the local cloud's trace headers are never sampled and no daemon listens: every subsegment would be
+    # dropped with a warning).
     powertools_tracer: bool
     # Synthesized without the CDK bootstrap-version rule (moto cannot update that parameter).
     bootstrap_version_rule: bool
