@@ -152,3 +152,9 @@ def _flatten_into(out: Record, prefix: str, obj: Record) -> None:
             raise RecordError(f"key {name!r} appears twice once flattened")
         else:
             out[name] = value
+
+
+# The transforms whose output holds only what the JSON decoder makes (dict with str keys, list, str, int,
+# float, bool, None), taken from the record: the chunk loop writes it with the fast encoder (jobcore.lines).
+# A user transform may return any object, which the standard library's encoder writes or refuses.
+JSON_VALUES_ONLY: frozenset[Callable[..., Output]] = frozenset({passthrough, compact, normalize, flatten})
