@@ -85,10 +85,20 @@ def transform(
 
 _NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# normalize's key conversions, each worked out once: an input's records repeat the same keys, and the two
+# regular expressions per key were a third of normalize's time (profile in benchmarks/README.md). Bounded,
+# since keys are data: past the limit a new key is converted every time, as before, and not kept.
+_SNAKE_CACHE: dict[str, str] = {}
+_SNAKE_CACHE_MAX = 10_000
 
 
 def _snake(key: str) -> str:
-    return _NON_WORD.sub("_", _CAMEL.sub("_", key.strip())).strip("_").lower()
+    name = _SNAKE_CACHE.get(key) if type(key) is str else None
+    if name is None:
+        name = _NON_WORD.sub("_", _CAMEL.sub("_", key.strip())).strip("_").lower()
+        if type(key) is str and len(_SNAKE_CACHE) < _SNAKE_CACHE_MAX:
+            _SNAKE_CACHE[key] = name
+    return name
 
 
 def _normalize_value(value: Any) -> Any:
@@ -109,7 +119,15 @@ def _normalize_object(record: Record) -> Record:
             raise RecordError(f"key {key!r} has no letters or digits")
         if name in out:
             raise RecordError(f"keys collide after normalization: {name!r}")
-        out[name] = _normalize_value(value)
+        # _normalize_value inlined: one call fewer for each value of each record.
+        if isinstance(value, str):
+            out[name] = value.strip()
+        elif isinstance(value, dict):
+            out[name] = _normalize_object(value)
+        elif isinstance(value, list):
+            out[name] = [_normalize_value(item) for item in value]
+        else:
+            out[name] = value
     return out
 
 
@@ -144,6 +162,8 @@ def flatten(record: Record) -> Record:
 
 
 def _flatten_into(out: Record, prefix: str, obj: Record) -> None:
+    # The dotted names are built for each record: caching them (per prefix and key) measured no faster,
+    # since the loop's own work per key is most of flatten's time (benchmarks/README.md: "Codec").
     for key, value in obj.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:

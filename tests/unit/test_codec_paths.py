@@ -440,3 +440,33 @@ def test_every_float_is_written_as_the_standard_library_writes_it(value: float) 
     for text in (json.dumps({"v": value}), json.dumps({"v": [-value, {"w": value}]})):
         for name in ("compact", "normalize", "flatten"):
             same_answers(text.encode() + b"\n", name)
+
+
+# --- normalize converts each key once ------------------------------------------------------------------------
+
+
+class CountingPattern:
+    def __init__(self, pattern: Any) -> None:
+        self.pattern = pattern
+        self.calls = 0
+
+    def sub(self, *args: Any) -> Any:
+        self.calls += 1
+        return self.pattern.sub(*args)
+
+
+def test_normalize_converts_each_distinct_key_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobcore import transforms
+
+    pattern = CountingPattern(transforms._NON_WORD)
+    monkeypatch.setattr(transforms, "_NON_WORD", pattern)
+    monkeypatch.setattr(transforms, "_SNAKE_CACHE", {}, raising=False)
+    records = [{"First Name": f" a{i} ", "Address": {"Zip-Code": i, "firstName": "x"}} for i in range(50)]
+    out = [transforms.normalize(record) for record in records]
+    assert out[7] == {"first_name": "a7", "address": {"zip_code": 7, "first_name": "x"}}
+    assert pattern.calls == 4, "one conversion for each of the 4 distinct keys, not one per record"
+    # Past the cache's bound, keys are still converted (each time), with the same answers.
+    monkeypatch.setattr(transforms, "_SNAKE_CACHE_MAX", 0, raising=False)
+    monkeypatch.setattr(transforms, "_SNAKE_CACHE", {}, raising=False)
+    assert [transforms.normalize(record) for record in records] == out
+    assert pattern.calls == 4 + 50 * 4
