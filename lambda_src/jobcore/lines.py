@@ -20,7 +20,9 @@ the worker's time goes, so it is most of a job's bill (benchmarks/README.md: "Co
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from typing import Annotated, Any, Union
 
 import msgspec
 
-from jobcore.transforms import JSON_VALUES_ONLY, Output, RecordError, Transform, compact
+from jobcore.transforms import PURE_JSON_TRANSFORMS, Output, RecordError, Transform, compact
 
 BOM = b"\xef\xbb\xbf"
 # The only whitespace JSON knows (RFC 8259). Python's bytes.strip() would also eat VT, FF and the
@@ -59,8 +61,10 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 # The fast codec: msgspec rather than orjson (measured side by side in benchmarks/bench_codec.py). orjson
 # reads an integer past 64 bits as a float (18446744073709551616 becomes 1.8446744073709552e+19), a silent
 # change of value that no check of its result can see; msgspec reads it exactly, as the standard library
-# does. Its decode is as fast as orjson's, and the one spelling where its output differs from the standard
-# library's (floats outside [1e-4, 1e16)) is excluded below.
+# does. msgspec also decodes a little faster here (orjson ~0.9x), which is all passthrough does; orjson
+# encodes faster, but both spell floats below 1e-4 unlike the standard library, and msgspec's other
+# difference (floats from 1e16 up) is kept away by its decoder (below). Typed decoding is what lets the
+# decoder check max_depth and float ranges as it reads, for a few percent of a decode (2-6% measured).
 #
 # The fast decoder accepts a line only where the standard library reads the same record from it:
 # - a JSON object nested at most FAST_DEPTH levels (and at most `max_depth`): the type has no container
@@ -88,12 +92,11 @@ def _fast_decoder(levels: int) -> Callable[[bytes], Any] | None:
     return msgspec.json.Decoder(dict[str, value]).decode
 
 
-# Writes the output of the transforms in JSON_VALUES_ONLY, whose records hold only what the decoder makes:
-# any other object (a user transform may return sets, tuples, datetimes) is written, or refused, by the
-# standard library's encoder as before. On such records msgspec writes what the standard library writes
-# (ensure_ascii=False, no spaces, keys in order), except floats below 1e-4: `0.00001` and `1.5e-7` where the
-# standard library writes `1e-05` and `1.5e-07`. An output holding `e-` or `0.0000` is therefore written
-# again by the standard library (a string holding either costs that record the slower encoder, no more).
+# Writes the output of the built-ins in PURE_JSON_TRANSFORMS, whose records hold only what the decoder makes.
+# On such records msgspec writes what the standard library writes (ensure_ascii=False, no spaces, keys in
+# order), except floats below 1e-4: `0.00001` and `1.5e-7` where the standard library writes `1e-05` and
+# `1.5e-07` (larger ones never get here: the decoder refuses them). So once a chunk is written, each output
+# line holding `e-` or `0.0000` is spelled again by the standard library (_respell_small_floats).
 _fast_encode = msgspec.json.Encoder().encode
 
 
@@ -305,13 +308,72 @@ def _transform_lines(
     transform: Transform,
     limits: LineLimits,
 ) -> ChunkResult:
-    """Decode with msgspec, transform, and write with msgspec where the transform's output allows it."""
+    """Decode with msgspec; for a pure built-in, also transform and write with msgspec, and hand any line it
+    has a doubt about (refused, raised, a float it spells differently) to the reference path whole."""
     result = ChunkResult()
-    output, rejects = result.output, result.rejects
-    write = output.append
-    fast_writes = transform in JSON_VALUES_ONLY
-    identity = transform is compact  # its output is its input: no call needed
+    write = result.output.append
     encode = _fast_encode
+
+    def reference(index: int) -> None:
+        _reference_line(
+            result, raws[index], offsets.at(index), transform=transform, keeps_bytes=False, limits=limits
+        )
+
+    if transform not in PURE_JSON_TRANSFORMS:
+        return _user_lines(
+            result, raws, fast_raws, offsets=offsets, decode=decode, transform=transform, limits=limits
+        )
+    if transform is compact:  # the record itself: decode and write, nothing to call
+        for index, line in enumerate(fast_raws):
+            try:
+                write(encode(decode(line)))
+            except (ValueError, TypeError, msgspec.EncodeError):  # DecodeError is a ValueError
+                reference(index)
+    else:
+        for index, line in enumerate(fast_raws):
+            try:
+                write(encode(transform(decode(line))))
+            except Exception:  # noqa: BLE001 - refused, or the transform's reject: the reference path says which
+                reference(index)
+    _respell_small_floats(result.output)
+    # Each of these transforms writes one line for each record it does not reject.
+    result.records_transformed = len(result.output)
+    return result
+
+
+def _respell_small_floats(output: list[bytes]) -> None:
+    """Spell each output line that may hold a float below 1e-4 as the standard library does: decoded and
+    written again by it. Exact: the line's values come back the same (msgspec writes the shortest float that
+    reads back as the same value), and a line the standard library wrote comes back unchanged. One search of
+    the chunk's output rather than two of each line: the searches are most of the cost."""
+    blob = b"\n".join(output)
+    hits = []
+    for pattern in (b"e-", b"0.0000"):
+        at = blob.find(pattern)
+        while at >= 0:
+            hits.append(at)
+            at = blob.find(pattern, at + 1)
+    if not hits:
+        return
+    # Where each line ends in blob (its newline included): a hit at `at` is in line bisect_right(ends, at).
+    ends = list(itertools.accumulate(len(line) + 1 for line in output))
+    for index in {bisect.bisect_right(ends, at) for at in hits}:
+        output[index] = _encoder.encode(_decoder.decode(output[index].decode("utf-8"))).encode("utf-8")
+
+
+def _user_lines(
+    result: ChunkResult,
+    raws: list[bytes],
+    fast_raws: list[bytes],
+    *,
+    offsets: _Offsets,
+    decode: Callable[[bytes], Any],
+    transform: Transform,
+    limits: LineLimits,
+) -> ChunkResult:
+    """A user transform: msgspec decodes; the transform runs once a record, as in the reference path, and
+    the standard library's encoder writes (or refuses) whatever it returns."""
+    output, rejects = result.output, result.rejects
     transformed = filtered = 0
     for index, line in enumerate(fast_raws):
         try:
@@ -321,27 +383,10 @@ def _transform_lines(
                 result, raws[index], offsets.at(index), transform=transform, keeps_bytes=False, limits=limits
             )
             continue
-        if identity:
-            produced = record
-        else:
-            try:
-                produced = transform(record)
-            except Exception as error:  # noqa: BLE001 - as in _run: user code's failure is a reject
-                rejects.append(reject_line(offsets.at(index), _without_cr(line), _failure_reason(error)))
-                continue
-            if produced is None:
-                filtered += 1
-                continue
-        if fast_writes and type(produced) is dict:
-            try:
-                out = encode(produced)
-            except (msgspec.EncodeError, TypeError, ValueError):
-                out = b"e-"  # not written here: the standard library's encoder answers below
-            if out.find(b"e-") < 0 and out.find(b"0.0000") < 0:
-                write(out)
-                transformed += 1
-                continue
-        encoded, reason = _encode_all(produced)
+        produced, reason = _run(transform, record)
+        encoded: list[bytes] = []
+        if reason is None and produced is not None:
+            encoded, reason = _encode_all(produced)
         if reason is not None:
             rejects.append(reject_line(offsets.at(index), _without_cr(line), reason))
         elif encoded:

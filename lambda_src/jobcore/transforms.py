@@ -174,7 +174,9 @@ def _flatten_into(out: Record, prefix: str, obj: Record) -> None:
             out[name] = value
 
 
-# The transforms whose output holds only what the JSON decoder makes (dict with str keys, list, str, int,
-# float, bool, None), taken from the record: the chunk loop writes it with the fast encoder (jobcore.lines).
-# A user transform may return any object, which the standard library's encoder writes or refuses.
-JSON_VALUES_ONLY: frozenset[Callable[..., Output]] = frozenset({passthrough, compact, normalize, flatten})
+# The built-ins the chunk loop writes with its fast encoder (jobcore.lines): pure functions of the record that
+# return one object holding only what the JSON decoder makes (str keys, lists, str, int, float, bool, None)
+# or raise, so that running one again on the same record gives the same answer. A user transform may return
+# any object (which the standard library's encoder writes or refuses) and need not be pure: it runs once
+# for each record, and its output is written by the standard library's encoder.
+PURE_JSON_TRANSFORMS: frozenset[Callable[..., Output]] = frozenset({compact, normalize, flatten})

@@ -96,6 +96,9 @@ TRAPS = [
     b'{"v":0.0001}',
     b'{"v":1.5e-7}',
     b'{"v":1e-10}',
+    b'{"v":"e-mail","w":1.5}',
+    b'{"v":"0.00001 as text","w":[0.5,"1e-7"]}',
+    b'{"s":"e-","f":1e-7,"g":{"h":-2.5e-05}}',
     b'{"v":1E5}',
     b'{"v":-0}',
     b'{"v":-0.0}',
@@ -145,6 +148,10 @@ TRAPS = [
     b'{"__":1}',
     b'{"v":[]}',
     b"{}",
+    b'{"a":{}}',
+    b'{"a":[[[]]]}',
+    b'{"a":{"b":{"c":{"d":[1,[2,[3]]]}}}}',
+    b'{"a":[{"b":[{"c":[{"d":[{}]}]}]}]}',
 ]
 
 JSON_TEST_SUITE = {
@@ -277,6 +284,15 @@ def fixed_cases() -> list[bytes]:
 
 
 @pytest.mark.parametrize("transform_name", [*BUILT_INS, "codec_paths_shapes"])
+def test_nesting_limits_below_and_above_the_fast_decoders_depth_give_todays_answers(
+    transform_name: str,
+) -> None:
+    data = b"".join(case + b"\n" for case in TRAPS)
+    for max_depth in (1, 2, 3, 4, 6, 7, 8, 9, 10, 128):
+        same_answers(data, transform_name, limits=LineLimits(max_depth=max_depth))
+
+
+@pytest.mark.parametrize("transform_name", [*BUILT_INS, "codec_paths_shapes"])
 def test_the_traps_and_json_test_suite_give_todays_answers(transform_name: str) -> None:
     cases = fixed_cases()
     data = b"".join(case + b"\n" for case in cases)
@@ -332,8 +348,12 @@ EDGE_INTS = [0, -1, 2**53 + 1, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**40, -(
 numbers = st.one_of(
     st.integers(),
     st.sampled_from(EDGE_INTS),
-    st.floats(allow_nan=False, allow_infinity=False),
+    # Mostly floats the fast path writes (a record holding one it refuses takes the reference path whole).
+    st.floats(min_value=-1e16, max_value=1e16),
+    # Where the codecs' spellings differ: |x| < 1e-4 with an exponent from -5 to -9, and |x| >= 1e16.
+    st.floats(min_value=1e-10, max_value=1e-4).flatmap(lambda x: st.sampled_from([x, -x])),
     st.sampled_from(EDGE_FLOATS).flatmap(lambda x: st.sampled_from([x, -x])),
+    st.floats(allow_nan=False, allow_infinity=False),
 )
 texts = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)  # surrogates included
 keys = st.one_of(texts, st.sampled_from(["a", "A", "a b", "aB", "a_b", "a.b", " a ", "__", "", "ÉtéKey"]))
