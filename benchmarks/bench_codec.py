@@ -9,8 +9,8 @@ takes from this one's core is not counted against it):
   `reference_process_lines` (the standard library alone, as the worker ran before) for the built-in
   transforms, in 1 MiB chunks as the worker calls them; `normalize` and `flatten` as they were before
   (verbatim copies below, TODAY_*) beside the cached ones;
-- the worker end to end (`run_segment` over a file-backed store, 1 MiB chunks, a `passthrough` job), with
-  `process_lines` and with the reference in its place.
+- the worker end to end (`run_segment` over a file-backed store, 1 MiB chunks; passthrough, compact and
+  normalize jobs), with `process_lines`, and as today (the reference path, today's normalize).
 
     make bench                      # or: .venv/bin/python benchmarks/bench_codec.py [--records 200000]
 """
@@ -18,6 +18,7 @@ takes from this one's core is not counted against it):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import re
@@ -189,8 +190,9 @@ def chunk_loop(
     return run
 
 
-def worker(workdir: Path, name: str, *, reference: bool) -> Callable[[], None]:
-    """One passthrough job of the whole input through run_segment, fast or with the reference codec."""
+def worker(workdir: Path, name: str, transform: str, *, today: bool) -> Callable[[], None]:
+    """One job of the whole input through run_segment: with process_lines, or as today (the reference path,
+    and today's normalize or flatten in the registry)."""
 
     def run() -> None:
         jobs = MemoryJobStore()
@@ -199,12 +201,16 @@ def worker(workdir: Path, name: str, *, reference: bool) -> Callable[[], None]:
                 job_id="bench",
                 status=RUNNING,
                 input=f"s3://data/{name}",
-                transform="passthrough",
+                transform=transform,
                 chunk_bytes=CHUNK_BYTES,
-                output_prefix=f"s3://data/out/{'reference' if reference else 'fast'}/",
+                output_prefix=f"s3://data/out/{transform}-{'today' if today else 'now'}/",
             )
         )
-        segment_module.process_lines = reference_process_lines if reference else process_lines
+        registered = TRANSFORMS[transform]
+        if today:
+            segment_module.process_lines = reference_process_lines
+            fn = {"normalize": today_normalize, "flatten": today_flatten}.get(transform, registered.fn)
+            TRANSFORMS[transform] = dataclasses.replace(registered, fn=fn)
         try:
             result = run_segment(
                 SegmentRequest(job_id="bench", attempt=1),
@@ -216,6 +222,7 @@ def worker(workdir: Path, name: str, *, reference: bool) -> Callable[[], None]:
             )
         finally:
             segment_module.process_lines = process_lines
+            TRANSFORMS[transform] = registered
         assert result.done
 
     return run
@@ -294,8 +301,9 @@ def main() -> int:
         (workdir / "data").mkdir()
         (workdir / "data" / "input.jsonl").write_bytes(data)
         worker_cases = {
-            "worker passthrough": worker(workdir, "input.jsonl", reference=False),
-            "worker passthrough (today)": worker(workdir, "input.jsonl", reference=True),
+            f"worker {name}{' (today)' if today else ''}": worker(workdir, "input.jsonl", name, today=today)
+            for name in ("passthrough", "compact", "normalize")
+            for today in (False, True)
         }
         seconds = measure({**cases, **transform_cases, **worker_cases}, args.rounds)
 
@@ -311,7 +319,10 @@ def main() -> int:
             f"({before / now:.2f}x)"
         )
     for name in worker_cases:
-        print(f"  {name:<32} {mib / seconds[name]:8.1f} MiB/s   ({seconds[name]:.2f} s)")
+        print(
+            f"  {name:<32} {mib / seconds[name]:8.1f} MiB/s   ({seconds[name]:.2f} s, "
+            f"{seconds[name] / mib * 1024:.1f} s of CPU a GiB)"
+        )
 
     def ratio(name: str, floor: str) -> float:
         return rate[name] / rate[floor]

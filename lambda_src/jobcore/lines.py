@@ -24,6 +24,7 @@ import bisect
 import functools
 import itertools
 import json
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Union
@@ -356,7 +357,7 @@ def _respell_small_floats(output: list[bytes]) -> None:
     if not hits:
         return
     # Where each line ends in blob (its newline included): a hit at `at` is in line bisect_right(ends, at).
-    ends = list(itertools.accumulate(len(line) + 1 for line in output))
+    ends = list(itertools.accumulate(map(operator.add, map(len, output), itertools.repeat(1))))
     for index in {bisect.bisect_right(ends, at) for at in hits}:
         output[index] = _encoder.encode(_decoder.decode(output[index].decode("utf-8"))).encode("utf-8")
 

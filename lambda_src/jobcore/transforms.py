@@ -113,8 +113,11 @@ def _normalize_value(value: Any) -> Any:
 
 def _normalize_object(record: Record) -> Record:
     out: Record = {}
+    known = _SNAKE_CACHE.get  # the cache looked up here, not in a call to _snake for each key
     for key, value in record.items():
-        name = _snake(key)
+        name = known(key)
+        if name is None:
+            name = _snake(key)
         if not name:
             raise RecordError(f"key {key!r} has no letters or digits")
         if name in out:
