@@ -62,10 +62,10 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 # The fast codec: msgspec rather than orjson (measured side by side in benchmarks/bench_codec.py). orjson
 # reads an integer past 64 bits as a float (18446744073709551616 becomes 1.8446744073709552e+19), a silent
 # change of value that no check of its result can see; msgspec reads it exactly, as the standard library
-# does. msgspec also decodes a little faster here (orjson ~0.9x), which is all passthrough does; orjson
-# encodes faster, but both spell floats below 1e-4 unlike the standard library, and msgspec's other
-# difference (floats from 1e16 up) is kept away by its decoder (below). Typed decoding is what lets the
-# decoder check max_depth and float ranges as it reads, for a few percent of a decode (2-6% measured).
+# does. The two decode at the same speed (orjson 0.89-1.03x msgspec's), which is all passthrough does;
+# orjson decodes plus encodes ~1.1x faster, but both spell floats below 1e-4 unlike the standard library,
+# and msgspec's other difference (floats from 1e16 up) is kept away by its decoder (below). Typed decoding
+# lets the decoder check max_depth and float ranges as it reads, for a few percent of a decode (2-6%).
 #
 # The fast decoder accepts a line only where the standard library reads the same record from it:
 # - a JSON object nested at most FAST_DEPTH levels (and at most `max_depth`): the type has no container
