@@ -100,9 +100,10 @@ def run_console(source: Source, *, port: int, allow_actions: bool, actions_log: 
         flush=True,
     )
     try:
-        server.serve_forever()
+        server.serve_forever()  # Werkzeug's returns on Ctrl-C
     except KeyboardInterrupt:
-        print("console stopped", file=out, flush=True)
+        pass
     finally:
         server.server_close()
+    print("console stopped", file=out, flush=True)
     return 0

@@ -20,6 +20,7 @@ import itertools
 import json
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -474,8 +475,16 @@ def parse_int(text: str | None, *, default: int, low: int, high: int, name: str)
 
 
 def serve(console: Console, *, port: int) -> BaseWSGIServer:
-    """A threaded server bound to 127.0.0.1:port (0: a free port), answering for `console`."""
-    server = make_server(HOST, port, console, threaded=True)
+    """A threaded server bound to 127.0.0.1:port (0: a free port), answering for `console`. The socket is
+    bound here, so that a port in use is an OSError to report (Werkzeug would print and exit)."""
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((HOST, port))
+        listening.listen(socket.SOMAXCONN)
+        server = make_server(HOST, port, console, threaded=True, fd=listening.fileno())
+    finally:
+        listening.close()  # the server holds its own duplicate of the socket
     console.set_port(server.port)
     return server
 
