@@ -203,7 +203,19 @@ def jobs_body(rows: Sequence[JobRow], *, status: str | None, limit: int) -> Html
     ]
     if rows:
         body = table(
-            ("job", "status", "progress", "shards", "in", "out", "rejected", "age", "ETA", "code", "updated"),
+            (
+                "job",
+                "status",
+                "progress",
+                "shards",
+                "in",
+                "out",
+                "rejected",
+                "age",
+                "ETA",
+                "code",
+                "updated (UTC)",
+            ),
             [
                 (
                     render(
@@ -223,7 +235,7 @@ def jobs_body(rows: Sequence[JobRow], *, status: str | None, limit: int) -> Html
                     row.age,
                     row.eta or "-",
                     row.code,
-                    row.updated_at,
+                    render('<span title="{}">{}</span>', row.updated_at, row.updated_text),
                 )
                 for row in rows
             ],

@@ -62,6 +62,16 @@ class JobRow:
     def progress_text(self) -> str:
         return "?" if self.percent is None else f"{self.percent:.1f}%"
 
+    @property
+    def updated_text(self) -> str:
+        return short_time(self.updated_at)
+
+
+def short_time(text: str) -> str:
+    """`2026-11-22 15:04:05` (UTC) from the record's ISO-8601 time; as it is when it is not one."""
+    moment = parse_time(text)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else text
+
 
 def age_text(since: Any, now: datetime) -> str:
     moment = parse_time(since) if since else None

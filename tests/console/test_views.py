@@ -61,6 +61,7 @@ def test_a_running_rows_progress_counters_age_and_eta() -> None:
     assert row.eta == "~5m00s at 0.00 MB/s"
     assert row.code == "7 (3ca330d5dcbb83dd)"
     assert (row.shards, row.shards_done) == (1, 0)
+    assert row.updated_text == "2026-11-22 15:01:40"
 
 
 def test_eta_only_while_running_and_once_something_is_done() -> None:
