@@ -44,11 +44,11 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@contextmanager
-def chromium(*extra_args: str) -> Iterator[Any]:
-    """A headless Chromium browser (Playwright's `Browser`), closed at the end."""
+def require_browser() -> str:
+    """Chromium's path, once Playwright and Chromium are both there; otherwise the test skips (or fails,
+    where they are required), saying what to install."""
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         unavailable(
             "the browser tests need Playwright: `make install` installs it from requirements-dev.lock"
@@ -59,6 +59,16 @@ def chromium(*extra_args: str) -> Iterator[Any]:
             "the browser tests need Chromium: `apt-get install -y chromium` (Debian's package) or "
             "PIPELINE_CHROMIUM=/path/to/chromium"
         )
+    assert executable is not None
+    return executable
+
+
+@contextmanager
+def chromium(*extra_args: str) -> Iterator[Any]:
+    """A headless Chromium browser (Playwright's `Browser`), closed at the end."""
+    executable = require_browser()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable, headless=True, args=[*CHROMIUM_ARGS, *extra_args]

@@ -25,7 +25,7 @@ from pipeline_cli.console.server import ActionLog, Console, serve
 from pipeline_cli.console.source import Source
 from pipeline_cli.deadletters import peek_messages
 from pipeline_cli.records import build_request, get_record, send_request, upload_input
-from tests.console.browser import chromium
+from tests.console.browser import chromium, require_browser
 from tests.integration.test_integrity import unique, wait_for
 from tests.integration.test_scenarios import wait_terminal
 
@@ -75,6 +75,12 @@ def consoles(
             each.server.shutdown()
             each.server.server_close()
             each.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def browser_available() -> None:
+    # Before the session's local cloud is deployed: without a browser there is nothing to deploy it for.
+    require_browser()
 
 
 @pytest.fixture(scope="module")
