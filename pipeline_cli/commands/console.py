@@ -77,8 +77,17 @@ def cmd_console(args: argparse.Namespace) -> int:
     )
 
 
-def run_console(source: Source, *, port: int, allow_actions: bool, actions_log: Path, out: TextIO) -> int:
-    """Serve until Ctrl-C; the address is printed first (the demo calls this too)."""
+def run_console(
+    source: Source,
+    *,
+    port: int,
+    allow_actions: bool,
+    actions_log: Path,
+    out: TextIO,
+    port_option: str = "--port",
+) -> int:
+    """Serve until Ctrl-C; the address is printed first (the demo calls this too, whose option for the
+    console's port is `port_option`)."""
     console = Console(
         source, port=port, allow_actions=allow_actions, actions_log=ActionLog(actions_log, sys.stderr)
     )
@@ -86,7 +95,9 @@ def run_console(source: Source, *, port: int, allow_actions: bool, actions_log: 
         server = serve(console, port=port)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
-            raise CliError(f"port {port} on 127.0.0.1 is in use: pick another with --port N") from error
+            raise CliError(
+                f"port {port} on 127.0.0.1 is in use: pick another with {port_option} N"
+            ) from error
         raise CliError(f"cannot listen on 127.0.0.1:{port}: {error.strerror or error}") from error
     quiet_request_log()
     mode = (

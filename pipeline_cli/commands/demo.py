@@ -96,6 +96,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             allow_actions=args.allow_actions,
             actions_log=default_actions_log(),
             out=out,
+            port_option="--console-port",
         )
     else:
         flag = " --allow-actions" if args.allow_actions else ""
