@@ -5,7 +5,7 @@ so a job id, an error message or a DLQ body can never become markup."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -33,13 +33,3 @@ def render(template: str, *args: Any, **kwargs: Any) -> Html:
 
 def join(parts: Iterable[Any], separator: str = "") -> Html:
     return Html(escape(separator).join(escape(part) for part in parts))
-
-
-def attributes(values: Mapping[str, Any]) -> Html:
-    """` name="value"` for each value that is not None or False (True: the bare attribute)."""
-    out = []
-    for name, value in values.items():
-        if value is None or value is False:
-            continue
-        out.append(render(" {}", name) if value is True else render(' {}="{}"', name, value))
-    return join(out)

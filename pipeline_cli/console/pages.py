@@ -243,7 +243,7 @@ def jobs_body(rows: Sequence[JobRow], *, status: str | None, limit: int) -> Html
             numeric=(4, 5, 6),
         )
     else:
-        body = render('<p class="muted">no {} jobs</p>', status or "")
+        body = render('<p class="muted">no {}jobs</p>', f"{status} " if status else "")
     return render(
         '<h1>Jobs</h1><p class="filters">status: {}</p>{}<p class="muted small">newest first, at most {} '
         "(a Query per status on the by-status index, as <code>pipeline jobs</code>); refreshed every {} s</p>",

@@ -306,10 +306,8 @@ class Console:
     def on_job(self, request: Request, job_id: str) -> Response:
         if not JOB_ID.match(job_id):
             raise Refused(400, f"{job_id[:80]!r} is not a job id")
-        record = None
 
         def body() -> Html:
-            nonlocal record
             record = self.source.record(job_id)
             if record is None:
                 raise CliError(f"unknown job {job_id!r} in environment {self.source.env}")

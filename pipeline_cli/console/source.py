@@ -40,8 +40,9 @@ from pipeline_cli.output_parts import split_s3_prefix
 from pipeline_cli.records import execution_arn, get_record, list_jobs
 from pipeline_contract import execution_name
 
-# A job's timeline: at most this many executions described per page (the newest attempt's first).
+# A job's timeline: at most this many executions described per page (the newest).
 MAX_EXECUTIONS = 200
+MAX_PROBED_INDEX = 1 << 20
 FINISHED_CACHE = 5_000
 PREVIEW_LINES = 10
 PREVIEW_BYTES = 16 * 1024
@@ -111,23 +112,45 @@ class Source:
     def executions(self, record: Mapping[str, Any]) -> tuple[list[Execution], bool]:
         """The job's executions, every attempt's, found by the naming contract (`{job_id}-a{attempt}-e{n}`:
         ListExecutions cannot filter by name, and a busy state machine lists thousands); (executions,
-        complete). The newest attempt first, so a long history shows its latest part."""
+        complete). At most MAX_EXECUTIONS, the newest: each attempt's count is found by probing (doubling,
+        then halving: a few calls for hundreds of executions), newest attempt first."""
         job_id = str(record["job_id"])
         found: list[Execution] = []
         budget = MAX_EXECUTIONS
+        complete = True
         with self.using() as pipeline:
             for attempt in range(int(record.get("attempt") or 1), 0, -1):
-                index = 0
-                while budget > 0:
-                    execution = self._execution(pipeline, execution_name(job_id, attempt, index))
-                    budget -= 1
-                    if execution is None:
-                        break
-                    found.append(execution)
-                    index += 1
                 if budget <= 0:
-                    return sorted(found, key=lambda e: (e.attempt, e.index)), False
-        return sorted(found, key=lambda e: (e.attempt, e.index)), True
+                    complete = False
+                    break
+                count = self._count(pipeline, job_id, attempt)
+                first = max(0, count - budget)
+                complete = complete and first == 0
+                for index in range(first, count):
+                    execution = self._execution(pipeline, execution_name(job_id, attempt, index))
+                    if execution is not None:
+                        found.append(execution)
+                budget -= count - first
+        return sorted(found, key=lambda e: (e.attempt, e.index)), complete
+
+    def _count(self, pipeline: Pipeline, job_id: str, attempt: int) -> int:
+        """How many executions the attempt has: e0 .. e(n-1) exist, en does not (continue-as-new starts
+        them one after the other)."""
+
+        def exists(index: int) -> bool:
+            return self._execution(pipeline, execution_name(job_id, attempt, index)) is not None
+
+        if not exists(0):
+            return 0
+        low, high = 0, 1  # exists(low); high: probing
+        while exists(high):
+            low, high = high, high * 2
+            if high > MAX_PROBED_INDEX:
+                return low + 1
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if exists(middle) else (low, middle)
+        return high
 
     def _execution(self, pipeline: Pipeline, name: str) -> Execution | None:
         with self._lock:

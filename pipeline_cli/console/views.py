@@ -124,14 +124,6 @@ def job_row(record: Mapping[str, Any], now: datetime) -> JobRow:
     )
 
 
-def status_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for record in records:
-        status = str(record.get("status", "?"))
-        counts[status] = counts.get(status, 0) + 1
-    return counts
-
-
 # -- a job: shards ------------------------------------------------------------------------------------------
 
 

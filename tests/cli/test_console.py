@@ -59,6 +59,22 @@ def test_executions_are_found_by_their_names_across_attempts(deployed: Deployed,
     assert all(e.start is not None and e.start.tzinfo is not None for e in executions)
 
 
+def test_a_long_history_shows_its_newest_executions(
+    deployed: Deployed, source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = deployed.outputs["StateMachineArn"]
+    names = [f"long-a1-e{index}" for index in range(7)] + ["long-a2-e0", "long-a2-e1"]
+    for name in names:
+        deployed.stepfunctions.start_execution(stateMachineArn=machine, name=name, input="{}")
+    executions, complete = source.executions({"job_id": "long", "attempt": 2})
+    assert [e.name for e in executions] == names, "every one, found by probing"
+    assert complete
+    monkeypatch.setattr("pipeline_cli.console.source.MAX_EXECUTIONS", 4)
+    executions, complete = source.executions({"job_id": "long", "attempt": 2})
+    assert [e.name for e in executions] == ["long-a1-e5", "long-a1-e6", "long-a2-e0", "long-a2-e1"]
+    assert not complete
+
+
 def test_previews_read_the_first_lines_of_the_first_parts(deployed: Deployed, source: Source) -> None:
     bucket = deployed.outputs["DataBucketName"]
     lines = [json.dumps({"id": i, "pad": "x" * 40}) for i in range(600)]  # over the 16 KiB read

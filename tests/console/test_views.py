@@ -90,11 +90,6 @@ def test_shards_done_count_a_sharded_job_by_its_cursors() -> None:
     assert (row.shards, row.shards_done) == (4, 2)
 
 
-def test_status_counts() -> None:
-    records = [record(), record(status="FAILED"), record()]
-    assert views.status_counts(records) == {"RUNNING": 2, "FAILED": 1}
-
-
 # -- a job's shards -----------------------------------------------------------------------------------------
 
 
