@@ -75,8 +75,8 @@ wheelhouse: ## Download every locked wheel into wheelhouse/ (again after the loc
 	$(PYTHON) -m pip download --quiet --disable-pip-version-check --require-hashes --only-binary :all: \
 		--dest $(WHEELHOUSE) -r $(LOCK)
 
-demo: install ## Start the local cloud (PORT=N: on that port), deploy env=local with the CDK CLI, run five real jobs and check them
-	$(BIN)/pipeline demo$(PORT_ARG)
+demo: install ## Start the local cloud (PORT=N: on that port), deploy env=local with the CDK CLI, run five real jobs and check them, then serve the console on 127.0.0.1:8765 until Ctrl-C
+	$(BIN)/pipeline demo$(PORT_ARG) --console --allow-actions
 
 test: install ## Run every test tier (unit, infrastructure, local cloud, integration)
 	$(BIN)/python -m pytest
