@@ -31,6 +31,10 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
     "AWS::SNS::Topic": frozenset({"TopicName", "FifoTopic"}),
     "AWS::SNS::Subscription": frozenset({"Endpoint", "Protocol", "TopicArn"}),
     "AWS::StepFunctions::StateMachine": frozenset({"StateMachineName", "StateMachineType"}),
+    # Every property: a new revision of the definition is a new version (the old one is retained).
+    "AWS::StepFunctions::StateMachineVersion": frozenset(
+        {"Description", "StateMachineArn", "StateMachineRevisionId"}
+    ),
     "AWS::Lambda::Function": frozenset({"FunctionName", "PackageType", "TenancyConfig"}),
     "AWS::Lambda::EventSourceMapping": frozenset(
         {

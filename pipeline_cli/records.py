@@ -29,7 +29,6 @@ def build_request(
     transform: str | None = None,
     transform_options: Mapping[str, Any] | None = None,
     chunk_bytes: int | None = None,
-    fault: Mapping[str, Any] | None = None,
     shards: int | None = None,
 ) -> dict[str, Any]:
     """The job message of the contract, with only the fields the user set (the ingest owns defaults)."""
@@ -42,8 +41,6 @@ def build_request(
         request["transform_options"] = dict(transform_options)
     if chunk_bytes is not None:
         request["chunk_bytes"] = chunk_bytes
-    if fault is not None:
-        request["fault_injection"] = dict(fault)
     if shards is not None:
         request["shards"] = shards
     return request

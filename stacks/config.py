@@ -163,7 +163,6 @@ class EnvironmentConfig:
     dlq_retention_days: int
     job_ttl_days: int
     output_expiration_days: int
-    fault_injection_allowed: bool
     # None: the public layer is left out (the local cloud cannot hold it; see docs): a stand-in layer built
     # from requirements-lambda.lock takes its place where the functions run on this machine.
     powertools_layer_version: int | None
@@ -216,7 +215,7 @@ class EnvironmentConfig:
             max_concurrent_shards=sm.max_concurrent_shards,
         )
 
-    def validate(self) -> EnvironmentConfig:  # noqa: PLR0915 - one statement per rule, all in one place
+    def validate(self) -> EnvironmentConfig:
         """Fail fast, with the numbers, on any rule a deployed pipeline would break."""
         problems: list[str] = []
         problems += rules.check_visibility_timeout(
@@ -331,10 +330,6 @@ class EnvironmentConfig:
         )
         if sm.retry_backoff_rate < 1.0:
             problems.append(f"state_machine.retry_backoff_rate is {sm.retry_backoff_rate}: must be >= 1.0")
-        if self.fault_injection_allowed and self.name in ("staging", "prod"):
-            problems.append(
-                f"fault_injection_allowed is on in {self.name}: only local and dev may inject faults"
-            )
         problems += _check_alarms(self.alarms)
         if self.name in ("staging", "prod") and not self.protect_stateful:
             problems.append(f"protect_stateful is off in {self.name}: its table and bucket must be retained")
@@ -363,9 +358,10 @@ def _check_alarms(alarms: AlarmConfig) -> list[str]:
 
 
 _PROD_LIKE_ALARMS = AlarmConfig(queue_age_threshold_seconds=300)
-# Where fault injection is allowed (the demo injects faults into 30% of the chunks, each retried), a worker
-# error-rate warning means most invocations fail, not a few injected ones.
-_FAULT_INJECTION_ERROR_RATE_PERCENT = 50.0
+# Where failures are tried on purpose (local: the fault matrix's chaos rules crash or fail up to 30% of the
+# worker's invocations, each retried; dev: teams break things there), a worker error-rate warning means most
+# invocations fail, not a few injected ones.
+_NOISY_ERROR_RATE_PERCENT = 50.0
 
 _CONFIGS: dict[str, EnvironmentConfig] = {
     "local": EnvironmentConfig(
@@ -378,7 +374,6 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
         dlq_retention_days=14,
         job_ttl_days=1,
         output_expiration_days=1,
-        fault_injection_allowed=True,
         powertools_layer_version=None,
         powertools_tracer=False,
         bootstrap_version_rule=False,
@@ -413,7 +408,7 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
         alarms=AlarmConfig(
             queue_age_threshold_seconds=60,
             evaluation_period_seconds=60,
-            error_rate_percent=_FAULT_INJECTION_ERROR_RATE_PERCENT,
+            error_rate_percent=_NOISY_ERROR_RATE_PERCENT,
         ),
         failures=FunctionConfig(memory_mb=256, timeout_seconds=10),
         tags={"project": "resilient-pipeline", "environment": "local"},
@@ -427,7 +422,6 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
         dlq_retention_days=14,
         job_ttl_days=7,
         output_expiration_days=7,
-        fault_injection_allowed=True,
         powertools_layer_version=38,
         powertools_tracer=True,
         bootstrap_version_rule=True,
@@ -455,9 +449,7 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
             max_shards=32,
             max_concurrent_shards=32,
         ),
-        alarms=AlarmConfig(
-            queue_age_threshold_seconds=600, error_rate_percent=_FAULT_INJECTION_ERROR_RATE_PERCENT
-        ),
+        alarms=AlarmConfig(queue_age_threshold_seconds=600, error_rate_percent=_NOISY_ERROR_RATE_PERCENT),
         tags={"project": "resilient-pipeline", "environment": "dev"},
     ),
 }
@@ -468,7 +460,6 @@ _CONFIGS["staging"] = replace(
     log_retention_days=30,
     job_ttl_days=30,
     output_expiration_days=30,
-    fault_injection_allowed=False,
     alarms=_PROD_LIKE_ALARMS,
     tags={"project": "resilient-pipeline", "environment": "staging"},
 )

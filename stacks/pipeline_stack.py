@@ -68,7 +68,6 @@ class PipelineStack(Stack):
             dlq_retention_days=config.dlq_retention_days,
         )
         locations = _Locations(self, config, data_bucket=bucket)
-        fault_injection = "true" if config.fault_injection_allowed else "false"
         target = lambda_deps.host_target() if config.functions_run_locally else lambda_deps.ARM64
         code = function_code(user_code, target)
         digest = code_digest(user_code)
@@ -96,7 +95,6 @@ class PipelineStack(Stack):
             # Exactly the variables of jobcore.settings.WorkerSettings (an infra test checks it).
             environment={
                 Env.JOB_TABLE_NAME: table.table_name,
-                Env.FAULT_INJECTION_ALLOWED: fault_injection,
                 Env.SAFETY_MARGIN_MS: str(config.worker.safety_margin_ms),
                 Env.MAX_CHUNKS_PER_SEGMENT: str(config.worker.max_chunks_per_segment),
                 Env.MAX_REJECT_RATIO: str(config.worker.max_reject_ratio),
@@ -170,7 +168,6 @@ class PipelineStack(Stack):
                 Env.INPUT_LOCATIONS: json.dumps([location.uri for location in locations.inputs]),
                 Env.OUTPUT_LOCATION: locations.output.uri,
                 Env.ENVIRONMENT: config.name,
-                Env.FAULT_INJECTION_ALLOWED: fault_injection,
                 Env.DEFAULT_CHUNK_BYTES: str(config.worker.default_chunk_bytes),
                 Env.MAX_REJECT_RATIO: str(config.worker.max_reject_ratio),
                 Env.JOB_TTL_DAYS: str(config.job_ttl_days),

@@ -61,6 +61,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
         "execution": request.execution,
         "segment": request.segments_in_execution + 1,
         "shard": request.shard,
+        # The state machine's retries of this segment (transient errors, crashed environments).
+        "retry": request.retry_count,
     }
     logger.append_keys(**keys)
     # Found by job in X-Ray (an annotation is indexed) and in the metrics' log lines (properties).
@@ -80,7 +82,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
                 safety_margin_ms=settings.safety_margin_ms,
                 max_chunks=settings.max_chunks_per_segment,
                 max_reject_ratio=settings.max_reject_ratio,
-                fault_injection_allowed=settings.fault_injection_allowed,
                 lines=LineLimits(max_line_bytes=settings.max_line_bytes),
                 handover_after_seconds=settings.handover_after_seconds,
                 attempt_ms=timeouts.attempt_ms,

@@ -167,7 +167,6 @@ class Ingest:
             input_etag=pin.etag if pin else None,
             input_version=pin.version_id if pin else None,
             max_reject_ratio=request.max_reject_ratio,
-            fault_injection=request.fault_injection,
             request=message.body,
             source_message_id=message.source_message_id,
             error=error_of(found) if isinstance(found, PermanentError) else None,
@@ -451,7 +450,6 @@ def _same_request(existing: JobRecord, new: JobRecord) -> bool:
             record.transform,
             record.transform_options,
             record.chunk_bytes,
-            record.fault_injection,
             record.max_reject_ratio,
         )
 

@@ -34,12 +34,6 @@ class S3Location:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FaultInjection:
-    transient_error_rate: float
-    seed: int
-
-
-@dataclass(frozen=True, kw_only=True)
 class InputPin:
     """The input object as the ingest found it: every read of the job asks for exactly this version."""
 
@@ -166,7 +160,6 @@ class JobRecord:
     # which version wrote which part of the output.
     code: CodePin | None = None
     lineage: tuple[LineageEntry, ...] = ()
-    fault_injection: FaultInjection | None = None
     request: str = ""
     source_message_id: str = ""
     error: dict[str, str] | None = None

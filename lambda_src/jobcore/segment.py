@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ from jobcore.errors import (
     JobCancelledError,
     PermanentError,
     RejectRatioExceededError,
-    TransientError,
     ValidationError,
     in_shard,
 )
@@ -84,7 +82,6 @@ class SegmentLimits:
     safety_margin_ms: int
     max_chunks: int = 0  # 0 = bounded by time only
     max_reject_ratio: float = 1.0
-    fault_injection_allowed: bool = False
     lines: LineLimits = field(default_factory=LineLimits)
     # Ask for a continue-as-new once the execution has run this long (None: by segment count only).
     handover_after_seconds: int | None = None
@@ -153,20 +150,6 @@ def _check_code(record: JobRecord, running: CodeVersion | None) -> None:
         "it writes nothing rather than mix code versions in one output (was an execution started by hand on "
         "another state machine version? jobs start through the ingest queue)"
     )
-
-
-def _inject_fault(record: JobRecord, request: SegmentRequest, offset: int, allowed: bool) -> None:
-    fault = record.fault_injection
-    if fault is None or not allowed:
-        return
-    draw = random.Random(  # noqa: S311 - reproducible fault injection, not cryptography
-        f"{fault.seed}:{record.job_id}:{offset}:{request.attempt}:{request.retry_count}"
-    ).random()
-    if draw < fault.transient_error_rate:
-        raise TransientError(
-            f"injected fault at chunk offset {offset} (rate {fault.transient_error_rate}, "
-            f"retry {request.retry_count})"
-        )
 
 
 class _Segment:
@@ -345,7 +328,6 @@ class _Segment:
         """Write the chunk's parts (if it produced any), then checkpoint `new_cursor`."""
         if result is not None and offset is not None:
             self.chunks += 1
-            _inject_fault(self.record, self.request, offset, self.limits.fault_injection_allowed)
             if result.output:
                 self._write(f"{self.out_prefix}{part_name(offset)}", join_lines(result.output))
             if result.rejects:

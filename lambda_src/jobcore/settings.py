@@ -25,12 +25,6 @@ class ConfigurationError(RuntimeError):
     bug, not a job error)."""
 
 
-def _bool(text: str) -> bool:
-    if text not in ("true", "false"):
-        raise ValueError("must be true or false")
-    return text == "true"
-
-
 def _locations(text: str) -> tuple[S3Location, ...]:
     uris = json.loads(text)
     if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
@@ -42,7 +36,6 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "str": str,
     "int": int,
     "float": float,
-    "bool": _bool,
     "S3Location": S3Location.parse,
     "tuple[S3Location, ...]": _locations,
 }
@@ -75,7 +68,6 @@ class IngestSettings(_Settings):
     input_locations: tuple[S3Location, ...]
     output_location: S3Location
     environment: str
-    fault_injection_allowed: bool
     default_chunk_bytes: int
     # The environment's reject-ratio limit: a job may only lower it.
     max_reject_ratio: float
@@ -95,7 +87,6 @@ class IngestSettings(_Settings):
         "input_locations": Env.INPUT_LOCATIONS,
         "output_location": Env.OUTPUT_LOCATION,
         "environment": Env.ENVIRONMENT,
-        "fault_injection_allowed": Env.FAULT_INJECTION_ALLOWED,
         "default_chunk_bytes": Env.DEFAULT_CHUNK_BYTES,
         "max_reject_ratio": Env.MAX_REJECT_RATIO,
         "job_ttl_days": Env.JOB_TTL_DAYS,
@@ -123,7 +114,6 @@ class IngestSettings(_Settings):
             environment=self.environment,
             input_locations=self.input_locations,
             max_reject_ratio=self.max_reject_ratio,
-            fault_injection_allowed=self.fault_injection_allowed,
             max_shards=self.max_shards,
         )
 
@@ -131,7 +121,6 @@ class IngestSettings(_Settings):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WorkerSettings(_Settings):
     job_table_name: str
-    fault_injection_allowed: bool
     safety_margin_ms: int
     # 0 = segments bounded by time only.
     max_chunks_per_segment: int
@@ -143,7 +132,6 @@ class WorkerSettings(_Settings):
 
     VARIABLES: ClassVar[Mapping[str, str]] = {
         "job_table_name": Env.JOB_TABLE_NAME,
-        "fault_injection_allowed": Env.FAULT_INJECTION_ALLOWED,
         "safety_margin_ms": Env.SAFETY_MARGIN_MS,
         "max_chunks_per_segment": Env.MAX_CHUNKS_PER_SEGMENT,
         "max_reject_ratio": Env.MAX_REJECT_RATIO,

@@ -112,7 +112,6 @@ S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(\S.*)$")
 MAX_BODY_BYTES = 256 * 1024
 MIN_CHUNK_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 64 * 1024 * 1024
-MAX_FAULT_RATE = 0.9
 REQUEST_FIELDS = (
     "job_id",
     "input",
@@ -122,12 +121,10 @@ REQUEST_FIELDS = (
     "max_reject_ratio",
     "restart",
     "upgrade",
-    "fault_injection",
     "shards",
 )
 # Byte ranges of one input processed in parallel (each environment sets its own maximum, at least this).
 MIN_SHARDS = 1
-FAULT_FIELDS = ("transient_error_rate", "seed")
 DEFAULT_TRANSFORM = "normalize"
 
 # -- executions ----------------------------------------------------------------------------------------------
@@ -278,7 +275,6 @@ class Env:
     INPUT_LOCATIONS = "INPUT_LOCATIONS"
     OUTPUT_LOCATION = "OUTPUT_LOCATION"
     ENVIRONMENT = "ENVIRONMENT"
-    FAULT_INJECTION_ALLOWED = "FAULT_INJECTION_ALLOWED"
     DEFAULT_CHUNK_BYTES = "DEFAULT_CHUNK_BYTES"
     MAX_REJECT_RATIO = "MAX_REJECT_RATIO"
     JOB_TTL_DAYS = "JOB_TTL_DAYS"

@@ -134,7 +134,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             "STATE_MACHINE_VERSION_ARN": version_arn,
             "CODE_DIGEST": CODE_DIGEST,
             "ENVIRONMENT": "dev",
-            "FAULT_INJECTION_ALLOWED": "true",
             "JOB_TTL_DAYS": "7",
             "DEFAULT_CHUNK_BYTES": str(64 * 1024),
             "SAFETY_MARGIN_MS": "1000",

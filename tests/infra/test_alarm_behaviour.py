@@ -31,8 +31,8 @@ Minutes = list[tuple[int, int]]
 HICCUP: Minutes = [(50, 1), (20, 20), (30, 15), (50, 1), (50, 0)]
 # A steady trickle of transient errors that the in-code and state-machine retries absorb.
 TRICKLE: Minutes = [(100, 4)] * 5
-# What `make demo` runs in local (and a dev job may ask for): fault injection fails 30% of the chunks; in
-# local a segment is one chunk, so 30% of the worker's invocations raise TransientError, then are retried.
+# What the local cloud's chaos rules do in the fault matrix (`make chaos`): 30% of the worker's invocations
+# crash or raise TransientError, then are retried.
 FAULT_INJECTION: Minutes = [(20, 6)] * 5
 # A bad deploy or a dependency that is down: every invocation fails, minute after minute.
 SUSTAINED_FAILURE: Minutes = [(10, 10), (12, 12), (9, 9), (50, 1), (50, 0)]
@@ -40,7 +40,7 @@ SUSTAINED_FAILURE: Minutes = [(10, 10), (12, 12), (9, 9), (50, 1), (50, 0)]
 
 def _transient_patterns(synth: Synthesized) -> dict[str, Minutes]:
     patterns = {"hiccup": HICCUP, "trickle": TRICKLE}
-    if synth.config.fault_injection_allowed:
+    if synth.env == "local":
         patterns["fault injection"] = FAULT_INJECTION
     return patterns
 

@@ -118,9 +118,6 @@ def test_worker_environment_carries_the_time_guard_knobs(synth: Synthesized) -> 
     variables = _function(synth, "handlers.worker.handler")["Environment"]["Variables"]
     assert variables["SAFETY_MARGIN_MS"] == str(synth.config.worker.safety_margin_ms)
     assert variables["MAX_CHUNKS_PER_SEGMENT"] == str(synth.config.worker.max_chunks_per_segment)
-    assert variables["FAULT_INJECTION_ALLOWED"] == (
-        "true" if synth.config.fault_injection_allowed else "false"
-    )
     ingest = _function(synth, "handlers.ingest.handler")["Environment"]["Variables"]
     assert {
         "DLQ_URL",
@@ -134,10 +131,6 @@ def test_worker_environment_carries_the_time_guard_knobs(synth: Synthesized) -> 
         "MAX_REJECT_RATIO",
         "JOB_TTL_DAYS",
     } <= set(ingest)
-
-
-def test_fault_injection_is_refused_outside_local_and_dev(synth: Synthesized) -> None:
-    assert synth.config.fault_injection_allowed is (synth.env in ("local", "dev"))
 
 
 def test_stack_outputs_the_cli_reads(synth: Synthesized) -> None:

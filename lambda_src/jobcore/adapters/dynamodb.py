@@ -14,7 +14,6 @@ from jobcore.model import (
     Checkpoint,
     CodePin,
     CodeVersion,
-    FaultInjection,
     InputPin,
     JobRecord,
     LineageEntry,
@@ -79,11 +78,6 @@ def to_item(record: JobRecord) -> dict[str, Any]:
             plain[name] = getattr(record, name)
     if record.max_reject_ratio is not None:
         plain["max_reject_ratio"] = Decimal(str(record.max_reject_ratio))
-    if record.fault_injection is not None:
-        plain["fault_injection"] = {
-            "transient_error_rate": Decimal(str(record.fault_injection.transient_error_rate)),
-            "seed": record.fault_injection.seed,
-        }
     if record.error is not None:
         plain["error"] = dict(record.error)
     if record.shards:
@@ -181,7 +175,6 @@ def from_item(item: dict[str, Any]) -> JobRecord:
     fields: dict[str, Any] = {name: int(plain.get(name, 0)) for name in _INT_FIELDS}
     fields.update({name: int(plain[name]) if name in plain else None for name in _OPTIONAL_INT_FIELDS})
     fields.update({name: str(plain[name]) if name in plain else None for name in _OPTIONAL_STR_FIELDS})
-    fault = plain.get("fault_injection")
     return JobRecord(
         job_id=str(plain["job_id"]),
         status=str(plain["status"]),
@@ -190,11 +183,6 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         transform_options=str(plain.get("transform_options", "")),
         output_prefix=str(plain.get("output_prefix", "")),
         max_reject_ratio=float(plain["max_reject_ratio"]) if "max_reject_ratio" in plain else None,
-        fault_injection=FaultInjection(
-            transient_error_rate=float(fault["transient_error_rate"]), seed=int(fault["seed"])
-        )
-        if isinstance(fault, dict)
-        else None,
         request=str(plain.get("request", "")),
         source_message_id=str(plain.get("source_message_id", "")),
         error={str(k): str(v) for k, v in plain["error"].items()}
