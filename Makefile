@@ -34,8 +34,10 @@ LAMBDA_EXTRA = $(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(op
 LAMBDA_LOCK_COMPILE = $(LAMBDA_EXTRA) | $(BIN)/uv pip compile - --python-version 3.14 \
 	--python-platform aarch64-manylinux_2_28 --generate-hashes --quiet
 # Their wheels, for arm64/cp314 (the assets) and for this machine (the local cloud), downloaded by `make
-# install` (network) so that synth reads only this cache (offline).
-LAMBDA_WHEELS := .cache/lambda-wheels
+# install` (network) into the user's wheel cache (stacks/lambda_deps.py: ~/.cache/resilient-pipeline/
+# lambda-wheels, shared by every checkout) so that synth reads only that cache (offline). This stamp says
+# this checkout's lock was fetched.
+LAMBDA_WHEELS_STAMP := $(VENV)/lambda-wheels.downloaded
 # `make wheelhouse` downloads every locked wheel here once; while it has wheels, installs read only from
 # it (no index, no network). Delete it to install from the package index again.
 WHEELHOUSE := wheelhouse
@@ -64,11 +66,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(LAMBDA_WHEELS)/.downloaded: $(LAMBDA_LOCK) $(BIN)/.installed
+$(LAMBDA_WHEELS_STAMP): $(LAMBDA_LOCK) $(BIN)/.installed
 	$(BIN)/python -m stacks.lambda_deps download
 	touch $@
 
-install: $(BIN)/.installed node_modules/.installed $(LAMBDA_WHEELS)/.downloaded ## Create .venv from requirements-dev.lock, install the pinned CDK CLI, fetch the Lambda functions' wheels
+install: $(BIN)/.installed node_modules/.installed $(LAMBDA_WHEELS_STAMP) ## Create .venv from requirements-dev.lock, install the pinned CDK CLI, fetch the Lambda functions' wheels
 
 lock: $(BIN)/.installed ## Re-resolve requirements-dev.lock and requirements-lambda.lock after editing pyproject.toml (other pins kept)
 	$(LOCK_COMPILE) -o $(LOCK)

@@ -9,8 +9,10 @@ lock`). Each pin is one of:
   provides it; the `local` environment deploys a stand-in layer built from these pins.
 - **bundled**: everything else the functions import (a codec, a decompressor): copied into the asset.
 
-`make install` downloads the wheels of the layer and bundled pins into `.cache/lambda-wheels/<target>/`,
-once per target: `arm64-cp314` for AWS (manylinux aarch64, CPython 3.14: no Docker, nothing compiled
+`make install` downloads the wheels of the layer and bundled pins into the user's wheel cache
+(`~/.cache/resilient-pipeline/lambda-wheels/<target>/`: one for every checkout, so that `pipeline diff`'s
+synth of another revision, in a checkout of its own, finds them too; each wheel is checked against the
+lock of the revision that uses it), once per target: `arm64-cp314` for AWS (manylinux aarch64, CPython 3.14: no Docker, nothing compiled
 here) and this machine's platform for the local cloud. Synth reads only that cache, offline, checks each
 wheel against the lock's hashes and its tags against the target, and unpacks it; a missing wheel fails the
 synth with a message naming `make install`.
@@ -34,7 +36,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "requirements-lambda.lock"
-CACHE = REPO / ".cache" / "lambda-wheels"
+# Outside the checkout: every checkout of the project (worktrees, `pipeline diff`'s checkouts of other
+# revisions) shares it. Wheels are named by release and checked against each lock's hashes, so sharing is safe.
+CACHE = Path.home() / ".cache" / "resilient-pipeline" / "lambda-wheels"
 
 RUNTIME = "runtime"
 LAYER = "layer"
