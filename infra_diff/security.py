@@ -43,6 +43,9 @@ SECURITY_PROPERTIES: Mapping[tuple[str, str], str] = {
     ("AWS::StepFunctions::StateMachine", "TracingConfiguration"): "logging",
     ("AWS::Lambda::Function", "TracingConfig"): "logging",
     ("AWS::Lambda::Function", "LoggingConfig"): "logging",
+    # The strict compliance profile's access logs and backups.
+    ("AWS::S3::Bucket", "LoggingConfiguration"): "logging",
+    ("AWS::Backup::BackupPlan", "BackupPlan"): "retention",
 }
 
 # A boolean protection switched off weakens the stack; switched on strengthens it.
