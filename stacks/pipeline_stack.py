@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_destinations as lambda_destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
@@ -19,17 +21,27 @@ from pipeline_contract import DEFAULT_EVENT_BUS, Env
 from stacks.config import EnvironmentConfig, Location
 from stacks.constructs.alarms import PipelineAlarms, PipelineMetrics, Severity, Sustained, WatchedFunction
 from stacks.constructs.dashboard import PipelineDashboard
-from stacks.constructs.ingest_queue import IngestQueue
+from stacks.constructs.function_network import FunctionNetwork
+from stacks.constructs.ingest_queue import IngestQueue, queue_encryption
 from stacks.constructs.job_events import JobEventStream
-from stacks.constructs.pipeline_function import PipelineFunction
+from stacks.constructs.pipeline_function import FunctionPlacement, PipelineFunction
+from stacks.constructs.pipeline_key import log_group_prefix, role_path
+from stacks.constructs.roles import DEFAULT_ROLES, RoleStyle
 from stacks.constructs.segmented_job import RetryPolicy, SegmentedJobStateMachine
 from stacks.constructs.watchdog import ExecutionWatchdog
-from stacks.nag import acknowledge_alarm_subscriptions, acknowledge_job_events, acknowledge_pipeline
+from stacks.nag import (
+    acknowledge_alarm_subscriptions,
+    acknowledge_job_events,
+    acknowledge_pipeline,
+    acknowledge_strict_pipeline,
+)
 from stacks.user_code import UserCode, code_digest, function_code
 
 
 class PipelineStack(Stack):
-    """Composes the constructs, grants exact actions between them, and exports the outputs the CLI reads."""
+    """Composes the constructs, grants exact actions between them, and exports the outputs the CLI reads.
+    Under the `strict` compliance profile the same constructs get the stateful stack's key, the functions a
+    VPC, and every role one customer-managed policy under the pipeline's IAM path."""
 
     def __init__(
         self,
@@ -41,6 +53,7 @@ class PipelineStack(Stack):
         data_bucket_name_export: str,
         job_table_stream_arn_export: str,
         user_code: UserCode,
+        key_arn_export: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -53,6 +66,7 @@ class PipelineStack(Stack):
         bucket = s3.Bucket.from_bucket_name(self, "DataBucket", Fn.import_value(data_bucket_name_export))
         prefix = f"resilient-pipeline-{config.name}"
         removal = RemovalPolicy.RETAIN if config.protect_stateful else RemovalPolicy.DESTROY
+        controls = _Controls.of(self, config, key_arn_export=key_arn_export, removal=removal)
 
         queues = IngestQueue(
             self,
@@ -64,6 +78,17 @@ class PipelineStack(Stack):
             max_receive_count=config.ingest.max_receive_count,
             retention_days=config.ingest.queue_retention_days,
             dlq_retention_days=config.dlq_retention_days,
+            encryption_key=controls.key,
+        )
+        # Executions that end outside the definition's Catch (timeout, StopExecution) fail their job here,
+        # and (strict) the failures function's own dead-letter queue.
+        watchdog_dead_letters = sqs.Queue(
+            self,
+            "WatchdogDeadLetters",
+            encryption=queue_encryption(controls.key),
+            encryption_master_key=controls.key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
         )
         locations = _Locations(self, config, data_bucket=bucket)
         code = function_code(user_code)
@@ -92,6 +117,10 @@ class PipelineStack(Stack):
             powertools_layer_version=config.powertools_layer_version,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
+            log_group_name=_log_group_name(config, "worker"),
+            encryption_key=controls.key,
+            placement=controls.placement,
+            roles=controls.roles,
         )
         failures = PipelineFunction(
             self,
@@ -99,6 +128,10 @@ class PipelineStack(Stack):
             handler="handlers.failures.handler",
             code=code,
             description=f"{prefix}: records job failures (state machine Catch, execution watchdog)",
+            # Its asynchronous invocations (the watchdog rule) have an OnFailure destination below; strict
+            # also gives it a dead-letter queue, the same queue: on AWS a lost event arrives there twice
+            # (the event with Lambda's error attributes, and the invocation record).
+            dead_letter_queue=watchdog_dead_letters if config.compliance.strict else None,
             memory_mb=config.failures.memory_mb,
             timeout_seconds=config.failures.timeout_seconds,
             reserved_concurrency=config.failures.reserved_concurrency,
@@ -113,6 +146,10 @@ class PipelineStack(Stack):
             powertools_layer_version=config.powertools_layer_version,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
+            log_group_name=_log_group_name(config, "failures"),
+            encryption_key=controls.key,
+            placement=controls.placement,
+            roles=controls.roles,
         )
         jobs = SegmentedJobStateMachine(
             self,
@@ -135,6 +172,9 @@ class PipelineStack(Stack):
             execution_timeout=Duration.minutes(config.state_machine.execution_timeout_minutes),
             log_retention_days=config.log_retention_days,
             removal_policy=removal,
+            encryption_key=controls.key,
+            log_group_name=_log_group_name(config, "state-machine"),
+            roles=controls.roles,
         )
         ingest = PipelineFunction(
             self,
@@ -168,6 +208,10 @@ class PipelineStack(Stack):
             powertools_layer_version=config.powertools_layer_version,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
+            log_group_name=_log_group_name(config, "ingest"),
+            encryption_key=controls.key,
+            placement=controls.placement,
+            roles=controls.roles,
         )
         ingest.function.add_event_source(
             event_sources.SqsEventSource(
@@ -181,14 +225,6 @@ class PipelineStack(Stack):
             )
         )
 
-        # Executions that end outside the definition's Catch (timeout, StopExecution) fail their job here.
-        watchdog_dead_letters = sqs.Queue(
-            self,
-            "WatchdogDeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
         ExecutionWatchdog(
             self,
             "Watchdog",
@@ -225,6 +261,10 @@ class PipelineStack(Stack):
             powertools_layer_version=config.powertools_layer_version,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
+            log_group_name=_log_group_name(config, "events"),
+            encryption_key=controls.key,
+            placement=controls.placement,
+            roles=controls.roles,
         )
         job_event_stream = JobEventStream(
             self,
@@ -234,6 +274,7 @@ class PipelineStack(Stack):
             batch_size=config.events.batch_size,
             retry_attempts=config.events.retry_attempts,
             max_record_age=Duration.hours(config.events.max_record_age_hours),
+            encryption_key=controls.key,
         )
         job_events.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus.event_bus_arn])
@@ -312,6 +353,7 @@ class PipelineStack(Stack):
                 Severity.WARNING: config.alarms.warning_email,
             },
             environment_name=config.name,
+            encryption_key=controls.key,
         )
         PipelineDashboard(
             self,
@@ -330,9 +372,22 @@ class PipelineStack(Stack):
             queues=queues,
             watchdog_dead_letters=watchdog_dead_letters,
             locations=locations,
+            in_vpc=controls.placement is not None,
         )
 
-        acknowledge_job_events(function=job_events, stream=job_event_stream)
+        acknowledge_job_events(
+            function=job_events, stream=job_event_stream, in_vpc=controls.placement is not None
+        )
+        if config.compliance.strict:
+            acknowledge_strict_pipeline(
+                functions={"ingest": ingest, "worker": worker, "failures": failures, "events": job_events},
+                network=controls.network,
+                unreserved={
+                    label: config.compliance.unreserved_reason or ""
+                    for label, function in config.functions.items()
+                    if function.reserved_concurrency is None
+                },
+            )
 
         for severity, email in (
             (Severity.CRITICAL, config.alarms.critical_email),
@@ -356,6 +411,61 @@ class PipelineStack(Stack):
         CfnOutput(self, "Transforms", value=",".join(user_code.transforms))
         # The request's `shards` ceiling here: the CLI refuses more before uploading anything.
         CfnOutput(self, "MaxShards", value=str(config.state_machine.max_shards))
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The created VPC's zones: the region's first two, chosen by CloudFormation at deploy
+        (Fn::GetAZs). CDK would look them up at synth for a stack with an account (the local one), which
+        needs credentials; synth stays offline."""
+        return [Fn.select(index, Fn.get_azs()) for index in range(2)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Controls:
+    """What the compliance profile gives the constructs: under `strict` the stateful stack's key, roles with
+    managed policies under the pipeline's path, and a network for the functions; otherwise nothing."""
+
+    key: kms.IKey | None = None
+    roles: RoleStyle = DEFAULT_ROLES
+    placement: FunctionPlacement | None = None
+    network: FunctionNetwork | None = None
+
+    @staticmethod
+    def of(
+        stack: Stack, config: EnvironmentConfig, *, key_arn_export: str | None, removal: RemovalPolicy
+    ) -> _Controls:
+        if not config.compliance.strict:
+            return _Controls()
+        if key_arn_export is None:
+            raise ValueError("the strict profile needs the stateful stack's key (key_arn_export)")
+        key = kms.Key.from_key_arn(stack, "Key", Fn.import_value(key_arn_export))
+        roles = RoleStyle(managed_policies=True, path=role_path(config.name))
+        given = config.compliance.vpc
+        network = FunctionNetwork(
+            stack,
+            "Network",
+            vpc_id=given.vpc_id if given else None,
+            availability_zones=given.availability_zones if given else (),
+            subnet_ids=given.subnet_ids if given else (),
+            cidr=config.compliance.vpc_cidr,
+            encryption_key=key,
+            flow_log_group_name=f"{log_group_prefix(config.name)}vpc-flow-logs",
+            log_retention_days=config.log_retention_days,
+            roles=roles,
+            removal_policy=removal,
+        )
+        placement = FunctionPlacement(
+            vpc=network.vpc, subnets=network.subnets, security_group=network.security_group
+        )
+        return _Controls(key=key, roles=roles, placement=placement, network=network)
+
+
+def _log_group_name(config: EnvironmentConfig, component: str) -> str | None:
+    """Named under strict only (the key policy lets CloudWatch Logs use the key for these names); the
+    default profile keeps CloudFormation's generated names."""
+    if not config.compliance.strict:
+        return None
+    return f"{log_group_prefix(config.name)}{component}"
 
 
 class _ResolvedLocation:

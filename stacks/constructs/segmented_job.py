@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aws_cdk import Arn, ArnComponents, ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -27,6 +28,8 @@ from pipeline_contract import (
 )
 from stacks import rules
 from stacks.constructs.pipeline_function import log_retention
+from stacks.constructs.pipeline_key import grant_key_use
+from stacks.constructs.roles import DEFAULT_ROLES, RoleStyle
 
 # Error names the state machine matches: the contract's (the Lambda errorType is the exception's class).
 TRANSIENT_ERRORS = [TRANSIENT_ERROR]
@@ -136,6 +139,9 @@ class SegmentedJobStateMachine(Construct):
         execution_timeout: Duration,
         log_retention_days: int,
         removal_policy: RemovalPolicy,
+        encryption_key: kms.IKey | None = None,
+        log_group_name: str | None = None,
+        roles: RoleStyle = DEFAULT_ROLES,
     ) -> None:
         super().__init__(scope, construct_id)
         self._name = state_machine_name
@@ -353,7 +359,12 @@ class SegmentedJobStateMachine(Construct):
         definition = mark_running.next(start_rounds).next(round_).next(tally).next(decide).next(route)
 
         self._log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention(log_retention_days), removal_policy=removal_policy
+            self,
+            "Logs",
+            log_group_name=log_group_name,
+            encryption_key=encryption_key,
+            retention=log_retention(log_retention_days),
+            removal_policy=removal_policy,
         )
         self._state_machine = sfn.StateMachine(
             self,
@@ -367,6 +378,15 @@ class SegmentedJobStateMachine(Construct):
                 destination=self._log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
             removal_policy=removal_policy,
+            # CDK makes the state machine's role itself unless the profile makes roles its own way (strict).
+            role=None
+            if roles.is_default
+            else roles.role(
+                self,
+                "Role",
+                assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+                description=f"{state_machine_name}: the state machine's role",
+            ),
         )
         # Every deploy publishes a version of the definition (kept when the next replaces it: running jobs
         # continue-as-new on theirs); the ingest pins each job to the one current when it is accepted.
@@ -377,6 +397,16 @@ class SegmentedJobStateMachine(Construct):
             state_machine_revision_id=self._state_machine.state_machine_revision_id,
         )
         self._version.apply_removal_policy(RemovalPolicy.RETAIN)
+        self._grant(worker=worker, failures=failures, dead_letter_queue=dead_letter_queue, key=encryption_key)
+
+    def _grant(
+        self,
+        *,
+        worker: lambda_.IFunction,
+        failures: lambda_.IFunction,
+        dead_letter_queue: sqs.IQueue,
+        key: kms.IKey | None,
+    ) -> None:
         # The pinned versions this definition invokes and starts, by name: its own functions and versions.
         self._state_machine.add_to_role_policy(
             iam.PolicyStatement(
@@ -390,6 +420,9 @@ class SegmentedJobStateMachine(Construct):
         self._state_machine.add_to_role_policy(
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letter_queue.queue_arn])
         )
+        if key is not None:
+            # MarkRunning/MarkSucceeded/MarkFailed write the encrypted table; SendToDLQ the encrypted DLQ.
+            grant_key_use(key, self._state_machine)
 
     def _failure_path(
         self,
@@ -500,6 +533,11 @@ class SegmentedJobStateMachine(Construct):
     @property
     def state_machine(self) -> sfn.IStateMachine:
         return self._state_machine
+
+    @property
+    def role(self) -> iam.IRole:
+        """The state machine's role (CDK's, or the profile's under strict)."""
+        return self._state_machine.role
 
     @property
     def version_arn(self) -> str:

@@ -6,7 +6,14 @@ from typing import Any
 
 from stacks import rules
 from tests.infra.conftest import Synthesized
-from tests.infra.template_tools import all_states, only, render, state_machine_definition
+from tests.infra.template_tools import (
+    all_states,
+    only,
+    policies,
+    policy_statements,
+    render,
+    state_machine_definition,
+)
 
 
 def _states(synth: Synthesized) -> dict[str, Any]:
@@ -220,12 +227,9 @@ def test_segment_budget_keeps_history_under_80_percent_of_quota(synth: Synthesiz
 
 
 def test_state_machine_role_may_start_only_its_own_versions(synth: Synthesized) -> None:
-    policies = [
-        p["Properties"]["PolicyDocument"]["Statement"]
-        for k, p in synth.pipeline["Resources"].items()
-        if p["Type"] == "AWS::IAM::Policy" and k.startswith("SegmentedJobStateMachineRole")
-    ]
-    start = [s for statements in policies for s in statements if s["Action"] == "states:StartExecution"]
+    # The state machine's role: CDK's (SegmentedJobStateMachineRole...) or, under strict, the profile's.
+    statements = policy_statements(synth.pipeline, "SegmentedJob")
+    start = [s for s in statements if s["Action"] == "states:StartExecution"]
     assert start
     for statement in start:
         resources = (
@@ -243,8 +247,7 @@ def test_lambda_grants_name_the_pipelines_own_functions_and_their_versions(synth
     functions = {k for k, r in synth.pipeline["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
     invoke = [
         statement
-        for resource in synth.pipeline["Resources"].values()
-        if resource["Type"] == "AWS::IAM::Policy"
+        for resource in policies(synth.pipeline).values()
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]
         if "lambda:InvokeFunction"
         in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
