@@ -384,7 +384,21 @@ class SegmentedJobStateMachine(Construct):
             else roles.role(
                 self,
                 "Role",
-                assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+                # The confused-deputy conditions CDK puts on the role it makes itself.
+                assumed_by=iam.ServicePrincipal(
+                    "states.amazonaws.com",
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": stack.account},
+                        "ArnLike": {
+                            "aws:SourceArn": stack.format_arn(
+                                service="states",
+                                resource="stateMachine",
+                                resource_name="*",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        },
+                    },
+                ),
                 description=f"{state_machine_name}: the state machine's role",
             ),
         )

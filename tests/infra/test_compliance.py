@@ -224,6 +224,18 @@ def test_the_failures_function_has_a_dead_letter_queue_for_its_async_invocations
     assert render(destination) == f"<{queue}.Arn>"
 
 
+def test_service_roles_keep_their_confused_deputy_conditions(strict_synth: Synthesized) -> None:
+    """The state machine's role is the profile's under strict: it keeps the conditions CDK puts on its own."""
+    trusts = {
+        statement["Principal"]["Service"]: statement.get("Condition", {})
+        for role in resources(strict_synth.pipeline, "AWS::IAM::Role").values()
+        for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    }
+    for service in ("states.amazonaws.com", "vpc-flow-logs.amazonaws.com"):
+        assert set(trusts[service]) == {"StringEquals", "ArnLike"}, service
+        assert "aws:SourceAccount" in trusts[service]["StringEquals"]
+
+
 # --- stateful: access logs and backups -------------------------------------------------------------
 
 
