@@ -31,6 +31,7 @@ from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
 from localcloud.services.dynamodb import dynamodb_items, dynamodb_table
 from localcloud.services.events import events
+from localcloud.services.kms import keys as kms_keys
 from localcloud.services.lambda_ import event_invoke_config
 from localcloud.services.lambda_ import runner as lambda_runner
 from localcloud.services.lambda_ import versions as lambda_versions
@@ -181,6 +182,7 @@ def start_cloud(
     undo.append(dynamodb_table.install())
     undo.append(dynamodb_items.install())
     undo.append(stack_exports.install())
+    undo.append(kms_keys.install())
     _check_cloudformation_models()
     # Fault injection for every caller of this server, and for the Lambda environments it runs.
     chaos_store = chaos.ChaosStore()
