@@ -16,6 +16,7 @@ from typing import Any
 from localcloud.core import cloud
 from pipeline_cli import local_deploy
 from pipeline_cli.aws import connect_local
+from pipeline_cli.commands.local import parse_context
 from pipeline_cli.deadletters import peek_messages
 from pipeline_cli.errors import CliError
 from pipeline_cli.local_home import local_home
@@ -33,15 +34,23 @@ def register(subparsers: Any) -> None:
     demo.add_argument(
         "--timeout", type=float, default=240.0, help="seconds to wait for the jobs (default 240)"
     )
+    demo.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="CDK context for the deploy, as `pipeline local up --context` (e.g. compliance=strict)",
+    )
     demo.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     out = sys.stdout
     started = time.monotonic()
+    context = parse_context(args.context)
     print("==> starting the local cloud and deploying env=local with the CDK CLI", file=out, flush=True)
     try:
-        state = local_deploy.up(port=args.port, home=local_home())
+        state = local_deploy.up(port=args.port, home=local_home(), context=context)
     except cloud.LocalCloudError as error:
         raise CliError(str(error), exit_code=1) from error
     print(f"    endpoint {state.endpoint}  ({time.monotonic() - started:.0f}s)", file=out)
