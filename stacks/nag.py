@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 XRAY_REASON = (
     "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (resource must be *)"
 )
-# Under strict, a function role's `*` statement also holds these (pipeline_function.NETWORK_INTERFACE_ACTIONS).
+# Under strict, a function role's `*` statement also holds these (FunctionPlacement.statements).
 NETWORK_INTERFACE_REASON = (
-    "; the EC2 network-interface actions Lambda uses to attach the function to its VPC subnets (their "
-    "Describe actions take no resource, and the interfaces do not exist before Lambda creates them)"
+    "; ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets, which Lambda uses to attach the function to its "
+    "VPC subnets, support no resource-level permissions"
 )
 
 
@@ -172,13 +172,18 @@ def _rendered(stack: Stack, value: str, pseudo: str) -> str:
     return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
 
 
-def _rendered_versions_arn(jobs: SegmentedJobStateMachine) -> str:
-    """How cdk-nag names `stateMachine:NAME:*` in a finding id (pseudo parameters as `<AWS::...>`)."""
-    stack = Stack.of(jobs)
+def _rendered_arn(stack: Stack, service: str, resource: str) -> str:
+    """How cdk-nag names an ARN of this stack's account and region in a finding id (pseudo parameters as
+    `<AWS::...>`)."""
     partition = _rendered(stack, stack.partition, "Partition")
     region = _rendered(stack, stack.region, "Region")
     account = _rendered(stack, stack.account, "AccountId")
-    return f"arn:{partition}:states:{region}:{account}:stateMachine:{jobs.state_machine_name}:*"
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+
+def _rendered_versions_arn(jobs: SegmentedJobStateMachine) -> str:
+    """How cdk-nag names `stateMachine:NAME:*` in a finding id."""
+    return _rendered_arn(Stack.of(jobs), "states", f"stateMachine:{jobs.state_machine_name}:*")
 
 
 def _rendered_objects_arn(location: object) -> str:
@@ -293,6 +298,15 @@ def acknowledge_strict_pipeline(
     for label, reason in SYNCHRONOUS_ONLY.items():
         # A dead-letter queue only ever receives failed asynchronous invocations: these functions have none.
         _ack_packs(functions[label].function, "LambdaDLQ", reason, packs=("NIST.800.53.R5", "HIPAA.Security"))
+    for function in functions.values():
+        stack = Stack.of(function)
+        _ack(
+            _default_policy(function),
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{_rendered_arn(stack, 'ec2', 'network-interface/*')}]",
+            "Lambda creates the function's network interfaces in its subnets with the execution role (ids "
+            "unknown beforehand) and deletes them: any interface of this account and region. Creating one also "
+            "names the function's subnets and security group exactly",
+        )
     for label in ("failures", "events"):
         for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
             _ack(

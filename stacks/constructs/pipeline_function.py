@@ -51,8 +51,7 @@ def log_retention(days: int) -> logs.RetentionDays:
 
 
 # What Lambda does with the execution role to attach a function to its subnets (the actions of AWS's
-# AWSLambdaVPCAccessExecutionRole, which CDK adds only to roles it creates itself). EC2's Describe actions take
-# no resource, and Lambda creates the interfaces before their ids exist: resource "*".
+# AWSLambdaVPCAccessExecutionRole, which CDK adds only to roles it creates itself).
 NETWORK_INTERFACE_ACTIONS = (
     "ec2:CreateNetworkInterface",
     "ec2:DescribeNetworkInterfaces",
@@ -70,6 +69,36 @@ class FunctionPlacement:
     vpc: ec2.IVpc
     subnets: ec2.SubnetSelection
     security_group: ec2.ISecurityGroup
+
+    def statements(self, scope: Construct) -> list[iam.PolicyStatement]:
+        """NETWORK_INTERFACE_ACTIONS as narrowly as EC2 allows, rather than AWS's managed policy's `*`: the
+        Describe actions take no resource; creating an interface names its subnets and security group; the
+        interfaces themselves (Lambda creates them, their ids unknown) are any of this account and region."""
+        stack = Stack.of(scope)
+        interfaces = stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
+        subnets = [
+            stack.format_arn(service="ec2", resource="subnet", resource_name=subnet_id)
+            for subnet_id in self.vpc.select_subnets(subnet_type=self.subnets.subnet_type).subnet_ids
+        ]
+        group = stack.format_arn(
+            service="ec2", resource="security-group", resource_name=self.security_group.security_group_id
+        )
+        return [
+            iam.PolicyStatement(
+                actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], resources=["*"]
+            ),
+            iam.PolicyStatement(
+                actions=["ec2:CreateNetworkInterface"], resources=[interfaces, *subnets, group]
+            ),
+            iam.PolicyStatement(
+                actions=[
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=[interfaces],
+            ),
+        ]
 
 
 class PipelineFunction(Construct):
@@ -120,9 +149,8 @@ class PipelineFunction(Construct):
             description=f"{description} (execution role)",
         )
         if placement is not None:
-            self._role.add_to_policy(
-                iam.PolicyStatement(actions=list(NETWORK_INTERFACE_ACTIONS), resources=["*"])
-            )
+            for statement in placement.statements(self):
+                self._role.add_to_policy(statement)
         self._role.add_to_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],

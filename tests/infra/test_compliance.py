@@ -61,8 +61,8 @@ def _statements(synth: Synthesized) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in policy["Statement"]}
 
 
-def _listed(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else value
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def test_key_policy_lets_the_account_administer_but_not_use_the_key(strict_synth: Synthesized) -> None:
@@ -157,6 +157,25 @@ def test_every_function_runs_in_the_vpc_subnets_with_its_security_group(strict_s
         config = function["VpcConfig"]
         assert {render(s) for s in config["SubnetIds"]} == subnets, logical_id
         assert [render(g) for g in config["SecurityGroupIds"]] == [f"<{group}.GroupId>"], logical_id
+
+
+def test_network_interface_writes_name_their_resources(strict_synth: Synthesized) -> None:
+    """Only EC2's Describe actions are on `*` (they take no resource); creating an interface names the
+    functions' subnets and security group, and the others are limited to interfaces (checkov CKV_AWS_111)."""
+    subnets = {f"<{k}>" for k in resources(strict_synth.pipeline, "AWS::EC2::Subnet")}
+    for logical_id, policy in resources(strict_synth.pipeline, "AWS::IAM::ManagedPolicy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = _listed(statement["Action"])
+            targets = [render(r) for r in _listed(statement["Resource"])]
+            ec2_writes = [a for a in actions if a.startswith("ec2:") and not a.startswith("ec2:Describe")]
+            if not ec2_writes:
+                continue
+            assert "*" not in targets, logical_id
+            assert all(
+                ":network-interface/*" in t or ":subnet/" in t or ":security-group/" in t for t in targets
+            )
+            if "ec2:CreateNetworkInterface" in actions:
+                assert {t.rsplit("/", 1)[-1] for t in targets if ":subnet/" in t} == subnets, logical_id
 
 
 def test_the_vpc_reaches_aws_without_nat_or_internet(strict_synth: Synthesized) -> None:
