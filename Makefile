@@ -75,8 +75,8 @@ wheelhouse: ## Download every locked wheel into wheelhouse/ (again after the loc
 	$(PYTHON) -m pip download --quiet --disable-pip-version-check --require-hashes --only-binary :all: \
 		--dest $(WHEELHOUSE) -r $(LOCK)
 
-demo: install ## Start the local cloud (PORT=N: on that port), deploy env=local with the CDK CLI, run five real jobs and check them
-	$(BIN)/pipeline demo$(PORT_ARG)
+demo: install ## Start the local cloud (PORT=N: on that port), deploy env=local with the CDK CLI, run five real jobs and check them, then serve the console on 127.0.0.1:8765 until Ctrl-C
+	$(BIN)/pipeline demo$(PORT_ARG) --console --allow-actions
 
 test: install ## Run every test tier (unit, infrastructure, local cloud, integration)
 	$(BIN)/python -m pytest
@@ -129,8 +129,9 @@ local-reset: install ## Stop the local cloud and delete its saved state: the nex
 chaos: install ## Fault matrix: cells F1-F11 x 5 seeds on a fresh local cloud, checked for lost/duplicated/missing/stuck (CHAOS_ARGS="--cells F6 --seeds 1")
 	$(BIN)/python -m faultmatrix $(CHAOS_ARGS)
 
-bench: install ## Benchmarks: the worker chunk loop (peak RSS, records/s vs a naive baseline), then shards on the local cloud (wall time with 1, 2, 4, 8 shards under 300 ms S3 latency)
+bench: install ## Benchmarks: the worker chunk loop (peak RSS, records/s vs a naive baseline), its codec (vs msgspec's floor and today's loop), then shards on the local cloud (wall time with 1, 2, 4, 8 shards under 300 ms S3 latency)
 	$(BIN)/python benchmarks/bench_worker.py
+	$(BIN)/python benchmarks/bench_codec.py
 	$(BIN)/python benchmarks/bench_shards.py
 
 snapshot-update: install ## Re-record the template snapshots after an intended infrastructure change

@@ -32,6 +32,10 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
     "AWS::SNS::Topic": frozenset({"TopicName", "FifoTopic"}),
     "AWS::SNS::Subscription": frozenset({"Endpoint", "Protocol", "TopicArn"}),
     "AWS::StepFunctions::StateMachine": frozenset({"StateMachineName", "StateMachineType"}),
+    # Every property: a new revision of the definition is a new version (the old one is retained).
+    "AWS::StepFunctions::StateMachineVersion": frozenset(
+        {"Description", "StateMachineArn", "StateMachineRevisionId"}
+    ),
     "AWS::Lambda::Function": frozenset({"FunctionName", "PackageType", "TenancyConfig"}),
     "AWS::Lambda::EventSourceMapping": frozenset(
         {
@@ -66,9 +70,6 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
     "AWS::CloudWatch::Dashboard": frozenset({"DashboardName"}),
     "AWS::Events::Rule": frozenset({"EventBusName", "Name"}),
     "AWS::Lambda::EventInvokeConfig": frozenset({"FunctionName", "Qualifier"}),
-    "AWS::StepFunctions::StateMachineVersion": frozenset(
-        {"Description", "StateMachineArn", "StateMachineRevisionId"}
-    ),
     # The strict compliance profile's resources (README: Regulated accounts).
     "AWS::KMS::Alias": frozenset({"AliasName"}),
     "AWS::IAM::ManagedPolicy": frozenset({"Description", "ManagedPolicyName", "Path"}),

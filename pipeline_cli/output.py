@@ -72,9 +72,10 @@ def parse_time(text: Any) -> datetime | None:
         return None
 
 
-def eta_text(record: Mapping[str, Any]) -> str | None:
-    """While a job runs: its throughput so far (bytes behind its checkpoints over the time since it was
-    accepted, all shards together) and the time the rest would take at that pace, from its last checkpoint."""
+def eta_estimate(record: Mapping[str, Any]) -> tuple[float, float, datetime] | None:
+    """While a job runs: (seconds left, bytes per second so far, as of): its throughput so far (bytes
+    behind its checkpoints over the time since it was accepted, all shards together) and the time the rest
+    would take at that pace, from its last checkpoint."""
     if record.get("status") != "RUNNING":
         return None
     size, done = number(record, "input_bytes"), number(record, "bytes_in")
@@ -82,11 +83,25 @@ def eta_text(record: Mapping[str, Any]) -> str | None:
     if not size or not done or created is None or updated is None or updated <= created:
         return None
     rate = done / (updated - created).total_seconds()
-    remaining = (size - done) / rate
-    minutes, seconds = divmod(round(remaining), 60)
+    return (size - done) / rate, rate, updated
+
+
+def duration_text(seconds: float) -> str:
+    """`4s`, `3m07s`, `2h05m`: what a person reads at a glance."""
+    minutes, seconds = divmod(round(max(seconds, 0)), 60)
     hours, minutes = divmod(minutes, 60)
-    left = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-    return f"~{left} after {updated.strftime('%H:%M:%S')} UTC, at {rate / 1e6:,.2f} MB/s so far"
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def eta_text(record: Mapping[str, Any]) -> str | None:
+    estimate = eta_estimate(record)
+    if estimate is None:
+        return None
+    remaining, rate, updated = estimate
+    return (
+        f"~{duration_text(remaining)} after {updated.strftime('%H:%M:%S')} UTC, at {rate / 1e6:,.2f} MB/s "
+        "so far"
+    )
 
 
 def shard_lines(record: Mapping[str, Any]) -> list[tuple[str, str]]:

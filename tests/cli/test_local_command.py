@@ -137,5 +137,5 @@ def test_make_demo_passes_port_to_the_demo() -> None:
         (line,) = [line for line in printed.splitlines() if "pipeline demo" in line]
         return line
 
-    assert demo_command("PORT=4599").endswith("pipeline demo --port 4599")
-    assert demo_command().endswith("pipeline demo")
+    assert demo_command("PORT=4599").endswith("pipeline demo --port 4599 --console --allow-actions")
+    assert demo_command().endswith("pipeline demo --console --allow-actions")
