@@ -323,5 +323,5 @@ def acknowledge_strict_pipeline(
             "Nothing is placed in the default security group (the functions and the endpoints have groups of "
             "their own, HTTPS only), and the VPC has no internet gateway or NAT. CloudFormation cannot remove "
             "the default group's rules; CDK does it with a custom-resource Lambda, which this project does not "
-            "deploy. README (Regulated accounts) gives the one command that empties it after the first deploy",
+            "deploy. README (Regulated accounts) gives the commands that empty it after the first deploy",
         )
