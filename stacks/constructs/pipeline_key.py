@@ -58,11 +58,11 @@ def log_group_prefix(environment_name: str) -> str:
 class PipelineKey(Construct):
     """Invariant: one symmetric key with yearly automatic rotation; its policy lets the account administer it
     but use it only (a) as a role under the pipeline's IAM path, (b) as a `key_users` principal through S3,
-    SQS and DynamoDB, (c) through Lambda and DynamoDB while CloudFormation creates the functions and the
-    table (their grants), (d) as CloudWatch Logs for the pipeline's log groups, (e) as CloudWatch publishing
-    alarms to the encrypted topics, and (f) as EventBridge delivering to the encrypted dead-letter queues of
-    this account's rules. Nothing else in the account can decrypt the pipeline's data, whatever its IAM
-    policies say."""
+    SQS and DynamoDB, (c) through Lambda, DynamoDB and AWS Backup to create their grants, and through Lambda
+    for the functions' environments, (d) as CloudWatch Logs for the pipeline's log groups, (e) as CloudWatch
+    publishing alarms to the encrypted topics, and (f) as EventBridge delivering to the encrypted dead-letter
+    queues of this account's rules. Nothing else in the account can decrypt the pipeline's data, whatever
+    its IAM policies say."""
 
     def __init__(
         self,
@@ -95,12 +95,13 @@ class PipelineKey(Construct):
                     }
                 },
             ),
-            # CreateFunction with a KMS key for the environment and CreateTable with a customer-managed key
-            # make the service create a grant and encrypt on the caller's behalf (CloudFormation's role).
+            # Creating the functions (their environment's key), the table and the backup vault makes Lambda,
+            # DynamoDB and AWS Backup create a grant on the key for themselves, on the caller's behalf
+            # (CloudFormation's role): grants for AWS resources only, through those services only.
             iam.PolicyStatement(
-                sid="DeployFunctionsAndTableThroughTheirServices",
+                sid="ServicesCreateTheirGrants",
                 principals=[account_root],
-                actions=[*KEY_USE_ACTIONS, "kms:CreateGrant"],
+                actions=["kms:CreateGrant"],
                 resources=["*"],
                 conditions={
                     "StringEquals": {
@@ -108,9 +109,25 @@ class PipelineKey(Construct):
                         "kms:ViaService": [
                             f"lambda.{region}.amazonaws.com",
                             f"dynamodb.{region}.amazonaws.com",
+                            f"backup.{region}.amazonaws.com",
                         ],
                     },
                     "Bool": {"kms:GrantIsForAWSResource": "true"},
+                },
+            ),
+            # Lambda encrypts a function's environment with the caller's permission when CloudFormation
+            # creates or updates it, and decrypts it for whoever reads the configuration. The environments
+            # hold names, URLs and limits, no job data.
+            iam.PolicyStatement(
+                sid="FunctionEnvironmentsThroughLambda",
+                principals=[account_root],
+                actions=["kms:Encrypt", "kms:Decrypt"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {
+                        "kms:CallerAccount": account,
+                        "kms:ViaService": f"lambda.{region}.amazonaws.com",
+                    }
                 },
             ),
             iam.PolicyStatement(

@@ -95,12 +95,21 @@ def test_key_policy_scopes_use_to_the_pipeline_roles_and_services(strict_synth: 
     events = statements["EventBridgeDeliversToTheDeadLetterQueues"]
     assert events["Principal"] == {"Service": "events.amazonaws.com"}
     assert "aws:SourceAccount" in events["Condition"]["StringEquals"]
-    deploy = statements["DeployFunctionsAndTableThroughTheirServices"]
-    assert deploy["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
-    assert {render(s).split(".")[0] for s in deploy["Condition"]["StringEquals"]["kms:ViaService"]} == {
+    grants = statements["ServicesCreateTheirGrants"]
+    assert _listed(grants["Action"]) == ["kms:CreateGrant"]
+    assert grants["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    assert {render(s).split(".")[0] for s in grants["Condition"]["StringEquals"]["kms:ViaService"]} == {
         "lambda",
         "dynamodb",
+        "backup",
     }
+    environments = statements["FunctionEnvironmentsThroughLambda"]
+    assert set(_listed(environments["Action"])) == {"kms:Encrypt", "kms:Decrypt"}
+    assert render(environments["Condition"]["StringEquals"]["kms:ViaService"]).startswith("lambda.")
+    # Account-wide use of the data (GenerateDataKey: writing; Decrypt outside Lambda) only by path or key_users.
+    for sid, statement in statements.items():
+        if "kms:GenerateDataKey" in _listed(statement["Action"]) and "AWS" in statement["Principal"]:
+            assert "aws:PrincipalArn" in statement["Condition"]["ArnLike"], sid
     # No key_users in the shipped configs: only the pipeline's roles and the services use the key.
     assert "ProducersAndOperatorsUseTheKeyThroughTheData" not in statements
 
