@@ -9,6 +9,8 @@ from aws_cdk import Acknowledgment, CfnResource, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import Construct, IConstruct
 
+from pipeline_contract import ACCESS_DIR
+
 if TYPE_CHECKING:
     from aws_cdk import aws_sqs as sqs
 
@@ -90,6 +92,12 @@ def acknowledge_pipeline(
         "The worker writes output parts under the output location only (config.locations.output), with "
         "s3:PutObject only",
     )
+    _ack(
+        _default_policy(worker),
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{_rendered_objects_arn(locations.output, suffix=f'*/{ACCESS_DIR}*')}]",
+        "A gzip input's access points (its decompressor's restart points) are written beside each job's "
+        "outputs, under any job id; s3:GetObject on those keys only, so a resumed segment reads its own back",
+    )
     state_machine_policy = jobs.state_machine.role.node.find_child("DefaultPolicy")  # type: ignore[attr-defined]
     _ack(
         state_machine_policy,
@@ -147,7 +155,7 @@ def _rendered_versions_arn(jobs: SegmentedJobStateMachine) -> str:
     return f"arn:{partition}:states:{region}:{account}:stateMachine:{jobs.state_machine_name}:*"
 
 
-def _rendered_objects_arn(location: object) -> str:
+def _rendered_objects_arn(location: object, *, suffix: str = "*") -> str:
     """How cdk-nag names a location's objects ARN in a finding id: the data bucket's name is an import,
     rendered as its export name; a named bucket is literal."""
     from stacks.pipeline_stack import _ResolvedLocation  # noqa: PLC0415 - avoids an import cycle
@@ -159,7 +167,7 @@ def _rendered_objects_arn(location: object) -> str:
     name = stack.resolve(location.bucket.bucket_name)
     if isinstance(name, dict) and "Fn::ImportValue" in name:
         name = name["Fn::ImportValue"]
-    return f"arn:{rendered_partition}:s3:::{name}/{location.prefix}*"
+    return f"arn:{rendered_partition}:s3:::{name}/{location.prefix}{suffix}"
 
 
 def acknowledge_alarm_subscriptions(topic: IConstruct) -> None:

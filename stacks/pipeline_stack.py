@@ -15,12 +15,13 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from pipeline_contract import DEFAULT_EVENT_BUS, Env
+from pipeline_contract import ACCESS_DIR, DEFAULT_EVENT_BUS, Env
 from stacks.config import EnvironmentConfig, Location
 from stacks.constructs.alarms import PipelineAlarms, PipelineMetrics, Severity, Sustained, WatchedFunction
 from stacks.constructs.dashboard import PipelineDashboard
 from stacks.constructs.ingest_queue import IngestQueue
 from stacks.constructs.job_events import JobEventStream
+from stacks.constructs.object_triggers import ObjectTriggers, TriggerSource
 from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.constructs.segmented_job import RetryPolicy, SegmentedJobStateMachine
 from stacks.constructs.watchdog import ExecutionWatchdog
@@ -163,6 +164,8 @@ class PipelineStack(Stack):
                 Env.CODE_DIGEST: digest,
                 Env.MAX_SHARDS: str(config.state_machine.max_shards),
                 Env.DEFAULT_SHARDS: str(config.state_machine.default_shards),
+                Env.ZSTD_SINGLE_FRAME_MAX_BYTES: str(config.ingest.zstd_single_frame_max_bytes),
+                Env.TRIGGERS: json.dumps(locations.triggers_setting(config)),
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
@@ -180,6 +183,9 @@ class PipelineStack(Stack):
                 report_batch_item_failures=True,
             )
         )
+
+        # New objects become jobs: S3's Object Created events, matched per trigger, onto the ingest queue.
+        self._object_triggers(config, user_code, locations, queues)
 
         # Executions that end outside the definition's Catch (timeout, StopExecution) fail their job here.
         watchdog_dead_letters = sqs.Queue(
@@ -263,6 +269,7 @@ class PipelineStack(Stack):
         for role in (ingest.role, worker.role):
             locations.grant_read_inputs(role)
         locations.grant_write_outputs(worker.role)
+        locations.grant_read_access_points(worker.role)
         failures.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[table.table_arn]
@@ -357,6 +364,26 @@ class PipelineStack(Stack):
         # The request's `shards` ceiling here: the CLI refuses more before uploading anything.
         CfnOutput(self, "MaxShards", value=str(config.state_machine.max_shards))
 
+    def _object_triggers(
+        self, config: EnvironmentConfig, user_code: UserCode, locations: _Locations, queues: IngestQueue
+    ) -> None:
+        unknown = [t.transform for t in config.triggers if t.transform not in user_code.transforms]
+        if unknown:
+            raise ValueError(
+                f"config triggers name transforms that are not registered: {', '.join(sorted(set(unknown)))} "
+                f"(registered: {', '.join(user_code.transforms)})"
+            )
+        ObjectTriggers(
+            self,
+            "ObjectTriggers",
+            sources=[
+                TriggerSource(bucket_name=locations.bucket_name(t.bucket), prefix=t.prefix, suffix=t.suffix)
+                for t in config.triggers
+            ],
+            queue=queues.queue,
+            dead_letter_queue=queues.dead_letter_queue,
+        )
+
 
 class _ResolvedLocation:
     """A config Location with its bucket resolved (the data bucket's name is a deploy-time token)."""
@@ -393,6 +420,26 @@ class _Locations:
 
         self.inputs = [_ResolvedLocation(loc, bucket_of(loc)) for loc in config.locations.inputs]
         self.output = _ResolvedLocation(config.locations.output, bucket_of(config.locations.output))
+        self._bucket_of = bucket_of
+
+    def bucket_name(self, bucket: str | None) -> str:
+        """A config bucket's name (None: the data bucket's, a deploy-time token)."""
+        return self._bucket_of(Location(bucket)).bucket_name
+
+    def triggers_setting(self, config: EnvironmentConfig) -> list[dict[str, object]]:
+        """The ingest's TRIGGERS: config triggers with their buckets resolved (jobcore.notifications)."""
+        return [
+            {
+                "bucket": self.bucket_name(t.bucket),
+                "prefix": t.prefix,
+                "suffix": t.suffix,
+                "transform": t.transform,
+                "transform_options": dict(t.transform_options),
+                "compression": t.compression,
+                **({"shards": t.shards} if t.shards is not None else {}),
+            }
+            for t in config.triggers
+        ]
 
     def grant_read_inputs(self, role: iam.IRole) -> None:
         """GetObject (reads, and the ingest's HEAD that pins an input) on the input locations only, and
@@ -404,6 +451,16 @@ class _Locations:
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=list({loc.bucket.bucket_arn: None for loc in self.inputs}),
+            )
+        )
+
+    def grant_read_access_points(self, role: iam.IRole) -> None:
+        """GetObject on the gzip access points a worker writes beside a job's outputs (and reads back when
+        it resumes: jobcore.compressed), and on nothing else it writes."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.output.bucket.arn_for_objects(f"{self.output.prefix}*/{ACCESS_DIR}*")],
             )
         )
 

@@ -24,6 +24,7 @@ class StatefulStack(Stack):
             "DataBucket",
             protect=config.protect_stateful,
             output_expiration_days=config.output_expiration_days,
+            event_bridge=any(trigger.bucket is None for trigger in config.triggers),
         )
         # Explicit export names are the contract with the pipeline stack: readable in diffs and in
         # cdk-nag finding ids, and stable when logical ids change (CDK's generated ones are not).

@@ -11,10 +11,17 @@ from pipeline_contract import OUTPUT_PREFIX
 
 class DataBucket(Construct):
     """Invariant: encrypted, TLS-only, never public; outputs expire after `output_expiration_days`.
-    Versioned and retained when `protect` is set, so an overwrite or a delete can be undone."""
+    Versioned and retained when `protect` is set, so an overwrite or a delete can be undone. With
+    `event_bridge`, S3 sends its object events to EventBridge (what config `triggers` rules match)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, protect: bool, output_expiration_days: int
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        protect: bool,
+        output_expiration_days: int,
+        event_bridge: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         lifecycle = [
@@ -41,6 +48,17 @@ class DataBucket(Construct):
             # No auto_delete_objects: it deploys a custom-resource Lambda; an emptied bucket deletes cleanly.
             removal_policy=RemovalPolicy.RETAIN if protect else RemovalPolicy.DESTROY,
         )
+        if event_bridge:
+            # On the bucket resource itself: `Bucket(event_bridge_enabled=True)` deploys CDK's
+            # bucket-notifications custom resource (a Lambda), which the local cloud cannot complete and
+            # which would own the bucket's whole notification configuration.
+            cfn_bucket = self._bucket.node.default_child
+            assert isinstance(cfn_bucket, s3.CfnBucket)
+            cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+                event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(
+                    event_bridge_enabled=True
+                )
+            )
 
     @property
     def bucket(self) -> s3.IBucket:
