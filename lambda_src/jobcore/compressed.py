@@ -76,6 +76,16 @@ class TextSettings:
     # Above the window (zran refuses a spacing of the window's size or less).
     gzip_spacing: int = 32 * 1024 * 1024
 
+    @classmethod
+    def for_chunks(cls, chunk_bytes: int) -> TextSettings:
+        """A job's: an access point every 4 chunks of text (a resumed segment decompresses at most that
+        much before its cursor, about a quarter of what it then processes in 16 chunks), within 1..64 MiB;
+        GETs of one chunk's size, within 256 KiB..8 MiB."""
+        return cls(
+            read_bytes=min(max(chunk_bytes, 256 * 1024), 8 * 1024 * 1024),
+            gzip_spacing=min(max(4 * chunk_bytes, 1024 * 1024), 64 * 1024 * 1024),
+        )
+
 
 class PlainText:
     """An uncompressed input: the object's bytes are the text."""

@@ -97,8 +97,8 @@ class SegmentLimits:
     memory_mb: int = 0
     # The code this worker runs (its published version and the code's digest); None: unknown (not checked).
     code: CodeVersion | None = None
-    # How a compressed input is read (GET size, gzip access point spacing).
-    text: TextSettings = field(default_factory=TextSettings)
+    # How a compressed input is read (GET size, gzip access point spacing); None: by the job's chunk size.
+    text: TextSettings | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,7 +253,7 @@ class _Segment:
             pin=self.pin,
             restart=self.record.restart_point,
             index_location=(self.out_bucket, self.out_prefix),
-            settings=self.limits.text,
+            settings=self.limits.text or TextSettings.for_chunks(self.record.chunk_bytes),
             deadline=self.deadline,
         )
 
