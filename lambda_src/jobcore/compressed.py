@@ -229,6 +229,8 @@ class GzipText:
             spacing=self._settings.gzip_spacing,
             window_size=WINDOW_BYTES,
             readbuf_size=self._settings.read_bytes,
+            # Its default (16 MiB) is a buffer for read() with no size, which the worker never makes.
+            readall_buf_size=self._settings.read_bytes,
             drop_handles=False,
         )
         if restart is not None and restart.index:
