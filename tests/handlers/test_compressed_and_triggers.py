@@ -254,3 +254,52 @@ def test_a_versioned_notification_pins_its_version(aws: Aws) -> None:
     [job] = jobs_of(aws)
     assert job["status"] == "PENDING" and job["input_version"] == first["VersionId"]
     assert run_job(aws, job["job_id"])["records_in"] == 10
+
+
+def test_a_compressed_jobs_checkpoint_extras_round_trip_through_dynamodb(aws: Aws) -> None:
+    """The restart point, the text's size, the long line's first bytes (binary) and the first rejects, set
+    by checkpoints on the real adapter: the head is removed with long_line_from, the first rejects kept
+    from the first checkpoint that had any."""
+    import boto3
+
+    from jobcore.adapters.dynamodb import DynamoJobStore
+    from jobcore.model import Checkpoint, JobRecord, RejectSample, RestartPoint
+
+    store = DynamoJobStore(boto3.client("dynamodb", region_name="us-east-1"), "jobs")
+    store.create(
+        JobRecord(
+            job_id="x", status="RUNNING", input="s3://b/k", transform="passthrough", chunk_bytes=65536,
+            output_prefix="s3://b/out/x/", compression="gzip", updated_at="2026-12-07T00:00:00.000Z",
+        )
+    )  # fmt: skip
+    base = {
+        "job_id": "x", "attempt": 1, "input_bytes": 100, "records_in": 0, "records_out": 0,
+        "records_rejected": 0, "records_transformed": 0, "records_filtered": 0, "records_blank": 0,
+        "bytes_in": 0, "segments": 0, "chunk_ms": 1, "updated_at": "2026-12-07T00:00:00.000Z",
+    }  # fmt: skip
+    first = (RejectSample(offset=3, error="not JSON"),)
+    assert store.checkpoint(
+        Checkpoint(
+            **base, old_cursor=0, new_cursor=10, long_line_from=10, long_line_head=b"\x00{head",
+            restart_point=RestartPoint(text=8, at=4, index="out/x/_access/gzip-000000000000008.gzidx", index_bytes=99),
+            first_rejects=first,
+        )
+    )  # fmt: skip
+    record = store.get("x")
+    assert record is not None
+    assert (record.long_line_from, record.long_line_head) == (10, b"\x00{head")
+    assert record.restart_point == RestartPoint(
+        text=8, at=4, index="out/x/_access/gzip-000000000000008.gzidx", index_bytes=99
+    )
+    assert record.first_rejects == first
+    assert store.checkpoint(
+        Checkpoint(
+            **base, old_cursor=10, new_cursor=20, text_bytes=20,
+            first_rejects=(RejectSample(offset=15, error="later"),),
+        )
+    )  # fmt: skip
+    record = store.get("x")
+    assert record is not None
+    assert (record.long_line_from, record.long_line_head, record.text_bytes) == (None, None, 20)
+    assert record.first_rejects == first, "the first rejects stay the first"
+    assert record.restart_point is not None and record.restart_point.text == 8, "kept until a newer one"
