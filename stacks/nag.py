@@ -84,7 +84,8 @@ def acknowledge_pipeline(
                 _default_policy(role),
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{_rendered_objects_arn(location)}]",
                 "Job inputs are any key under an allowed input location (config.locations.inputs); "
-                "s3:GetObject only (the ingest's HEAD pins the version, the worker reads it)",
+                "s3:GetObject and s3:GetObjectVersion only (the ingest's HEAD pins the version, the worker "
+                "reads exactly it)",
             )
     _ack(
         _default_policy(worker),

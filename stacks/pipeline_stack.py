@@ -442,10 +442,16 @@ class _Locations:
         ]
 
     def grant_read_inputs(self, role: iam.IRole) -> None:
-        """GetObject (reads, and the ingest's HEAD that pins an input) on the input locations only, and
+        """GetObject and GetObjectVersion (reads, and the ingest's HEAD that pins an input, of exactly the
+        pinned version where the bucket is versioned) on the input locations only, and
         ListBucket on their buckets so that a missing input is NoSuchKey (clear, permanent), not 403."""
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[loc.objects_arn for loc in self.inputs])
+            iam.PolicyStatement(
+                # GetObjectVersion: a read naming a VersionId (a pin on a versioned bucket, the version an
+                # object notification names) needs it on AWS besides GetObject.
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[loc.objects_arn for loc in self.inputs],
+            )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(

@@ -6,8 +6,10 @@ from tests.infra.conftest import Synthesized
 from tests.infra.template_tools import actions_of, policy_statements, resources
 
 INGEST_ACTIONS = {
-    # HEAD of the input, to pin its version (s3:GetObject), and NoSuchKey rather than 403 (ListBucket).
+    # HEAD of the input, to pin its version (s3:GetObject; of a version: s3:GetObjectVersion), and NoSuchKey
+    # rather than 403 (ListBucket).
     "s3:GetObject",
+    "s3:GetObjectVersion",
     "s3:ListBucket",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -29,6 +31,7 @@ WORKER_ACTIONS = {
     "dynamodb:GetItem",
     "dynamodb:UpdateItem",
     "s3:GetObject",
+    "s3:GetObjectVersion",
     "s3:PutObject",
     "s3:ListBucket",
     "logs:CreateLogStream",

@@ -201,7 +201,8 @@ def test_each_alarm_topic_policy_lets_cloudwatch_publish_and_keeps_the_tls_deny(
 def _grants(template: dict[str, Any], role_prefix: str, action: str) -> list[str]:
     found: list[str] = []
     for statement in policy_statements(template, role_prefix):
-        if statement["Action"] == action:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if action in actions:
             targets = (
                 statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             )
@@ -215,6 +216,9 @@ def test_by_default_jobs_read_and_write_the_data_bucket_only(synth: Synthesized)
     assert json.loads(render(variables["INPUT_LOCATIONS"])) == [f"s3://{bucket}/"]
     assert render(variables["OUTPUT_LOCATION"]) == f"s3://{bucket}/out/"
     assert _grants(synth.pipeline, "IngestRole", "s3:GetObject") == [f"arn:aws:s3:::{bucket}/*"]
+    # A pinned version (versioned buckets, object notifications) is read by VersionId: GetObjectVersion.
+    for role in ("IngestRole", "WorkerRole"):
+        assert _grants(synth.pipeline, role, "s3:GetObjectVersion") == [f"arn:aws:s3:::{bucket}/*"]
     # The worker reads back the gzip access points it writes beside a job's outputs, and no other output.
     assert _grants(synth.pipeline, "WorkerRole", "s3:GetObject") == [
         f"arn:aws:s3:::{bucket}/*",
