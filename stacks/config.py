@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from pipeline_contract import ENVIRONMENTS, LOCAL_ACCOUNT, LOCAL_REGION, OUTPUT_PREFIX
+from pipeline_contract import DEFAULT_TRANSFORM, ENVIRONMENTS, LOCAL_ACCOUNT, LOCAL_REGION, OUTPUT_PREFIX
 from stacks import rules
 
 ENVIRONMENT_NAMES = ENVIRONMENTS
@@ -48,6 +48,49 @@ class LocationsConfig:
     output: Location = Location(DATA_BUCKET, OUTPUT_PREFIX)
 
 
+# What a trigger's `compression` may say (jobcore.formats.COMPRESSIONS; `auto` goes by the first bytes).
+TRIGGER_COMPRESSIONS = ("auto", "none", "gzip", "zstd")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriggerConfig:
+    """Objects created under `prefix` (and ending in `suffix`) in `bucket` become jobs with these settings
+    (README "Start a job when an object arrives"): S3 sends "Object Created" to EventBridge (enabled on the
+    data bucket by the stack; on another bucket by its owner), a rule puts it on the ingest queue."""
+
+    bucket: str | None = DATA_BUCKET
+    prefix: str = ""
+    suffix: str = ""
+    transform: str = DEFAULT_TRANSFORM
+    transform_options: tuple[tuple[str, object], ...] = ()
+    shards: int | None = None
+    compression: str = "auto"
+
+    def problems(
+        self, *, name: str, inputs: tuple[Location, ...], output: Location, max_shards: int
+    ) -> list[str]:
+        where = f"s3://{self.bucket or 'DATA_BUCKET'}/{self.prefix}*{self.suffix}"
+        problems: list[str] = []
+        if not any(loc.bucket == self.bucket and self.prefix.startswith(loc.prefix) for loc in inputs):
+            problems.append(
+                f"{name} ({where}) is outside locations.inputs: its jobs could not read their input"
+            )
+        if self.bucket == output.bucket and (
+            self.prefix.startswith(output.prefix) or output.prefix.startswith(self.prefix)
+        ):
+            problems.append(
+                f"{name} ({where}) overlaps the output location s3://{output.bucket or 'DATA_BUCKET'}/"
+                f"{output.prefix}: every part a job writes would start another job, without end"
+            )
+        if self.compression not in TRIGGER_COMPRESSIONS:
+            problems.append(
+                f"{name}.compression is {self.compression!r}: one of {', '.join(TRIGGER_COMPRESSIONS)}"
+            )
+        if self.shards is not None:
+            problems += rules.check_range(f"{name}.shards", self.shards, 1, max_shards)
+        return problems
+
+
 @dataclass(frozen=True, kw_only=True)
 class IngestConfig:
     function: FunctionConfig
@@ -59,6 +102,10 @@ class IngestConfig:
     visibility_timeout_seconds: int | None = None
     max_receive_count: int = 5
     queue_retention_days: int = 4
+    # A zstd input of one frame (what `zstd` writes by default) has no restart point: every resumed segment
+    # decompresses it from its start. Accepted up to this size (compressed bytes); a larger one is REJECTED
+    # with how to recompress it in frames (README "Compressed inputs" has the measured cost).
+    zstd_single_frame_max_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,6 +312,8 @@ class EnvironmentConfig:
     # Records job failures for the state machine and the execution watchdog.
     failures: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=30)
     locations: LocationsConfig = LocationsConfig()
+    # Objects that start jobs when they arrive (none by default).
+    triggers: tuple[TriggerConfig, ...] = ()
     events: EventsConfig = EventsConfig()
     # A directory of the team's own transforms (absolute, or relative to the app); `-c userCode=DIR`
     # overrides it per deploy.
@@ -329,6 +378,21 @@ class EnvironmentConfig:
             failures=reserve(self.failures, "failures"),
             events=replace(self.events, function=reserve(self.events.function, "events")),
         )
+
+    def _input_problems(self) -> list[str]:
+        """Triggers (inside the inputs, away from the output) and the zstd single-frame limit."""
+        problems: list[str] = []
+        for index, trigger in enumerate(self.triggers):
+            problems += trigger.problems(
+                name=f"triggers[{index}]",
+                inputs=self.locations.inputs,
+                output=self.locations.output,
+                max_shards=self.state_machine.max_shards,
+            )
+        problems += rules.check_range(
+            "ingest.zstd_single_frame_max_bytes", self.ingest.zstd_single_frame_max_bytes, 0, 2**40
+        )
+        return problems
 
     def validate(self) -> EnvironmentConfig:  # noqa: PLR0915 - one statement per rule, all in one place
         """Fail fast, with the numbers, on any rule a deployed pipeline would break."""
@@ -407,6 +471,7 @@ class EnvironmentConfig:
             output=(self.locations.output.bucket, self.locations.output.prefix),
         )
         problems += self.events.problems()
+        problems += self._input_problems()
         if not 0.0 <= self.worker.max_reject_ratio <= 1.0:
             problems.append(f"worker.max_reject_ratio is {self.worker.max_reject_ratio}: must be within 0..1")
         for label, fn in self.functions.items():
@@ -536,6 +601,8 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
             error_rate_percent=_NOISY_ERROR_RATE_PERCENT,
         ),
         failures=FunctionConfig(memory_mb=256, timeout_seconds=10),
+        # Something to try: an object put under incoming/ in the data bucket becomes a passthrough job.
+        triggers=(TriggerConfig(bucket=DATA_BUCKET, prefix="incoming/", transform="passthrough"),),
         tags={"project": "resilient-pipeline", "environment": "local"},
     ),
     "dev": EnvironmentConfig(

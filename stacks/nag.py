@@ -16,6 +16,7 @@ from cdk_nag import (
 )
 from constructs import Construct, IConstruct
 
+from pipeline_contract import ACCESS_DIR
 from stacks.constructs.roles import policy_of
 
 if TYPE_CHECKING:
@@ -116,13 +117,20 @@ def acknowledge_pipeline(
                 _default_policy(role),
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{_rendered_objects_arn(location)}]",
                 "Job inputs are any key under an allowed input location (config.locations.inputs); "
-                "s3:GetObject only (the ingest's HEAD pins the version, the worker reads it)",
+                "s3:GetObject and s3:GetObjectVersion only (the ingest's HEAD pins the version, the worker "
+                "reads exactly it)",
             )
     _ack(
         _default_policy(worker),
         f"AwsSolutions::AwsSolutions-IAM5[Resource::{_rendered_objects_arn(locations.output)}]",
         "The worker writes output parts under the output location only (config.locations.output), with "
         "s3:PutObject only",
+    )
+    _ack(
+        _default_policy(worker),
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{_rendered_objects_arn(locations.output, suffix=f'*/{ACCESS_DIR}*')}]",
+        "A gzip input's access points (its decompressor's restart points) are written beside each job's "
+        "outputs, under any job id; s3:GetObject on those keys only, so a resumed segment reads its own back",
     )
     state_machine_policy = policy_of(jobs.role)
     _ack(
@@ -186,7 +194,7 @@ def _rendered_versions_arn(jobs: SegmentedJobStateMachine) -> str:
     return _rendered_arn(Stack.of(jobs), "states", f"stateMachine:{jobs.state_machine_name}:*")
 
 
-def _rendered_objects_arn(location: object) -> str:
+def _rendered_objects_arn(location: object, *, suffix: str = "*") -> str:
     """How cdk-nag names a location's objects ARN in a finding id: the data bucket's name is an import,
     rendered as its export name; a named bucket is literal."""
     from stacks.pipeline_stack import _ResolvedLocation  # noqa: PLC0415 - avoids an import cycle
@@ -198,7 +206,7 @@ def _rendered_objects_arn(location: object) -> str:
     name = stack.resolve(location.bucket.bucket_name)
     if isinstance(name, dict) and "Fn::ImportValue" in name:
         name = name["Fn::ImportValue"]
-    return f"arn:{rendered_partition}:s3:::{name}/{location.prefix}*"
+    return f"arn:{rendered_partition}:s3:::{name}/{location.prefix}{suffix}"
 
 
 def acknowledge_alarm_subscriptions(topic: IConstruct) -> None:

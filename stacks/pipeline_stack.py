@@ -17,13 +17,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from pipeline_contract import DEFAULT_EVENT_BUS, Env
+from pipeline_contract import ACCESS_DIR, DEFAULT_EVENT_BUS, Env
 from stacks.config import EnvironmentConfig, Location
 from stacks.constructs.alarms import PipelineAlarms, PipelineMetrics, Severity, Sustained, WatchedFunction
 from stacks.constructs.dashboard import PipelineDashboard
 from stacks.constructs.function_network import FunctionNetwork
 from stacks.constructs.ingest_queue import IngestQueue, queue_encryption
 from stacks.constructs.job_events import JobEventStream
+from stacks.constructs.object_triggers import ObjectTriggers, TriggerSource
 from stacks.constructs.pipeline_function import FunctionPlacement, PipelineFunction
 from stacks.constructs.pipeline_key import log_group_prefix, role_path
 from stacks.constructs.roles import DEFAULT_ROLES, RoleStyle
@@ -203,6 +204,8 @@ class PipelineStack(Stack):
                 Env.CODE_DIGEST: digest,
                 Env.MAX_SHARDS: str(config.state_machine.max_shards),
                 Env.DEFAULT_SHARDS: str(config.state_machine.default_shards),
+                Env.ZSTD_SINGLE_FRAME_MAX_BYTES: str(config.ingest.zstd_single_frame_max_bytes),
+                Env.TRIGGERS: json.dumps(locations.triggers_setting(config)),
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
@@ -224,6 +227,9 @@ class PipelineStack(Stack):
                 report_batch_item_failures=True,
             )
         )
+
+        # New objects become jobs: S3's Object Created events, matched per trigger, onto the ingest queue.
+        self._object_triggers(config, user_code, locations, queues)
 
         ExecutionWatchdog(
             self,
@@ -304,6 +310,7 @@ class PipelineStack(Stack):
         for role in (ingest.role, worker.role):
             locations.grant_read_inputs(role)
         locations.grant_write_outputs(worker.role)
+        locations.grant_read_access_points(worker.role)
         failures.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[table.table_arn]
@@ -396,12 +403,34 @@ class PipelineStack(Stack):
             if email:
                 acknowledge_alarm_subscriptions(alarms.topic(severity))
 
+        self._outputs(
+            config=config,
+            user_code=user_code,
+            queues=queues,
+            jobs=jobs,
+            pinned={"WorkerVersionArn": worker, "FailuresVersionArn": failures},
+            digest=digest,
+            alarms=alarms,
+        )
+
+    def _outputs(
+        self,
+        *,
+        config: EnvironmentConfig,
+        user_code: UserCode,
+        queues: IngestQueue,
+        jobs: SegmentedJobStateMachine,
+        pinned: dict[str, PipelineFunction],
+        digest: str,
+        alarms: PipelineAlarms,
+    ) -> None:
+        """What the CLI and the tests find the deployed pipeline through (pipeline_contract.STACK_OUTPUTS)."""
         CfnOutput(self, "IngestQueueUrl", value=queues.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=queues.dead_letter_queue.queue_url)
         CfnOutput(self, "StateMachineArn", value=jobs.state_machine.state_machine_arn)
         # What this deploy pins new jobs to (`pipeline versions` keeps these; prune deletes older unused ones).
-        CfnOutput(self, "WorkerVersionArn", value=worker.published_version.function_arn)
-        CfnOutput(self, "FailuresVersionArn", value=failures.published_version.function_arn)
+        for name, function in pinned.items():
+            CfnOutput(self, name, value=function.published_version.function_arn)
         CfnOutput(self, "StateMachineVersionArn", value=jobs.version_arn)
         CfnOutput(self, "CodeDigest", value=digest)
         # AlarmTopicArn is the critical (paging) topic: the name it had when there was one topic.
@@ -411,6 +440,26 @@ class PipelineStack(Stack):
         CfnOutput(self, "Transforms", value=",".join(user_code.transforms))
         # The request's `shards` ceiling here: the CLI refuses more before uploading anything.
         CfnOutput(self, "MaxShards", value=str(config.state_machine.max_shards))
+
+    def _object_triggers(
+        self, config: EnvironmentConfig, user_code: UserCode, locations: _Locations, queues: IngestQueue
+    ) -> None:
+        unknown = [t.transform for t in config.triggers if t.transform not in user_code.transforms]
+        if unknown:
+            raise ValueError(
+                f"config triggers name transforms that are not registered: {', '.join(sorted(set(unknown)))} "
+                f"(registered: {', '.join(user_code.transforms)})"
+            )
+        ObjectTriggers(
+            self,
+            "ObjectTriggers",
+            sources=[
+                TriggerSource(bucket_name=locations.bucket_name(t.bucket), prefix=t.prefix, suffix=t.suffix)
+                for t in config.triggers
+            ],
+            queue=queues.queue,
+            dead_letter_queue=queues.dead_letter_queue,
+        )
 
     @property
     def availability_zones(self) -> list[str]:
@@ -503,17 +552,53 @@ class _Locations:
 
         self.inputs = [_ResolvedLocation(loc, bucket_of(loc)) for loc in config.locations.inputs]
         self.output = _ResolvedLocation(config.locations.output, bucket_of(config.locations.output))
+        self._bucket_of = bucket_of
+
+    def bucket_name(self, bucket: str | None) -> str:
+        """A config bucket's name (None: the data bucket's, a deploy-time token)."""
+        return self._bucket_of(Location(bucket)).bucket_name
+
+    def triggers_setting(self, config: EnvironmentConfig) -> list[dict[str, object]]:
+        """The ingest's TRIGGERS: config triggers with their buckets resolved (jobcore.notifications)."""
+        return [
+            {
+                "bucket": self.bucket_name(t.bucket),
+                "prefix": t.prefix,
+                "suffix": t.suffix,
+                "transform": t.transform,
+                "transform_options": dict(t.transform_options),
+                "compression": t.compression,
+                **({"shards": t.shards} if t.shards is not None else {}),
+            }
+            for t in config.triggers
+        ]
 
     def grant_read_inputs(self, role: iam.IRole) -> None:
-        """GetObject (reads, and the ingest's HEAD that pins an input) on the input locations only, and
+        """GetObject and GetObjectVersion (reads, and the ingest's HEAD that pins an input, of exactly the
+        pinned version where the bucket is versioned) on the input locations only, and
         ListBucket on their buckets so that a missing input is NoSuchKey (clear, permanent), not 403."""
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[loc.objects_arn for loc in self.inputs])
+            iam.PolicyStatement(
+                # GetObjectVersion: a read naming a VersionId (a pin on a versioned bucket, the version an
+                # object notification names) needs it on AWS besides GetObject.
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[loc.objects_arn for loc in self.inputs],
+            )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=list({loc.bucket.bucket_arn: None for loc in self.inputs}),
+            )
+        )
+
+    def grant_read_access_points(self, role: iam.IRole) -> None:
+        """GetObject on the gzip access points a worker writes beside a job's outputs (and reads back when
+        it resumes: jobcore.compressed), and on nothing else it writes."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.output.bucket.arn_for_objects(f"{self.output.prefix}*/{ACCESS_DIR}*")],
             )
         )
 

@@ -25,8 +25,9 @@ EVENTS_PER_ITERATION = 9
 EVENTS_PER_ROUND = 10
 # Each retry of the task adds Failed, Scheduled, Started.
 EVENTS_PER_RETRY = 3
-# Start, MarkRunning (5), StartRounds (2), ContinueAsNew or MarkSucceeded (5), terminal state (2), margin.
-FIXED_EVENTS_PER_EXECUTION = 20
+# Start, MarkRunning (5), StartRounds (2), ContinueAsNew (5) or FinishJob and MarkSucceeded (10), terminal
+# state (2), margin.
+FIXED_EVENTS_PER_EXECUTION = 26
 VISIBILITY_TIMEOUT_FACTOR = 6
 MAX_RECEIVE_COUNT_CEILING = 10
 # Retention values (days) CloudWatch Logs accepts, among those this project offers.

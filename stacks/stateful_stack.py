@@ -59,6 +59,7 @@ class StatefulStack(Stack):
             versioned=strict,
             encryption_key=key.key if key else None,
             access_logs=access_logs.bucket if access_logs else None,
+            event_bridge=any(trigger.bucket is None for trigger in config.triggers),
         )
         CfnOutput(
             self,

@@ -36,6 +36,7 @@ from localcloud.services.lambda_ import event_invoke_config
 from localcloud.services.lambda_ import runner as lambda_runner
 from localcloud.services.lambda_ import versions as lambda_versions
 from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
+from localcloud.services.s3 import notifications as s3_notifications
 from localcloud.services.sns import topic_policy
 from localcloud.services.stepfunctions import sfn
 from localcloud.services.stepfunctions import versions as sfn_versions
@@ -183,6 +184,7 @@ def start_cloud(
     undo.append(dynamodb_items.install())
     undo.append(stack_exports.install())
     undo.append(kms_keys.install())
+    undo.append(s3_notifications.install())
     _check_cloudformation_models()
     # Fault injection for every caller of this server, and for the Lambda environments it runs.
     chaos_store = chaos.ChaosStore()

@@ -14,7 +14,8 @@ class DataBucket(Construct):
     """Invariant: encrypted, TLS-only, never public; outputs expire after `output_expiration_days`.
     Retained when `protect` is set; versioned when `protect` or `versioned` is, so an overwrite or a
     delete can be undone. With `encryption_key`, SSE-KMS under it with an S3 Bucket Key (one KMS request
-    per bucket key period instead of one per object); with `access_logs`, every request is logged there."""
+    per bucket key period instead of one per object); with `access_logs`, every request is logged there.
+    With `event_bridge`, S3 sends its object events to EventBridge (what config `triggers` rules match)."""
 
     def __init__(
         self,
@@ -26,6 +27,7 @@ class DataBucket(Construct):
         versioned: bool = False,
         encryption_key: kms.IKey | None = None,
         access_logs: s3.IBucket | None = None,
+        event_bridge: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         versioned = versioned or protect
@@ -57,6 +59,17 @@ class DataBucket(Construct):
             # No auto_delete_objects: it deploys a custom-resource Lambda; an emptied bucket deletes cleanly.
             removal_policy=RemovalPolicy.RETAIN if protect else RemovalPolicy.DESTROY,
         )
+        if event_bridge:
+            # On the bucket resource itself: `Bucket(event_bridge_enabled=True)` deploys CDK's
+            # bucket-notifications custom resource (a Lambda), which the local cloud cannot complete and
+            # which would own the bucket's whole notification configuration.
+            cfn_bucket = self._bucket.node.default_child
+            assert isinstance(cfn_bucket, s3.CfnBucket)
+            cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+                event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(
+                    event_bridge_enabled=True
+                )
+            )
 
     @property
     def bucket(self) -> s3.IBucket:

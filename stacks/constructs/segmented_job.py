@@ -72,7 +72,7 @@ def _invoke_pinned(
     state_id: str,
     *,
     function: str,
-    payload: dict[str, str],
+    payload: dict[str, object],
     result_selector: dict[str, str],
     result_path: str | None = None,
 ) -> sfn.CustomState:
@@ -96,6 +96,12 @@ def _key() -> dict[str, tasks.DynamoAttributeValue]:
 
 def _string(path: str) -> tasks.DynamoAttributeValue:
     return tasks.DynamoAttributeValue.from_string(sfn.JsonPath.string_at(path))
+
+
+def _number(path: str) -> tasks.DynamoAttributeValue:
+    return tasks.DynamoAttributeValue.number_from_string(
+        sfn.JsonPath.format("{}", sfn.JsonPath.string_at(path))
+    )
 
 
 def _literal(value: str) -> tasks.DynamoAttributeValue:
@@ -277,26 +283,7 @@ class SegmentedJobStateMachine(Construct):
             result_path="$.progress",
         )
 
-        succeeded_from, succeeded_values = _may_become(SUCCEEDED)
-        mark_succeeded = tasks.DynamoUpdateItem(
-            self,
-            "MarkSucceeded",
-            table=table,
-            key=_key(),
-            update_expression="SET #status = :to, updated_at = :now",
-            condition_expression=succeeded_from,
-            expression_attribute_names={"#status": "status"},
-            expression_attribute_values={
-                ":to": _literal(SUCCEEDED),
-                **succeeded_values,
-                ":now": _string("$$.State.EnteredTime"),
-            },
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        retry.add_to(mark_succeeded, DYNAMODB_TRANSIENT_ERRORS)
-        mark_succeeded.add_catch(cancelled, errors=[CONDITIONAL_CHECK_FAILED], result_path="$.error")
-        mark_succeeded.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
-        mark_succeeded.next(sfn.Succeed(self, "Succeeded"))
+        finish_job = self._finish_path(table, retry, cancelled=cancelled, record_failure=record_failure)
 
         next_execution = sfn.Pass(
             self,
@@ -343,7 +330,7 @@ class SegmentedJobStateMachine(Construct):
 
         route = (
             sfn.Choice(self, "JobDone?")
-            .when(sfn.Condition.boolean_equals("$.progress.pending", False), mark_succeeded)
+            .when(sfn.Condition.boolean_equals("$.progress.pending", False), finish_job)
             .when(
                 sfn.Condition.boolean_equals("$.progress.hand_over", True),
                 next_execution,
@@ -437,6 +424,60 @@ class SegmentedJobStateMachine(Construct):
         if key is not None:
             # MarkRunning/MarkSucceeded/MarkFailed write the encrypted table; SendToDLQ the encrypted DLQ.
             grant_key_use(key, self._state_machine)
+
+    def _finish_path(
+        self,
+        table: dynamodb.ITable,
+        retry: RetryPolicy,
+        *,
+        cancelled: sfn.IChainable,
+        record_failure: sfn.IChainable,
+    ) -> sfn.CustomState:
+        """FinishJob -> MarkSucceeded -> Succeeded: the end of a job whose shards are all done."""
+        # The end of the job: the whole job's reject ratio, checked once every shard is done (jobcore.finish
+        # says why here), by the pinned worker; MarkSucceeded then applies only to the counters it checked.
+        finish_job = _invoke_pinned(
+            self,
+            "FinishJob",
+            function="$.pin.worker",
+            payload={"job_id.$": "$.job_id", "attempt.$": "$.attempt", "finish": True},
+            result_selector={
+                "records_in.$": "$.Payload.records_in",
+                "records_rejected.$": "$.Payload.records_rejected",
+            },
+            result_path="$.finish",
+        )
+        retry.add_to(finish_job, TRANSIENT_ERRORS + LAMBDA_SERVICE_ERRORS)
+        retry.add_to(finish_job, CRASH_ERRORS, crash=True)
+        finish_job.add_catch(cancelled, errors=CANCELLED_ERRORS, result_path="$.error")
+        finish_job.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
+
+        succeeded_from, succeeded_values = _may_become(SUCCEEDED)
+        mark_succeeded = tasks.DynamoUpdateItem(
+            self,
+            "MarkSucceeded",
+            table=table,
+            key=_key(),
+            update_expression="SET #status = :to, updated_at = :now",
+            condition_expression=(
+                f"{succeeded_from} AND records_in = :records_in AND records_rejected = :records_rejected"
+            ),
+            expression_attribute_names={"#status": "status"},
+            expression_attribute_values={
+                ":to": _literal(SUCCEEDED),
+                **succeeded_values,
+                ":now": _string("$$.State.EnteredTime"),
+                ":records_in": _number("$.finish.records_in"),
+                ":records_rejected": _number("$.finish.records_rejected"),
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        retry.add_to(mark_succeeded, DYNAMODB_TRANSIENT_ERRORS)
+        mark_succeeded.add_catch(cancelled, errors=[CONDITIONAL_CHECK_FAILED], result_path="$.error")
+        mark_succeeded.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
+        finish_job.next(mark_succeeded)
+        mark_succeeded.next(sfn.Succeed(self, "Succeeded"))
+        return finish_job
 
     def _failure_path(
         self,

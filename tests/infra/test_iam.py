@@ -14,8 +14,10 @@ STRICT_FUNCTION_ACTIONS = {*KEY_USE_ACTIONS, *NETWORK_INTERFACE_ACTIONS}
 KMS_QUEUE_SEND_ACTIONS = {"kms:ReEncrypt*", "kms:GenerateDataKey*"}
 
 INGEST_ACTIONS = {
-    # HEAD of the input, to pin its version (s3:GetObject), and NoSuchKey rather than 403 (ListBucket).
+    # HEAD of the input, to pin its version (s3:GetObject; of a version: s3:GetObjectVersion), and NoSuchKey
+    # rather than 403 (ListBucket).
     "s3:GetObject",
+    "s3:GetObjectVersion",
     "s3:ListBucket",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -37,6 +39,7 @@ WORKER_ACTIONS = {
     "dynamodb:GetItem",
     "dynamodb:UpdateItem",
     "s3:GetObject",
+    "s3:GetObjectVersion",
     "s3:PutObject",
     "s3:ListBucket",
     "logs:CreateLogStream",
