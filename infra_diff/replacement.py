@@ -16,6 +16,7 @@ NEVER_REPLACED = frozenset(
         "AWS::SQS::QueuePolicy",
         "AWS::SNS::TopicPolicy",
         "AWS::KMS::Key",
+        "AWS::Backup::BackupPlan",
         "AWS::CDK::Metadata",
     }
 )
@@ -81,6 +82,70 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
     "AWS::CloudWatch::Dashboard": frozenset({"DashboardName"}),
     "AWS::Events::Rule": frozenset({"EventBusName", "Name"}),
     "AWS::Lambda::EventInvokeConfig": frozenset({"FunctionName", "Qualifier"}),
+    # The strict compliance profile's resources (README: Regulated accounts).
+    "AWS::KMS::Alias": frozenset({"AliasName"}),
+    "AWS::IAM::ManagedPolicy": frozenset({"Description", "ManagedPolicyName", "Path"}),
+    "AWS::Backup::BackupVault": frozenset({"BackupVaultName", "EncryptionKeyArn"}),
+    "AWS::Backup::BackupSelection": frozenset({"BackupPlanId", "BackupSelection"}),
+    "AWS::EC2::VPC": frozenset({"CidrBlock", "Ipv4IpamPoolId", "Ipv4NetmaskLength", "VpcEncryptionControl"}),
+    "AWS::EC2::Subnet": frozenset(
+        {
+            "AvailabilityZone",
+            "AvailabilityZoneId",
+            "CidrBlock",
+            "Ipv4IpamPoolId",
+            "Ipv4NetmaskLength",
+            "Ipv6IpamPoolId",
+            "Ipv6Native",
+            "Ipv6NetmaskLength",
+            "OutpostArn",
+            "VpcId",
+        }
+    ),
+    "AWS::EC2::RouteTable": frozenset({"VpcId"}),
+    "AWS::EC2::SubnetRouteTableAssociation": frozenset({"RouteTableId", "SubnetId"}),
+    "AWS::EC2::SecurityGroup": frozenset({"GroupDescription", "GroupName", "VpcId"}),
+    "AWS::EC2::SecurityGroupIngress": frozenset(
+        {
+            "CidrIp",
+            "CidrIpv6",
+            "FromPort",
+            "GroupId",
+            "GroupName",
+            "IpProtocol",
+            "SourcePrefixListId",
+            "SourceSecurityGroupId",
+            "SourceSecurityGroupName",
+            "SourceSecurityGroupOwnerId",
+            "ToPort",
+        }
+    ),
+    "AWS::EC2::VPCEndpoint": frozenset(
+        {
+            "ResourceConfigurationArn",
+            "ServiceName",
+            "ServiceNetworkArn",
+            "ServiceRegion",
+            "VpcEndpointType",
+            "VpcId",
+        }
+    ),
+    "AWS::EC2::FlowLog": frozenset(
+        {
+            "DeliverCrossAccountRole",
+            "DeliverLogsPermissionArn",
+            "DestinationOptions",
+            "LogDestination",
+            "LogDestinationType",
+            "LogFormat",
+            "LogGroupName",
+            "MaxAggregationInterval",
+            "ResourceId",
+            "ResourceType",
+            "TagFieldSpecifications",
+            "TrafficType",
+        }
+    ),
 }
 
 # Additions to the CloudFormation specification, each with its reason in docs/infra-diff-design.md.
@@ -105,6 +170,7 @@ STATEFUL_TYPES: Mapping[str, StatefulKind] = {
     "AWS::S3::Bucket": StatefulKind("bucket", "every object in it (job inputs and outputs)"),
     "AWS::SQS::Queue": StatefulKind("queue", "every message waiting in it"),
     "AWS::KMS::Key": StatefulKind("key", "the ability to decrypt anything encrypted with it"),
+    "AWS::Backup::BackupVault": StatefulKind("backup vault", "its recovery points (the job table's backups)"),
 }
 
 

@@ -30,6 +30,8 @@ def build_request(
     transform_options: Mapping[str, Any] | None = None,
     chunk_bytes: int | None = None,
     shards: int | None = None,
+    compression: str | None = None,
+    output_compression: str | None = None,
 ) -> dict[str, Any]:
     """The job message of the contract, with only the fields the user set (the ingest owns defaults)."""
     request: dict[str, Any] = {"job_id": job_id, "input": input_uri}
@@ -43,6 +45,10 @@ def build_request(
         request["chunk_bytes"] = chunk_bytes
     if shards is not None:
         request["shards"] = shards
+    if compression is not None:
+        request["compression"] = compression
+    if output_compression is not None:
+        request["output_compression"] = output_compression
     return request
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobcore.errors import ValidationError
+from jobcore.formats import AUTO, COMPRESSIONS, NONE, OUTPUT_COMPRESSIONS
 from jobcore.model import S3Location
 from jobcore.options import parse_options
 from jobcore.transforms import TRANSFORMS
@@ -55,6 +56,13 @@ class JobRequest:
     transform_options: str = ""
     # Byte ranges to process in parallel; None: the environment's default.
     shards: int | None = None
+    # How the input is read (auto: by its first bytes; none, gzip, zstd) and how the parts are written.
+    compression: str = AUTO
+    output_compression: str = NONE
+    # Pin exactly this version of the input (VersionId), or accept it only while its ETag is this one: what
+    # an object notification names, so a job processes the object that was put, not a later overwrite.
+    input_version: str | None = None
+    input_etag: str | None = None
 
 
 def _is_int(value: Any) -> bool:
@@ -156,6 +164,23 @@ def _shards(data: dict[str, Any], maximum: int) -> int | None:
     return int(shards)
 
 
+def _choice(data: dict[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = data.get(name, default)
+    if not isinstance(value, str) or value not in allowed:
+        shown = repr(value)[:80]
+        raise ValidationError(name, f"{shown} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _optional_text(data: dict[str, Any], name: str, max_chars: int = 1024) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_chars:
+        raise ValidationError(name, f"must be a non-empty string of at most {max_chars} characters")
+    return value
+
+
 def _flag(data: dict[str, Any], name: str) -> bool:
     value = data.get(name, False)
     if not isinstance(value, bool):
@@ -199,4 +224,8 @@ def parse_request(body: str, *, default_job_id: str, rules: RequestRules) -> Job
         restart=restart,
         upgrade=upgrade,
         shards=_shards(data, rules.max_shards),
+        compression=_choice(data, "compression", COMPRESSIONS, AUTO),
+        output_compression=_choice(data, "output_compression", OUTPUT_COMPRESSIONS, NONE),
+        input_version=_optional_text(data, "input_version"),
+        input_etag=_optional_text(data, "input_etag"),
     )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from jobcore.model import CodePin, S3Location
+from jobcore.notifications import Trigger, parse_triggers
 from jobcore.request import RequestRules
 from pipeline_contract import Env
 
@@ -38,6 +39,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "float": float,
     "S3Location": S3Location.parse,
     "tuple[S3Location, ...]": _locations,
+    "tuple[Trigger, ...]": parse_triggers,
 }
 
 
@@ -81,6 +83,10 @@ class IngestSettings(_Settings):
     # Shards a job may ask for, and what it gets when it does not ask.
     max_shards: int
     default_shards: int
+    # The largest zstd input of one frame accepted (no restart point inside: README "Compressed inputs").
+    zstd_single_frame_max_bytes: int
+    # Objects that become jobs when they arrive (config `triggers`; jobcore.notifications).
+    triggers: tuple[Trigger, ...]
 
     VARIABLES: ClassVar[Mapping[str, str]] = {
         "job_table_name": Env.JOB_TABLE_NAME,
@@ -97,6 +103,8 @@ class IngestSettings(_Settings):
         "code_digest": Env.CODE_DIGEST,
         "max_shards": Env.MAX_SHARDS,
         "default_shards": Env.DEFAULT_SHARDS,
+        "zstd_single_frame_max_bytes": Env.ZSTD_SINGLE_FRAME_MAX_BYTES,
+        "triggers": Env.TRIGGERS,
     }
 
     @property

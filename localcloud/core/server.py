@@ -31,10 +31,12 @@ from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
 from localcloud.services.dynamodb import dynamodb_items, dynamodb_table
 from localcloud.services.events import entry_size, events
+from localcloud.services.kms import keys as kms_keys
 from localcloud.services.lambda_ import event_invoke_config, function_layers, recursion
 from localcloud.services.lambda_ import runner as lambda_runner
 from localcloud.services.lambda_ import versions as lambda_versions
 from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
+from localcloud.services.s3 import notifications as s3_notifications
 from localcloud.services.sns import topic_policy
 from localcloud.services.sqs import message_size
 from localcloud.services.stepfunctions import history_limit, sfn
@@ -142,6 +144,24 @@ def _check_cloudformation_models() -> None:
             raise RuntimeError(f"moto did not pick up the {model.cloudformation_type()} model")
 
 
+def _install_models() -> list[Callable[[], None]]:
+    """The services' patches over moto's models: what moto lacks or gets wrong, each undone in reverse."""
+    return [
+        sfn.install(),
+        sfn_versions.install(),
+        lambda_versions.install(),
+        function_layers.install(),
+        updates.install(),
+        cloudwatch_alarm.install(),
+        topic_policy.install(),
+        dynamodb_table.install(),
+        dynamodb_items.install(),
+        stack_exports.install(),
+        kms_keys.install(),
+        s3_notifications.install(),
+    ]
+
+
 def _install_parity() -> list[Callable[[], None]]:
     """AWS's quotas where moto has none (or counts differently), each refused in the service's wire shape,
     and the trace lineage Lambda's recursive loop detection counts (moto drops the header)."""
@@ -179,16 +199,7 @@ def start_cloud(
     previous = dict(default_user_config.get("stepfunctions", {}))
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     undo.append(lambda: default_user_config.update({"stepfunctions": previous}))  # type: ignore[typeddict-item]
-    undo.append(sfn.install())
-    undo.append(sfn_versions.install())
-    undo.append(lambda_versions.install())
-    undo.append(function_layers.install())
-    undo.append(updates.install())
-    undo.append(cloudwatch_alarm.install())
-    undo.append(topic_policy.install())
-    undo.append(dynamodb_table.install())
-    undo.append(dynamodb_items.install())
-    undo.append(stack_exports.install())
+    undo += _install_models()
     undo += _install_parity()
     _check_cloudformation_models()
     # Fault injection for every caller of this server, and for the Lambda environments it runs.

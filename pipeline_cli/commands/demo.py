@@ -19,6 +19,7 @@ from localcloud.core import cloud
 from pipeline_cli import local_deploy
 from pipeline_cli.aws import LOCAL_ENV, connect_local
 from pipeline_cli.commands.console import default_actions_log, run_console
+from pipeline_cli.commands.local import parse_context
 from pipeline_cli.console.server import DEFAULT_PORT
 from pipeline_cli.console.source import Source
 from pipeline_cli.deadletters import peek_messages
@@ -37,6 +38,13 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--port", type=int, default=None, help="local cloud port (default: a free one)")
     demo.add_argument(
         "--timeout", type=float, default=240.0, help="seconds to wait for the jobs (default 240)"
+    )
+    demo.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="CDK context for the deploy, as `pipeline local up --context` (e.g. compliance=strict)",
     )
     demo.add_argument(
         "--console",
@@ -61,9 +69,10 @@ def register(subparsers: Any) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     out = sys.stdout
     started = time.monotonic()
+    context = parse_context(args.context)
     print("==> starting the local cloud and deploying env=local with the CDK CLI", file=out, flush=True)
     try:
-        state = local_deploy.up(port=args.port, home=local_home())
+        state = local_deploy.up(port=args.port, home=local_home(), context=context)
     except cloud.LocalCloudError as error:
         raise CliError(str(error), exit_code=1) from error
     print(f"    endpoint {state.endpoint}  ({time.monotonic() - started:.0f}s)", file=out)

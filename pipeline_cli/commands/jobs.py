@@ -83,6 +83,16 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="byte ranges processed in parallel, 1 .. the environment's maximum (default: its default)",
     )
+    submit.add_argument(
+        "--compression",
+        choices=("auto", "none", "gzip", "zstd"),
+        help="how the input is read (default auto: gzip and zstd are recognised by their first bytes)",
+    )
+    submit.add_argument(
+        "--output-compression",
+        choices=("none", "gzip"),
+        help="write the parts (and rejects) as .jsonl.gz (`pipeline output` decompresses them)",
+    )
     submit.add_argument("--wait", action="store_true", help="then wait for the job like `pipeline wait`")
     add_wait_options(submit)
     add_common_options(submit)
@@ -155,6 +165,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             transform_options=options,
             chunk_bytes=args.chunk_bytes,
             shards=args.shards,
+            compression=args.compression,
+            output_compression=args.output_compression,
         )
         message_id = send_request(pipeline, request)
         note(f"submitted job {job_id} to environment {pipeline.env} (message {message_id})")

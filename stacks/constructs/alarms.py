@@ -21,6 +21,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -355,7 +356,8 @@ def alarm_specs(
 
 class PipelineAlarms(Construct):
     """Invariant: every alarm notifies its severity's topic on ALARM and on OK; missing data is not a breach
-    (an idle pipeline is healthy); each topic takes only TLS and lets only this account's alarms publish."""
+    (an idle pipeline is healthy); each topic takes only TLS and lets only this account's alarms publish;
+    with `encryption_key`, both topics are encrypted with it (its policy lets CloudWatch use it)."""
 
     def __init__(
         self,
@@ -369,8 +371,10 @@ class PipelineAlarms(Construct):
         sustained: Sustained,
         emails: dict[Severity, str | None],
         environment_name: str,
+        encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._encryption_key = encryption_key
         # The critical topic keeps the construct id of the single topic it replaces ("Topic"): the same
         # resource, the same ARN, and its e-mail subscribers stay confirmed.
         self._topics = {
@@ -398,7 +402,9 @@ class PipelineAlarms(Construct):
             self._severities[spec.id] = spec.severity
 
     def _topic(self, construct_id: str, *, display_name: str, email: str | None) -> sns.Topic:
-        topic = sns.Topic(self, construct_id, display_name=display_name, enforce_ssl=True)
+        topic = sns.Topic(
+            self, construct_id, display_name=display_name, enforce_ssl=True, master_key=self._encryption_key
+        )
         # A topic policy replaces SNS's default one, which would otherwise let CloudWatch publish: without
         # this statement beside the TLS Deny, every alarm action is refused and no alarm reaches anyone.
         stack = Stack.of(self)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from localcloud.services.cloudwatch.alarm_evaluator import ALARM, OK, AlarmEvaluator
+from stacks.config import ENVIRONMENT_NAMES
 from tests.infra.conftest import Synthesized
 from tests.infra.template_tools import resources
 from tests.localcloud.support import client, moto_server
@@ -43,6 +44,13 @@ def _transient_patterns(synth: Synthesized) -> dict[str, Minutes]:
     if synth.env == "local":
         patterns["fault injection"] = FAULT_INJECTION
     return patterns
+
+
+@pytest.fixture(params=ENVIRONMENT_NAMES)
+def synth(request: pytest.FixtureRequest, synthesized: dict[str, Synthesized]) -> Synthesized:
+    """The default profile only: the strict profile's alarms are the same ones (tests/infra/test_compliance.py
+    checks that), and each evaluation here takes seconds."""
+    return synthesized[request.param]
 
 
 @pytest.fixture(scope="module")

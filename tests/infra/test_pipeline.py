@@ -6,7 +6,7 @@ from typing import Any
 
 from stacks import rules
 from tests.infra.conftest import Synthesized
-from tests.infra.template_tools import render, resources
+from tests.infra.template_tools import queue_is_encrypted, render, resources
 
 
 def _queues(synth: Synthesized) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -27,7 +27,9 @@ def _function(synth: Synthesized, handler: str) -> dict[str, Any]:
 def test_every_queue_encrypted_and_tls_only(synth: Synthesized) -> None:
     queues = resources(synth.pipeline, "AWS::SQS::Queue")
     assert len(queues) == 4  # ingest, its DLQ, the watchdog's DLQ, the job events' DLQ
-    assert all(q["Properties"]["SqsManagedSseEnabled"] is True for q in queues.values())
+    assert all(
+        queue_is_encrypted(q["Properties"], env=synth.env, strict=synth.strict) for q in queues.values()
+    )
     policies = resources(synth.pipeline, "AWS::SQS::QueuePolicy")
     assert len(policies) == 4
     for policy in policies.values():

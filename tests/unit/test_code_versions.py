@@ -81,6 +81,8 @@ class Pipeline:
             code_digest=code.digest,
             max_shards=8,
             default_shards=1,
+            zstd_single_frame_max_bytes=64 * 1024 * 1024,
+            triggers=(),
         )
 
     def send(self, message_id: str = "m-1", **fields: Any) -> Outcome:

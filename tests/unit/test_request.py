@@ -57,7 +57,7 @@ def test_every_field_of_the_contract_is_accepted() -> None:
     )
     assert set(REQUEST_FIELDS) == {
         "job_id", "input", "transform", "transform_options", "chunk_bytes", "max_reject_ratio", "restart",
-        "upgrade", "shards",
+        "upgrade", "shards", "compression", "output_compression", "input_version", "input_etag",
     }  # fmt: skip
     assert (request.transform, request.transform_options) == ("label", '{"field":"text"}')
     assert request.shards == 4

@@ -1006,6 +1006,10 @@ def _read_tail(path: Path, start: int) -> str:
 # The distributions Lambda's Python runtime ships (stacks.lambda_deps.RUNTIME_PROVIDED, which decides what
 # the asset leaves out; a test keeps the two equal).
 RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+# The deployed runtime's standard library (python3.14) has modules this interpreter's lacks; their backports
+# stand in for them here, as the runtime provides them there (requirements-lambda.lock, resolved for 3.14,
+# rightly leaves them out of the asset). compression.zstd: jobcore.compressed reads zstd inputs with it.
+STDLIB_BACKPORTS = ("backports.zstd",) if sys.version_info < (3, 14) else ()
 
 
 def build_runtime_dir(directory: Path) -> Path:
@@ -1014,7 +1018,7 @@ def build_runtime_dir(directory: Path) -> Path:
     staging = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in RUNTIME_DISTRIBUTIONS:
+    for name in RUNTIME_DISTRIBUTIONS + STDLIB_BACKPORTS:
         dist = importlib.metadata.distribution(name)
         tops = {Path(str(file)).parts[0] for file in dist.files or [] if not str(file).startswith("..")}
         for top in sorted(tops - {"__pycache__"}):
