@@ -28,6 +28,7 @@ def build_app(app: cdk.App) -> cdk.App:
         account=context("account"),
         user_code=context("userCode"),
         event_bus=context("eventBus"),
+        compliance=context("compliance"),
     )
     user_code = inspect_user_code(resolve_directory(config.user_code, app_dir=APP_DIR))
     env = cdk.Environment(account=config.account, region=config.region)
@@ -48,6 +49,7 @@ def build_app(app: cdk.App) -> cdk.App:
         job_table_name_export=stateful.job_table_name_export,
         data_bucket_name_export=stateful.data_bucket_name_export,
         job_table_stream_arn_export=stateful.job_table_stream_arn_export,
+        key_arn_export=stateful.key_arn_export,
         user_code=user_code,
         env=env,
         synthesizer=cdk.DefaultStackSynthesizer(
@@ -58,7 +60,7 @@ def build_app(app: cdk.App) -> cdk.App:
     pipeline.add_stack_dependency(stateful)
     for key, value in config.tags.items():
         cdk.Tags.of(app).add(key, value)
-    add_nag_packs(app)
+    add_nag_packs(app, strict=config.compliance.strict)
     return app
 
 

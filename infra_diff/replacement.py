@@ -16,6 +16,7 @@ NEVER_REPLACED = frozenset(
         "AWS::SQS::QueuePolicy",
         "AWS::SNS::TopicPolicy",
         "AWS::KMS::Key",
+        "AWS::Backup::BackupPlan",
         "AWS::CDK::Metadata",
     }
 )
@@ -31,6 +32,10 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
     "AWS::SNS::Topic": frozenset({"TopicName", "FifoTopic"}),
     "AWS::SNS::Subscription": frozenset({"Endpoint", "Protocol", "TopicArn"}),
     "AWS::StepFunctions::StateMachine": frozenset({"StateMachineName", "StateMachineType"}),
+    # Every property: a new revision of the definition is a new version (the old one is retained).
+    "AWS::StepFunctions::StateMachineVersion": frozenset(
+        {"Description", "StateMachineArn", "StateMachineRevisionId"}
+    ),
     "AWS::Lambda::Function": frozenset({"FunctionName", "PackageType", "TenancyConfig"}),
     "AWS::Lambda::EventSourceMapping": frozenset(
         {
@@ -59,12 +64,88 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
         {"CodeSha256", "Description", "FunctionName", "ProvisionedConcurrencyConfig", "RuntimePolicy"}
     ),
     "AWS::Lambda::Alias": frozenset({"FunctionName", "Name"}),
+    # Immutable: every property of a layer version makes a new one (the local environment's Powertools
+    # stand-in is the app's only layer).
+    "AWS::Lambda::LayerVersion": frozenset(
+        {
+            "CompatibleArchitectures",
+            "CompatibleRuntimes",
+            "Content",
+            "Description",
+            "LayerName",
+            "LicenseInfo",
+        }
+    ),
     "AWS::Logs::LogGroup": frozenset({"LogGroupName"}),
     "AWS::IAM::Role": frozenset({"RoleName", "Path"}),
     "AWS::CloudWatch::Alarm": frozenset({"AlarmName"}),
     "AWS::CloudWatch::Dashboard": frozenset({"DashboardName"}),
     "AWS::Events::Rule": frozenset({"EventBusName", "Name"}),
     "AWS::Lambda::EventInvokeConfig": frozenset({"FunctionName", "Qualifier"}),
+    # The strict compliance profile's resources (README: Regulated accounts).
+    "AWS::KMS::Alias": frozenset({"AliasName"}),
+    "AWS::IAM::ManagedPolicy": frozenset({"Description", "ManagedPolicyName", "Path"}),
+    "AWS::Backup::BackupVault": frozenset({"BackupVaultName", "EncryptionKeyArn"}),
+    "AWS::Backup::BackupSelection": frozenset({"BackupPlanId", "BackupSelection"}),
+    "AWS::EC2::VPC": frozenset({"CidrBlock", "Ipv4IpamPoolId", "Ipv4NetmaskLength", "VpcEncryptionControl"}),
+    "AWS::EC2::Subnet": frozenset(
+        {
+            "AvailabilityZone",
+            "AvailabilityZoneId",
+            "CidrBlock",
+            "Ipv4IpamPoolId",
+            "Ipv4NetmaskLength",
+            "Ipv6IpamPoolId",
+            "Ipv6Native",
+            "Ipv6NetmaskLength",
+            "OutpostArn",
+            "VpcId",
+        }
+    ),
+    "AWS::EC2::RouteTable": frozenset({"VpcId"}),
+    "AWS::EC2::SubnetRouteTableAssociation": frozenset({"RouteTableId", "SubnetId"}),
+    "AWS::EC2::SecurityGroup": frozenset({"GroupDescription", "GroupName", "VpcId"}),
+    "AWS::EC2::SecurityGroupIngress": frozenset(
+        {
+            "CidrIp",
+            "CidrIpv6",
+            "FromPort",
+            "GroupId",
+            "GroupName",
+            "IpProtocol",
+            "SourcePrefixListId",
+            "SourceSecurityGroupId",
+            "SourceSecurityGroupName",
+            "SourceSecurityGroupOwnerId",
+            "ToPort",
+        }
+    ),
+    "AWS::EC2::VPCEndpoint": frozenset(
+        {
+            "ResourceConfigurationArn",
+            "ServiceName",
+            "ServiceNetworkArn",
+            "ServiceRegion",
+            "VpcEndpointType",
+            "VpcId",
+        }
+    ),
+    "AWS::EC2::FlowLog": frozenset(
+        {
+            "DeliverCrossAccountRole",
+            "DeliverLogsPermissionArn",
+            "DestinationOptions",
+            "LogDestination",
+            "LogDestinationType",
+            "LogFormat",
+            "LogGroupName",
+            "MaxAggregationInterval",
+            "ResourceId",
+            "ResourceType",
+            "TagFieldSpecifications",
+            "TrafficType",
+        }
+    ),
 }
 
 # Additions to the CloudFormation specification, each with its reason in docs/infra-diff-design.md.
@@ -89,6 +170,7 @@ STATEFUL_TYPES: Mapping[str, StatefulKind] = {
     "AWS::S3::Bucket": StatefulKind("bucket", "every object in it (job inputs and outputs)"),
     "AWS::SQS::Queue": StatefulKind("queue", "every message waiting in it"),
     "AWS::KMS::Key": StatefulKind("key", "the ability to decrypt anything encrypted with it"),
+    "AWS::Backup::BackupVault": StatefulKind("backup vault", "its recovery points (the job table's backups)"),
 }
 
 

@@ -43,6 +43,9 @@ SECURITY_PROPERTIES: Mapping[tuple[str, str], str] = {
     ("AWS::StepFunctions::StateMachine", "TracingConfiguration"): "logging",
     ("AWS::Lambda::Function", "TracingConfig"): "logging",
     ("AWS::Lambda::Function", "LoggingConfig"): "logging",
+    # The strict compliance profile's access logs and backups.
+    ("AWS::S3::Bucket", "LoggingConfiguration"): "logging",
+    ("AWS::Backup::BackupPlan", "BackupPlan"): "retention",
 }
 
 # A boolean protection switched off weakens the stack; switched on strengthens it.
@@ -352,17 +355,23 @@ def property_findings(env: str, stack: str, change: ResourceChange) -> list[Find
         category = SECURITY_PROPERTIES.get((change.type, prop.name))
         if category is None or prop.attribute:
             continue
-        findings.append(
-            Finding(
-                env,
-                stack,
-                change.label,
-                category,
-                f"{prop.name}: {summarize(prop.changes)}",
-                weakens=_weakens(prop),
-            )
-        )
+        message, weakens = f"{prop.name}: {summarize(prop.changes)}", _weakens(prop)
+        if _sse_moved_to_kms(change, prop):
+            message, weakens = f"{message} (SSE-KMS with KmsMasterKeyId takes its place)", None
+        findings.append(Finding(env, stack, change.label, category, message, weakens=weakens))
     return findings
+
+
+def _sse_moved_to_kms(change: ResourceChange, prop: PropertyChange) -> bool:
+    """A queue's SQS-managed SSE removed because a KMS key now encrypts it (the strict compliance
+    profile): a change of key, not a loss of encryption."""
+    new_properties = (change.new or {}).get("Properties", {})
+    return (
+        change.type == "AWS::SQS::Queue"
+        and prop.name == "SqsManagedSseEnabled"
+        and "SqsManagedSseEnabled" not in new_properties
+        and bool(new_properties.get("KmsMasterKeyId"))
+    )
 
 
 def lifecycle_findings(env: str, stack: str, change: ResourceChange) -> list[Finding]:

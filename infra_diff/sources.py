@@ -40,10 +40,17 @@ def to_stderr(message: str) -> None:
 
 
 def synthesize_sides(
-    root: Path, base_sha: str, base_label: str, envs: Sequence[str], *, progress: Progress = to_stderr
+    root: Path,
+    base_sha: str,
+    base_label: str,
+    envs: Sequence[str],
+    *,
+    progress: Progress = to_stderr,
+    context: Mapping[str, str] | None = None,
 ) -> tuple[BaseStacks, HeadStacks]:
     """Both sides' stacks per environment: `base_sha` (in a temporary worktree) and the working tree
-    at `root`. Every environment of the working tree's app when `envs` is empty."""
+    at `root`. Every environment of the working tree's app when `envs` is empty. `context`: CDK context
+    both sides are synthesized with (`-c KEY=VALUE`), on top of their cdk.json."""
     with tempfile.TemporaryDirectory(prefix="pipeline-diff-") as scratch:
         scratch_dir = Path(scratch)
         with base_worktree(root, base_sha, scratch_dir / "base") as base_tree:
@@ -53,6 +60,7 @@ def synthesize_sides(
                 envs,
                 labels={"base": base_label},
                 progress=progress,
+                context=context,
             )
         return collect(results, envs, progress=progress)
 
@@ -168,6 +176,7 @@ def synthesize_both(
     *,
     labels: Mapping[str, str],
     progress: Progress = to_stderr,
+    context: Mapping[str, str] | None = None,
 ) -> dict[str, SideResult]:
     """Synthesize each tree in its own process, in parallel (two cores: one side each)."""
     started = time.monotonic()
@@ -180,6 +189,8 @@ def synthesize_both(
             command += ["--status", str(status)]
             for env in envs:
                 command += ["--env", env]
+            for key, value in (context or {}).items():
+                command += ["--context", f"{key}={value}"]
             progress(f"synthesizing {labels.get(side, 'working tree')}...")
             process = subprocess.Popen(  # noqa: S603 - our own driver, run by our own interpreter
                 command,

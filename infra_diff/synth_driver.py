@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--status", required=True, type=Path)
     parser.add_argument("--env", action="append", default=[])
+    # KEY=VALUE, on top of the tree's cdk.json (pipeline diff --context).
+    parser.add_argument("--context", action="append", default=[])
     args = parser.parse_args(argv)
 
     tree = args.tree.resolve()
@@ -101,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.status.write_text(json.dumps(status))
         return 0
 
-    base_context = {**load_context(tree), **CLI_CONTEXT}
+    base_context = {**load_context(tree), **CLI_CONTEXT, **dict(pair.split("=", 1) for pair in args.context)}
     for env in args.env or environment_names():
         outdir = args.out / env
         context = {**base_context, "env": env}

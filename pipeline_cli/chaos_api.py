@@ -23,19 +23,24 @@ def as_flags(message: str) -> str:
     for field, flag in (("latency_ms", "--latency-ms"), ("rate", "--rate"), ("count", "--count")):
         if message.startswith(field + " "):
             return flag + message[len(field) :]
-    for field in ("service", "operation", "error", "function"):
+    for field in ("service", "operation", "error", "function", "resource"):
         if message.startswith(field + " "):
             return "--" + message
     return message
 
 
-def call(method: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    """One request to the API of the local cloud that runs from `local_home()`: (HTTP status, its answer)."""
-    state = cloud.running(local_home())
-    if state is None:
-        raise CliError("the local cloud is not running: start it with `pipeline local up`", exit_code=1)
+def call(
+    method: str, body: dict[str, Any] | None = None, *, endpoint: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """One request to the API of the local cloud at `endpoint` (default: the one that runs from
+    `local_home()`): (HTTP status, its answer)."""
+    if endpoint is None:
+        state = cloud.running(local_home())
+        if state is None:
+            raise CliError("the local cloud is not running: start it with `pipeline local up`", exit_code=1)
+        endpoint = state.endpoint
     request = urllib.request.Request(  # noqa: S310 - http://localhost only
-        f"{state.endpoint}{CONTROL_PATH}",
+        f"{endpoint}{CONTROL_PATH}",
         data=json.dumps(body).encode() if body is not None else None,
         method=method,
         headers={"Content-Type": "application/json"},
@@ -49,13 +54,13 @@ def call(method: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str
         if message is None:
             # moto itself answered (404 or 500 HTML): a server from before the chaos API.
             raise CliError(
-                f"the local cloud at {state.endpoint} has no chaos API (started by an older version?): "
+                f"the local cloud at {endpoint} has no chaos API (started by an older version?): "
                 "restart it with `pipeline local down` and `pipeline local up`",
                 exit_code=1,
             ) from None
         raise CliError(as_flags(message), exit_code=2 if error.code == 400 else 1) from None
     except (urllib.error.URLError, OSError, ValueError) as error:
-        raise CliError(f"the local cloud at {state.endpoint} did not answer: {error}", exit_code=1) from None
+        raise CliError(f"the local cloud at {endpoint} did not answer: {error}", exit_code=1) from None
 
 
 def _api_error(error: urllib.error.HTTPError) -> str | None:

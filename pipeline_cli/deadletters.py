@@ -18,7 +18,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline_cli.aws import Pipeline, error_code, error_message
+from pipeline_cli.errors import CliError
 from pipeline_cli.output import clean_error, shorten
+from pipeline_cli.records import get_record
 from pipeline_contract import DLQ_ERROR_MESSAGE, DLQ_ERROR_TYPE, DLQ_JOB_ID, DLQ_SOURCE_MESSAGE_ID
 
 # Attributes that describe the failure: they stay behind, so a redriven request is a clean request.
@@ -353,6 +355,101 @@ def move_one(
         return sent_id
     report.moved.append(message.message_id)
     return sent_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedriveOutcome:
+    """What `redrive` did: started SQS's move task (`task`), or moved messages itself (`report`, with the
+    `reason` it had to); `record` is the job's, read when a redrive of one job moved nothing."""
+
+    job_id: str | None
+    task: dict[str, Any] | None = None
+    report: MoveReport | None = None
+    reason: str = ""
+    nothing_moved: bool = False
+    record: dict[str, Any] | None = None
+
+
+def redrive(pipeline: Pipeline, *, job_id: str | None, choice: str | None) -> RedriveOutcome:
+    """`pipeline dlq redrive` (and the console's redrive buttons): every message, or one job's, back to the
+    ingest queue, asking for `choice` (restart, upgrade) or neither. Everything with neither goes by
+    StartMessageMoveTask where the endpoint has it; selecting or rewriting needs receive/send/delete."""
+    if job_id is None and choice is None:
+        try:
+            return RedriveOutcome(job_id=None, task=start_move_task(pipeline))
+        except MoveTaskUnsupportedError as unsupported:
+            reason = str(unsupported)
+    else:
+        reason = (
+            f"--{choice} rewrites the requests, which only the fallback can do"
+            if choice
+            else "--job-id selects messages, which only the fallback can do"
+        )
+    select = (lambda message: message.job_id == job_id) if job_id else (lambda _message: True)
+    report = move_messages(
+        pipeline.sqs,
+        source_url=pipeline.outputs.dead_letter_queue_url,
+        destination_url=pipeline.outputs.ingest_queue_url,
+        select=select,
+        choice=choice,
+    )
+    # A redrive of one job that found none of its messages: is there such a job at all?
+    nothing_moved = job_id is not None and not report.moved and not report.held_back
+    record = get_record(pipeline, job_id) if nothing_moved and job_id is not None else None
+    return RedriveOutcome(
+        job_id=job_id, report=report, reason=reason, nothing_moved=nothing_moved, record=record
+    )
+
+
+def redrive_problem(outcome: RedriveOutcome, *, env: str) -> CliError | None:
+    """The error a redrive ends with, or None when it did all it was asked."""
+    report, job_id = outcome.report, outcome.job_id
+    if report is None:
+        return None
+    if report.failed or report.not_deleted or not report.complete:
+        return CliError(
+            "the redrive is incomplete (see above); run it again once the cause is fixed", exit_code=1
+        )
+    if outcome.nothing_moved and outcome.record is None:
+        left = f" ({report.skipped} other message(s) left there)" if report.skipped else ""
+        return CliError(
+            f"unknown job {job_id!r} in environment {env}: no job record and no message of it in "
+            f"the DLQ{left}",
+            exit_code=2,
+        )
+    if outcome.nothing_moved:
+        assert outcome.record is not None
+        return CliError(
+            f"no message of job {job_id!r} in the DLQ to redrive (the job is "
+            f"{outcome.record.get('status', '?')})",
+            exit_code=1,
+        )
+    return None
+
+
+def redrive_summary(report: MoveReport, *, reason: str, job_id: str | None) -> str:
+    scope = f" of job {job_id}" if job_id else ""
+    lines = [
+        f"moved {len(report.moved)} message(s){scope} from the DLQ to the ingest queue by "
+        f"receive/send/delete ({reason})"
+    ]
+    if report.skipped:
+        lines.append(f"left {report.skipped} message(s) of other jobs in the DLQ")
+    if report.held_back:
+        lines.append(
+            f"held back {report.held_back} message(s) whose request was already moved in this run (it "
+            "failed again at once, or was a duplicate): see `pipeline dlq list`"
+        )
+    if report.failed:
+        lines.append(f"could not send {len(report.failed)} message(s); they stay in the DLQ: {report.failed}")
+    if report.not_deleted:
+        lines.append(
+            f"sent but could not delete {len(report.not_deleted)} message(s) from the DLQ (a later redrive "
+            f"would send them again): {report.not_deleted}"
+        )
+    if not report.complete:
+        lines.append("stopped at the round limit before the DLQ was drained: run the redrive again")
+    return "\n".join(lines)
 
 
 def epoch_ms_to_iso(value: str) -> str:

@@ -1,13 +1,16 @@
 """A transform over a local file, for `pipeline try`: the worker's own segment code (jobcore.segment) run
 segment after segment on local files, with an in-memory job record and no cloud. Outputs and rejects are
-written as the pipeline writes them (`part-OFFSET.jsonl`, `rejects/part-OFFSET.jsonl`).
+written as the pipeline writes them (`part-OFFSET.jsonl`, `rejects/part-OFFSET.jsonl`). A gzip or zstd file
+is read through its decompressor, and a file the ingest would refuse is refused with the same reason
+(jobcore.formats).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from jobcore.errors import PipelineError
+from jobcore import formats
+from jobcore.errors import PipelineError, ValidationError
 from jobcore.local import FileObjectStore, MemoryJobStore
 from jobcore.model import JobRecord
 from jobcore.segment import SegmentLimits, SegmentRequest, run_segment
@@ -22,6 +25,12 @@ def run_file(source: Path, output: Path, transform: str, options: str, chunk_byt
     objects = FileObjectStore(Path("."), buckets={INPUT_BUCKET: source.parent, OUTPUT_BUCKET: output})
     jobs = MemoryJobStore()
     pin = objects.head(INPUT_BUCKET, source.name)
+    with source.open("rb") as handle:
+        head = handle.read(formats.HEAD_BYTES)
+    try:
+        compression = formats.decide(formats.AUTO, head, input_uri=str(source))
+    except ValidationError as error:
+        raise CliError(f"--input {error.rule}") from error
     jobs.create(
         JobRecord(
             job_id="try",
@@ -33,6 +42,7 @@ def run_file(source: Path, output: Path, transform: str, options: str, chunk_byt
             output_prefix=f"s3://{OUTPUT_BUCKET}/",
             input_bytes=pin.size,
             input_etag=pin.etag,
+            compression=compression,
         )
     )
     segments = 0

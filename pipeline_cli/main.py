@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipeline_cli.commands import demo, diff, dlq, jobs, local, results, try_transform, versions
+from pipeline_cli.commands import console, demo, diff, dlq, jobs, local, results, try_transform, versions
 from pipeline_cli.errors import CliError
 
 # The modules that add sub-commands, in the order `pipeline --help` lists them.
-COMMANDS = (local, jobs, results, dlq, versions, demo, diff, try_transform)
+COMMANDS = (local, jobs, results, dlq, versions, console, demo, diff, try_transform)
 
 
 def build_parser() -> argparse.ArgumentParser:

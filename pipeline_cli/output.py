@@ -61,8 +61,21 @@ def percent(record: Mapping[str, Any]) -> float | None:
     size = record.get("input_bytes")
     if not size:
         return None  # set by the first segment
+    if _compressed(record):
+        # Text bytes do not add up to the object's size: the decompressor's restart point (behind the
+        # cursor) says how far through the compressed object the job is.
+        return min(100.0, 100.0 * _compressed_done(record) / int(size))
     # Bytes counted by every shard's checkpoints: they add up to the input's size, sharded or not.
     return min(100.0, 100.0 * number(record, "bytes_in") / int(size))
+
+
+def _compressed(record: Mapping[str, Any]) -> bool:
+    return str(record.get("compression") or "none") != "none"
+
+
+def _compressed_done(record: Mapping[str, Any]) -> int:
+    point = record.get("restart_point")
+    return int(point.get("at", 0)) if isinstance(point, Mapping) else 0
 
 
 def parse_time(text: Any) -> datetime | None:
@@ -72,21 +85,38 @@ def parse_time(text: Any) -> datetime | None:
         return None
 
 
-def eta_text(record: Mapping[str, Any]) -> str | None:
-    """While a job runs: its throughput so far (bytes behind its checkpoints over the time since it was
-    accepted, all shards together) and the time the rest would take at that pace, from its last checkpoint."""
+def eta_estimate(record: Mapping[str, Any]) -> tuple[float, float, datetime] | None:
+    """While a job runs: (seconds left, bytes per second so far, as of): its throughput so far (bytes
+    behind its checkpoints over the time since it was accepted, all shards together) and the time the rest
+    would take at that pace, from its last checkpoint."""
     if record.get("status") != "RUNNING":
         return None
     size, done = number(record, "input_bytes"), number(record, "bytes_in")
+    if _compressed(record):
+        done = _compressed_done(record)
     created, updated = parse_time(record.get("created_at")), parse_time(record.get("updated_at"))
     if not size or not done or created is None or updated is None or updated <= created:
         return None
     rate = done / (updated - created).total_seconds()
-    remaining = (size - done) / rate
-    minutes, seconds = divmod(round(remaining), 60)
+    return (size - done) / rate, rate, updated
+
+
+def duration_text(seconds: float) -> str:
+    """`4s`, `3m07s`, `2h05m`: what a person reads at a glance."""
+    minutes, seconds = divmod(round(max(seconds, 0)), 60)
     hours, minutes = divmod(minutes, 60)
-    left = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-    return f"~{left} after {updated.strftime('%H:%M:%S')} UTC, at {rate / 1e6:,.2f} MB/s so far"
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def eta_text(record: Mapping[str, Any]) -> str | None:
+    estimate = eta_estimate(record)
+    if estimate is None:
+        return None
+    remaining, rate, updated = estimate
+    return (
+        f"~{duration_text(remaining)} after {updated.strftime('%H:%M:%S')} UTC, at {rate / 1e6:,.2f} MB/s "
+        "so far"
+    )
 
 
 def shard_lines(record: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -210,6 +240,11 @@ def describe_record(record: Mapping[str, Any], execution: Mapping[str, Any] | No
         if size
         else f"{done:,} bytes (input size known after the first segment)"
     )
+    if size and _compressed(record):
+        progress = (
+            f"{percent_text(record)} ({done:,} bytes of text read; about {_compressed_done(record):,} of "
+            f"{int(size):,} {record.get('compression')} bytes)"
+        )
     rows: list[tuple[str, str]] = [
         ("job", str(record.get("job_id"))),
         ("status", str(record.get("status", "?"))),

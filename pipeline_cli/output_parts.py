@@ -1,16 +1,17 @@
 """A job's output parts in S3, for `pipeline output`: listed in input order (part names sort by offset,
-sharded or not), streamed a megabyte at a time so that memory stays flat for any output size, and written
-to a file replaced whole.
+sharded or not), streamed a megabyte at a time so that memory stays flat for any output size (a `.jsonl.gz`
+part, from `output_compression: gzip`, decompressed on the way), and written to a file replaced whole.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pipeline_cli.aws import Pipeline
 
@@ -34,13 +35,26 @@ def part_keys(pipeline: Pipeline, bucket: str, prefix: str) -> list[str]:
 
 
 def stream_parts(pipeline: Pipeline, bucket: str, keys: list[str], sink: IO[bytes]) -> int:
+    """Write the parts' JSON Lines to `sink`; returns the bytes written (of text, after decompression)."""
     written = 0
     for key in keys:
         body = pipeline.s3.get_object(Bucket=bucket, Key=key)["Body"]
+        # wbits 31: a gzip member, header and trailer checked (a part is one member).
+        inflate = zlib.decompressobj(wbits=31) if key.endswith(".gz") else None
         for chunk in body.iter_chunks(STREAM_CHUNK_BYTES):
-            sink.write(chunk)
-            written += len(chunk)
+            for text in [chunk] if inflate is None else _inflate(inflate, chunk):
+                sink.write(text)
+                written += len(text)
+        if inflate is not None and not inflate.eof:
+            raise ValueError(f"s3://{bucket}/{key} ends inside its gzip stream")
     return written
+
+
+def _inflate(inflate: Any, chunk: bytes) -> Iterator[bytes]:
+    # A megabyte of text at a time: a part compressed 1000:1 never lands in memory whole.
+    yield inflate.decompress(chunk, STREAM_CHUNK_BYTES)
+    while inflate.unconsumed_tail:
+        yield inflate.decompress(inflate.unconsumed_tail, STREAM_CHUNK_BYTES)
 
 
 @contextmanager

@@ -29,8 +29,9 @@ def build_request(
     transform: str | None = None,
     transform_options: Mapping[str, Any] | None = None,
     chunk_bytes: int | None = None,
-    fault: Mapping[str, Any] | None = None,
     shards: int | None = None,
+    compression: str | None = None,
+    output_compression: str | None = None,
 ) -> dict[str, Any]:
     """The job message of the contract, with only the fields the user set (the ingest owns defaults)."""
     request: dict[str, Any] = {"job_id": job_id, "input": input_uri}
@@ -42,10 +43,12 @@ def build_request(
         request["transform_options"] = dict(transform_options)
     if chunk_bytes is not None:
         request["chunk_bytes"] = chunk_bytes
-    if fault is not None:
-        request["fault_injection"] = dict(fault)
     if shards is not None:
         request["shards"] = shards
+    if compression is not None:
+        request["compression"] = compression
+    if output_compression is not None:
+        request["output_compression"] = output_compression
     return request
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 import re
 import tempfile
 import time
@@ -18,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from pipeline_cli import chaos_api
 from pipeline_cli.aws import Pipeline
 from pipeline_cli.deadletters import DlqMessage, peek_messages
 from pipeline_cli.output import percent, render_table
 from pipeline_cli.records import build_request, execution_arn, get_record, send_request, upload_input
-from pipeline_contract import TERMINAL, execution_name
+from pipeline_contract import OUTPUT_PREFIX, TERMINAL, execution_name
 
 # env=local: 64 KiB chunks, one chunk per segment, 20 segments per execution (stacks/config.py). An input
 # of 45 chunks therefore takes 45 segments (far past the ~16 hops at which AWS stops a Lambda that
@@ -30,8 +30,10 @@ from pipeline_contract import TERMINAL, execution_name
 LOCAL_CHUNK_BYTES = 64 * 1024
 LONG_CHUNKS = 45
 LOCAL_SEGMENT_BUDGET = 20
-FAULT_RATE = 0.3
-LOCAL_RETRY_ATTEMPTS = 6
+# The faults job's part writes answered SlowDown this many times: the worker's own retry layer makes 5
+# attempts of a call (jobcore.retry.RetryPolicy) before it fails with TransientError, so the state machine
+# retries the worker twice, then the job goes on.
+FAULT_INJECTIONS = 10
 BAD_RECORD_EVERY = 50
 DLQ_ALARM = "DeadLetterQueueNotEmpty"
 
@@ -63,27 +65,6 @@ def write_records(path: Path, *, target_bytes: int, bad_every: int = 0) -> tuple
             out.write(line + "\n")
             size += len(line) + 1
     return good, bad
-
-
-def fault_seed(job_id: str, chunks: int) -> int:
-    """A seed whose draws inject at least one fault on a first try and never exhaust the retries.
-
-    The worker draws `random.Random(f"{seed}:{job_id}:{offset}:{attempt}:{retry_count}")` per chunk
-    (docs/interfaces.md); replaying that here makes the demo's outcome certain, not just likely."""
-    for seed in range(1, 10_000):
-        first_try_faults = 0
-        survivable = True
-        for chunk in range(chunks):
-            offset = chunk * LOCAL_CHUNK_BYTES
-            draws = [
-                random.Random(f"{seed}:{job_id}:{offset}:1:{retry}").random() < FAULT_RATE  # noqa: S311
-                for retry in range(LOCAL_RETRY_ATTEMPTS + 1)
-            ]
-            first_try_faults += draws[0]
-            survivable &= not all(draws)
-        if first_try_faults >= 2 and survivable:
-            return seed
-    raise AssertionError("no seed found")  # pragma: no cover - 10,000 seeds at 30%
 
 
 # ---------------------------------------------------------------------------------------- scenarios
@@ -183,7 +164,18 @@ def build_scenarios(run_id: str) -> list[Scenario]:
             found.append(f"{run.number('executions')} executions, expected at least 3 (2 continue-as-new)")
         return found
 
-    fault_chunks = 8
+    def inject_faults_then_upload(pipeline: Pipeline, workdir: Path) -> tuple[int, int]:
+        """The chaos API, on this job's output only (one mechanism for every fault the local cloud injects)."""
+        rule = {
+            "service": "s3",
+            "operation": "PutObject",
+            "error": "SlowDown",
+            "resource": f"{pipeline.outputs.data_bucket_name}/{OUTPUT_PREFIX}{faults_id}/",
+            "count": FAULT_INJECTIONS,
+        }
+        chaos_api.call("POST", rule, endpoint=pipeline.endpoint_url)
+        return upload(faults_id, 8 * LOCAL_CHUNK_BYTES - 1000)(pipeline, workdir)
+
     return [
         Scenario(
             key="long",
@@ -195,14 +187,10 @@ def build_scenarios(run_id: str) -> list[Scenario]:
         ),
         Scenario(
             key="faults",
-            title=f"transient faults injected ({FAULT_RATE:.0%} of chunks), retried with full jitter",
+            title=f"S3 SlowDown on {FAULT_INJECTIONS} part writes: retried in code, then by the state machine",
             job_id=faults_id,
             expected_status="SUCCEEDED",
-            submit=upload(
-                faults_id,
-                fault_chunks * LOCAL_CHUNK_BYTES - 1000,
-                fault={"transient_error_rate": FAULT_RATE, "seed": fault_seed(faults_id, fault_chunks)},
-            ),
+            submit=inject_faults_then_upload,
             check=lambda run: (
                 [] if run.retries >= 2 else [f"{run.retries} retried failures, expected at least 2"]
             ),

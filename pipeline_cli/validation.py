@@ -15,7 +15,6 @@ from pipeline_contract import (
     JOB_ID,
     JOB_ID_RULE,
     MAX_CHUNK_BYTES,
-    MAX_FAULT_RATE,
     MIN_CHUNK_BYTES,
     MIN_SHARDS,
     S3_URI,
@@ -49,24 +48,6 @@ def validate_wait_options(timeout: float, interval: float) -> None:
         raise CliError(f"--timeout must be 0 or more seconds, got {timeout}")
     if interval <= 0:
         raise CliError(f"--interval must be more than 0 seconds, got {interval}")
-
-
-def fault_injection(rate: float | None, seed: int | None) -> dict[str, Any] | None:
-    if rate is None:
-        if seed is not None:
-            raise CliError(
-                "--fault-seed needs --fault-rate: fault_injection.transient_error_rate is required"
-            )
-        return None
-    if not 0.0 <= rate <= MAX_FAULT_RATE:
-        raise CliError(
-            f"--fault-rate {rate} is out of range: fault_injection.transient_error_rate must be within "
-            f"0..{MAX_FAULT_RATE}"
-        )
-    fault: dict[str, Any] = {"transient_error_rate": rate}
-    if seed is not None:  # the ingest's default is 0
-        fault["seed"] = seed
-    return fault
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

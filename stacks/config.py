@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from pipeline_contract import ENVIRONMENTS, LOCAL_ACCOUNT, LOCAL_REGION, OUTPUT_PREFIX
+from pipeline_contract import DEFAULT_TRANSFORM, ENVIRONMENTS, LOCAL_ACCOUNT, LOCAL_REGION, OUTPUT_PREFIX
 from stacks import rules
 
 ENVIRONMENT_NAMES = ENVIRONMENTS
@@ -48,6 +48,49 @@ class LocationsConfig:
     output: Location = Location(DATA_BUCKET, OUTPUT_PREFIX)
 
 
+# What a trigger's `compression` may say (jobcore.formats.COMPRESSIONS; `auto` goes by the first bytes).
+TRIGGER_COMPRESSIONS = ("auto", "none", "gzip", "zstd")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriggerConfig:
+    """Objects created under `prefix` (and ending in `suffix`) in `bucket` become jobs with these settings
+    (README "Start a job when an object arrives"): S3 sends "Object Created" to EventBridge (enabled on the
+    data bucket by the stack; on another bucket by its owner), a rule puts it on the ingest queue."""
+
+    bucket: str | None = DATA_BUCKET
+    prefix: str = ""
+    suffix: str = ""
+    transform: str = DEFAULT_TRANSFORM
+    transform_options: tuple[tuple[str, object], ...] = ()
+    shards: int | None = None
+    compression: str = "auto"
+
+    def problems(
+        self, *, name: str, inputs: tuple[Location, ...], output: Location, max_shards: int
+    ) -> list[str]:
+        where = f"s3://{self.bucket or 'DATA_BUCKET'}/{self.prefix}*{self.suffix}"
+        problems: list[str] = []
+        if not any(loc.bucket == self.bucket and self.prefix.startswith(loc.prefix) for loc in inputs):
+            problems.append(
+                f"{name} ({where}) is outside locations.inputs: its jobs could not read their input"
+            )
+        if self.bucket == output.bucket and (
+            self.prefix.startswith(output.prefix) or output.prefix.startswith(self.prefix)
+        ):
+            problems.append(
+                f"{name} ({where}) overlaps the output location s3://{output.bucket or 'DATA_BUCKET'}/"
+                f"{output.prefix}: every part a job writes would start another job, without end"
+            )
+        if self.compression not in TRIGGER_COMPRESSIONS:
+            problems.append(
+                f"{name}.compression is {self.compression!r}: one of {', '.join(TRIGGER_COMPRESSIONS)}"
+            )
+        if self.shards is not None:
+            problems += rules.check_range(f"{name}.shards", self.shards, 1, max_shards)
+        return problems
+
+
 @dataclass(frozen=True, kw_only=True)
 class IngestConfig:
     function: FunctionConfig
@@ -59,6 +102,10 @@ class IngestConfig:
     visibility_timeout_seconds: int | None = None
     max_receive_count: int = 5
     queue_retention_days: int = 4
+    # A zstd input of one frame (what `zstd` writes by default) has no restart point: every resumed segment
+    # decompresses it from its start. Accepted up to this size (compressed bytes); a larger one is REJECTED
+    # with how to recompress it in frames (README "Compressed inputs" has the measured cost).
+    zstd_single_frame_max_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +199,94 @@ class EventsConfig:
         return problems
 
 
+DEFAULT_PROFILE = "default"
+STRICT_PROFILE = "strict"
+COMPLIANCE_PROFILES = (DEFAULT_PROFILE, STRICT_PROFILE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GivenVpc:
+    """A VPC the account already has, for the functions under `strict`. Given by ids, not looked up: `cdk
+    synth` stays offline and needs no credentials (`Vpc.from_lookup` would need both). Its subnets must
+    reach S3, DynamoDB, SQS, Step Functions and EventBridge (endpoints or a NAT): the stack adds none to a
+    VPC it does not own."""
+
+    vpc_id: str
+    # One subnet per zone, in the same order (Vpc.from_vpc_attributes pairs them).
+    availability_zones: tuple[str, ...]
+    subnet_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionReservations:
+    """The reserved concurrency `strict` gives each function whose own config reserves none."""
+
+    ingest: int
+    worker: int
+    failures: int
+    events: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComplianceConfig:
+    """`profile` "strict": the controls of NIST 800-53 R5, HIPAA Security and PCI DSS 3.2.1 (README:
+    Regulated accounts), checked by those cdk-nag packs at every synth. "default": the AwsSolutions and
+    Serverless packs only. `-c compliance=strict` sets it per deploy."""
+
+    profile: str = DEFAULT_PROFILE
+    # None: the stack creates a VPC of `vpc_cidr` (an isolated subnet in each of the region's first two
+    # zones, endpoints for the services the functions call, no NAT, no internet gateway).
+    vpc: GivenVpc | None = None
+    vpc_cidr: str = "10.64.0.0/20"
+    # Lambda concurrency this account has for this pipeline in the region: its quota (1,000 unless raised)
+    # minus what other workloads reserve. Reservations must leave Lambda's unreserved minimum of it.
+    account_concurrency: int = 1000
+    reservations: FunctionReservations = FunctionReservations(ingest=5, worker=32, failures=5, events=4)
+    # Where the account cannot afford a reservation for every function (a new account's quota is 10):
+    # why. Functions whose own config reserves none then stay unreserved, acknowledged with this reason.
+    unreserved_reason: str | None = None
+    # Principals (IAM role or user ARNs) that submit jobs and read results, so may use the key through
+    # S3, SQS and DynamoDB; the pipeline's own roles need no entry.
+    key_users: tuple[str, ...] = ()
+    backup_retention_days: int = 35
+    access_log_retention_days: int = 365
+
+    @property
+    def strict(self) -> bool:
+        return self.profile == STRICT_PROFILE
+
+    def problems(self, region: str) -> list[str]:
+        problems: list[str] = []
+        if self.profile not in COMPLIANCE_PROFILES:
+            return [
+                f"compliance.profile is {self.profile!r}: must be one of {', '.join(COMPLIANCE_PROFILES)}"
+            ]
+        problems += rules.check_range(
+            "compliance.backup_retention_days", self.backup_retention_days, 1, 36_500
+        )
+        problems += rules.check_range(
+            "compliance.access_log_retention_days", self.access_log_retention_days, 1, 36_500
+        )
+        problems += rules.check_range(
+            "compliance.account_concurrency", self.account_concurrency, 10, 1_000_000
+        )
+        problems += rules.check_vpc_cidr(self.vpc_cidr)
+        if self.vpc is not None:
+            problems += rules.check_given_vpc(
+                vpc_id=self.vpc.vpc_id,
+                availability_zones=self.vpc.availability_zones,
+                subnet_ids=self.vpc.subnet_ids,
+                region=region,
+            )
+        problems += rules.check_principal_arns("compliance.key_users", self.key_users)
+        if self.unreserved_reason is not None and len(self.unreserved_reason.strip()) < 20:
+            problems.append(
+                "compliance.unreserved_reason must say why the account cannot reserve concurrency for "
+                "every function (it becomes the acknowledgment a reviewer reads)"
+            )
+        return problems
+
+
 @dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     name: str
@@ -163,14 +298,18 @@ class EnvironmentConfig:
     dlq_retention_days: int
     job_ttl_days: int
     output_expiration_days: int
-    fault_injection_allowed: bool
-    # None: the layer is left out (the local cloud cannot hold the public layer; see docs).
+    # None: the public layer is left out (the local cloud cannot hold it; see docs): a stand-in layer built
+    # from requirements-lambda.lock takes its place where the functions run on this machine.
     powertools_layer_version: int | None
     # Powertools Tracer: subsegments for AWS calls and the handler, job_id annotated. Off where there is no
-    # X-Ray (the local cloud sets no trace header, so every subsegment would be dropped with a warning).
+    # X-Ray (the local cloud's trace headers are never sampled and no daemon listens: every subsegment would be
+    # dropped with a warning).
     powertools_tracer: bool
     # Synthesized without the CDK bootstrap-version rule (moto cannot update that parameter).
     bootstrap_version_rule: bool
+    # The local cloud runs the functions on this machine's Python: their bundled packages and the Powertools
+    # stand-in are built for it (elsewhere: for Lambda's python3.14 on arm64).
+    functions_run_locally: bool = False
     ingest: IngestConfig
     worker: WorkerConfig
     state_machine: StateMachineConfig
@@ -178,10 +317,13 @@ class EnvironmentConfig:
     # Records job failures for the state machine and the execution watchdog.
     failures: FunctionConfig = FunctionConfig(memory_mb=256, timeout_seconds=30)
     locations: LocationsConfig = LocationsConfig()
+    # Objects that start jobs when they arrive (none by default).
+    triggers: tuple[TriggerConfig, ...] = ()
     events: EventsConfig = EventsConfig()
     # A directory of the team's own transforms (absolute, or relative to the app); `-c userCode=DIR`
     # overrides it per deploy.
     user_code: str | None = None
+    compliance: ComplianceConfig = ComplianceConfig()
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -210,6 +352,52 @@ class EnvironmentConfig:
             max_shards=sm.max_shards,
             max_concurrent_shards=sm.max_concurrent_shards,
         )
+
+    @property
+    def functions(self) -> dict[str, FunctionConfig]:
+        """Every function's config, by the label the messages and the reservations use."""
+        return {
+            "ingest": self.ingest.function,
+            "worker": self.worker.function,
+            "failures": self.failures,
+            "events": self.events.function,
+        }
+
+    def resolved(self) -> EnvironmentConfig:
+        """This config with its compliance profile applied: under `strict`, a function whose own config
+        reserves no concurrency gets the profile's reservation (unless the account cannot afford them:
+        `compliance.unreserved_reason`). Idempotent; the default profile is returned unchanged."""
+        compliance = self.compliance
+        if not compliance.strict or compliance.unreserved_reason is not None:
+            return self
+
+        def reserve(function: FunctionConfig, label: str) -> FunctionConfig:
+            if function.reserved_concurrency is not None:
+                return function
+            return replace(function, reserved_concurrency=getattr(compliance.reservations, label))
+
+        return replace(
+            self,
+            ingest=replace(self.ingest, function=reserve(self.ingest.function, "ingest")),
+            worker=replace(self.worker, function=reserve(self.worker.function, "worker")),
+            failures=reserve(self.failures, "failures"),
+            events=replace(self.events, function=reserve(self.events.function, "events")),
+        )
+
+    def _input_problems(self) -> list[str]:
+        """Triggers (inside the inputs, away from the output) and the zstd single-frame limit."""
+        problems: list[str] = []
+        for index, trigger in enumerate(self.triggers):
+            problems += trigger.problems(
+                name=f"triggers[{index}]",
+                inputs=self.locations.inputs,
+                output=self.locations.output,
+                max_shards=self.state_machine.max_shards,
+            )
+        problems += rules.check_range(
+            "ingest.zstd_single_frame_max_bytes", self.ingest.zstd_single_frame_max_bytes, 0, 2**40
+        )
+        return problems
 
     def validate(self) -> EnvironmentConfig:  # noqa: PLR0915 - one statement per rule, all in one place
         """Fail fast, with the numbers, on any rule a deployed pipeline would break."""
@@ -288,14 +476,10 @@ class EnvironmentConfig:
             output=(self.locations.output.bucket, self.locations.output.prefix),
         )
         problems += self.events.problems()
+        problems += self._input_problems()
         if not 0.0 <= self.worker.max_reject_ratio <= 1.0:
             problems.append(f"worker.max_reject_ratio is {self.worker.max_reject_ratio}: must be within 0..1")
-        for label, fn in (
-            ("ingest", self.ingest.function),
-            ("worker", self.worker.function),
-            ("failures", self.failures),
-            ("events", self.events.function),
-        ):
+        for label, fn in self.functions.items():
             problems += rules.check_range(f"{label}.function.timeout_seconds", fn.timeout_seconds, 1, 900)
             problems += rules.check_range(f"{label}.function.memory_mb", fn.memory_mb, 128, 10_240)
             if fn.reserved_concurrency is not None:
@@ -326,11 +510,23 @@ class EnvironmentConfig:
         )
         if sm.retry_backoff_rate < 1.0:
             problems.append(f"state_machine.retry_backoff_rate is {sm.retry_backoff_rate}: must be >= 1.0")
-        if self.fault_injection_allowed and self.name in ("staging", "prod"):
-            problems.append(
-                f"fault_injection_allowed is on in {self.name}: only local and dev may inject faults"
-            )
         problems += _check_alarms(self.alarms)
+        problems += self.compliance.problems(self.region)
+        reservations = {
+            label: fn.reserved_concurrency
+            for label, fn in self.functions.items()
+            if fn.reserved_concurrency is not None
+        }
+        problems += rules.check_account_concurrency(
+            reservations, account_concurrency=self.compliance.account_concurrency
+        )
+        unreserved = [label for label, fn in self.functions.items() if fn.reserved_concurrency is None]
+        if self.compliance.strict and self.compliance.unreserved_reason is None and unreserved:
+            problems.append(
+                f"compliance.profile is strict but {', '.join(unreserved)} reserve no concurrency: give them "
+                "a reservation (compliance.reservations), or say why the account cannot afford it "
+                "(compliance.unreserved_reason)"
+            )
         if self.name in ("staging", "prod") and not self.protect_stateful:
             problems.append(f"protect_stateful is off in {self.name}: its table and bucket must be retained")
         if problems:
@@ -358,9 +554,10 @@ def _check_alarms(alarms: AlarmConfig) -> list[str]:
 
 
 _PROD_LIKE_ALARMS = AlarmConfig(queue_age_threshold_seconds=300)
-# Where fault injection is allowed (the demo injects faults into 30% of the chunks, each retried), a worker
-# error-rate warning means most invocations fail, not a few injected ones.
-_FAULT_INJECTION_ERROR_RATE_PERCENT = 50.0
+# Where failures are tried on purpose (local: the fault matrix's chaos rules crash or fail up to 30% of the
+# worker's invocations, each retried; dev: teams break things there), a worker error-rate warning means most
+# invocations fail, not a few injected ones.
+_NOISY_ERROR_RATE_PERCENT = 50.0
 
 _CONFIGS: dict[str, EnvironmentConfig] = {
     "local": EnvironmentConfig(
@@ -373,10 +570,10 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
         dlq_retention_days=14,
         job_ttl_days=1,
         output_expiration_days=1,
-        fault_injection_allowed=True,
         powertools_layer_version=None,
         powertools_tracer=False,
         bootstrap_version_rule=False,
+        functions_run_locally=True,
         ingest=IngestConfig(
             function=FunctionConfig(memory_mb=256, timeout_seconds=10),
             batch_size=10,
@@ -407,9 +604,11 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
         alarms=AlarmConfig(
             queue_age_threshold_seconds=60,
             evaluation_period_seconds=60,
-            error_rate_percent=_FAULT_INJECTION_ERROR_RATE_PERCENT,
+            error_rate_percent=_NOISY_ERROR_RATE_PERCENT,
         ),
         failures=FunctionConfig(memory_mb=256, timeout_seconds=10),
+        # Something to try: an object put under incoming/ in the data bucket becomes a passthrough job.
+        triggers=(TriggerConfig(bucket=DATA_BUCKET, prefix="incoming/", transform="passthrough"),),
         tags={"project": "resilient-pipeline", "environment": "local"},
     ),
     "dev": EnvironmentConfig(
@@ -421,7 +620,6 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
         dlq_retention_days=14,
         job_ttl_days=7,
         output_expiration_days=7,
-        fault_injection_allowed=True,
         powertools_layer_version=38,
         powertools_tracer=True,
         bootstrap_version_rule=True,
@@ -449,9 +647,7 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
             max_shards=32,
             max_concurrent_shards=32,
         ),
-        alarms=AlarmConfig(
-            queue_age_threshold_seconds=600, error_rate_percent=_FAULT_INJECTION_ERROR_RATE_PERCENT
-        ),
+        alarms=AlarmConfig(queue_age_threshold_seconds=600, error_rate_percent=_NOISY_ERROR_RATE_PERCENT),
         tags={"project": "resilient-pipeline", "environment": "dev"},
     ),
 }
@@ -462,7 +658,6 @@ _CONFIGS["staging"] = replace(
     log_retention_days=30,
     job_ttl_days=30,
     output_expiration_days=30,
-    fault_injection_allowed=False,
     alarms=_PROD_LIKE_ALARMS,
     tags={"project": "resilient-pipeline", "environment": "staging"},
 )
@@ -497,7 +692,7 @@ def load_config(name: str | None) -> EnvironmentConfig:
         raise ConfigError(
             f"unknown environment '{env_name}': valid environments are {', '.join(ENVIRONMENT_NAMES)}"
         )
-    return _CONFIGS[env_name].validate()
+    return _CONFIGS[env_name].resolved().validate()
 
 
 def with_overrides(
@@ -509,10 +704,11 @@ def with_overrides(
     account: str | None = None,
     user_code: str | None = None,
     event_bus: str | None = None,
+    compliance: str | None = None,
 ) -> EnvironmentConfig:
     """Values a deployer supplies per deploy (`-c alarmEmail=...` for both severities, `-c criticalEmail=...`
-    and `-c warningEmail=...` for one, `-c account=...`, `-c userCode=...`, `-c eventBus=...`),
-    re-validated."""
+    and `-c warningEmail=...` for one, `-c account=...`, `-c userCode=...`, `-c eventBus=...`,
+    `-c compliance=strict`), re-validated."""
     updated = config
     critical, warning = critical_email or alarm_email, warning_email or alarm_email
     if critical or warning:
@@ -530,4 +726,11 @@ def with_overrides(
         updated = replace(updated, user_code=user_code)
     if event_bus:
         updated = replace(updated, events=replace(updated.events, bus_name=event_bus))
-    return updated.validate()
+    if compliance:
+        if updated.compliance.strict and compliance != STRICT_PROFILE:
+            raise ConfigError(
+                f"-c compliance={compliance}: environment '{updated.name}' is strict in its configuration, "
+                "and a deploy cannot relax it"
+            )
+        updated = replace(updated, compliance=replace(updated.compliance, profile=compliance))
+    return updated.resolved().validate()

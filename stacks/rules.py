@@ -25,8 +25,9 @@ EVENTS_PER_ITERATION = 9
 EVENTS_PER_ROUND = 10
 # Each retry of the task adds Failed, Scheduled, Started.
 EVENTS_PER_RETRY = 3
-# Start, MarkRunning (5), StartRounds (2), ContinueAsNew or MarkSucceeded (5), terminal state (2), margin.
-FIXED_EVENTS_PER_EXECUTION = 20
+# Start, MarkRunning (5), StartRounds (2), ContinueAsNew (5) or FinishJob and MarkSucceeded (10), terminal
+# state (2), margin.
+FIXED_EVENTS_PER_EXECUTION = 26
 VISIBILITY_TIMEOUT_FACTOR = 6
 MAX_RECEIVE_COUNT_CEILING = 10
 # Retention values (days) CloudWatch Logs accepts, among those this project offers.
@@ -239,4 +240,84 @@ def check_event_bus_name(name: str | None) -> list[str]:
             f"events.bus_name {name!r} is not an EventBridge bus name (1-256 of A-Z a-z 0-9 . _ - /; "
             "a name in this account, not an ARN)"
         ]
+    return []
+
+
+# -- the compliance profile ------------------------------------------------------------------------------
+
+# Lambda refuses a reservation that would leave fewer than 100 unreserved concurrent executions in the
+# account's regional pool (Lambda developer guide, "Configuring reserved concurrency").
+UNRESERVED_CONCURRENCY_MINIMUM = 100
+
+
+def check_account_concurrency(reservations: dict[str, int], *, account_concurrency: int) -> list[str]:
+    """The functions' reservations must leave Lambda's unreserved minimum of the account's concurrency, or
+    the deploy fails (PutFunctionConcurrency is refused) and every other function in the account would
+    share what is left."""
+    reserved = sum(reservations.values())
+    if not reservations or reserved + UNRESERVED_CONCURRENCY_MINIMUM <= account_concurrency:
+        return []
+    parts = " + ".join(f"{label} {value}" for label, value in reservations.items())
+    return [
+        f"reserved concurrency {parts} = {reserved} leaves {account_concurrency - reserved} of the account's "
+        f"{account_concurrency} (compliance.account_concurrency) unreserved; Lambda keeps at least "
+        f"{UNRESERVED_CONCURRENCY_MINIMUM} unreserved, so at most {account_concurrency - UNRESERVED_CONCURRENCY_MINIMUM} "
+        "may be reserved: lower the reservations, raise the account's quota, or (strict) give "
+        "compliance.unreserved_reason for the functions left unreserved"
+    ]
+
+
+_CIDR = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})$")
+# The created VPC gets a /24 of isolated subnet per zone: /22 holds up to four zones; AWS allows /16 at most.
+_VPC_PREFIX_RANGE = (16, 22)
+
+
+def check_vpc_cidr(cidr: str) -> list[str]:
+    match = _CIDR.match(cidr)
+    low, high = _VPC_PREFIX_RANGE
+    if not match or any(int(octet) > 255 for octet in match.groups()[:4]) or not low <= int(match[5]) <= high:
+        return [f"compliance.vpc_cidr {cidr!r} must be an IPv4 CIDR block from /{low} to /{high}"]
+    return []
+
+
+def check_availability_zones(name: str, zones: tuple[str, ...], *, region: str) -> list[str]:
+    if len(set(zones)) != len(zones) or not zones:
+        return [f"{name} {list(zones)}: one or more zones, each once"]
+    foreign = [zone for zone in zones if not re.fullmatch(rf"{re.escape(region)}[a-z]", zone)]
+    if foreign:
+        return [f"{name} {foreign} are not zones of {region}"]
+    return []
+
+
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+
+
+def check_given_vpc(
+    *, vpc_id: str, availability_zones: tuple[str, ...], subnet_ids: tuple[str, ...], region: str
+) -> list[str]:
+    problems = []
+    if not _VPC_ID.match(vpc_id):
+        problems.append(f"compliance.vpc.vpc_id {vpc_id!r} is not a VPC id (vpc-...)")
+    bad = [subnet for subnet in subnet_ids if not _SUBNET_ID.match(subnet)]
+    if bad or not subnet_ids:
+        problems.append(f"compliance.vpc.subnet_ids {list(subnet_ids)}: one or more subnet ids (subnet-...)")
+    if len(subnet_ids) != len(availability_zones):
+        problems.append(
+            f"compliance.vpc has {len(subnet_ids)} subnets for {len(availability_zones)} zones: one subnet "
+            "per zone, in the same order"
+        )
+    problems += check_availability_zones(
+        "compliance.vpc.availability_zones", availability_zones, region=region
+    )
+    return problems
+
+
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+
+
+def check_principal_arns(name: str, arns: tuple[str, ...]) -> list[str]:
+    bad = [arn for arn in arns if not _PRINCIPAL_ARN.match(arn)]
+    if bad:
+        return [f"{name} {bad}: each must be an IAM role or user ARN (arn:aws:iam::ACCOUNT:role/NAME)"]
     return []

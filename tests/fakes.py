@@ -59,7 +59,7 @@ class MemoryObjects:
     def put(self, uri_bucket: str, key: str, body: bytes) -> None:
         self.objects[(uri_bucket, key)] = body
 
-    def head(self, bucket: str, key: str) -> InputPin:
+    def head(self, bucket: str, key: str, *, version_id: str | None = None) -> InputPin:
         if (bucket, key) not in self.objects:
             raise InputNotFoundError(f"input s3://{bucket}/{key} does not exist")
         body = self.objects[(bucket, key)]

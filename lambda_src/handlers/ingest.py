@@ -80,7 +80,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
             metrics.add_metric(name="RequestsHandedBack", unit=MetricUnit.Count, value=1)
             continue
         try:
-            outcome = ingest.handle(to_message(record))
+            outcomes = ingest.handle_message(to_message(record))
         except TransientError as error:
             logger.warning(
                 "transient error; SQS will redeliver", extra={"message_id": message_id, "reason": str(error)}
@@ -93,5 +93,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
             failures.append({"itemIdentifier": message_id})
             metrics.add_metric(name="RequestsRetried", unit=MetricUnit.Count, value=1)
             continue
-        metrics.add_metric(name=f"Requests{outcome.value.capitalize()}", unit=MetricUnit.Count, value=1)
+        for outcome in outcomes:
+            metrics.add_metric(name=f"Requests{outcome.value.capitalize()}", unit=MetricUnit.Count, value=1)
     return {"batchItemFailures": failures}

@@ -15,6 +15,7 @@ from jobcore.adapters.dynamodb import DynamoJobStore
 from jobcore.adapters.s3 import S3ObjectStore
 from jobcore.aws import call_timeouts, client
 from jobcore.errors import ValidationError
+from jobcore.finish import finish_job
 from jobcore.lines import LineLimits
 from jobcore.model import CodeVersion
 from jobcore.plugins import load_bundled_user_code
@@ -49,11 +50,32 @@ def to_request(event: dict[str, Any]) -> SegmentRequest:
     )
 
 
+def _finish(event: dict[str, Any], context: Any, settings: WorkerSettings) -> dict[str, object]:
+    """The state machine's FinishJob: the whole job's reject ratio, once every shard is done."""
+    request = to_request(event)
+    logger.append_keys(job_id=request.job_id, attempt=request.attempt, step="finish")
+    timeouts = call_timeouts(context.get_remaining_time_in_millis())
+    with translated():
+        result = finish_job(
+            request.job_id,
+            request.attempt,
+            jobs=DynamoJobStore(client("dynamodb", timeouts), settings.job_table_name),
+            max_reject_ratio=settings.max_reject_ratio,
+            remaining_ms=context.get_remaining_time_in_millis,
+            attempt_ms=timeouts.attempt_ms,
+        )
+    logger.info("job finished", extra=result.as_payload())
+    metrics.add_metric(name="JobsFinished", unit=MetricUnit.Count, value=1)
+    return result.as_payload()
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
     settings = _settings()
+    if event.get("finish") is True:
+        return _finish(event, context, settings)
     request = to_request(event)
     keys = {
         "job_id": request.job_id,
@@ -61,6 +83,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
         "execution": request.execution,
         "segment": request.segments_in_execution + 1,
         "shard": request.shard,
+        # The state machine's retries of this segment (transient errors, crashed environments).
+        "retry": request.retry_count,
     }
     logger.append_keys(**keys)
     # Found by job in X-Ray (an annotation is indexed) and in the metrics' log lines (properties).
@@ -80,7 +104,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
                 safety_margin_ms=settings.safety_margin_ms,
                 max_chunks=settings.max_chunks_per_segment,
                 max_reject_ratio=settings.max_reject_ratio,
-                fault_injection_allowed=settings.fault_injection_allowed,
                 lines=LineLimits(max_line_bytes=settings.max_line_bytes),
                 handover_after_seconds=settings.handover_after_seconds,
                 attempt_ms=timeouts.attempt_ms,

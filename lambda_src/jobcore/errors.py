@@ -35,6 +35,12 @@ class ValidationError(PermanentError):
         self.rule = rule
 
 
+class InputFormatError(ValidationError):
+    """The input is not something the pipeline reads (bzip2, zip, Parquet, UTF-16, binary), or is compressed
+    in a way the job cannot run on (shards, one huge zstd frame): the job is REJECTED naming what the input
+    looks like and what to do."""
+
+
 class InputNotFoundError(PermanentError):
     """The job's input object (or its bucket) does not exist."""
 

@@ -34,16 +34,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from jobcore import retry, shards
+from jobcore import formats, retry, shards
 from jobcore.errors import (
     CodeVersionChangedError,
     InputChangedError,
+    InputFormatError,
     PermanentError,
     TransientError,
     ValidationError,
     error_of,
 )
 from jobcore.model import CodePin, InputPin, JobRecord, LineageEntry, ShardPosition, split_s3_uri
+from jobcore.notifications import Notification, notification_of, request_for, trigger_for
 from jobcore.ports import DeadLetters, ExecutionStarter, JobStore, ObjectStore
 from jobcore.request import JobRequest, job_id_of, parse_request
 from jobcore.settings import IngestSettings
@@ -75,6 +77,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     REFUSED = "refused"
+    IGNORED = "ignored"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +120,40 @@ class Ingest:
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         return retry.call(fn, what=what, deadline=self._deadline, policy=self._policy)
 
+    def handle_message(self, message: IngestMessage) -> list[Outcome]:
+        """One SQS message: a job request (one outcome), or an object notification (one per record)."""
+        notification = notification_of(message.body)
+        if notification is None:
+            return [self.handle(message)]
+        return self._handle_notification(message, notification)
+
+    def _handle_notification(self, message: IngestMessage, notification: Notification) -> list[Outcome]:
+        """Each object created becomes the job its trigger says, under a job id derived from the object's
+        version (jobcore.notifications): a duplicate delivery finds its job and changes nothing."""
+        outcomes = [Outcome.IGNORED] * notification.ignored
+        if notification.ignored:
+            log.info("notification records ignored", extra={"ignored": notification.ignored})
+        for created in notification.created:
+            trigger = trigger_for(created, self._settings.triggers)
+            one = IngestMessage(
+                message_id=message.message_id,
+                body=request_for(created, trigger),
+                source_message_id_attribute=message.source_message_id,
+            )
+            if trigger is None:
+                configured = ", ".join(str(t) for t in self._settings.triggers) or "none"
+                error = ValidationError(
+                    "input",
+                    f"{created.uri} was announced by an object notification, but no trigger of this "
+                    f"environment takes it (triggers: {configured}): add a trigger in config `triggers`, "
+                    "or stop the notifications for it",
+                )
+                outcomes.append(self._reject(one, error, job_id=created.job_id))
+                continue
+            log.info("object notification", extra={"job_id": created.job_id, "input": created.uri})
+            outcomes.append(self.handle(one))
+        return outcomes
+
     def handle(self, message: IngestMessage) -> Outcome:
         try:
             request = parse_request(
@@ -129,6 +166,9 @@ class Ingest:
             return self._reject(message, error, job_id=job_id)
         try:
             return self._accept(message, request)
+        except InputFormatError as error:
+            # What the input is decides this job: it is REJECTED under its own id, naming the format.
+            return self._reject(message, error, job_id=request.job_id)
         except ValidationError as error:
             # The job id belongs to another job: reject this request, leave that job alone.
             return self._reject(message, error, job_id=None, dlq_job_id=request.job_id)
@@ -136,21 +176,86 @@ class Ingest:
             # e.g. StartExecution refused for good: retrying the message cannot help.
             return self._fail(message, request.job_id, error)
 
-    def _inspect(self, uri: str) -> InputPin | PermanentError:
-        """The input's current version, or the permanent reason it cannot be read (transient errors raise)."""
-        bucket, key = split_s3_uri(uri)
+    def _inspect(self, request: JobRequest) -> InputPin | PermanentError:
+        """The input's current version (or the one the request names), or the permanent reason it cannot be
+        read (transient errors raise)."""
+        bucket, key = split_s3_uri(request.input)
         try:
-            return self._call("head input", lambda: self._objects.head(bucket, key))
+            pin = self._call(
+                "head input", lambda: self._objects.head(bucket, key, version_id=request.input_version)
+            )
         except PermanentError as error:
             return error
+        if request.input_etag and pin.etag.strip('"') != request.input_etag.strip('"'):
+            return InputChangedError(
+                f"input {request.input} is no longer the object the request names (ETag {request.input_etag} "
+                f"then, {pin.etag} now): it was overwritten before the job was accepted; the new object is "
+                "another job (its own notification starts it, where a trigger watches the prefix)"
+            )
+        return pin
+
+    def _compression(self, request: JobRequest, pin: InputPin) -> str:
+        """How the job reads its input, from its first bytes (one ranged GET of the pinned version); raises
+        InputFormatError for an input it cannot read, and for what a compressed input cannot do."""
+        bucket, key = split_s3_uri(request.input)
+        head = self._call(
+            "read input head",
+            lambda: self._objects.read_range(bucket, key, 0, min(pin.size, formats.HEAD_BYTES), pin=pin),
+        )
+        try:
+            compression = formats.decide(request.compression, head, input_uri=request.input)
+        except ValidationError as error:
+            raise InputFormatError(error.field, error.rule) from None
+        if compression == formats.NONE:
+            return compression
+        if request.shards and request.shards > 1:
+            raise InputFormatError(
+                "shards",
+                f"{request.shards} asked, but {request.input} is {compression}-compressed: a compressed input "
+                "is decompressed in one pass from its start (no byte range of its text can be read on its "
+                "own), so it runs as one shard. Leave `shards` out, or split the input into several objects "
+                "(one job each)",
+            )
+        if compression == formats.ZSTD:
+            self._check_zstd_frames(request.input, pin, head)
+        return compression
+
+    def _check_zstd_frames(self, uri: str, pin: InputPin, head: bytes) -> None:
+        """A single-frame zstd input has no restart point inside it: every resumed segment decompresses it
+        from the start. Accepted up to the environment's size; a larger one needs frames."""
+        limit = self._settings.zstd_single_frame_max_bytes
+        first_frame_end = formats.zstd_first_frame_end(head)
+        if pin.size <= limit or (first_frame_end is not None and first_frame_end < pin.size):
+            return
+        bucket, key = split_s3_uri(uri)
+        tail = self._call(
+            "read input tail",
+            lambda: self._objects.read_range(
+                bucket, key, pin.size - formats.ZSTD_SEEKABLE_FOOTER_BYTES, pin.size, pin=pin
+            ),
+        )
+        if formats.zstd_seekable(tail):
+            return
+        raise InputFormatError(
+            "input",
+            f"{uri} is one zstd frame of {pin.size} bytes (what `zstd` writes by default), over this "
+            f"environment's {limit} bytes for a single frame: a frame has no restart point inside it, so "
+            "every segment after the first would decompress it from the start to resume. Recompress it in "
+            "frames: the seekable format (`zstd --seekable`, or `t2sz`), `pzstd`, or independent pieces "
+            "concatenated (`split -l 1000000 --filter='zstd -q -c' in.jsonl > in.jsonl.zst`), or use gzip",
+        )
 
     def _record(
-        self, message: IngestMessage, request: JobRequest, found: InputPin | PermanentError
+        self,
+        message: IngestMessage,
+        request: JobRequest,
+        found: InputPin | PermanentError,
+        compression: str = formats.NONE,
     ) -> JobRecord:
         now = self._now()
         pin = found if isinstance(found, InputPin) else None
         chunk_bytes = request.chunk_bytes or self._settings.default_chunk_bytes
-        shards = self._plan(pin, chunk_bytes, request) if pin else ()
+        shards = self._plan(pin, chunk_bytes, request) if pin and compression == formats.NONE else ()
         code = self._settings.deployed_code
         return JobRecord(
             job_id=request.job_id,
@@ -167,7 +272,8 @@ class Ingest:
             input_etag=pin.etag if pin else None,
             input_version=pin.version_id if pin else None,
             max_reject_ratio=request.max_reject_ratio,
-            fault_injection=request.fault_injection,
+            compression=compression,
+            output_compression=request.output_compression,
             request=message.body,
             source_message_id=message.source_message_id,
             error=error_of(found) if isinstance(found, PermanentError) else None,
@@ -180,8 +286,9 @@ class Ingest:
         return shards.plan(pin.size, chunk_bytes, request.shards or self._settings.default_shards)
 
     def _accept(self, message: IngestMessage, request: JobRequest) -> Outcome:
-        found = self._inspect(request.input)
-        record = self._record(message, request, found)
+        found = self._inspect(request)
+        compression = self._compression(request, found) if isinstance(found, InputPin) else formats.NONE
+        record = self._record(message, request, found, compression)
         if self._call("create job", lambda: self._jobs.create(record)):
             if isinstance(found, PermanentError):
                 # Created FAILED with the reason: a redrive once the input exists resumes it like any other.
@@ -227,7 +334,8 @@ class Ingest:
         pinned = existing.pin
         changed = pinned is not None and (pinned.etag, pinned.version_id) != (found.etag, found.version_id)
         attempt = existing.attempt + 1
-        planned = self._plan(found, existing.chunk_bytes, request)
+        # A compressed input runs as one shard (jobcore.compressed: read in one pass).
+        planned = () if existing.compressed else self._plan(found, existing.chunk_bytes, request)
         deployed = self._settings.deployed_code
         if request.restart:
             output_prefix = job_output_prefix(
@@ -451,16 +559,18 @@ def _same_request(existing: JobRecord, new: JobRecord) -> bool:
             record.transform,
             record.transform_options,
             record.chunk_bytes,
-            record.fault_injection,
             record.max_reject_ratio,
+            record.output_compression,
         )
 
     return identity(existing) == identity(new)
 
 
 def _string_field(body: str, name: str) -> str:
+    """A field of a rejected request, for the record: cut like the request itself, since a request is
+    rejected precisely when its fields are out of bounds, and a DynamoDB item holds 400 KB at most."""
     try:
         value = json.loads(body).get(name)
     except (ValueError, AttributeError):
         return ""
-    return value if isinstance(value, str) else ""
+    return value[:MAX_REASON_CHARS] if isinstance(value, str) else ""

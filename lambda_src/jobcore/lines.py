@@ -11,14 +11,27 @@ is a record, counted in `records_in`, and ends in exactly one of three ways:
   transform raised), or not writable as JSON (a lone surrogate, a number out of range).
 So `records_in = records_transformed + records_filtered + records_rejected`, in every chunk and therefore at
 every checkpoint. Nothing a line holds can fail the job: every failure of one line is that line's reject.
+
+Two codecs, one set of answers. The standard library's `json` defines them (`reference_process_lines`);
+msgspec reads each line first and, for the built-in transforms, writes the output, and hands the line to the
+standard library whenever it refuses it or cannot vouch for its answer (see `_fast_decoder`). That is where
+the worker's time goes, so it is most of a job's bill (benchmarks/README.md: "Codec").
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import json
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated, Any, Union
 
-from jobcore.transforms import Output, RecordError, Transform
+import msgspec
+
+from jobcore.transforms import PURE_JSON_TRANSFORMS, Output, RecordError, Transform, compact
 
 BOM = b"\xef\xbb\xbf"
 # The only whitespace JSON knows (RFC 8259). Python's bytes.strip() would also eat VT, FF and the
@@ -45,6 +58,47 @@ def _no_constants(name: str) -> float:
 
 _decoder = json.JSONDecoder(parse_constant=_no_constants)
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+# The fast codec: msgspec rather than orjson (measured side by side in benchmarks/bench_codec.py). orjson
+# reads an integer past 64 bits as a float (18446744073709551616 becomes 1.8446744073709552e+19), a silent
+# change of value that no check of its result can see; msgspec reads it exactly, as the standard library
+# does. The two decode at the same speed (orjson 0.89-1.03x msgspec's), which is all passthrough does;
+# orjson decodes plus encodes ~1.1x faster, but both spell floats below 1e-4 unlike the standard library,
+# and msgspec's other difference (floats from 1e16 up) is kept away by its decoder (below). Typed decoding
+# lets the decoder check max_depth and float ranges as it reads, for a few percent of a decode (2-6%).
+#
+# The fast decoder accepts a line only where the standard library reads the same record from it:
+# - a JSON object nested at most FAST_DEPTH levels (and at most `max_depth`): the type has no container
+#   past that level, so msgspec refuses a deeper line after reading at most FAST_DEPTH + 1 levels of it,
+#   and `max_depth` needs no scan of the bytes (lines nested deeper take the standard library's path);
+# - floats in (-1e16, 1e16): msgspec writes larger ones as `1e16` (the standard library: `1e+16`), and it
+#   refuses 1e400, which the standard library reads as inf (then writes as a reject).
+# msgspec refuses, as the standard library does, invalid UTF-8, control characters in strings, NaN and
+# Infinity, trailing data; it refuses more than the standard library (a lone surrogate escape, a BOM, a blank
+# line): every refused line is answered by the standard library's path, so its verdict, reason and output
+# are the reference's. The property tests (tests/unit/test_codec_paths.py) hold the two paths equal.
+FAST_DEPTH = 8  # the decoder's type has 2**FAST_DEPTH leaves: built once, in about 2 ms
+_FastFloat = Annotated[float, msgspec.Meta(gt=-1e16, lt=1e16)]
+
+
+@functools.cache
+def _fast_decoder(levels: int) -> Callable[[bytes], Any] | None:
+    """msgspec's decode of a JSON object nested at most `levels` deep (None: none, levels < 1)."""
+    if levels < 1:
+        return None
+    union: Any = Union
+    value: Any = union[None, bool, int, _FastFloat, str]
+    for _ in range(levels - 1):
+        value = union[None, bool, int, _FastFloat, str, list[value], dict[str, value]]
+    return msgspec.json.Decoder(dict[str, value]).decode
+
+
+# Writes the output of the built-ins in PURE_JSON_TRANSFORMS, whose records hold only what the decoder makes.
+# On such records msgspec writes what the standard library writes (ensure_ascii=False, no spaces, keys in
+# order), except floats below 1e-4: `0.00001` and `1.5e-7` where the standard library writes `1e-05` and
+# `1.5e-07` (larger ones never get here: the decoder refuses them). So once a chunk is written, each output
+# line holding `e-` or `0.0000` is spelled again by the standard library (_respell_small_floats).
+_fast_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(kw_only=True)
@@ -152,6 +206,25 @@ def _encode(value: object) -> tuple[bytes | None, str | None]:
         return None, f"not writable as JSON: {error}"
 
 
+def reference_process_lines(
+    data: bytes,
+    *,
+    start_offset: int,
+    transform: Transform,
+    keeps_bytes: bool = False,
+    limits: LineLimits | None = None,
+) -> ChunkResult:
+    """`process_lines` with the standard library's codec alone: every line read, checked and written by
+    `json`. The worker's answers are defined by this path; the property tests hold the fast one to it."""
+    limits = limits or LineLimits()
+    result = ChunkResult()
+    offset = start_offset
+    for raw in _lines_of(data):
+        _reference_line(result, raw, offset, transform=transform, keeps_bytes=keeps_bytes, limits=limits)
+        offset += len(raw) + 1
+    return result
+
+
 def process_lines(
     data: bytes,
     *,
@@ -162,36 +235,213 @@ def process_lines(
 ) -> ChunkResult:
     """Process complete lines: `data` starts at byte `start_offset` of the input and holds only whole
     lines (the last may lack its newline only at the end of the input). With `keeps_bytes`, a valid line's
-    own bytes are its output (no parse-and-rewrite)."""
+    own bytes are its output (no parse-and-rewrite). The answers are `reference_process_lines`'s."""
     limits = limits or LineLimits()
+    decode = _fast_decoder(min(limits.max_depth, FAST_DEPTH))
+    if decode is None:
+        return reference_process_lines(
+            data, start_offset=start_offset, transform=transform, keeps_bytes=keeps_bytes, limits=limits
+        )
+    raws = _lines_of(data)
+    offsets = _Offsets(raws, start_offset)
+    # What the fast decoder reads: the lines themselves, except that a line over the length limit is
+    # replaced by b"" (which it refuses, so the reference path rejects the real line), and, for a byte-exact
+    # transform, a CRLF line is read and kept without its CR. Checked once a chunk, not in the loop.
+    fast_raws = raws
+    if raws and max(map(len, raws)) > limits.max_line_bytes:
+        fast_raws = [b"" if len(raw) > limits.max_line_bytes else raw for raw in raws]
+    if keeps_bytes:
+        if data.find(b"\r") >= 0:
+            fast_raws = [_without_cr(raw) for raw in fast_raws]
+        return _keep_lines(
+            raws, fast_raws, offsets=offsets, decode=decode, transform=transform, limits=limits
+        )
+    return _transform_lines(
+        raws, fast_raws, offsets=offsets, decode=decode, transform=transform, limits=limits
+    )
+
+
+class _Offsets:
+    """Where each line of the chunk starts, worked out only up to a line that needs it (a reject): the fast
+    loop keeps no running offset. Lines are asked for in order."""
+
+    def __init__(self, raws: list[bytes], start_offset: int) -> None:
+        self.raws = raws
+        self.index = 0
+        self.offset = start_offset
+
+    def at(self, index: int) -> int:
+        self.offset += sum(map(len, self.raws[self.index : index])) + (index - self.index)
+        self.index = index
+        return self.offset
+
+
+def _keep_lines(
+    raws: list[bytes],
+    fast_raws: list[bytes],
+    *,
+    offsets: _Offsets,
+    decode: Callable[[bytes], Any],
+    transform: Transform,
+    limits: LineLimits,
+) -> ChunkResult:
+    """A byte-exact transform: each line msgspec reads as an object is its own output."""
     result = ChunkResult()
-    offset = start_offset
+    keep = result.output.append
+    for index, line in enumerate(fast_raws):
+        try:
+            decode(line)
+            keep(line)
+        except msgspec.DecodeError:
+            _reference_line(
+                result, raws[index], offsets.at(index), transform=transform, keeps_bytes=True, limits=limits
+            )
+    result.records_transformed = len(result.output)  # one output line for each record kept
+    return result
+
+
+def _transform_lines(
+    raws: list[bytes],
+    fast_raws: list[bytes],
+    *,
+    offsets: _Offsets,
+    decode: Callable[[bytes], Any],
+    transform: Transform,
+    limits: LineLimits,
+) -> ChunkResult:
+    """Decode with msgspec; for a pure built-in, also transform and write with msgspec, and hand any line it
+    has a doubt about (refused, raised, a float it spells differently) to the reference path whole."""
+    result = ChunkResult()
+    write = result.output.append
+    encode = _fast_encode
+
+    def reference(index: int) -> None:
+        _reference_line(
+            result, raws[index], offsets.at(index), transform=transform, keeps_bytes=False, limits=limits
+        )
+
+    if transform not in PURE_JSON_TRANSFORMS:
+        return _user_lines(
+            result, raws, fast_raws, offsets=offsets, decode=decode, transform=transform, limits=limits
+        )
+    if transform is compact:  # the record itself: decode and write, nothing to call
+        for index, line in enumerate(fast_raws):
+            try:
+                write(encode(decode(line)))
+            except (ValueError, TypeError, msgspec.EncodeError):  # DecodeError is a ValueError
+                reference(index)
+    else:
+        for index, line in enumerate(fast_raws):
+            try:
+                write(encode(transform(decode(line))))
+            except Exception:  # noqa: BLE001 - refused, or the transform's reject: the reference path says which
+                reference(index)
+    _respell_small_floats(result.output)
+    # Each of these transforms writes one line for each record it does not reject.
+    result.records_transformed = len(result.output)
+    return result
+
+
+def _respell_small_floats(output: list[bytes]) -> None:
+    """Spell each output line that may hold a float below 1e-4 as the standard library does: decoded and
+    written again by it. Exact: the line's values come back the same (msgspec writes the shortest float that
+    reads back as the same value), and a line the standard library wrote comes back unchanged. One search of
+    the chunk's output rather than two of each line: the searches are most of the cost."""
+    blob = b"\n".join(output)
+    hits = []
+    for pattern in (b"e-", b"0.0000"):
+        at = blob.find(pattern)
+        while at >= 0:
+            hits.append(at)
+            at = blob.find(pattern, at + 1)
+    if not hits:
+        return
+    # Where each line ends in blob (its newline included): a hit at `at` is in line bisect_right(ends, at).
+    ends = list(itertools.accumulate(map(operator.add, map(len, output), itertools.repeat(1))))
+    for index in {bisect.bisect_right(ends, at) for at in hits}:
+        output[index] = _encoder.encode(_decoder.decode(output[index].decode("utf-8"))).encode("utf-8")
+
+
+def _user_lines(
+    result: ChunkResult,
+    raws: list[bytes],
+    fast_raws: list[bytes],
+    *,
+    offsets: _Offsets,
+    decode: Callable[[bytes], Any],
+    transform: Transform,
+    limits: LineLimits,
+) -> ChunkResult:
+    """A user transform: msgspec decodes; the transform runs once a record, as in the reference path, and
+    the standard library's encoder writes (or refuses) whatever it returns."""
+    output, rejects = result.output, result.rejects
+    transformed = filtered = 0
+    for index, line in enumerate(fast_raws):
+        try:
+            record = decode(line)
+        except msgspec.DecodeError:
+            _reference_line(
+                result, raws[index], offsets.at(index), transform=transform, keeps_bytes=False, limits=limits
+            )
+            continue
+        produced, reason = _run(transform, record)
+        encoded: list[bytes] = []
+        if reason is None and produced is not None:
+            encoded, reason = _encode_all(produced)
+        if reason is not None:
+            rejects.append(reject_line(offsets.at(index), _without_cr(line), reason))
+        elif encoded:
+            output += encoded
+            transformed += 1
+        else:
+            filtered += 1
+    result.records_transformed += transformed
+    result.records_filtered += filtered
+    return result
+
+
+def _without_cr(raw: bytes) -> bytes:
+    """The line a reject shows: as the reference path does, without the CR of a CRLF (a line the fast
+    decoder read has no BOM: it refuses one)."""
+    return raw[:-1] if raw.endswith(b"\r") else raw
+
+
+def _lines_of(data: bytes) -> list[bytes]:
     raws = data.split(b"\n")
     if raws and not raws[-1]:
         raws.pop()  # the text after the last newline: not a line
-    for raw in raws:
-        line_offset = offset
-        offset += len(raw) + 1
-        if len(raw) > limits.max_line_bytes:
-            result.rejects.append(
-                oversized_reject(line_offset, raw[: REJECT_PREVIEW_BYTES + len(BOM)], len(raw), limits)
-            )
-            continue
-        line = raw[:-1] if raw.endswith(b"\r") else raw
-        if line_offset == 0 and line.startswith(BOM):
-            line = line[len(BOM) :]
-        if not line.strip(JSON_WHITESPACE):
-            result.records_blank += 1
-            continue
-        record, reason = _record_reject(line, limits)
-        if record is None:
-            result.rejects.append(reject_line(line_offset, line, str(reason)))
-        elif keeps_bytes:
-            result.output.append(line)
-            result.records_transformed += 1
-        else:
-            _transform_into(result, line_offset, line, record, transform)
-    return result
+    return raws
+
+
+def _reference_line(
+    result: ChunkResult,
+    raw: bytes,
+    line_offset: int,
+    *,
+    transform: Transform,
+    keeps_bytes: bool,
+    limits: LineLimits,
+) -> None:
+    """One line (without its LF) the standard library's way: a blank, a reject, or the transform's output."""
+    if len(raw) > limits.max_line_bytes:
+        result.rejects.append(
+            oversized_reject(line_offset, raw[: REJECT_PREVIEW_BYTES + len(BOM)], len(raw), limits)
+        )
+        return
+    line = raw[:-1] if raw.endswith(b"\r") else raw
+    if line_offset == 0 and line.startswith(BOM):
+        line = line[len(BOM) :]
+    if not line.strip(JSON_WHITESPACE):
+        result.records_blank += 1
+        return
+    record, reason = _record_reject(line, limits)
+    if record is None:
+        result.rejects.append(reject_line(line_offset, line, str(reason)))
+    elif keeps_bytes:
+        result.output.append(line)
+        result.records_transformed += 1
+    else:
+        _transform_into(result, line_offset, line, record, transform)
 
 
 def _transform_into(
@@ -214,12 +464,16 @@ def _transform_into(
 def _run(transform: Transform, record: dict[str, object]) -> tuple[Output, str | None]:
     try:
         return transform(record), None
-    except (RecordError, ValueError, TypeError) as error:
-        return None, f"transform failed: {error}"
-    except RecursionError:
-        return None, "transform failed: nesting too deep for the transform"
     except Exception as error:  # noqa: BLE001 - user code: whatever it raises is this one record's reject
-        return None, f"transform failed: {type(error).__name__}: {error}"
+        return None, _failure_reason(error)
+
+
+def _failure_reason(error: Exception) -> str:
+    if isinstance(error, RecordError | ValueError | TypeError):
+        return f"transform failed: {error}"
+    if isinstance(error, RecursionError):
+        return "transform failed: nesting too deep for the transform"
+    return f"transform failed: {type(error).__name__}: {error}"
 
 
 def _encode_all(produced: Output) -> tuple[list[bytes], str | None]:

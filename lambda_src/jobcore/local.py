@@ -33,7 +33,7 @@ class FileObjectStore:
     def _path(self, bucket: str, key: str) -> Path:
         return self.buckets.get(bucket, self.root / bucket) / key
 
-    def head(self, bucket: str, key: str) -> InputPin:
+    def head(self, bucket: str, key: str, *, version_id: str | None = None) -> InputPin:
         path = self._path(bucket, key)
         if not path.is_file():
             raise InputNotFoundError(f"input {path} does not exist")
@@ -119,6 +119,10 @@ class MemoryJobStore:
             worker_ms=current.worker_ms + checkpoint.worker_ms,
             worker_memory_mb=checkpoint.worker_memory_mb,
             updated_at=checkpoint.updated_at,
+            restart_point=checkpoint.restart_point or current.restart_point,
+            text_bytes=checkpoint.text_bytes if checkpoint.text_bytes is not None else current.text_bytes,
+            long_line_head=checkpoint.long_line_head if checkpoint.long_line_from is not None else None,
+            first_rejects=current.first_rejects or checkpoint.first_rejects,
         )
         return True
 
@@ -178,6 +182,10 @@ class MemoryJobStore:
             bytes_in=0,
             segments=0,
             long_line_from=None,
+            restart_point=None,
+            text_bytes=None,
+            long_line_head=None,
+            first_rejects=(),
             shards=shards,
             code=code,
             lineage=lineage,

@@ -34,12 +34,6 @@ class S3Location:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FaultInjection:
-    transient_error_rate: float
-    seed: int
-
-
-@dataclass(frozen=True, kw_only=True)
 class InputPin:
     """The input object as the ingest found it: every read of the job asks for exactly this version."""
 
@@ -95,6 +89,49 @@ class LineageEntry:
     attempt: int
     code_version: CodeVersion
     offsets: tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestartPoint:
+    """Where a decompressor can start over inside a compressed input (jobcore.compressed): at text offset
+    `text`, compressed offset `at`; for gzip, with the access point (its window) in the object `index`
+    (`index_bytes` long) beside the job's outputs. A zstd frame boundary needs none."""
+
+    text: int
+    at: int
+    index: str | None = None
+    index_bytes: int = 0
+
+    def as_map(self) -> dict[str, object]:
+        return {
+            "text": self.text,
+            "at": self.at,
+            **({"index": self.index, "index_bytes": self.index_bytes} if self.index else {}),
+        }
+
+    @classmethod
+    def of(cls, value: object) -> RestartPoint | None:
+        if not isinstance(value, dict):
+            return None
+        index = value.get("index")
+        return cls(
+            text=int(value["text"]),
+            at=int(value["at"]),
+            index=str(index) if index else None,
+            index_bytes=int(value.get("index_bytes", 0)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RejectSample:
+    """One of the first rejects of a job, for the reason a job fails with (offset in the text, and why)."""
+
+    offset: int
+    error: str
+
+
+# The end of a compressed input's text until the worker has found it (never reached by an offset).
+UNKNOWN_TEXT_END = 2**62
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,11 +199,22 @@ class JobRecord:
     # A sharded job's ranges (jobcore.shards.plan); empty for one shard, whose position is `cursor` and
     # `long_line_from` above.
     shards: tuple[ShardPosition, ...] = ()
+    # How the input is read (none, gzip, zstd: jobcore.formats, decided at ingest) and how parts are written
+    # (none, gzip). Offsets (cursor, parts, rejects) are in the text: the decompressed stream.
+    compression: str = "none"
+    output_compression: str = "none"
+    # A compressed input's decompressor restart point behind the cursor, and its text's size once the
+    # worker has reached the end (None before; a plain input's text is the object: `input_bytes`).
+    restart_point: RestartPoint | None = None
+    text_bytes: int | None = None
+    # A compressed input cannot be read backwards cheaply: the first bytes of the long line being skipped.
+    long_line_head: bytes | None = None
+    # The first rejects of the job (at most MAX_REJECT_SAMPLES), for the reason it fails with.
+    first_rejects: tuple[RejectSample, ...] = ()
     # The code the job runs on (None only for a job accepted before jobs were pinned to a code version), and
     # which version wrote which part of the output.
     code: CodePin | None = None
     lineage: tuple[LineageEntry, ...] = ()
-    fault_injection: FaultInjection | None = None
     request: str = ""
     source_message_id: str = ""
     error: dict[str, str] | None = None
@@ -174,13 +222,30 @@ class JobRecord:
     updated_at: str = ""
     expires_at: int = 0
 
+    @property
+    def compressed(self) -> bool:
+        return self.compression not in ("", "none")
+
+    def text_end(self, size: int) -> int:
+        """Where the job's text ends: the object's `size` for a plain input; for a compressed one, the
+        decompressed size once the worker has found it (UNKNOWN_TEXT_END before)."""
+        if not self.compressed:
+            return size
+        return self.text_bytes if self.text_bytes is not None else UNKNOWN_TEXT_END
+
     def positions(self, size: int) -> tuple[ShardPosition, ...]:
         """Every shard of the job over an input of `size` bytes (one, at the top-level cursor, unless it
         is sharded)."""
         if self.shards:
             return self.shards
         return (
-            ShardPosition(index=0, start=0, end=size, cursor=self.cursor, long_line_from=self.long_line_from),
+            ShardPosition(
+                index=0,
+                start=0,
+                end=self.text_end(size),
+                cursor=self.cursor,
+                long_line_from=self.long_line_from,
+            ),
         )
 
     def resume_offsets(self, size: int) -> tuple[int, ...]:
@@ -232,6 +297,12 @@ class Checkpoint:
     long_line_from: int | None = None
     # The shard whose cursor moves; None: the job's own (a job of one shard).
     shard: int | None = None
+    # A compressed input's: a newer restart point, the text's size once found, the long line's first bytes.
+    restart_point: RestartPoint | None = None
+    text_bytes: int | None = None
+    long_line_head: bytes | None = None
+    # This chunk's first rejects: kept on the job only if it has none yet.
+    first_rejects: tuple[RejectSample, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,8 +10,9 @@ from jobcore.model import Checkpoint, CodePin, InputPin, JobEvent, JobRecord, Li
 
 
 class ObjectStore(Protocol):
-    def head(self, bucket: str, key: str) -> InputPin:
-        """The object's current ETag, VersionId and size; raises InputNotFoundError / AccessDeniedError."""
+    def head(self, bucket: str, key: str, *, version_id: str | None = None) -> InputPin:
+        """The object's current ETag, VersionId and size (of `version_id` when given); raises
+        InputNotFoundError / AccessDeniedError."""
         ...
 
     def read_range(self, bucket: str, key: str, start: int, end: int, *, pin: InputPin | None) -> bytes:

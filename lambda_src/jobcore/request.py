@@ -12,16 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobcore.errors import ValidationError
-from jobcore.model import FaultInjection, S3Location
+from jobcore.formats import AUTO, COMPRESSIONS, NONE, OUTPUT_COMPRESSIONS
+from jobcore.model import S3Location
 from jobcore.options import parse_options
 from jobcore.transforms import TRANSFORMS
 from pipeline_contract import (
     DEFAULT_TRANSFORM,
-    FAULT_FIELDS,
     JOB_ID,
     MAX_BODY_BYTES,
     MAX_CHUNK_BYTES,
-    MAX_FAULT_RATE,
     MIN_CHUNK_BYTES,
     MIN_SHARDS,
     REQUEST_FIELDS,
@@ -31,12 +30,11 @@ from pipeline_contract import (
 
 @dataclass(frozen=True, kw_only=True)
 class RequestRules:
-    """What the environment allows: where inputs may come from, the reject-ratio ceiling, fault injection."""
+    """What the environment allows: where inputs may come from, the reject-ratio ceiling, the shards."""
 
     environment: str
     input_locations: tuple[S3Location, ...]
     max_reject_ratio: float
-    fault_injection_allowed: bool
     # The most shards a job may ask for here.
     max_shards: int = 1
 
@@ -47,7 +45,6 @@ class JobRequest:
     input: str
     transform: str
     chunk_bytes: int | None
-    fault_injection: FaultInjection | None
     max_reject_ratio: float | None = None
     # Redrive of a FAILED job: start over (offset 0, the input as it is now and the deployed code, a fresh
     # output location).
@@ -59,6 +56,13 @@ class JobRequest:
     transform_options: str = ""
     # Byte ranges to process in parallel; None: the environment's default.
     shards: int | None = None
+    # How the input is read (auto: by its first bytes; none, gzip, zstd) and how the parts are written.
+    compression: str = AUTO
+    output_compression: str = NONE
+    # Pin exactly this version of the input (VersionId), or accept it only while its ETag is this one: what
+    # an object notification names, so a job processes the object that was put, not a later overwrite.
+    input_version: str | None = None
+    input_etag: str | None = None
 
 
 def _is_int(value: Any) -> bool:
@@ -73,27 +77,6 @@ def job_id_of(body: str) -> str | None:
         return None
     job_id = data.get("job_id") if isinstance(data, dict) else None
     return job_id if isinstance(job_id, str) and JOB_ID.match(job_id) else None
-
-
-def _fault_injection(value: Any, *, allowed: bool, environment: str) -> FaultInjection:
-    if not allowed:
-        raise ValidationError("fault_injection", f"not allowed in environment '{environment}'")
-    if not isinstance(value, dict):
-        raise ValidationError("fault_injection", "must be an object {transient_error_rate, seed}")
-    unknown = sorted(set(value) - set(FAULT_FIELDS))
-    if unknown:
-        raise ValidationError(
-            f"fault_injection.{unknown[0]}", f"unknown field (allowed: {', '.join(FAULT_FIELDS)})"
-        )
-    rate = value.get("transient_error_rate")
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
-        raise ValidationError("fault_injection.transient_error_rate", "required, a number")
-    if not 0 <= rate <= MAX_FAULT_RATE:
-        raise ValidationError("fault_injection.transient_error_rate", f"must be within 0..{MAX_FAULT_RATE}")
-    seed = value.get("seed", 0)
-    if not _is_int(seed):
-        raise ValidationError("fault_injection.seed", "must be an integer")
-    return FaultInjection(transient_error_rate=float(rate), seed=int(seed))
 
 
 def _job_id(data: dict[str, Any], default: str) -> str:
@@ -181,6 +164,23 @@ def _shards(data: dict[str, Any], maximum: int) -> int | None:
     return int(shards)
 
 
+def _choice(data: dict[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = data.get(name, default)
+    if not isinstance(value, str) or value not in allowed:
+        shown = repr(value)[:80]
+        raise ValidationError(name, f"{shown} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _optional_text(data: dict[str, Any], name: str, max_chars: int = 1024) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_chars:
+        raise ValidationError(name, f"must be a non-empty string of at most {max_chars} characters")
+    return value
+
+
 def _flag(data: dict[str, Any], name: str) -> bool:
     value = data.get(name, False)
     if not isinstance(value, bool):
@@ -212,11 +212,6 @@ def parse_request(body: str, *, default_job_id: str, rules: RequestRules) -> Job
     unknown = sorted(set(data) - set(REQUEST_FIELDS))
     if unknown:
         raise ValidationError(unknown[0], f"unknown field (allowed: {', '.join(REQUEST_FIELDS)})")
-    fault = None
-    if "fault_injection" in data:
-        fault = _fault_injection(
-            data["fault_injection"], allowed=rules.fault_injection_allowed, environment=rules.environment
-        )
     transform = _transform(data)
     restart, upgrade = _redrive_choice(data)
     return JobRequest(
@@ -225,9 +220,12 @@ def parse_request(body: str, *, default_job_id: str, rules: RequestRules) -> Job
         transform=transform,
         transform_options=_transform_options(data, transform),
         chunk_bytes=_chunk_bytes(data),
-        fault_injection=fault,
         max_reject_ratio=_max_reject_ratio(data, rules.max_reject_ratio),
         restart=restart,
         upgrade=upgrade,
         shards=_shards(data, rules.max_shards),
+        compression=_choice(data, "compression", COMPRESSIONS, AUTO),
+        output_compression=_choice(data, "output_compression", OUTPUT_COMPRESSIONS, NONE),
+        input_version=_optional_text(data, "input_version"),
+        input_etag=_optional_text(data, "input_etag"),
     )

@@ -27,21 +27,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jobcore import retry
+from jobcore.compressed import GzipText, PlainText, TextSettings, ZstdText, gzip_member, open_text
 from jobcore.errors import (
     CodeVersionMismatchError,
     JobCancelledError,
     PermanentError,
     RejectRatioExceededError,
-    TransientError,
     ValidationError,
     in_shard,
 )
+from jobcore.formats import GZIP
 from jobcore.lines import (
     BOM,
     REJECT_PREVIEW_BYTES,
@@ -52,11 +52,15 @@ from jobcore.lines import (
     process_lines,
     split_complete,
 )
-from jobcore.model import Checkpoint, CodeVersion, JobRecord, split_s3_uri
+from jobcore.model import Checkpoint, CodeVersion, JobRecord, RejectSample, split_s3_uri
 from jobcore.options import parse_options
 from jobcore.ports import JobStore, ObjectStore
 from jobcore.transforms import TRANSFORMS
 from pipeline_contract import CANCELLED, REJECTS_DIR, RUNNING, SUCCEEDED, part_name
+
+# The first rejects a job keeps for the reason it fails with (its record, then the error's message).
+MAX_REJECT_SAMPLES = 3
+REJECT_SAMPLE_CHARS = 200
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +88,6 @@ class SegmentLimits:
     safety_margin_ms: int
     max_chunks: int = 0  # 0 = bounded by time only
     max_reject_ratio: float = 1.0
-    fault_injection_allowed: bool = False
     lines: LineLimits = field(default_factory=LineLimits)
     # Ask for a continue-as-new once the execution has run this long (None: by segment count only).
     handover_after_seconds: int | None = None
@@ -94,6 +97,8 @@ class SegmentLimits:
     memory_mb: int = 0
     # The code this worker runs (its published version and the code's digest); None: unknown (not checked).
     code: CodeVersion | None = None
+    # How a compressed input is read (GET size, gzip access point spacing); None: by the job's chunk size.
+    text: TextSettings | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,20 +158,6 @@ def _check_code(record: JobRecord, running: CodeVersion | None) -> None:
         "it writes nothing rather than mix code versions in one output (was an execution started by hand on "
         "another state machine version? jobs start through the ingest queue)"
     )
-
-
-def _inject_fault(record: JobRecord, request: SegmentRequest, offset: int, allowed: bool) -> None:
-    fault = record.fault_injection
-    if fault is None or not allowed:
-        return
-    draw = random.Random(  # noqa: S311 - reproducible fault injection, not cryptography
-        f"{fault.seed}:{record.job_id}:{offset}:{request.attempt}:{request.retry_count}"
-    ).random()
-    if draw < fault.transient_error_rate:
-        raise TransientError(
-            f"injected fault at chunk offset {offset} (rate {fault.transient_error_rate}, "
-            f"retry {request.retry_count})"
-        )
 
 
 class _Segment:
@@ -229,6 +220,9 @@ class _Segment:
             )
         self.pin = pin
         self.size: int = pin.size
+        self.text = self._open_text()
+        self.long_line_head = record.long_line_head
+        self.first_rejects = record.first_rejects
         positions = record.positions(self.size)
         if not 0 <= request.shard < len(positions):
             raise ValidationError(
@@ -245,14 +239,27 @@ class _Segment:
             self._locate()
         else:
             self.cursor = self.read_pos = self.shard.cursor
-        job_ratio = record.max_reject_ratio
-        self.max_reject_ratio = (
-            limits.max_reject_ratio if job_ratio is None else min(job_ratio, limits.max_reject_ratio)
+        self.max_reject_ratio = effective_reject_ratio(record, limits.max_reject_ratio)
+
+    def _open_text(self) -> PlainText | GzipText | ZstdText:
+        """The input's text: the object itself, or the stream its decompressor gives (jobcore.compressed)."""
+        if self.record.compressed and self.record.shards:
+            raise ValidationError("shards", "a compressed input is read in one pass: it has no shards")
+        return open_text(
+            self.record.compression,
+            objects=self.objects,
+            bucket=self.in_bucket,
+            key=self.in_key,
+            pin=self.pin,
+            restart=self.record.restart_point,
+            index_location=(self.out_bucket, self.out_prefix),
+            settings=self.limits.text or TextSettings.for_chunks(self.record.chunk_bytes),
+            deadline=self.deadline,
         )
 
     @property
     def done(self) -> bool:
-        return self.cursor >= self.end
+        return self.cursor >= self.end or (self.text.size is not None and self.cursor >= self.text.size)
 
     def _locate(self) -> None:
         """Find the shard's first line: the one after the last newline before `start` (it runs into the
@@ -292,7 +299,9 @@ class _Segment:
         start = self.read_pos
         end = min((start // b + 1) * b, self.end)
         data = self._read(start, end)
-        at_end = end >= self.size
+        if self.text.size is not None:  # a compressed input's end is found by reading it
+            end = min(end, self.text.size)
+        at_end = self.text.size is not None and end >= self.text.size
         # The shard's last range: a line running past it is the next shard's (its newline is there).
         at_shard_end = end >= self.end and not at_end
         self.read_pos = end
@@ -306,6 +315,7 @@ class _Segment:
             line_end = start + newline if newline >= 0 else end
             before.rejects.append(self._long_line_reject(line_end))
             self.long_line_from = None
+            self.long_line_head = None
             data = data[newline + 1 :] if newline >= 0 else b""
             start = line_end + 1 if newline >= 0 else end
         data = self.carry + data
@@ -318,8 +328,11 @@ class _Segment:
                 return self._commit(None, b"", end, started, offset=None)
             if len(self.carry) <= self.limits.lines.max_line_bytes:
                 return True  # a line longer than the range: keep reading, nothing to commit yet
-            # Too long to hold: skip the rest of it range by range, remembering where it began.
+            # Too long to hold: skip the rest of it range by range, remembering where it began (and, for
+            # an input that cannot be read backwards, its first bytes: its reject shows them).
             self.long_line_from = line_start
+            if not self.text.random_access:
+                self.long_line_head = self.carry[: REJECT_PREVIEW_BYTES + len(BOM)]
             self.carry = b""
             return self._commit(None, b"", end, started, offset=None)
         result = process_lines(
@@ -345,16 +358,18 @@ class _Segment:
         """Write the chunk's parts (if it produced any), then checkpoint `new_cursor`."""
         if result is not None and offset is not None:
             self.chunks += 1
-            _inject_fault(self.record, self.request, offset, self.limits.fault_injection_allowed)
+            name = part_name(offset, self.record.output_compression)
             if result.output:
-                self._write(f"{self.out_prefix}{part_name(offset)}", join_lines(result.output))
+                self._write(f"{self.out_prefix}{name}", join_lines(result.output))
             if result.rejects:
-                self._write(f"{self.out_prefix}{REJECTS_DIR}{part_name(offset)}", join_lines(result.rejects))
+                self._write(f"{self.out_prefix}{REJECTS_DIR}{name}", join_lines(result.rejects))
         counts = result or ChunkResult()
         now = self.clock()
         elapsed_ms = int((now - started) * 1000)
         self.chunk_ms = max(self.chunk_ms, elapsed_ms)
         parts = 0 if result is None or offset is None else bool(result.output) + bool(result.rejects)
+        # Written before the checkpoint that names it: a checkpoint never points at a missing access point.
+        restart_point = None if self.text.random_access else self.text.restart_point(new_cursor)
         checkpoint = Checkpoint(
             job_id=self.record.job_id,
             attempt=self.request.attempt,
@@ -378,6 +393,10 @@ class _Segment:
             worker_ms=int((now - self.last_commit_at) * 1000),
             worker_memory_mb=self.limits.memory_mb,
             long_line_from=self.long_line_from,
+            restart_point=restart_point,
+            text_bytes=None if self.text.random_access else self.text.size,
+            long_line_head=self.long_line_head if self.long_line_from is not None else None,
+            first_rejects=_samples(result.rejects) if result is not None and not self.first_rejects else (),
         )
         applied = retry.call(
             lambda: self.jobs.checkpoint(checkpoint), what="checkpoint", deadline=self.deadline
@@ -385,6 +404,7 @@ class _Segment:
         if not applied:
             return False
         self.counted_segment = True
+        self.first_rejects = self.first_rejects or checkpoint.first_rejects
         self.last_commit_at = now
         self.cursor = self.persisted = checkpoint.new_cursor
         self.totals["records_in"] += counts.records_in
@@ -410,17 +430,18 @@ class _Segment:
         or the end of the input), identical to the one process_lines gives a long line it sees whole."""
         begin = self.long_line_from
         assert begin is not None
-        head = self._read(begin, min(begin + REJECT_PREVIEW_BYTES + len(BOM), line_end))
+        if self.long_line_head is not None:
+            head = self.long_line_head[: line_end - begin]
+        else:
+            head = self._read(begin, min(begin + REJECT_PREVIEW_BYTES + len(BOM), line_end))
         return oversized_reject(begin, head, line_end - begin, self.limits.lines)
 
     def _read(self, start: int, end: int) -> bytes:
-        return retry.call(
-            lambda: self.objects.read_range(self.in_bucket, self.in_key, start, end, pin=self.pin),
-            what="read input range",
-            deadline=self.deadline,
-        )
+        return self.text.read(start, end)
 
     def _write(self, key: str, body: bytes) -> None:
+        if self.record.output_compression == GZIP:
+            body = gzip_member(body)
         retry.call(
             lambda: self.objects.write(self.out_bucket, key, body, metadata=self.metadata),
             what="write part",
@@ -428,14 +449,15 @@ class _Segment:
         )
 
     def _check_reject_ratio(self) -> None:
+        """Mid-job early abort, once the count says something about the input (the end of the job checks
+        every job, whatever its size: jobcore.finish)."""
         records_in = self.record.records_in + self.totals["records_in"]
         rejected = self.record.records_rejected + self.totals["records_rejected"]
-        limit = self.max_reject_ratio
-        if records_in >= REJECT_RATIO_MIN_RECORDS and rejected / records_in > limit:
-            raise RejectRatioExceededError(
-                f"{rejected} of {records_in} records rejected ({rejected / records_in:.1%}), over the "
-                f"allowed {limit:.1%}; see the rejects under {self.record.output_prefix}{REJECTS_DIR}"
-            )
+        if records_in >= REJECT_RATIO_MIN_RECORDS:
+            check_reject_ratio(
+                self.record, records_in=records_in, rejected=rejected, limit=self.max_reject_ratio,
+                samples=self.first_rejects,
+            )  # fmt: skip
 
     def explain_lost_race(self) -> int:
         """Re-read the record after a failed checkpoint: cancelled/superseded raise; otherwise another
@@ -447,6 +469,43 @@ class _Segment:
             extra={"expected_cursor": self.persisted, "actual_cursor": actual, "shard": self.shard.index},
         )
         return self.cursor if actual is None else actual
+
+
+def effective_reject_ratio(record: JobRecord, environment_limit: float) -> float:
+    """The job's own limit if it asked for one (never above the environment's), else the environment's."""
+    job_ratio = record.max_reject_ratio
+    return environment_limit if job_ratio is None else min(job_ratio, environment_limit)
+
+
+def check_reject_ratio(
+    record: JobRecord,
+    *,
+    records_in: int,
+    rejected: int,
+    limit: float,
+    samples: tuple[RejectSample, ...],
+) -> None:
+    """Raise RejectRatioExceededError naming the ratio and the first reasons when rejected/in is over it."""
+    if not records_in or rejected / records_in <= limit:
+        return
+    first = "; ".join(f"offset {sample.offset}: {sample.error}" for sample in samples)
+    raise RejectRatioExceededError(
+        f"{rejected} of {records_in} records rejected ({rejected / records_in:.1%}), over the allowed "
+        f"{limit:.1%}"
+        + (f"; the first: {first}" if first else "")
+        + f"; see the rejects under {record.output_prefix}{REJECTS_DIR}"
+    )
+
+
+def _samples(rejects: list[bytes]) -> tuple[RejectSample, ...]:
+    """The first rejects of a chunk as (offset, reason): what a failing job's message names."""
+    samples = []
+    for line in rejects[:MAX_REJECT_SAMPLES]:
+        reject = json.loads(line)
+        samples.append(
+            RejectSample(offset=int(reject["offset"]), error=str(reject["error"])[:REJECT_SAMPLE_CHARS])
+        )
+    return tuple(samples)
 
 
 def _elapsed_seconds(started_at: str | None, epoch: Callable[[], float]) -> float | None:
@@ -499,11 +558,14 @@ def run_segment(
             clock=clock,
             deadline=deadline,
         )
-        while not segment.done and segment.may_start_chunk():
-            if not segment.run_chunk():
-                stale = True
-                segment.cursor = segment.explain_lost_race()
-                break
+        try:
+            while not segment.done and segment.may_start_chunk():
+                if not segment.run_chunk():
+                    stale = True
+                    segment.cursor = segment.explain_lost_race()
+                    break
+        finally:
+            segment.text.close()
     except PermanentError as error:
         # The job fails with this reason: on a sharded job, say which shard met it.
         if record.shards and 0 <= request.shard < len(record.shards):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from jobcore.model import CodePin, S3Location
+from jobcore.notifications import Trigger, parse_triggers
 from jobcore.request import RequestRules
 from pipeline_contract import Env
 
@@ -23,12 +24,6 @@ S = TypeVar("S", bound="_Settings")
 class ConfigurationError(RuntimeError):
     """The function was deployed without a variable it needs, or with one it cannot read (a deployment
     bug, not a job error)."""
-
-
-def _bool(text: str) -> bool:
-    if text not in ("true", "false"):
-        raise ValueError("must be true or false")
-    return text == "true"
 
 
 def _locations(text: str) -> tuple[S3Location, ...]:
@@ -42,9 +37,9 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "str": str,
     "int": int,
     "float": float,
-    "bool": _bool,
     "S3Location": S3Location.parse,
     "tuple[S3Location, ...]": _locations,
+    "tuple[Trigger, ...]": parse_triggers,
 }
 
 
@@ -75,7 +70,6 @@ class IngestSettings(_Settings):
     input_locations: tuple[S3Location, ...]
     output_location: S3Location
     environment: str
-    fault_injection_allowed: bool
     default_chunk_bytes: int
     # The environment's reject-ratio limit: a job may only lower it.
     max_reject_ratio: float
@@ -89,13 +83,16 @@ class IngestSettings(_Settings):
     # Shards a job may ask for, and what it gets when it does not ask.
     max_shards: int
     default_shards: int
+    # The largest zstd input of one frame accepted (no restart point inside: README "Compressed inputs").
+    zstd_single_frame_max_bytes: int
+    # Objects that become jobs when they arrive (config `triggers`; jobcore.notifications).
+    triggers: tuple[Trigger, ...]
 
     VARIABLES: ClassVar[Mapping[str, str]] = {
         "job_table_name": Env.JOB_TABLE_NAME,
         "input_locations": Env.INPUT_LOCATIONS,
         "output_location": Env.OUTPUT_LOCATION,
         "environment": Env.ENVIRONMENT,
-        "fault_injection_allowed": Env.FAULT_INJECTION_ALLOWED,
         "default_chunk_bytes": Env.DEFAULT_CHUNK_BYTES,
         "max_reject_ratio": Env.MAX_REJECT_RATIO,
         "job_ttl_days": Env.JOB_TTL_DAYS,
@@ -106,6 +103,8 @@ class IngestSettings(_Settings):
         "code_digest": Env.CODE_DIGEST,
         "max_shards": Env.MAX_SHARDS,
         "default_shards": Env.DEFAULT_SHARDS,
+        "zstd_single_frame_max_bytes": Env.ZSTD_SINGLE_FRAME_MAX_BYTES,
+        "triggers": Env.TRIGGERS,
     }
 
     @property
@@ -123,7 +122,6 @@ class IngestSettings(_Settings):
             environment=self.environment,
             input_locations=self.input_locations,
             max_reject_ratio=self.max_reject_ratio,
-            fault_injection_allowed=self.fault_injection_allowed,
             max_shards=self.max_shards,
         )
 
@@ -131,7 +129,6 @@ class IngestSettings(_Settings):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WorkerSettings(_Settings):
     job_table_name: str
-    fault_injection_allowed: bool
     safety_margin_ms: int
     # 0 = segments bounded by time only.
     max_chunks_per_segment: int
@@ -143,7 +140,6 @@ class WorkerSettings(_Settings):
 
     VARIABLES: ClassVar[Mapping[str, str]] = {
         "job_table_name": Env.JOB_TABLE_NAME,
-        "fault_injection_allowed": Env.FAULT_INJECTION_ALLOWED,
         "safety_margin_ms": Env.SAFETY_MARGIN_MS,
         "max_chunks_per_segment": Env.MAX_CHUNKS_PER_SEGMENT,
         "max_reject_ratio": Env.MAX_REJECT_RATIO,

@@ -85,10 +85,20 @@ def transform(
 
 _NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# normalize's key conversions, each worked out once: an input's records repeat the same keys, and the two
+# regular expressions per key were a third of normalize's time (profile in benchmarks/README.md). Bounded,
+# since keys are data: past the limit a new key is converted every time, as before, and not kept.
+_SNAKE_CACHE: dict[str, str] = {}
+_SNAKE_CACHE_MAX = 10_000
 
 
 def _snake(key: str) -> str:
-    return _NON_WORD.sub("_", _CAMEL.sub("_", key.strip())).strip("_").lower()
+    name = _SNAKE_CACHE.get(key) if type(key) is str else None
+    if name is None:
+        name = _NON_WORD.sub("_", _CAMEL.sub("_", key.strip())).strip("_").lower()
+        if type(key) is str and len(_SNAKE_CACHE) < _SNAKE_CACHE_MAX:
+            _SNAKE_CACHE[key] = name
+    return name
 
 
 def _normalize_value(value: Any) -> Any:
@@ -103,13 +113,24 @@ def _normalize_value(value: Any) -> Any:
 
 def _normalize_object(record: Record) -> Record:
     out: Record = {}
+    known = _SNAKE_CACHE.get  # the cache looked up here, not in a call to _snake for each key
     for key, value in record.items():
-        name = _snake(key)
+        name = known(key)
+        if name is None:
+            name = _snake(key)
         if not name:
             raise RecordError(f"key {key!r} has no letters or digits")
         if name in out:
             raise RecordError(f"keys collide after normalization: {name!r}")
-        out[name] = _normalize_value(value)
+        # _normalize_value inlined: one call fewer for each value of each record.
+        if isinstance(value, str):
+            out[name] = value.strip()
+        elif isinstance(value, dict):
+            out[name] = _normalize_object(value)
+        elif isinstance(value, list):
+            out[name] = [_normalize_value(item) for item in value]
+        else:
+            out[name] = value
     return out
 
 
@@ -144,6 +165,8 @@ def flatten(record: Record) -> Record:
 
 
 def _flatten_into(out: Record, prefix: str, obj: Record) -> None:
+    # The dotted names are built for each record: caching them (per prefix and key) measured no faster,
+    # since the loop's own work per key is most of flatten's time (benchmarks/README.md: "Codec").
     for key, value in obj.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
@@ -152,3 +175,11 @@ def _flatten_into(out: Record, prefix: str, obj: Record) -> None:
             raise RecordError(f"key {name!r} appears twice once flattened")
         else:
             out[name] = value
+
+
+# The built-ins the chunk loop writes with its fast encoder (jobcore.lines): pure functions of the record that
+# return one object holding only what the JSON decoder makes (str keys, lists, str, int, float, bool, None)
+# or raise, so that running one again on the same record gives the same answer. A user transform may return
+# any object (which the standard library's encoder writes or refuses) and need not be pure: it runs once
+# for each record, and its output is written by the standard library's encoder.
+PURE_JSON_TRANSFORMS: frozenset[Callable[..., Output]] = frozenset({compact, normalize, flatten})

@@ -112,7 +112,6 @@ S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(\S.*)$")
 MAX_BODY_BYTES = 256 * 1024
 MIN_CHUNK_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 64 * 1024 * 1024
-MAX_FAULT_RATE = 0.9
 REQUEST_FIELDS = (
     "job_id",
     "input",
@@ -122,12 +121,14 @@ REQUEST_FIELDS = (
     "max_reject_ratio",
     "restart",
     "upgrade",
-    "fault_injection",
     "shards",
+    "compression",
+    "output_compression",
+    "input_version",
+    "input_etag",
 )
 # Byte ranges of one input processed in parallel (each environment sets its own maximum, at least this).
 MIN_SHARDS = 1
-FAULT_FIELDS = ("transient_error_rate", "seed")
 DEFAULT_TRANSFORM = "normalize"
 
 # -- executions ----------------------------------------------------------------------------------------------
@@ -177,12 +178,18 @@ STATUS_INDEX = "by-status"  # GSI (status, updated_at)
 TTL_ATTRIBUTE = "expires_at"  # epoch seconds; DynamoDB deletes the record after it
 OUTPUT_PREFIX = "out/"  # default output location in the data bucket (its lifecycle rule expires it)
 REJECTS_DIR = "rejects/"
+# A gzip input's access points (restart points of its decompressor), beside the job's outputs.
+ACCESS_DIR = "_access/"
 
 
-def part_name(offset: int) -> str:
-    """The part holding the lines whose newline falls in the range starting at `offset`: names sort in
-    input order, and a retried chunk rewrites the same object."""
-    return f"part-{offset:015d}.jsonl"
+PART_SUFFIXES = {"none": ".jsonl", "gzip": ".jsonl.gz"}
+
+
+def part_name(offset: int, compression: str = "none") -> str:
+    """The part holding the lines whose newline falls in the range starting at `offset` (of the input's
+    text: decompressed, for a compressed input): names sort in input order, and a retried chunk rewrites
+    the same object. `compression` is the job's `output_compression` (gzip: `.jsonl.gz`)."""
+    return f"part-{offset:015d}{PART_SUFFIXES.get(compression, '.jsonl')}"
 
 
 def job_output_prefix(output_location: str, job_id: str, *, restart_attempt: int | None = None) -> str:
@@ -278,7 +285,6 @@ class Env:
     INPUT_LOCATIONS = "INPUT_LOCATIONS"
     OUTPUT_LOCATION = "OUTPUT_LOCATION"
     ENVIRONMENT = "ENVIRONMENT"
-    FAULT_INJECTION_ALLOWED = "FAULT_INJECTION_ALLOWED"
     DEFAULT_CHUNK_BYTES = "DEFAULT_CHUNK_BYTES"
     MAX_REJECT_RATIO = "MAX_REJECT_RATIO"
     JOB_TTL_DAYS = "JOB_TTL_DAYS"
@@ -295,6 +301,8 @@ class Env:
     MAX_SHARDS = "MAX_SHARDS"
     DEFAULT_SHARDS = "DEFAULT_SHARDS"
     EVENT_BUS_NAME = "EVENT_BUS_NAME"
+    ZSTD_SINGLE_FRAME_MAX_BYTES = "ZSTD_SINGLE_FRAME_MAX_BYTES"
+    TRIGGERS = "TRIGGERS"
 
 
 # Powertools reads these itself; the CDK app sets them on every function beside the settings above.

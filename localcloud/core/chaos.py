@@ -41,7 +41,9 @@ LAMBDA_FAULTS = frozenset({CRASH, TIMEOUT})
 # An hour: beyond any Lambda or SDK timeout; a slip of a zero or two more is refused.
 MAX_LATENCY_MS = 3_600_000
 _ERROR_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,127}$")
-_FIELDS = ("service", "operation", "error", "latency_ms", "rate", "seed", "function", "count")
+_FIELDS = ("service", "operation", "error", "latency_ms", "rate", "seed", "function", "resource", "count")
+# Services whose calls name a resource a rule can match (`resource`: a prefix of it).
+RESOURCE_SERVICES = {"s3": "BUCKET/KEY"}
 
 # -- rules --------------------------------------------------------------------------------------------
 
@@ -70,6 +72,7 @@ class Rule:
     rate: float = 1.0
     seed: int = 0
     function: str | None = None
+    resource: str | None = None
     count: int | None = None
     matched: int = 0
     injected: int = 0
@@ -89,8 +92,12 @@ class Rule:
     def lambda_fault(self) -> bool:
         return self.error in LAMBDA_FAULTS
 
-    def matches(self, service: str, operation: str, function: str | None) -> bool:
+    def matches(
+        self, service: str, operation: str, function: str | None, resource: str | None = None
+    ) -> bool:
         if service != self.service or self.operation not in ("*", operation):
+            return False
+        if self.resource is not None and (resource is None or not resource.startswith(self.resource)):
             return False
         return self._function_name is None or (
             function is not None and function_name(function) == self._function_name
@@ -132,6 +139,7 @@ class Rule:
             "rate": self.rate,
             "seed": self.seed,
             "function": self.function,
+            "resource": self.resource,
             "count": self.count,
             "matched": self.matched,
             "injected": self.injected,
@@ -201,6 +209,7 @@ def parse_rule(document: Any, *, rule_id: str = "") -> Rule:
         rate=float(rate),
         seed=seed,
         function=_function(document, service, operation),
+        resource=_resource(document, service),
         count=count,
     )
 
@@ -259,6 +268,18 @@ def _function(document: dict[str, Any], service: str, operation: str) -> str | N
     if not _takes_function_name(service, operation):
         raise RuleError(f"function does not apply to {operation}: it names no function")
     return function
+
+
+def _resource(document: dict[str, Any], service: str) -> str | None:
+    resource = document.get("resource")
+    if resource is None:
+        return None
+    if not isinstance(resource, str) or not resource:
+        raise RuleError(f"resource must be a non-empty prefix, not {json.dumps(resource)}")
+    if service not in RESOURCE_SERVICES:
+        applies = ", ".join(f"--service {name} ({shape})" for name, shape in RESOURCE_SERVICES.items())
+        raise RuleError(f"resource applies to {applies} only, not {service}")
+    return resource
 
 
 @dataclass(frozen=True)
@@ -321,7 +342,9 @@ class ChaosStore:
         injections: list[Injection] = []
         with self._lock:
             for rule in self._rules:
-                if rule.lambda_fault or not rule.matches(call.service, call.operation, call.function):
+                if rule.lambda_fault or not rule.matches(
+                    call.service, call.operation, call.function, call.resource
+                ):
                     continue
                 if not rule.draw():
                     continue

@@ -30,16 +30,18 @@ from localcloud.core.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
 from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
 from localcloud.services.dynamodb import dynamodb_items, dynamodb_table
-from localcloud.services.events import events
+from localcloud.services.events import entry_size, events
 from localcloud.services.iam import enforcement
-from localcloud.services.lambda_ import event_invoke_config
+from localcloud.services.kms import keys as kms_keys
+from localcloud.services.lambda_ import event_invoke_config, function_layers, recursion
 from localcloud.services.lambda_ import runner as lambda_runner
 from localcloud.services.lambda_ import versions as lambda_versions
 from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
 from localcloud.services.s3 import bucket_policy
+from localcloud.services.s3 import notifications as s3_notifications
 from localcloud.services.sns import topic_policy
-from localcloud.services.sqs import queue_policy
-from localcloud.services.stepfunctions import execution_role, sfn
+from localcloud.services.sqs import message_size, queue_policy
+from localcloud.services.stepfunctions import execution_role, history_limit, sfn
 from localcloud.services.stepfunctions import versions as sfn_versions
 
 LOG = logging.getLogger("localcloud.core.server")
@@ -146,6 +148,32 @@ def _check_cloudformation_models() -> None:
             raise RuntimeError(f"moto did not pick up the {model.cloudformation_type()} model")
 
 
+def _install_models() -> list[Callable[[], None]]:
+    """The services' patches over moto's models: what moto lacks or gets wrong, each undone in reverse."""
+    return [
+        sfn.install(),
+        sfn_versions.install(),
+        lambda_versions.install(),
+        function_layers.install(),
+        updates.install(),
+        cloudwatch_alarm.install(),
+        topic_policy.install(),
+        bucket_policy.install(),
+        queue_policy.install(),
+        dynamodb_table.install(),
+        dynamodb_items.install(),
+        stack_exports.install(),
+        kms_keys.install(),
+        s3_notifications.install(),
+    ]
+
+
+def _install_parity() -> list[Callable[[], None]]:
+    """AWS's quotas where moto has none (or counts differently), each refused in the service's wire shape,
+    and the trace lineage Lambda's recursive loop detection counts (moto drops the header)."""
+    return [message_size.install(), entry_size.install(), history_limit.install(), recursion.install()]
+
+
 def _prepare_process_environment(port: int, region: str) -> None:
     # moto's Step Functions interpreter reaches the other services at localhost:$MOTO_PORT, and every
     # boto3 client in this process (poller, evaluator) must sign with dummy credentials, never real ones.
@@ -179,17 +207,8 @@ def start_cloud(
     previous = dict(default_user_config.get("stepfunctions", {}))
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     undo.append(lambda: default_user_config.update({"stepfunctions": previous}))  # type: ignore[typeddict-item]
-    undo.append(sfn.install())
-    undo.append(sfn_versions.install())
-    undo.append(lambda_versions.install())
-    undo.append(updates.install())
-    undo.append(cloudwatch_alarm.install())
-    undo.append(topic_policy.install())
-    undo.append(bucket_policy.install())
-    undo.append(queue_policy.install())
-    undo.append(dynamodb_table.install())
-    undo.append(dynamodb_items.install())
-    undo.append(stack_exports.install())
+    undo += _install_models()
+    undo += _install_parity()
     _check_cloudformation_models()
     # IAM: the functions, the state machines' integrations and the pollers call as their roles' sessions,
     # authorized here; installed before chaos, which therefore sees every request first.

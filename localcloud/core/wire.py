@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -187,6 +188,8 @@ class Call:
     operation: str
     protocol: str  # json | query | rest-xml | rest-json
     function: str | None = None
+    # What the call acts on, where rules can name it: `BUCKET/KEY` (or `BUCKET/`) for S3.
+    resource: str | None = None
 
 
 def function_name(value: str) -> str:
@@ -364,8 +367,15 @@ def identify(environ: dict[str, Any]) -> Call | None:
         if found is None:
             return None
         operation, labels = found
+        resource = None
+        if service == "s3" and labels.get("Bucket"):
+            resource = f"{labels['Bucket']}/{urllib.parse.unquote(labels.get('Key') or '')}"
         return Call(
-            service=service, operation=operation, protocol=protocol, function=labels.get("FunctionName")
+            service=service,
+            operation=operation,
+            protocol=protocol,
+            function=labels.get("FunctionName"),
+            resource=resource,
         )
     action = query.get("Action") or _form_body(environ).get("Action")
     if action:

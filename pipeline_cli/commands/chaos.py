@@ -54,6 +54,11 @@ def register(local_commands: Any) -> None:
     add.add_argument(
         "--function", metavar="NAME", help="lambda only: restrict to this function (name or ARN)"
     )
+    add.add_argument(
+        "--resource",
+        metavar="PREFIX",
+        help="s3 only: restrict to objects whose BUCKET/KEY starts with PREFIX (one job's output, say)",
+    )
     add.add_argument("--count", type=int, metavar="N", help="stop after N injections")
     add.add_argument("--json", action="store_true", help="print the rule as JSON")
     add.set_defaults(func=cmd_add)
@@ -78,6 +83,7 @@ def rule_document(args: argparse.Namespace) -> dict[str, Any]:
         "rate": args.rate,
         "seed": args.seed,
         "function": args.function,
+        "resource": args.resource,
         "count": args.count,
     }
     return {key: value for key, value in fields.items() if value is not None}
@@ -119,7 +125,7 @@ def cmd_clear(args: argparse.Namespace) -> int:
     return 0
 
 
-COLUMNS = ("ID", "SERVICE", "OPERATION", "FUNCTION", "FAULT", "RATE", "SEED", "COUNT", "MATCHED", "INJECTED")
+COLUMNS = ("ID", "SERVICE", "OPERATION", "TARGET", "FAULT", "RATE", "SEED", "COUNT", "MATCHED", "INJECTED")
 
 
 def print_rules(rules: list[dict[str, Any]], *, out: TextIO) -> None:
@@ -128,7 +134,7 @@ def print_rules(rules: list[dict[str, Any]], *, out: TextIO) -> None:
             rule["id"],
             rule["service"],
             rule["operation"],
-            rule.get("function") or "-",
+            rule.get("function") or rule.get("resource") or "-",
             rule["fault"],
             f"{rule['rate']:g}",
             str(rule["seed"]),

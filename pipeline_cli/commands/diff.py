@@ -1,6 +1,7 @@
 """`pipeline diff`: what a branch changes in the deployed infrastructure, per environment, offline.
 
-    pipeline diff [--base REF] [--env NAME ...] [--format text|markdown|json] [--allow-destructive]
+    pipeline diff [--base REF] [--env NAME ...] [--context KEY=VALUE ...] [--format text|markdown|json]
+                  [--allow-destructive]
 
 The command around the `infra_diff` package: its arguments, the output format, and the exit status (0; 1
 when a stateful resource would be deleted, orphaned or replaced, unless --allow-destructive; 2 when it
@@ -46,6 +47,16 @@ def register(subparsers: Any) -> None:
         help="environment to compare (repeatable; default: every environment of the app)",
     )
     parser.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=(
+            "CDK context for both sides' synth (repeatable), e.g. compliance=strict to review the strict "
+            "compliance profile; a base that does not know the key synthesizes as it would without it"
+        ),
+    )
+    parser.add_argument(
         "--format",
         choices=tuple(RENDERERS),
         default="text",
@@ -71,16 +82,31 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     envs: list[str] = list(dict.fromkeys(args.envs or []))
+    context = parse_context(args.context)
     try:
         root = repository_root(Path.cwd())
         base_sha, base_label = resolve_base(root, args.base)
-        base_stacks, head_stacks = synthesize_sides(root, base_sha, base_label, envs, progress=progress)
+        base_stacks, head_stacks = synthesize_sides(
+            root, base_sha, base_label, envs, progress=progress, context=context
+        )
     except SourceError as error:
         raise CliError(str(error)) from error
     report = compare(base_stacks, head_stacks)
     labels = Labels(base=base_label, base_commit=base_sha)
     print(RENDERERS[args.format](report, labels, allow_destructive=args.allow_destructive), end="")
     return exit_status(report, allow_destructive=args.allow_destructive)
+
+
+def parse_context(pairs: list[str]) -> dict[str, str]:
+    context: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--context {pair!r} must be KEY=VALUE, e.g. compliance=strict")
+        if key == "env":
+            raise CliError("--context env=... is not allowed: choose environments with --env NAME")
+        context[key] = value
+    return context
 
 
 def progress(message: str) -> None:

@@ -9,16 +9,13 @@ from typing import Any
 from pipeline_cli.aws import add_common_options, open_pipeline
 from pipeline_cli.deadletters import (
     DlqMessage,
-    MoveReport,
-    MoveTaskUnsupportedError,
     approximate_count,
-    move_messages,
     peek_messages,
-    start_move_task,
+    redrive,
+    redrive_problem,
+    redrive_summary,
 )
-from pipeline_cli.errors import CliError
 from pipeline_cli.output import note, print_json, render_table, shorten, unwrap_cause
-from pipeline_cli.records import get_record
 from pipeline_cli.validation import validate_job_id
 from pipeline_contract import DLQ_ERROR_MESSAGE, DLQ_ERROR_TYPE, DLQ_SOURCE_MESSAGE_ID
 
@@ -92,43 +89,25 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     if args.job_id is not None:
         validate_job_id(args.job_id)
     with open_pipeline(args) as pipeline:
-        if args.job_id is None and args.choice is None:
-            try:
-                result = start_move_task(pipeline)
-            except MoveTaskUnsupportedError as reason:
-                fallback_reason = str(reason)
-            else:
-                if args.json:
-                    print_json(result)
-                else:
-                    print(
-                        f"started a message move task ({result['approximate_messages']} message(s) approx.) "
-                        f"from the DLQ to the ingest queue: {result['task_handle']}\n"
-                        f"follow it with: aws sqs list-message-move-tasks --source-arn {result['source_arn']}"
-                    )
-                return 0
+        outcome = redrive(pipeline, job_id=args.job_id, choice=args.choice)
+    if outcome.task is not None:
+        task = outcome.task
+        if args.json:
+            print_json(task)
         else:
-            fallback_reason = (
-                f"--{args.choice} rewrites the requests, which only the fallback can do"
-                if args.choice
-                else "--job-id selects messages, which only the fallback can do"
+            print(
+                f"started a message move task ({task['approximate_messages']} message(s) approx.) "
+                f"from the DLQ to the ingest queue: {task['task_handle']}\n"
+                f"follow it with: aws sqs list-message-move-tasks --source-arn {task['source_arn']}"
             )
-        select = (lambda message: message.job_id == args.job_id) if args.job_id else (lambda _message: True)
-        report = move_messages(
-            pipeline.sqs,
-            source_url=pipeline.outputs.dead_letter_queue_url,
-            destination_url=pipeline.outputs.ingest_queue_url,
-            select=select,
-            choice=args.choice,
-        )
-        # A redrive of one job that found none of its messages: is there such a job at all?
-        nothing_moved = args.job_id is not None and not report.moved and not report.held_back
-        record = get_record(pipeline, args.job_id) if nothing_moved else None
+        return 0
+    report = outcome.report
+    assert report is not None
     if args.json:
         print_json(
             {
                 "method": "receive-send-delete",
-                "reason": fallback_reason,
+                "reason": outcome.reason,
                 "moved": len(report.moved),
                 "moved_message_ids": report.moved,
                 "skipped": report.skipped,
@@ -139,24 +118,10 @@ def cmd_redrive(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(redrive_summary(report, reason=fallback_reason, job_id=args.job_id))
-    if report.failed or report.not_deleted or not report.complete:
-        raise CliError(
-            "the redrive is incomplete (see above); run it again once the cause is fixed", exit_code=1
-        )
-    if nothing_moved and record is None:
-        left = f" ({report.skipped} other message(s) left there)" if report.skipped else ""
-        raise CliError(
-            f"unknown job {args.job_id!r} in environment {pipeline.env}: no job record and no message of it in "
-            f"the DLQ{left}",
-            exit_code=2,
-        )
-    if nothing_moved:
-        assert record is not None
-        raise CliError(
-            f"no message of job {args.job_id!r} in the DLQ to redrive (the job is {record.get('status', '?')})",
-            exit_code=1,
-        )
+        print(redrive_summary(report, reason=outcome.reason, job_id=args.job_id))
+    problem = redrive_problem(outcome, env=pipeline.env)
+    if problem is not None:
+        raise problem
     return 0
 
 
@@ -174,28 +139,3 @@ def messages_table(messages: Sequence[DlqMessage]) -> str:
         for message in messages
     ]
     return render_table(headers, rows)
-
-
-def redrive_summary(report: MoveReport, *, reason: str, job_id: str | None) -> str:
-    scope = f" of job {job_id}" if job_id else ""
-    lines = [
-        f"moved {len(report.moved)} message(s){scope} from the DLQ to the ingest queue by "
-        f"receive/send/delete ({reason})"
-    ]
-    if report.skipped:
-        lines.append(f"left {report.skipped} message(s) of other jobs in the DLQ")
-    if report.held_back:
-        lines.append(
-            f"held back {report.held_back} message(s) whose request was already moved in this run (it "
-            "failed again at once, or was a duplicate): see `pipeline dlq list`"
-        )
-    if report.failed:
-        lines.append(f"could not send {len(report.failed)} message(s); they stay in the DLQ: {report.failed}")
-    if report.not_deleted:
-        lines.append(
-            f"sent but could not delete {len(report.not_deleted)} message(s) from the DLQ (a later redrive "
-            f"would send them again): {report.not_deleted}"
-        )
-    if not report.complete:
-        lines.append("stopped at the round limit before the DLQ was drained: run the redrive again")
-    return "\n".join(lines)

@@ -42,7 +42,6 @@ from pipeline_cli.validation import (
     check_shards,
     check_transform,
     existing_file,
-    fault_injection,
     new_job_id,
     parse_s3_uri,
     transform_options,
@@ -85,9 +84,15 @@ def register(subparsers: Any) -> None:
         help="byte ranges processed in parallel, 1 .. the environment's maximum (default: its default)",
     )
     submit.add_argument(
-        "--fault-rate", type=float, metavar="R", help="transient error rate 0..0.9 (local, dev)"
+        "--compression",
+        choices=("auto", "none", "gzip", "zstd"),
+        help="how the input is read (default auto: gzip and zstd are recognised by their first bytes)",
     )
-    submit.add_argument("--fault-seed", type=int, metavar="N", help="seed of the fault injection draws")
+    submit.add_argument(
+        "--output-compression",
+        choices=("none", "gzip"),
+        help="write the parts (and rejects) as .jsonl.gz (`pipeline output` decompresses them)",
+    )
     submit.add_argument("--wait", action="store_true", help="then wait for the job like `pipeline wait`")
     add_wait_options(submit)
     add_common_options(submit)
@@ -141,7 +146,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
     local_file = None if args.input.startswith("s3:") else existing_file(args.input)
     if local_file is None:
         parse_s3_uri(args.input)
-    fault = fault_injection(args.fault_rate, args.fault_seed)
     validate_chunk_bytes(args.chunk_bytes)
     if args.wait:
         validate_wait_options(args.timeout, args.interval)
@@ -160,8 +164,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
             transform=args.transform,
             transform_options=options,
             chunk_bytes=args.chunk_bytes,
-            fault=fault,
             shards=args.shards,
+            compression=args.compression,
+            output_compression=args.output_compression,
         )
         message_id = send_request(pipeline, request)
         note(f"submitted job {job_id} to environment {pipeline.env} (message {message_id})")

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from aws_cdk import Arn, ArnComponents, Duration, Stack
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks import rules
 
 
+def queue_encryption(key: kms.IKey | None) -> sqs.QueueEncryption:
+    """SSE under the pipeline's key when there is one (strict), else SQS-managed SSE."""
+    return sqs.QueueEncryption.KMS if key is not None else sqs.QueueEncryption.SQS_MANAGED
+
+
 class IngestQueue(Construct):
     """Invariant: SSE and TLS on both queues; a message received `max_receive_count` times moves to the
     DLQ, which keeps it 14 days and accepts redrives from the ingest queue only; the visibility timeout
-    leaves room for 6 ingest attempts (checked here as well as in the config)."""
+    leaves room for 6 ingest attempts (checked here as well as in the config). SSE is SQS-managed, or
+    under `encryption_key` when one is given (both queues)."""
 
     def __init__(
         self,
@@ -26,6 +33,7 @@ class IngestQueue(Construct):
         max_receive_count: int,
         retention_days: int,
         dlq_retention_days: int,
+        encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         problems = rules.check_visibility_timeout(
@@ -42,7 +50,8 @@ class IngestQueue(Construct):
         self._dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=queue_encryption(encryption_key),
+            encryption_master_key=encryption_key,
             enforce_ssl=True,
             retention_period=Duration.days(dlq_retention_days),
             redrive_allow_policy=sqs.RedriveAllowPolicy(
@@ -54,7 +63,8 @@ class IngestQueue(Construct):
             self,
             "Queue",
             queue_name=queue_name,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=queue_encryption(encryption_key),
+            encryption_master_key=encryption_key,
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(visibility_timeout_seconds),
             retention_period=Duration.days(retention_days),

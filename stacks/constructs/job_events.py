@@ -8,12 +8,14 @@ from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from pipeline_contract import emitting_transitions
+from stacks.constructs.ingest_queue import queue_encryption
 
 
 def transition_filters(transitions: Mapping[str | None, Sequence[str]]) -> list[dict[str, Any]]:
@@ -38,8 +40,8 @@ class JobEventStream(Construct):
     from `pipeline_contract.emitting_transitions()`. A batch is never dropped silently: the function names
     the records it could not publish (partial batch response), a failing batch is bisected and retried until
     its records are `max_record_age` old (or `retry_attempts` times, when given), and then its description
-    (shard, sequence numbers) goes to `dead_letter_queue` (SSE, TLS only, 14 days), which has its own
-    alarm."""
+    (shard, sequence numbers) goes to `dead_letter_queue` (SSE, under `encryption_key` when given; TLS only,
+    14 days), which has its own alarm."""
 
     def __init__(
         self,
@@ -51,12 +53,14 @@ class JobEventStream(Construct):
         batch_size: int,
         retry_attempts: int | None,
         max_record_age: Duration,
+        encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._dead_letter_queue = sqs.Queue(
             self,
             "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=queue_encryption(encryption_key),
+            encryption_master_key=encryption_key,
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aws_cdk import Arn, ArnComponents, ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -27,6 +28,8 @@ from pipeline_contract import (
 )
 from stacks import rules
 from stacks.constructs.pipeline_function import log_retention
+from stacks.constructs.pipeline_key import grant_key_use
+from stacks.constructs.roles import DEFAULT_ROLES, RoleStyle
 
 # Error names the state machine matches: the contract's (the Lambda errorType is the exception's class).
 TRANSIENT_ERRORS = [TRANSIENT_ERROR]
@@ -69,7 +72,7 @@ def _invoke_pinned(
     state_id: str,
     *,
     function: str,
-    payload: dict[str, str],
+    payload: dict[str, object],
     result_selector: dict[str, str],
     result_path: str | None = None,
 ) -> sfn.CustomState:
@@ -93,6 +96,12 @@ def _key() -> dict[str, tasks.DynamoAttributeValue]:
 
 def _string(path: str) -> tasks.DynamoAttributeValue:
     return tasks.DynamoAttributeValue.from_string(sfn.JsonPath.string_at(path))
+
+
+def _number(path: str) -> tasks.DynamoAttributeValue:
+    return tasks.DynamoAttributeValue.number_from_string(
+        sfn.JsonPath.format("{}", sfn.JsonPath.string_at(path))
+    )
 
 
 def _literal(value: str) -> tasks.DynamoAttributeValue:
@@ -136,6 +145,9 @@ class SegmentedJobStateMachine(Construct):
         execution_timeout: Duration,
         log_retention_days: int,
         removal_policy: RemovalPolicy,
+        encryption_key: kms.IKey | None = None,
+        log_group_name: str | None = None,
+        roles: RoleStyle = DEFAULT_ROLES,
     ) -> None:
         super().__init__(scope, construct_id)
         self._name = state_machine_name
@@ -271,26 +283,7 @@ class SegmentedJobStateMachine(Construct):
             result_path="$.progress",
         )
 
-        succeeded_from, succeeded_values = _may_become(SUCCEEDED)
-        mark_succeeded = tasks.DynamoUpdateItem(
-            self,
-            "MarkSucceeded",
-            table=table,
-            key=_key(),
-            update_expression="SET #status = :to, updated_at = :now",
-            condition_expression=succeeded_from,
-            expression_attribute_names={"#status": "status"},
-            expression_attribute_values={
-                ":to": _literal(SUCCEEDED),
-                **succeeded_values,
-                ":now": _string("$$.State.EnteredTime"),
-            },
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        retry.add_to(mark_succeeded, DYNAMODB_TRANSIENT_ERRORS)
-        mark_succeeded.add_catch(cancelled, errors=[CONDITIONAL_CHECK_FAILED], result_path="$.error")
-        mark_succeeded.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
-        mark_succeeded.next(sfn.Succeed(self, "Succeeded"))
+        finish_job = self._finish_path(table, retry, cancelled=cancelled, record_failure=record_failure)
 
         next_execution = sfn.Pass(
             self,
@@ -337,7 +330,7 @@ class SegmentedJobStateMachine(Construct):
 
         route = (
             sfn.Choice(self, "JobDone?")
-            .when(sfn.Condition.boolean_equals("$.progress.pending", False), mark_succeeded)
+            .when(sfn.Condition.boolean_equals("$.progress.pending", False), finish_job)
             .when(
                 sfn.Condition.boolean_equals("$.progress.hand_over", True),
                 next_execution,
@@ -353,7 +346,12 @@ class SegmentedJobStateMachine(Construct):
         definition = mark_running.next(start_rounds).next(round_).next(tally).next(decide).next(route)
 
         self._log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention(log_retention_days), removal_policy=removal_policy
+            self,
+            "Logs",
+            log_group_name=log_group_name,
+            encryption_key=encryption_key,
+            retention=log_retention(log_retention_days),
+            removal_policy=removal_policy,
         )
         self._state_machine = sfn.StateMachine(
             self,
@@ -367,6 +365,29 @@ class SegmentedJobStateMachine(Construct):
                 destination=self._log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
             removal_policy=removal_policy,
+            # CDK makes the state machine's role itself unless the profile makes roles its own way (strict).
+            role=None
+            if roles.is_default
+            else roles.role(
+                self,
+                "Role",
+                # The confused-deputy conditions CDK puts on the role it makes itself.
+                assumed_by=iam.ServicePrincipal(
+                    "states.amazonaws.com",
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": stack.account},
+                        "ArnLike": {
+                            "aws:SourceArn": stack.format_arn(
+                                service="states",
+                                resource="stateMachine",
+                                resource_name="*",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        },
+                    },
+                ),
+                description=f"{state_machine_name}: the state machine's role",
+            ),
         )
         # Every deploy publishes a version of the definition (kept when the next replaces it: running jobs
         # continue-as-new on theirs); the ingest pins each job to the one current when it is accepted.
@@ -377,6 +398,16 @@ class SegmentedJobStateMachine(Construct):
             state_machine_revision_id=self._state_machine.state_machine_revision_id,
         )
         self._version.apply_removal_policy(RemovalPolicy.RETAIN)
+        self._grant(worker=worker, failures=failures, dead_letter_queue=dead_letter_queue, key=encryption_key)
+
+    def _grant(
+        self,
+        *,
+        worker: lambda_.IFunction,
+        failures: lambda_.IFunction,
+        dead_letter_queue: sqs.IQueue,
+        key: kms.IKey | None,
+    ) -> None:
         # The pinned versions this definition invokes and starts, by name: its own functions and versions.
         self._state_machine.add_to_role_policy(
             iam.PolicyStatement(
@@ -390,6 +421,63 @@ class SegmentedJobStateMachine(Construct):
         self._state_machine.add_to_role_policy(
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letter_queue.queue_arn])
         )
+        if key is not None:
+            # MarkRunning/MarkSucceeded/MarkFailed write the encrypted table; SendToDLQ the encrypted DLQ.
+            grant_key_use(key, self._state_machine)
+
+    def _finish_path(
+        self,
+        table: dynamodb.ITable,
+        retry: RetryPolicy,
+        *,
+        cancelled: sfn.IChainable,
+        record_failure: sfn.IChainable,
+    ) -> sfn.CustomState:
+        """FinishJob -> MarkSucceeded -> Succeeded: the end of a job whose shards are all done."""
+        # The end of the job: the whole job's reject ratio, checked once every shard is done (jobcore.finish
+        # says why here), by the pinned worker; MarkSucceeded then applies only to the counters it checked.
+        finish_job = _invoke_pinned(
+            self,
+            "FinishJob",
+            function="$.pin.worker",
+            payload={"job_id.$": "$.job_id", "attempt.$": "$.attempt", "finish": True},
+            result_selector={
+                "records_in.$": "$.Payload.records_in",
+                "records_rejected.$": "$.Payload.records_rejected",
+            },
+            result_path="$.finish",
+        )
+        retry.add_to(finish_job, TRANSIENT_ERRORS + LAMBDA_SERVICE_ERRORS)
+        retry.add_to(finish_job, CRASH_ERRORS, crash=True)
+        finish_job.add_catch(cancelled, errors=CANCELLED_ERRORS, result_path="$.error")
+        finish_job.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
+
+        succeeded_from, succeeded_values = _may_become(SUCCEEDED)
+        mark_succeeded = tasks.DynamoUpdateItem(
+            self,
+            "MarkSucceeded",
+            table=table,
+            key=_key(),
+            update_expression="SET #status = :to, updated_at = :now",
+            condition_expression=(
+                f"{succeeded_from} AND records_in = :records_in AND records_rejected = :records_rejected"
+            ),
+            expression_attribute_names={"#status": "status"},
+            expression_attribute_values={
+                ":to": _literal(SUCCEEDED),
+                **succeeded_values,
+                ":now": _string("$$.State.EnteredTime"),
+                ":records_in": _number("$.finish.records_in"),
+                ":records_rejected": _number("$.finish.records_rejected"),
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        retry.add_to(mark_succeeded, DYNAMODB_TRANSIENT_ERRORS)
+        mark_succeeded.add_catch(cancelled, errors=[CONDITIONAL_CHECK_FAILED], result_path="$.error")
+        mark_succeeded.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
+        finish_job.next(mark_succeeded)
+        mark_succeeded.next(sfn.Succeed(self, "Succeeded"))
+        return finish_job
 
     def _failure_path(
         self,
@@ -500,6 +588,11 @@ class SegmentedJobStateMachine(Construct):
     @property
     def state_machine(self) -> sfn.IStateMachine:
         return self._state_machine
+
+    @property
+    def role(self) -> iam.IRole:
+        """The state machine's role (CDK's, or the profile's under strict)."""
+        return self._state_machine.role
 
     @property
     def version_arn(self) -> str:

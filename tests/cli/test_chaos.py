@@ -40,7 +40,7 @@ def test_add_list_clear(store: chaos.ChaosStore, run: Run) -> None:
         "ID",
         "SERVICE",
         "OPERATION",
-        "FUNCTION",
+        "TARGET",
         "FAULT",
         "RATE",
         "SEED",

@@ -30,8 +30,7 @@ def test_submit_local_file_uploads_it_and_sends_exactly_the_contract(
     source.write_text('{"a": 1}\n{"a": 2}\n')
 
     result = run(
-        "submit", "--input", str(source), "--job-id", "job-1", "--chunk-bytes", "65536",
-        "--fault-rate", "0.3", "--fault-seed", "7", "--env", "dev",
+        "submit", "--input", str(source), "--job-id", "job-1", "--chunk-bytes", "65536", "--env", "dev",
     )  # fmt: skip
 
     assert result.code == 0, result.err
@@ -44,7 +43,6 @@ def test_submit_local_file_uploads_it_and_sends_exactly_the_contract(
         "job_id": "job-1",
         "input": f"s3://{bucket}/in/job-1/input.jsonl",
         "chunk_bytes": 65536,
-        "fault_injection": {"transient_error_rate": 0.3, "seed": 7},
     }
 
 
@@ -72,8 +70,6 @@ def test_submit_s3_input_generates_a_job_id_and_sends_only_the_fields_set(
         ),
         (["--job-id", "x" * 65], "--job-id 'xxx"),
         (["--chunk-bytes", "1024"], "chunk_bytes must be between 65536 (64 KiB) and 67108864 (64 MiB)"),
-        (["--fault-rate", "0.95", "--fault-seed", "1"], "transient_error_rate must be within 0..0.9"),
-        (["--fault-seed", "3"], "--fault-seed needs --fault-rate"),
         (["--input", "s3://Bad_Bucket/k"], "is not an s3://BUCKET/KEY URI"),
         (["--input", "s3://bucket/"], "key: not empty"),
     ],
@@ -88,16 +84,6 @@ def test_submit_rejects_bad_fields_before_sending(
     assert expected in result.err
     assert "Traceback" not in result.err
     assert drain(deployed.sqs, deployed.ingest_url) == []
-
-
-def test_submit_fault_rate_alone_leaves_the_seed_to_the_ingest(deployed: Deployed, run: Run) -> None:
-    result = run(
-        "submit", "--input", "s3://bucket/k.jsonl", "--job-id", "j", "--fault-rate", "0.5", "--env", "dev"
-    )
-
-    assert result.code == 0, result.err
-    [message] = drain(deployed.sqs, deployed.ingest_url)
-    assert json.loads(message["Body"])["fault_injection"] == {"transient_error_rate": 0.5}
 
 
 def test_submit_missing_local_file_names_the_field(deployed: Deployed, run: Run, tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ import argparse
 
 from pipeline_cli.main import build_parser
 
-# README "The CLI": `output` streams JSON Lines itself; `demo` is a narrated walkthrough.
-WITHOUT_JSON = {"output", "demo"}
+# README "The CLI": `output` streams JSON Lines itself; `demo` is a narrated walkthrough; `console` serves
+# web pages to people.
+WITHOUT_JSON = {"output", "demo", "console"}
 
 
 def commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:

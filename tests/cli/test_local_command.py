@@ -137,8 +137,8 @@ def test_make_demo_passes_port_to_the_demo() -> None:
         (line,) = [line for line in printed.splitlines() if "pipeline demo" in line]
         return line
 
-    assert demo_command("PORT=4599").endswith("pipeline demo --port 4599")
-    assert demo_command().endswith("pipeline demo")
+    assert demo_command("PORT=4599").endswith("pipeline demo --port 4599 --console --allow-actions")
+    assert demo_command().endswith("pipeline demo --console --allow-actions")
 
 
 def test_no_iam_turns_enforcement_off_and_iam_back_on_in_the_running_cloud(

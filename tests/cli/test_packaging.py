@@ -36,3 +36,24 @@ def test_every_directory_with_python_modules_in_localcloud_is_a_package() -> Non
         str(folder.relative_to(ROOT)) for folder in folders if not (folder / "__init__.py").is_file()
     )
     assert missing == []
+
+
+def test_every_file_beside_the_modules_is_package_data() -> None:
+    # The console's script and stylesheet are files, not modules: without a package-data entry the
+    # installed console serves 404s for them.
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        setuptools = tomllib.load(file)["tool"]["setuptools"]
+    package_data: dict[str, list[str]] = setuptools.get("package-data", {})
+    tops = sorted(name for name in setuptools["packages"] if "." not in name and (ROOT / name).is_dir())
+    unlisted = []
+    for top in tops:
+        for path in (ROOT / top).rglob("*"):
+            if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+                continue
+            package_dir = next(p for p in path.parents if (p / "__init__.py").is_file())
+            package = ".".join(package_dir.relative_to(ROOT).parts)
+            relative = path.relative_to(package_dir)
+            if not any(relative.match(pattern) for pattern in package_data.get(package, [])):
+                unlisted.append(str(path.relative_to(ROOT)))
+    assert (ROOT / "pipeline_cli" / "console" / "static" / "console.js").is_file()
+    assert unlisted == [], "add these to [tool.setuptools.package-data] in pyproject.toml"

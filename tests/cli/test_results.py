@@ -53,6 +53,29 @@ def test_output_rejects_and_a_file_replaced_whole(deployed: Deployed, run: Run, 
     assert [p.name for p in tmp_path.iterdir()] == ["rejects.jsonl"], "no temporary file left"
 
 
+def test_gzip_parts_are_decompressed_and_access_points_left_out(deployed: Deployed, run: Run) -> None:
+    """`output_compression: gzip` parts (one gzip member each) stream as their JSON Lines; a gzip input's
+    access points beside them are not output."""
+    import gzip
+
+    bucket = deployed.outputs["DataBucketName"]
+    big = b"".join(json.dumps({"i": i, "pad": "z" * 200}).encode() + b"\n" for i in range(20_000))
+    parts = {
+        "out/job-gz/part-000000000000000.jsonl.gz": gzip.compress(b'{"i":1}\n', mtime=0),
+        "out/job-gz/part-000000000065536.jsonl.gz": gzip.compress(big, mtime=0),  # > 1 MiB of text
+        "out/job-gz/_access/gzip-000000001048576.gzidx": b"GZIDX\x01 not output",
+    }
+    for key, body in parts.items():
+        deployed.s3.put_object(Bucket=bucket, Key=key, Body=body)
+    deployed.put_job("job-gz", "SUCCEEDED", output_prefix=f"s3://{bucket}/out/job-gz/")
+
+    result = run("output", "job-gz", "--env", "dev")
+
+    assert result.code == 0, result.err
+    assert result.out.encode() == b'{"i":1}\n' + big
+    assert result.err == f"output of job job-gz: 2 part(s), {8 + len(big):,} bytes\n"
+
+
 def test_output_of_a_running_job_says_it_is_partial(deployed: Deployed, run: Run) -> None:
     job_with_parts(deployed, status="RUNNING")
 

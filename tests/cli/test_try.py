@@ -140,3 +140,37 @@ def test_submit_refuses_a_transform_the_environment_does_not_deploy(
     )
     listing = deployed.s3.list_objects_v2(Bucket=deployed.outputs["DataBucketName"]).get("Contents", [])
     assert listing == [], "nothing was uploaded"
+
+
+def test_try_reads_a_gzip_file_as_its_text_and_refuses_bzip2(run: Run, tmp_path: Path) -> None:
+    import bz2
+    import gzip
+
+    text = "".join(json.dumps({"i": i}) + "\n" for i in range(500)).encode()
+    (tmp_path / "in.jsonl.gz").write_bytes(gzip.compress(text))
+    result = run(
+        "try",
+        "--transform",
+        "passthrough",
+        "--input",
+        str(tmp_path / "in.jsonl.gz"),
+        "-o",
+        str(tmp_path / "gz"),
+        "--json",
+    )
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["records_out"] == 500
+    assert b"".join(p.read_bytes() for p in sorted((tmp_path / "gz").glob("part-*"))) == text
+
+    (tmp_path / "in.jsonl.bz2").write_bytes(bz2.compress(text))
+    refused = run(
+        "try",
+        "--transform",
+        "passthrough",
+        "--input",
+        str(tmp_path / "in.jsonl.bz2"),
+        "-o",
+        str(tmp_path / "bz"),
+    )
+    assert refused.code != 0
+    assert "is bzip2, not JSON Lines: decompress it" in refused.err

@@ -12,6 +12,7 @@ import pytest
 from infra_diff import EXIT_DESTRUCTIVE, EXIT_OK, exit_status, sources
 from infra_diff.sources import SourceError
 from pipeline_cli.commands import diff
+from pipeline_cli.errors import CliError
 from pipeline_cli.main import build_parser, main
 from tests.diff.conftest import compare_case
 
@@ -61,6 +62,18 @@ def test_parser_defaults() -> None:
         True,
     )
     assert args.func is diff.run
+    assert args.context == []
+
+
+def test_context_pairs_are_checked() -> None:
+    assert diff.parse_context(["compliance=strict", "userCode=x=y"]) == {
+        "compliance": "strict",
+        "userCode": "x=y",
+    }
+    with pytest.raises(CliError, match="must be KEY=VALUE"):
+        diff.parse_context(["compliance"])
+    with pytest.raises(CliError, match="choose environments with --env"):
+        diff.parse_context(["env=prod"])
 
 
 def test_default_base_is_the_merge_base_with_main(repo: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from infra_diff import sources
 from tests.diff.conftest import ROOT
 
 JOB_TABLE = Path("stacks/constructs/job_table.py")
@@ -115,3 +116,36 @@ def test_key_schema_change_is_a_destructive_replacement(clone: Path) -> None:
         {"path": "[0].AttributeName", "kind": "changed", "old": "job_id", "new": "id"}
     ]
     assert document["result"]["exit_status"] == 1
+
+
+def test_context_reaches_the_synth_of_a_side(tmp_path: Path) -> None:
+    """`pipeline diff --context compliance=strict` reviews the strict profile: the driver synthesizes the
+    tree with that context, and the strict packs pass (a failure would be in the status)."""
+    status = tmp_path / "status.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "infra_diff" / "synth_driver.py"),
+            "--tree",
+            str(ROOT),
+            "--out",
+            str(tmp_path / "out"),
+            "--status",
+            str(status),
+            "--env",
+            "dev",
+            "--context",
+            "compliance=strict",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**sources.synth_environment(ROOT)},
+    )
+    assert json.loads(status.read_text()) == {"dev": {"ok": True}}
+    template = json.loads(
+        (tmp_path / "out" / "dev" / "ResilientPipeline-dev-Stateful.template.json").read_text()
+    )
+    assert "AWS::KMS::Key" in {r["Type"] for r in template["Resources"].values()}

@@ -271,7 +271,7 @@ def test_the_command_prints_the_document_and_exits_with_its_status(
     monkeypatch.setattr(
         diff,
         "synthesize_sides",
-        lambda root, sha, label, envs, progress: (
+        lambda root, sha, label, envs, progress, context: (
             {"dev": load_side("replace", "old")},
             {"dev": load_side("replace", "new")},
         ),

@@ -133,3 +133,20 @@ def test_findings_that_weaken_come_first() -> None:
     findings = compare_case("modify").security
     order = [f.weakens for f in findings]
     assert order == sorted(order, key=lambda w: {True: 0, None: 1, False: 2}[w])
+
+
+def test_sqs_managed_sse_replaced_by_a_customer_managed_key_is_not_a_weakening() -> None:
+    """The strict compliance profile moves every queue from SQS-managed SSE to the pipeline's key: the
+    removed flag is not a weakening when a KMS key takes its place (and still is when nothing does)."""
+
+    def queue(properties: dict[str, Any]) -> StackTemplate:
+        return StackTemplate("S", {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": properties}}})
+
+    old = queue({"SqsManagedSseEnabled": True})
+    to_kms = compare({"dev": {"S": old}}, {"dev": {"S": queue({"KmsMasterKeyId": "key-arn"})}}).security
+    assert sorted((f.message, f.weakens) for f in to_kms) == [
+        ('KmsMasterKeyId: + "key-arn"', False),
+        ("SqsManagedSseEnabled: - true (SSE-KMS with KmsMasterKeyId takes its place)", None),
+    ]
+    (to_nothing,) = compare({"dev": {"S": old}}, {"dev": {"S": queue({})}}).security
+    assert (to_nothing.message, to_nothing.weakens) == ("SqsManagedSseEnabled: - true", True)

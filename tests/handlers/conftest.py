@@ -134,7 +134,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             "STATE_MACHINE_VERSION_ARN": version_arn,
             "CODE_DIGEST": CODE_DIGEST,
             "ENVIRONMENT": "dev",
-            "FAULT_INJECTION_ALLOWED": "true",
             "JOB_TTL_DAYS": "7",
             "DEFAULT_CHUNK_BYTES": str(64 * 1024),
             "SAFETY_MARGIN_MS": "1000",
@@ -144,6 +143,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             "HANDOVER_AFTER_SECONDS": "3600",
             "MAX_SHARDS": "8",
             "DEFAULT_SHARDS": "1",
+            "ZSTD_SINGLE_FRAME_MAX_BYTES": str(64 * 1024 * 1024),
+            # The local environment's trigger: objects under incoming/ become passthrough jobs.
+            "TRIGGERS": json.dumps(
+                [{"bucket": BUCKET, "prefix": "incoming/", "transform": "passthrough", "compression": "auto"}]
+            ),
         }.items():
             monkeypatch.setenv(name, value)
         from handlers import failures, ingest, worker

@@ -92,13 +92,13 @@ BAD_REQUESTS = [
     ({**VALID, "input": "https://example.com/x"}, "input", "must be an s3://bucket/key URI", "job-1"),
     ({**VALID, "input": "s3://bucket-only"}, "input", "must be an s3://bucket/key URI", "job-1"),
     ({**VALID, "transform": "shout"}, "transform", "is not a registered transform", "job-1"),
+    # Faults are injected by the local cloud's chaos API now, never by a request.
     (
-        {**VALID, "fault_injection": {"transient_error_rate": 2, "seed": 1}},
-        "fault_injection.transient_error_rate",
-        "within",
+        {**VALID, "fault_injection": {"transient_error_rate": 0.1}},
+        "fault_injection",
+        "unknown field",
         "job-1",
     ),
-    ({**VALID, "fault_injection": {"rate": 0.1}}, "fault_injection.rate", "unknown field", "job-1"),
     (
         json.dumps({**VALID, "input": "s3://data-bucket/" + "k" * 300_000}),
         "body",
@@ -129,23 +129,6 @@ def test_permanent_errors_go_to_the_dlq_at_once_with_their_reason(
         job = aws.job(job_id)
         assert job is not None and job["status"] == "REJECTED"
         assert job["error"]["type"] == "ValidationError" and rule in job["error"]["message"]
-
-
-def test_fault_injection_is_refused_where_the_environment_forbids_it(
-    aws: Aws, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from handlers import ingest
-
-    monkeypatch.setenv("FAULT_INJECTION_ALLOWED", "false")
-    monkeypatch.setenv("ENVIRONMENT", "prod")
-    ingest._settings.cache_clear()
-    invoke(sqs_record({**VALID, "fault_injection": {"transient_error_rate": 0.1, "seed": 1}}))
-    (message,) = aws.dlq_messages()
-    assert message["MessageAttributes"]["error_message"]["StringValue"] == (
-        "fault_injection: not allowed in environment 'prod'"
-    )
-    job = aws.job("job-1")
-    assert job is not None and job["status"] == "REJECTED"
 
 
 def test_duplicate_delivery_starts_nothing_twice(aws: Aws) -> None:
@@ -252,3 +235,31 @@ def test_a_job_id_reused_by_another_request_is_rejected_and_the_job_left_alone(a
         "already used by a different request" in message["MessageAttributes"]["error_message"]["StringValue"]
     )
     assert [e["name"] for e in aws.executions()] == ["job-1-a1-e0"]
+
+
+@pytest.fixture
+def sqs_message_quota() -> Any:
+    """SQS's message size as SQS counts it (body and attributes), as the local cloud enforces it."""
+    from localcloud.services.sqs import message_size
+
+    undo = message_size.install()
+    yield
+    undo()
+
+
+def test_a_request_near_the_sqs_limit_reaches_the_dlq_with_its_reason_cut_to_fit(
+    aws: Aws, sqs_message_quota: None
+) -> None:
+    # The request filled its message: the same body plus the reason attributes would be over 1 MiB.
+    head = '{"job_id": "job-big", "input": "s3://data-bucket/in/a.jsonl", "transform": "'
+    body = head + "x" * (1024 * 1024 - len(head) - 300) + '"}'
+    record = sqs_record(body, message_id="m-big")
+    assert invoke(record) == {"batchItemFailures": []}, "acknowledged, never retried"
+    (message,) = aws.dlq_messages()
+    assert message["Body"] == body, "the original body, whole"
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes["error_type"] == "ValidationError"
+    assert attributes["source_message_id"] == "m-big"
+    assert attributes["job_id"] == "job-big"
+    size = len(body.encode()) + sum(len(k) + len("String") + len(v.encode()) for k, v in attributes.items())
+    assert size <= 1024 * 1024

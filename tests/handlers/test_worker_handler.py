@@ -155,9 +155,9 @@ def test_an_unreadable_variable_fails_the_cold_start_naming_it(
 ) -> None:
     from handlers import worker
 
-    monkeypatch.setenv("FAULT_INJECTION_ALLOWED", "yes")
+    monkeypatch.setenv("MAX_LINE_BYTES", "1 MiB")
     worker._settings.cache_clear()
-    with pytest.raises(ConfigurationError, match="FAULT_INJECTION_ALLOWED='yes': must be true or false"):
+    with pytest.raises(ConfigurationError, match="MAX_LINE_BYTES='1 MiB': invalid literal for int"):
         handler(payload(), FakeContext())
 
 

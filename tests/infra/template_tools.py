@@ -57,9 +57,17 @@ def all_states(definition: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+
+
+def policies(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every identity policy: inline (the default profile) and customer-managed (strict)."""
+    return {k: v for k, v in template["Resources"].items() if v["Type"] in POLICY_TYPES}
+
+
 def policy_statements(template: dict[str, Any], logical_id_prefix: str) -> list[dict[str, Any]]:
     statements: list[dict[str, Any]] = []
-    for logical_id, policy in resources(template, "AWS::IAM::Policy").items():
+    for logical_id, policy in policies(template).items():
         if logical_id.startswith(logical_id_prefix):
             statements += policy["Properties"]["PolicyDocument"]["Statement"]
     return statements
@@ -87,3 +95,18 @@ def mask_volatile(value: Any) -> Any:
     if isinstance(value, str):
         return VERSION_ID.sub("CurrentVersion<CODE-HASH>", HASH.sub("<ASSET-HASH>", value))
     return value
+
+
+def key_import(env: str) -> str:
+    """How a reference to the pipeline key renders in the pipeline stack (strict): the stateful stack's export."""
+    return f"<import:ResilientPipeline-{env}-Stateful-KeyArn>"
+
+
+def queue_is_encrypted(properties: dict[str, Any], *, env: str, strict: bool) -> bool:
+    """SSE under the pipeline's key (strict), else SQS-managed SSE, and never both."""
+    if strict:
+        return (
+            render(properties.get("KmsMasterKeyId")) == key_import(env)
+            and "SqsManagedSseEnabled" not in properties
+        )
+    return properties.get("SqsManagedSseEnabled") is True and "KmsMasterKeyId" not in properties

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from localcloud.services.cloudwatch.alarm_evaluator import ALARM, OK, AlarmEvaluator
+from stacks.config import ENVIRONMENT_NAMES
 from tests.infra.conftest import Synthesized
 from tests.infra.template_tools import resources
 from tests.localcloud.support import client, moto_server
@@ -31,8 +32,8 @@ Minutes = list[tuple[int, int]]
 HICCUP: Minutes = [(50, 1), (20, 20), (30, 15), (50, 1), (50, 0)]
 # A steady trickle of transient errors that the in-code and state-machine retries absorb.
 TRICKLE: Minutes = [(100, 4)] * 5
-# What `make demo` runs in local (and a dev job may ask for): fault injection fails 30% of the chunks; in
-# local a segment is one chunk, so 30% of the worker's invocations raise TransientError, then are retried.
+# What the local cloud's chaos rules do in the fault matrix (`make chaos`): 30% of the worker's invocations
+# crash or raise TransientError, then are retried.
 FAULT_INJECTION: Minutes = [(20, 6)] * 5
 # A bad deploy or a dependency that is down: every invocation fails, minute after minute.
 SUSTAINED_FAILURE: Minutes = [(10, 10), (12, 12), (9, 9), (50, 1), (50, 0)]
@@ -40,9 +41,16 @@ SUSTAINED_FAILURE: Minutes = [(10, 10), (12, 12), (9, 9), (50, 1), (50, 0)]
 
 def _transient_patterns(synth: Synthesized) -> dict[str, Minutes]:
     patterns = {"hiccup": HICCUP, "trickle": TRICKLE}
-    if synth.config.fault_injection_allowed:
+    if synth.env == "local":
         patterns["fault injection"] = FAULT_INJECTION
     return patterns
+
+
+@pytest.fixture(params=ENVIRONMENT_NAMES)
+def synth(request: pytest.FixtureRequest, synthesized: dict[str, Synthesized]) -> Synthesized:
+    """The default profile only: the strict profile's alarms are the same ones (tests/infra/test_compliance.py
+    checks that), and each evaluation here takes seconds."""
+    return synthesized[request.param]
 
 
 @pytest.fixture(scope="module")

@@ -144,7 +144,7 @@ def test_error_alarms_are_rates_not_counts(synth: Synthesized) -> None:
 
 
 def test_error_rate_threshold_per_environment(synth: Synthesized) -> None:
-    # Where fault injection may fail 30% of the chunks (the demo), a warning needs most invocations failing.
+    # Where failures are tried on purpose (local's chaos rules, dev), a warning needs most invocations failing.
     expected = {"local": 50.0, "dev": 50.0, "staging": 10.0, "prod": 10.0}[synth.env]
     assert synth.config.alarms.error_rate_percent == expected
 

@@ -105,12 +105,6 @@ def test_worker_safety_margin_must_leave_time_to_work() -> None:
     assert "worker.safety_margin_ms is 200000: must be above 0 and below half the worker timeout" in message
 
 
-def test_fault_injection_refused_in_prod() -> None:
-    assert "fault_injection_allowed is on in prod" in _invalid(
-        replace(load_config("prod"), fault_injection_allowed=True)
-    )
-
-
 def test_prod_must_protect_stateful_resources() -> None:
     assert "protect_stateful is off in prod" in _invalid(replace(load_config("prod"), protect_stateful=False))
 

@@ -117,8 +117,18 @@ def test_the_timeout_rule_names_the_numbers_of_last_rounds_prod() -> None:
         replace(prod, state_machine=replace(prod.state_machine, handover_after_minutes=1400)).validate()
 
 
+def _watchdog_rule(synth: Synthesized) -> tuple[str, dict[str, Any]]:
+    """The watchdog's rule (beside it, a config trigger's rules match S3's events)."""
+    rules = resources(synth.pipeline, "AWS::Events::Rule")
+    (found,) = [
+        (k, r) for k, r in rules.items() if r["Properties"]["EventPattern"]["source"] == ["aws.states"]
+    ]
+    return found
+
+
 def test_the_watchdog_routes_executions_that_end_outside_the_catch(synth: Synthesized) -> None:
-    rule = only(synth.pipeline, "AWS::Events::Rule")["Properties"]
+    watchdog_id, watchdog = _watchdog_rule(synth)
+    rule = watchdog["Properties"]
     pattern = rule["EventPattern"]
     assert pattern["source"] == ["aws.states"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
@@ -137,9 +147,7 @@ def test_the_watchdog_routes_executions_that_end_outside_the_catch(synth: Synthe
     assert "DeadLetterConfig" in target
     permission = only(synth.pipeline, "AWS::Lambda::Permission")["Properties"]
     assert permission["Principal"] == "events.amazonaws.com"
-    assert permission["SourceArn"] == {
-        "Fn::GetAtt": [next(iter(resources(synth.pipeline, "AWS::Events::Rule"))), "Arn"]
-    }
+    assert permission["SourceArn"] == {"Fn::GetAtt": [watchdog_id, "Arn"]}
 
 
 def test_an_event_the_watchdog_function_fails_on_still_lands_in_its_dead_letter_queue(
@@ -154,7 +162,7 @@ def test_an_event_the_watchdog_function_fails_on_still_lands_in_its_dead_letter_
     assert config["MaximumRetryAttempts"] == 2
     queue = render(config["DestinationConfig"]["OnFailure"]["Destination"])
     assert queue.startswith("<WatchdogDeadLetters"), queue
-    rule_target = only(synth.pipeline, "AWS::Events::Rule")["Properties"]["Targets"][0]
+    rule_target = _watchdog_rule(synth)[1]["Properties"]["Targets"][0]
     assert render(rule_target["DeadLetterConfig"]["Arn"]) == queue
 
 
@@ -193,7 +201,7 @@ def test_each_alarm_topic_policy_lets_cloudwatch_publish_and_keeps_the_tls_deny(
 def _grants(template: dict[str, Any], role_prefix: str, action: str) -> list[str]:
     found: list[str] = []
     for statement in policy_statements(template, role_prefix):
-        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if action in actions:
             targets = (
                 statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
@@ -207,11 +215,15 @@ def test_by_default_jobs_read_and_write_the_data_bucket_only(synth: Synthesized)
     variables = _function(synth.pipeline, "handlers.ingest.handler")["Environment"]["Variables"]
     assert json.loads(render(variables["INPUT_LOCATIONS"])) == [f"s3://{bucket}/"]
     assert render(variables["OUTPUT_LOCATION"]) == f"s3://{bucket}/out/"
+    assert _grants(synth.pipeline, "IngestRole", "s3:GetObject") == [f"arn:aws:s3:::{bucket}/*"]
+    # A pinned version (versioned buckets, object notifications) is read by VersionId: GetObjectVersion.
     for role in ("IngestRole", "WorkerRole"):
-        assert _grants(synth.pipeline, role, "s3:GetObject") == [f"arn:aws:s3:::{bucket}/*"]
-    # The worker reads the pinned version (VersionId) of exactly the objects it may read.
-    assert _grants(synth.pipeline, "WorkerRole", "s3:GetObjectVersion") == [f"arn:aws:s3:::{bucket}/*"]
-    assert _grants(synth.pipeline, "IngestRole", "s3:GetObjectVersion") == []
+        assert _grants(synth.pipeline, role, "s3:GetObjectVersion") == [f"arn:aws:s3:::{bucket}/*"]
+    # The worker reads back the gzip access points it writes beside a job's outputs, and no other output.
+    assert _grants(synth.pipeline, "WorkerRole", "s3:GetObject") == [
+        f"arn:aws:s3:::{bucket}/*",
+        f"arn:aws:s3:::{bucket}/out/*/_access/*",
+    ]
     assert _grants(synth.pipeline, "WorkerRole", "s3:PutObject") == [f"arn:aws:s3:::{bucket}/out/*"]
     assert _grants(synth.pipeline, "IngestRole", "s3:PutObject") == []
 
@@ -239,7 +251,11 @@ def test_configured_locations_drive_the_validation_and_the_grants(
     ]
     assert render(variables["OUTPUT_LOCATION"]) == "s3://results-bucket/jobs/"
     assert _grants(synth.pipeline, "WorkerRole", "s3:GetObject") == sorted(
-        [f"arn:aws:s3:::{data}/in/*", "arn:aws:s3:::partner-drop/exports/*"]
+        [
+            f"arn:aws:s3:::{data}/in/*",
+            "arn:aws:s3:::partner-drop/exports/*",
+            "arn:aws:s3:::results-bucket/jobs/*/_access/*",
+        ]
     )
     assert _grants(synth.pipeline, "WorkerRole", "s3:PutObject") == ["arn:aws:s3:::results-bucket/jobs/*"]
 

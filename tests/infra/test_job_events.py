@@ -15,7 +15,7 @@ import pipeline_contract as contract
 from localcloud.services.events.events import pattern_matches
 from stacks.config import ConfigError, EventsConfig, load_config
 from tests.infra.conftest import Synthesized
-from tests.infra.template_tools import only, policy_statements, render, resources
+from tests.infra.template_tools import only, policy_statements, queue_is_encrypted, render, resources
 
 EVENTS_HANDLER = "handlers.events.handler"
 
@@ -129,7 +129,7 @@ def test_the_mapping_never_loses_a_batch_silently(synth: Synthesized) -> None:
     ]
     assert destination == {"Fn::GetAtt": [queue_id, "Arn"]}
     queue = synth.pipeline["Resources"][queue_id]["Properties"]
-    assert queue["SqsManagedSseEnabled"] is True
+    assert queue_is_encrypted(queue, env=synth.env, strict=synth.strict)
     assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 

@@ -1,4 +1,5 @@
-"""Snapshots of every environment's templates: a change detector, so a PR shows its template diff.
+"""Snapshots of every environment's templates, in both compliance profiles (`prod-strict-...`): a change
+detector, so a PR shows its template diff.
 
 Asset hashes and CDK analytics are masked (tests/infra/template_tools.py) so the snapshots are identical
 on every machine. After an intended change: `make snapshot-update`, then review and commit the diff."""
@@ -20,4 +21,4 @@ def json_snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
 
 @pytest.mark.parametrize("which", ["stateful", "pipeline"])
 def test_template_snapshot(synth: Synthesized, which: str, json_snapshot: SnapshotAssertion) -> None:
-    assert mask_volatile(synth.template(which)) == json_snapshot(name=f"{synth.env}-{which}")
+    assert mask_volatile(synth.template(which)) == json_snapshot(name=f"{synth.variant}-{which}")

@@ -6,7 +6,14 @@ from typing import Any
 
 from stacks import rules
 from tests.infra.conftest import Synthesized
-from tests.infra.template_tools import all_states, only, render, state_machine_definition
+from tests.infra.template_tools import (
+    all_states,
+    only,
+    policies,
+    policy_statements,
+    render,
+    state_machine_definition,
+)
 
 
 def _states(synth: Synthesized) -> dict[str, Any]:
@@ -60,13 +67,26 @@ def test_flow_mark_running_then_rounds_of_shard_segments(synth: Synthesized) -> 
     choice = states["JobDone?"]
     assert choice["Default"] == "Round"
     targets = {
-        c["Next"]: c for c in choice["Choices"] if "BooleanEquals" not in c or c["Next"] == "MarkSucceeded"
+        c["Next"]: c for c in choice["Choices"] if "BooleanEquals" not in c or c["Next"] == "FinishJob"
     }
-    assert targets["MarkSucceeded"] == {
+    assert targets["FinishJob"] == {
         "Variable": "$.progress.pending",
         "BooleanEquals": False,
-        "Next": "MarkSucceeded",
+        "Next": "FinishJob",
     }
+    # The end of the job: the whole job's reject ratio (jobcore.finish), then SUCCEEDED on condition that
+    # the counters are the ones it checked.
+    finish = states["FinishJob"]
+    assert finish["Parameters"]["Payload"] == {
+        "job_id.$": "$.job_id",
+        "attempt.$": "$.attempt",
+        "finish": True,
+    }
+    assert finish["ResultPath"] == "$.finish" and finish["Next"] == "MarkSucceeded"
+    condition = states["MarkSucceeded"]["Parameters"]["ConditionExpression"]
+    assert condition.endswith("AND records_in = :records_in AND records_rejected = :records_rejected")
+    finish_catches = {c["ErrorEquals"][0]: c["Next"] for c in finish["Catch"]}
+    assert finish_catches == {"JobCancelledError": "Cancelled", "States.ALL": "RecordFailure"}
     budget = next(c for c in choice["Choices"] if "NumericGreaterThanEquals" in c)
     assert (budget["Variable"], budget["NumericGreaterThanEquals"]) == (
         "$.progress.iterations",
@@ -103,7 +123,7 @@ def test_every_task_is_caught_and_failures_end_in_the_dlq(synth: Synthesized) ->
     assert "Catch" not in states["ProcessSegment"]
     round_catches = {c["ErrorEquals"][0]: c["Next"] for c in states["Round"]["Catch"]}
     assert round_catches == {"JobCancelledError": "Cancelled", "States.ALL": "RecordFailure"}
-    for name in ("MarkRunning", "Round", "MarkSucceeded", "ContinueAsNew"):
+    for name in ("MarkRunning", "Round", "FinishJob", "MarkSucceeded", "ContinueAsNew"):
         catch_all = next(c for c in states[name]["Catch"] if "States.ALL" in c["ErrorEquals"])
         assert catch_all["Next"] == "RecordFailure"
     assert states["RecordFailure"]["Resource"].endswith(":states:::lambda:invoke")
@@ -169,8 +189,9 @@ def test_every_task_that_invokes_a_function_invokes_the_pinned_version(synth: Sy
         for name, state in states.items()
         if ":states:::lambda:invoke" in str(state.get("Resource"))
     }
-    assert set(invokes) == {"ProcessSegment", "RecordFailure"}
+    assert set(invokes) == {"ProcessSegment", "FinishJob", "RecordFailure"}
     assert invokes["ProcessSegment"]["Parameters"]["FunctionName.$"] == "$.pin.worker"
+    assert invokes["FinishJob"]["Parameters"]["FunctionName.$"] == "$.pin.worker"
     assert invokes["RecordFailure"]["Parameters"]["FunctionName.$"] == "$.pin.failures"
     for state in invokes.values():
         assert "FunctionName" not in state["Parameters"], "an unqualified function runs whatever is deployed"
@@ -220,12 +241,9 @@ def test_segment_budget_keeps_history_under_80_percent_of_quota(synth: Synthesiz
 
 
 def test_state_machine_role_may_start_only_its_own_versions(synth: Synthesized) -> None:
-    policies = [
-        p["Properties"]["PolicyDocument"]["Statement"]
-        for k, p in synth.pipeline["Resources"].items()
-        if p["Type"] == "AWS::IAM::Policy" and k.startswith("SegmentedJobStateMachineRole")
-    ]
-    start = [s for statements in policies for s in statements if s["Action"] == "states:StartExecution"]
+    # The state machine's role: CDK's (SegmentedJobStateMachineRole...) or, under strict, the profile's.
+    statements = policy_statements(synth.pipeline, "SegmentedJob")
+    start = [s for s in statements if s["Action"] == "states:StartExecution"]
     assert start
     for statement in start:
         resources = (
@@ -243,8 +261,7 @@ def test_lambda_grants_name_the_pipelines_own_functions_and_their_versions(synth
     functions = {k for k, r in synth.pipeline["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
     invoke = [
         statement
-        for resource in synth.pipeline["Resources"].values()
-        if resource["Type"] == "AWS::IAM::Policy"
+        for resource in policies(synth.pipeline).values()
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]
         if "lambda:InvokeFunction"
         in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.infra.conftest import Synthesized
-from tests.infra.template_tools import only, resources
+from tests.infra.template_tools import only, render, resources
 
 
 def test_job_table_follows_the_contract(synth: Synthesized) -> None:
@@ -19,38 +21,53 @@ def test_job_table_follows_the_contract(synth: Synthesized) -> None:
     ]
 
 
+def _data_bucket(synth: Synthesized) -> dict[str, Any]:
+    """The data bucket (under strict the stack also has its access-log bucket)."""
+    (bucket,) = [
+        b for k, b in resources(synth.stateful, "AWS::S3::Bucket").items() if k.startswith("DataBucket")
+    ]
+    return bucket
+
+
 def test_stateful_resources_are_protected_only_in_staging_and_prod(synth: Synthesized) -> None:
     protected = synth.env in ("staging", "prod")
     table = only(synth.stateful, "AWS::DynamoDB::Table")
-    bucket = only(synth.stateful, "AWS::S3::Bucket")
+    bucket = _data_bucket(synth)
     expected_policy = "Retain" if protected else "Delete"
     assert table["DeletionPolicy"] == expected_policy
     assert table["UpdateReplacePolicy"] == expected_policy
     assert bucket["DeletionPolicy"] == expected_policy
     assert table["Properties"].get("DeletionProtectionEnabled", False) is protected
     assert synth.stateful_termination_protection is protected
-    assert ("VersioningConfiguration" in bucket["Properties"]) is protected
+    # Versioned where protected, and always under strict (NIST/HIPAA/PCI S3BucketVersioningEnabled).
+    assert ("VersioningConfiguration" in bucket["Properties"]) is (protected or synth.strict)
 
 
 def test_data_bucket_is_encrypted_private_and_tls_only(synth: Synthesized) -> None:
-    bucket = only(synth.stateful, "AWS::S3::Bucket")["Properties"]
+    bucket = _data_bucket(synth)["Properties"]
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    if synth.strict:
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        assert render(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]).startswith("<Key")
+        assert rule["BucketKeyEnabled"] is True
+    else:
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert bucket["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True,
         "BlockPublicPolicy": True,
         "IgnorePublicAcls": True,
         "RestrictPublicBuckets": True,
     }
-    policy = only(synth.stateful, "AWS::S3::BucketPolicy")["Properties"]["PolicyDocument"]
-    assert any(
-        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-        for s in policy["Statement"]
-    )
+    for policy in resources(synth.stateful, "AWS::S3::BucketPolicy").values():
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        )
+    assert len(resources(synth.stateful, "AWS::S3::BucketPolicy")) == (2 if synth.strict else 1)
 
 
 def test_outputs_expire_by_lifecycle(synth: Synthesized) -> None:
-    rules = only(synth.stateful, "AWS::S3::Bucket")["Properties"]["LifecycleConfiguration"]["Rules"]
+    rules = _data_bucket(synth)["Properties"]["LifecycleConfiguration"]["Rules"]
     expire = next(r for r in rules if r.get("Prefix") == "out/")
     assert expire["ExpirationInDays"] == synth.config.output_expiration_days
     assert any("AbortIncompleteMultipartUpload" in r for r in rules)

@@ -16,6 +16,7 @@ import pytest
 
 from localcloud.core.chaos import CONTROL_PATH
 from pipeline_cli.aws import Pipeline
+from pipeline_cli.deadletters import peek_messages
 from pipeline_cli.main import main
 from pipeline_cli.records import build_request, get_record, send_request, upload_input
 from pipeline_cli.scenarios import ScenarioRun
@@ -94,22 +95,19 @@ def submit(pipeline: Pipeline, tmp_path: Path, job_id: str, body: bytes, **field
 
 
 def dlq_messages_of(pipeline: Pipeline, job_id: str) -> list[dict[str, str]]:
-    """The job's DLQ messages as attribute dicts (read with visibility 0: left for others)."""
-    found: dict[str, dict[str, str]] = {}
-    for _ in range(20):
-        batch = pipeline.sqs.receive_message(
-            QueueUrl=pipeline.outputs.dead_letter_queue_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=0,
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not batch:
-            break
-        for message in batch:
-            attributes = {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
-            if attributes.get("job_id") == job_id:
-                found[message["MessageId"]] = {**attributes, "body": message["Body"]}
-    return list(found.values())
+    """The job's DLQ messages as attribute dicts, left in the queue for others.
+
+    Read the way `pipeline dlq list` reads (hidden while listed, then released): a scan with visibility 0
+    sees the same first ten messages on every receive, so once earlier tests left more than ten in the
+    session's DLQ a job's message was never found (CI run of b652f34).
+    """
+    messages = peek_messages(pipeline.sqs, pipeline.outputs.dead_letter_queue_url)
+    found = []
+    for message in messages:
+        attributes = {k: v["StringValue"] for k, v in message.attributes.items()}
+        if attributes.get("job_id") == job_id:
+            found.append({**attributes, "body": message.body})
+    return found
 
 
 def unique(prefix: str) -> str:

@@ -169,6 +169,15 @@ def test_lambda_function_is_read_from_the_path_whatever_form_the_caller_uses() -
         assert wire.function_name(call.function) == "worker", given
 
 
+def test_an_s3_call_names_its_object() -> None:
+    call = wire.identify(
+        request_environ("s3", "put_object", Bucket="data", Key="out/job 1/part-0.jsonl", Body=b"x")
+    )
+    assert call is not None and call.resource == "data/out/job 1/part-0.jsonl"
+    listing = wire.identify(request_environ("s3", "list_objects_v2", Bucket="data", Prefix="out/"))
+    assert listing is not None and listing.resource == "data/"
+
+
 def test_s3_virtual_host_style_is_understood_too() -> None:
     environ = request_environ("s3", "get_object", Bucket="data", Key="in/a.jsonl")
     environ["HTTP_HOST"] = "data.localhost:4566"
@@ -474,6 +483,25 @@ def test_rules_apply_in_order_latency_adds_up_and_an_error_ends_the_list(
     ]
 
 
+def test_an_s3_rule_with_a_resource_spares_every_other_object(
+    store: chaos.ChaosStore, endpoint: str, resources: dict[str, str]
+) -> None:
+    """One job's output, say: the mechanism that replaced the per-job `fault_injection` request field."""
+    bucket = resources["bucket"]
+    store.add(
+        {"service": "s3", "operation": "PutObject", "error": "SlowDown", "resource": f"{bucket}/out/job-1/"}
+    )
+    s3 = client(endpoint, "s3")
+
+    with pytest.raises(s3.exceptions.ClientError, match="SlowDown"):
+        s3.put_object(Bucket=bucket, Key="out/job-1/part-000000000000000.jsonl", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key="out/job-2/part-000000000000000.jsonl", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key="out/job-10.jsonl", Body=b"{}")
+
+    (rule,) = store.rules()
+    assert (rule["matched"], rule["injected"], rule["resource"]) == (1, 1, f"{bucket}/out/job-1/")
+
+
 def test_lambda_invoke_errors_honour_the_function_filter(
     store: chaos.ChaosStore, endpoint: str, resources: dict[str, str]
 ) -> None:
@@ -586,6 +614,14 @@ MALFORMED = [
         'function must be a function name or ARN, not "*"',
     ),
     ({"service": "s3", "operation": "GetObject"}, "nothing to inject"),
+    (
+        {"service": "dynamodb", "operation": "*", "error": "InternalServerError", "resource": "jobs"},
+        "resource applies to --service s3 (BUCKET/KEY) only, not dynamodb",
+    ),
+    (
+        {"service": "s3", "operation": "*", "error": "SlowDown", "resource": ""},
+        'resource must be a non-empty prefix, not ""',
+    ),
     ({"service": "s3", "operation": "GetObject", "error": "Slow Down"}, "error must be an AWS error code"),
     (
         {"service": "s3", "operation": "GetObject", "error": "SlowDown", "probability": 1},

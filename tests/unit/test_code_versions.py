@@ -71,7 +71,6 @@ class Pipeline:
             input_locations=(S3Location("data", "in/"),),
             output_location=S3Location("data", "out/"),
             environment="dev",
-            fault_injection_allowed=False,
             default_chunk_bytes=64 * 1024,
             max_reject_ratio=0.5,
             job_ttl_days=1,
@@ -82,6 +81,8 @@ class Pipeline:
             code_digest=code.digest,
             max_shards=8,
             default_shards=1,
+            zstd_single_frame_max_bytes=64 * 1024 * 1024,
+            triggers=(),
         )
 
     def send(self, message_id: str = "m-1", **fields: Any) -> Outcome:

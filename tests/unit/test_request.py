@@ -20,7 +20,6 @@ RULES = RequestRules(
     environment="local",
     input_locations=(S3Location("data", "in/"),),
     max_reject_ratio=0.5,
-    fault_injection_allowed=True,
     max_shards=8,
 )
 
@@ -54,12 +53,11 @@ def test_every_field_of_the_contract_is_accepted() -> None:
         max_reject_ratio=0.1,
         restart=False,
         upgrade=False,
-        fault_injection={"transient_error_rate": 0.1, "seed": 3},
         shards=4,
     )
     assert set(REQUEST_FIELDS) == {
         "job_id", "input", "transform", "transform_options", "chunk_bytes", "max_reject_ratio", "restart",
-        "upgrade", "fault_injection", "shards",
+        "upgrade", "shards", "compression", "output_compression", "input_version", "input_etag",
     }  # fmt: skip
     assert (request.transform, request.transform_options) == ("label", '{"field":"text"}')
     assert request.shards == 4

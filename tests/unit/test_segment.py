@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from jobcore.errors import InputNotFoundError, JobCancelledError, RejectRatioExceededError, TransientError
 from jobcore.lines import join_lines, process_lines
-from jobcore.model import FaultInjection
 from jobcore.segment import SegmentLimits, SegmentRequest, run_segment
 from pipeline_contract import CANCELLED, part_name
 from tests.fakes import FakeClock, MemoryJobs, MemoryObjects, registered, running_job
@@ -226,36 +225,6 @@ def test_bad_records_are_rejected_with_offset_and_reason_and_counted() -> None:
     assert rejects[0]["error"].startswith("not JSON")
     assert rejects[1]["error"] == "not a JSON object: list"
     assert rejects[2]["error"].startswith("not valid UTF-8")
-
-
-def test_injected_faults_are_deterministic_and_retries_draw_again() -> None:
-    data = lines_input(40)
-    fault = FaultInjection(transient_error_rate=0.5, seed=3)
-    outcomes = []
-    for _ in range(2):
-        jobs, objects = setup(data, chunk_bytes=200, fault_injection=fault)
-        draws = []
-        for retry_count in range(6):
-            try:
-                segment(
-                    jobs,
-                    objects,
-                    limits=SegmentLimits(safety_margin_ms=1, max_chunks=1, fault_injection_allowed=True),
-                    retry_count=retry_count,
-                )
-                draws.append("ok")
-            except TransientError:
-                draws.append("fault")
-        outcomes.append(draws)
-    assert outcomes[0] == outcomes[1], "same seed, same faults"
-    assert "fault" in outcomes[0] and "ok" in outcomes[0]
-
-
-def test_fault_injection_is_ignored_where_not_allowed() -> None:
-    jobs, objects = setup(
-        lines_input(40), chunk_bytes=200, fault_injection=FaultInjection(transient_error_rate=0.9, seed=1)
-    )
-    assert segment(jobs, objects).done
 
 
 # --- exactly once, whatever the cuts -----------------------------------------------------------------

@@ -14,15 +14,40 @@ from jobcore.model import (
     Checkpoint,
     CodePin,
     CodeVersion,
-    FaultInjection,
     InputPin,
     JobRecord,
     LineageEntry,
+    RejectSample,
+    RestartPoint,
     ShardPosition,
 )
 from pipeline_contract import FAILED, PENDING, REJECTED, RUNNING, sources
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+# The checkpoint's attribute names used in every update (DynamoDB refuses a name the expression does not use).
+_ALWAYS_NAMED = frozenset(
+    {
+        "cursor",
+        "status",
+        "attempt",
+        "input_bytes",
+        "chunk_ms",
+        "updated_at",
+        "records_in",
+        "records_out",
+        "records_rejected",
+        "records_transformed",
+        "records_filtered",
+        "records_blank",
+        "bytes_in",
+        "segments",
+        "long_line_from",
+        "chunks",
+        "parts_written",
+        "worker_ms",
+        "worker_memory_mb",
+    }
+)
 _INT_FIELDS = (
     "attempt",
     "cursor",
@@ -44,7 +69,7 @@ _INT_FIELDS = (
     "worker_memory_mb",
 )
 # Attributes set only when they have a value (DynamoDB has no "null" we want to read back as one).
-_OPTIONAL_INT_FIELDS = ("input_bytes", "long_line_from")
+_OPTIONAL_INT_FIELDS = ("input_bytes", "long_line_from", "text_bytes")
 _OPTIONAL_STR_FIELDS = ("input_etag", "input_version")
 
 
@@ -79,17 +104,22 @@ def to_item(record: JobRecord) -> dict[str, Any]:
             plain[name] = getattr(record, name)
     if record.max_reject_ratio is not None:
         plain["max_reject_ratio"] = Decimal(str(record.max_reject_ratio))
-    if record.fault_injection is not None:
-        plain["fault_injection"] = {
-            "transient_error_rate": Decimal(str(record.fault_injection.transient_error_rate)),
-            "seed": record.fault_injection.seed,
-        }
     if record.error is not None:
         plain["error"] = dict(record.error)
     if record.shards:
         plain["shards"] = shards_map(record.shards)
     if record.code is not None:
         plain.update(code_attributes(record.code, record.lineage))
+    if record.compressed:
+        plain["compression"] = record.compression
+    if record.output_compression not in ("", "none"):
+        plain["output_compression"] = record.output_compression
+    if record.restart_point is not None:
+        plain["restart_point"] = record.restart_point.as_map()
+    if record.long_line_head is not None:
+        plain["long_line_head"] = record.long_line_head
+    if record.first_rejects:
+        plain["first_rejects"] = samples_list(record.first_rejects)
     serializer = _serializer()
     return {key: serializer.serialize(value) for key, value in plain.items()}
 
@@ -106,6 +136,16 @@ def shards_map(shards: tuple[ShardPosition, ...]) -> dict[str, dict[str, int]]:
         }
         for shard in shards
     }
+
+
+def samples_list(samples: tuple[RejectSample, ...]) -> list[dict[str, Any]]:
+    return [{"offset": sample.offset, "error": sample.error} for sample in samples]
+
+
+def _samples_of(value: Any) -> tuple[RejectSample, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(RejectSample(offset=int(entry["offset"]), error=str(entry["error"])) for entry in value)
 
 
 def _version_map(version: CodeVersion) -> dict[str, str]:
@@ -181,7 +221,6 @@ def from_item(item: dict[str, Any]) -> JobRecord:
     fields: dict[str, Any] = {name: int(plain.get(name, 0)) for name in _INT_FIELDS}
     fields.update({name: int(plain[name]) if name in plain else None for name in _OPTIONAL_INT_FIELDS})
     fields.update({name: str(plain[name]) if name in plain else None for name in _OPTIONAL_STR_FIELDS})
-    fault = plain.get("fault_injection")
     return JobRecord(
         job_id=str(plain["job_id"]),
         status=str(plain["status"]),
@@ -190,11 +229,6 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         transform_options=str(plain.get("transform_options", "")),
         output_prefix=str(plain.get("output_prefix", "")),
         max_reject_ratio=float(plain["max_reject_ratio"]) if "max_reject_ratio" in plain else None,
-        fault_injection=FaultInjection(
-            transient_error_rate=float(fault["transient_error_rate"]), seed=int(fault["seed"])
-        )
-        if isinstance(fault, dict)
-        else None,
         request=str(plain.get("request", "")),
         source_message_id=str(plain.get("source_message_id", "")),
         error={str(k): str(v) for k, v in plain["error"].items()}
@@ -205,6 +239,11 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         shards=_shards_of(plain.get("shards")),
         code=_code_of(plain),
         lineage=_lineage_of(plain.get("lineage")),
+        compression=str(plain.get("compression") or "none"),
+        output_compression=str(plain.get("output_compression") or "none"),
+        restart_point=RestartPoint.of(plain.get("restart_point")),
+        long_line_head=bytes(plain["long_line_head"]) if "long_line_head" in plain else None,
+        first_rejects=_samples_of(plain.get("first_rejects")),
         **fields,
     )
 
@@ -331,6 +370,24 @@ class DynamoJobStore:
         else:
             moved_from = f"{where}#cursor = :old"
         shard_names = {"#shards": "shards", "#shard": str(c.shard)} if c.shard is not None else {}
+        # A compressed input's extras (a job of one shard): a newer restart point, the text's size once
+        # found, the long line's first bytes (removed with long_line_from), the job's first rejects.
+        extra = ""
+        serializer = _serializer()
+        if c.restart_point is not None:
+            extra += ", #restart_point = :restart_point"
+            values[":restart_point"] = serializer.serialize(c.restart_point.as_map())
+        if c.text_bytes is not None:
+            extra += ", #text_bytes = :text_bytes"
+            values[":text_bytes"] = {"N": str(c.text_bytes)}
+        if c.long_line_head is not None:
+            extra += ", #long_line_head = :long_line_head"
+            values[":long_line_head"] = {"B": c.long_line_head}
+        elif c.long_line_from is None and c.shard is None:
+            long_line += ", #long_line_head"
+        if c.first_rejects:
+            extra += ", #first_rejects = if_not_exists(#first_rejects, :first_rejects)"
+            values[":first_rejects"] = serializer.serialize(samples_list(c.first_rejects))
         return (
             self._update(
                 c.job_id,
@@ -339,6 +396,7 @@ class DynamoJobStore:
                     f"SET {where}#cursor = :new, #input_bytes = :size, #chunk_ms = :chunk_ms, #updated_at = :now, "
                     "#worker_memory_mb = :memory"
                     + (f", {where}#long_line_from = :long_line_from" if c.long_line_from is not None else "")
+                    + extra
                     + " ADD #records_in :in, #records_out :out, #records_rejected :rejected, "
                     "#records_transformed :transformed, #records_filtered :filtered, "
                     "#records_blank :blank, #bytes_in :bytes, #segments :seg, #chunks :one, "
@@ -368,7 +426,12 @@ class DynamoJobStore:
                         "parts_written",
                         "worker_ms",
                         "worker_memory_mb",
+                        "restart_point",
+                        "text_bytes",
+                        "long_line_head",
+                        "first_rejects",
                     )
+                    if f"#{name}" in "".join((extra, long_line, moved_from)) or name in _ALWAYS_NAMED
                 },
                 ExpressionAttributeValues=values,
             )
@@ -431,7 +494,16 @@ class DynamoJobStore:
         code_clause, code_values = _code_values(code, lineage)
         pin_clause += f", {code_clause}"
         values.update(code_values)
-        removed = ["#error", "long_line_from"] + ([] if pin.version_id else ["input_version"])
+        # A restart reads the input from its start again: no restart point, text size or rejects kept.
+        removed = [
+            "#error",
+            "long_line_from",
+            "restart_point",
+            "text_bytes",
+            "long_line_head",
+            "first_rejects",
+        ]
+        removed += [] if pin.version_id else ["input_version"]
         if shards:
             pin_clause += ", shards = :shards"
             values[":shards"] = _serializer().serialize(shards_map(shards))

@@ -18,9 +18,12 @@ class S3ObjectStore:
     def __init__(self, client: Any) -> None:
         self._s3 = client
 
-    def head(self, bucket: str, key: str) -> InputPin:
+    def head(self, bucket: str, key: str, *, version_id: str | None = None) -> InputPin:
+        request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            request["VersionId"] = version_id
         try:
-            head = self._s3.head_object(Bucket=bucket, Key=key)
+            head = self._s3.head_object(**request)
         except Exception as raw:
             error = translate(raw)
             if isinstance(error, InputNotFoundError):
@@ -73,5 +76,15 @@ class S3ObjectStore:
     def write(self, bucket: str, key: str, body: bytes, *, metadata: Mapping[str, str]) -> None:
         with translated():
             self._s3.put_object(
-                Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson", Metadata=dict(metadata)
+                Bucket=bucket, Key=key, Body=body, ContentType=_content_type(key), Metadata=dict(metadata)
             )
+
+
+def _content_type(key: str) -> str:
+    """A part is JSON Lines (`.jsonl.gz` is a gzip file of it: no Content-Encoding, so that a download
+    stays the `.gz` its name says); a gzip access point is the index library's binary."""
+    if key.endswith(".gz"):
+        return "application/gzip"
+    if key.endswith(".gzidx"):
+        return "application/octet-stream"
+    return "application/x-ndjson"

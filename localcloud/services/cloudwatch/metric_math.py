@@ -1,5 +1,7 @@
 """CloudWatch metric-math expressions, evaluated one period at a time: the part of the language that alarms
-commonly use (an error rate, a sum of two metrics, a guarded ratio).
+and the project's dashboard use (an error rate, a sum of two metrics, a guarded ratio, a rate per second with
+PERIOD). `evaluate_series` runs the expressions of a GetMetricData request over its metrics' datapoints, as
+CloudWatch does for the request's expression queries.
 
 How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicescloudwatchmetric_mathpy
 """
@@ -9,10 +11,12 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 Value = float | None
+Moment = TypeVar("Moment", bound=Hashable)
 
 
 class MathError(ValueError):
@@ -67,7 +71,7 @@ _ARITHMETIC: dict[str, Callable[[float, float], float]] = {
     "-": operator.sub,
     "*": operator.mul,
 }
-FUNCTIONS = frozenset({"FILL", "IF", "ABS"})
+FUNCTIONS = frozenset({"FILL", "IF", "ABS", "PERIOD"})
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
@@ -184,11 +188,14 @@ class _Parser:
                 self.take()
                 args.append(self.logical())
         self.take(")")
-        arity = {"FILL": (2,), "IF": (2, 3), "ABS": (1,)}[name]
+        arity = {"FILL": (2,), "IF": (2, 3), "ABS": (1,), "PERIOD": (1,)}[name]
         if len(args) not in arity:
             raise MathError(f"{name} takes {' or '.join(map(str, arity))} arguments, not {len(args)}")
         if name == "FILL" and not _is_constant(args[1]):
             raise MathError("FILL is supported locally with a number only (not REPEAT, LINEAR or a metric)")
+        if name == "PERIOD" and not isinstance(args[0], Ref):
+            # CloudWatch: "valid input is metrics, not the results of other expressions"; a query id here.
+            raise MathError("PERIOD takes a query id (PERIOD(m1)), not an expression")
         return Call(name, tuple(args))
 
 
@@ -216,11 +223,12 @@ def references(node: Node) -> set[str]:
     return set()
 
 
-def evaluate(node: Node, values: Mapping[str, Value]) -> Value:
+def evaluate(node: Node, values: Mapping[str, Value], *, periods: Mapping[str, float] | None = None) -> Value:
     """The expression's value for one period, `values` holding each referenced query's value in it (None:
     no datapoint). No datapoint in, no datapoint out (FILL turns one into a number); a division by zero, or
     a result that is not a finite number, is no datapoint either; a comparison or logical operator gives 1
-    or 0; IF(c, a[, b]) is a when c is neither 0 nor missing, else b (no datapoint without b)."""
+    or 0; IF(c, a[, b]) is a when c is neither 0 nor missing, else b (no datapoint without b). PERIOD(m) is
+    m's period in seconds, from `periods` (query id -> seconds), whether or not m has a datapoint."""
     if isinstance(node, Number):
         return node.value
     if isinstance(node, Ref):
@@ -228,11 +236,13 @@ def evaluate(node: Node, values: Mapping[str, Value]) -> Value:
             raise MathError(f"the expression reads {node.id!r}, which is no query of the alarm")
         return values[node.id]
     if isinstance(node, Unary):
-        operand = evaluate(node.operand, values)
+        operand = evaluate(node.operand, values, periods=periods)
         return None if operand is None else (-operand if node.op == "-" else operand)
     if isinstance(node, Call):
-        return _call(node, values)
-    return _binary(node.op, evaluate(node.left, values), evaluate(node.right, values))
+        return _call(node, values, periods)
+    return _binary(
+        node.op, evaluate(node.left, values, periods=periods), evaluate(node.right, values, periods=periods)
+    )
 
 
 def _binary(op: str, left: Value, right: Value) -> Value:
@@ -254,16 +264,80 @@ def _binary(op: str, left: Value, right: Value) -> Value:
     return result if isinstance(result, float | int) and math.isfinite(result) else None
 
 
-def _call(node: Call, values: Mapping[str, Value]) -> Value:
+def _call(node: Call, values: Mapping[str, Value], periods: Mapping[str, float] | None) -> Value:
+    def arg(index: int) -> Value:
+        return evaluate(node.args[index], values, periods=periods)
+
+    if node.function == "PERIOD":
+        query = node.args[0]
+        assert isinstance(query, Ref)  # parse() allows nothing else
+        if periods is None or query.id not in periods:
+            raise MathError(f"PERIOD({query.id}) needs the period of query {query.id!r}, which was not given")
+        return float(periods[query.id])
     if node.function == "FILL":
-        value = evaluate(node.args[0], values)
-        return value if value is not None else evaluate(node.args[1], values)
+        value = arg(0)
+        return value if value is not None else arg(1)
     if node.function == "ABS":
-        value = evaluate(node.args[0], values)
+        value = arg(0)
         return None if value is None else abs(value)
-    condition = evaluate(node.args[0], values)
+    condition = arg(0)
     if condition is None:
         return None
     if condition:
-        return evaluate(node.args[1], values)
-    return evaluate(node.args[2], values) if len(node.args) == 3 else None
+        return arg(1)
+    return arg(2) if len(node.args) == 3 else None
+
+
+def evaluate_series(
+    expressions: Mapping[str, Node],
+    series: Mapping[str, Mapping[Moment, float]],
+    periods: Mapping[str, float],
+) -> dict[str, dict[Moment, float]]:
+    """The expression queries of one GetMetricData request, from its metric queries' datapoints: `series`
+    maps each metric query's id to its {timestamp: value}, `periods` each metric query's period (seconds).
+
+    An expression is evaluated at every timestamp at which a metric it reads (directly or through another
+    expression) has a datapoint, the others' values there being missing (so `FILL(errors, 0)` is 0 where
+    only invocations were counted); it has a datapoint wherever the result is a number. An expression may
+    read another expression, not itself (MathError names the cycle), nor an id that is no query."""
+    results: dict[str, dict[Moment, float]] = {}
+
+    def metric_ids(query_id: str, visiting: tuple[str, ...]) -> set[str]:
+        if query_id in series:
+            return {query_id}
+        if query_id not in expressions:
+            raise MathError(f"the expression reads {query_id!r}, which is no query of the request")
+        if query_id in visiting:
+            raise MathError(f"query {query_id} depends on itself ({' -> '.join((*visiting, query_id))})")
+        found: set[str] = set()
+        for ref in sorted(references(expressions[query_id])):
+            found |= metric_ids(ref, (*visiting, query_id))
+        return found
+
+    def resolve(query_id: str) -> Mapping[Moment, float]:
+        if query_id in series:
+            return series[query_id]
+        if query_id not in results:
+            reads = metric_ids(query_id, ())
+            inputs = {ref: resolve(ref) for ref in references(expressions[query_id])}
+            moments = {moment for metric in reads for moment in series[metric]}
+            computed: dict[Moment, float] = {}
+            for moment in sorted(moments, key=_sort_key):
+                value = evaluate(
+                    expressions[query_id],
+                    {ref: points.get(moment) for ref, points in inputs.items()},
+                    periods=periods,
+                )
+                if value is not None:
+                    computed[moment] = value
+            results[query_id] = computed
+        return results[query_id]
+
+    for query_id in expressions:
+        resolve(query_id)
+    return results
+
+
+def _sort_key(moment: Hashable) -> tuple[str, Hashable]:
+    # Timestamps of one kind sort among themselves; the type name keeps a mixed set from failing to sort.
+    return (type(moment).__name__, moment)

@@ -22,6 +22,7 @@ from moto.sqs import models as sqs_models
 
 from localcloud.core.state import DUMMY_CREDENTIALS
 from localcloud.services.iam.role_clients import RoleClients, SessionCredentials
+from localcloud.services.lambda_ import recursion
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class BatchOutcome:
     mapping_uuid: str
     message_ids: tuple[str, ...]
     failed_ids: tuple[str, ...]
-    outcome: str  # "success", "partial", "function_error", "invalid_response"
+    outcome: str  # "success", "partial", "function_error", "invalid_response", "recursive"
 
 
 def is_sqs_mapping(esm: Mapping[str, Any]) -> bool:
@@ -331,6 +332,10 @@ class EventSourcePoller(MappingSupervisor):
                 retries={"total_max_attempts": 1},
             ),
         )
+        self._cloudwatch = session.client("cloudwatch", endpoint_url=endpoint)
+        # The trace header of the batch a worker thread is invoking with (sent as X-Amzn-Trace-Id).
+        self._trace = threading.local()
+        self._lambda_client.meta.events.register("before-call.lambda.Invoke", self._add_trace_header)
         self._invoke: InvokeFn = invoke or self._invoke_lambda
         self._mappings: dict[str, MappingConfig] = {}
         # (mapping uuid, worker number) -> its thread
@@ -431,8 +436,16 @@ class EventSourcePoller(MappingSupervisor):
         messages = self._receive_batch(mapping, queue_url, sqs)
         if not messages:
             return None
+        messages = self._drop_recursive(mapping, messages)
+        if not messages:
+            return BatchOutcome(mapping_uuid=mapping.uuid, message_ids=(), failed_ids=(), outcome="recursive")
         records = [to_lambda_record(m, queue_arn=mapping.queue_arn) for m in messages]
         ids = [r["messageId"] for r in records]
+        # The invocation carries the lineage on (the batch's furthest along): what it sends is one hop more.
+        self._trace.header = recursion.deepest(
+            (m.get("Attributes", {}).get(recursion.SQS_TRACE_ATTRIBUTE) for m in messages),
+            mapping.function_arn,
+        )
         try:
             result = self._invoke(mapping.function_arn, {"Records": records})
         except Exception:
@@ -467,6 +480,41 @@ class EventSourcePoller(MappingSupervisor):
         return BatchOutcome(
             mapping_uuid=mapping.uuid, message_ids=tuple(ids), failed_ids=tuple(failed), outcome=outcome
         )
+
+    def _drop_recursive(self, mapping: MappingConfig, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Lambda's recursive loop detection: a message whose lineage has already invoked this function 16
+        times is not delivered. It is not deleted either: it becomes visible again after the queue's
+        visibility timeout, each receive counts, and the queue's redrive policy moves it to the DLQ, as
+        on AWS. Each one counts in AWS/Lambda RecursiveInvocationsDropped."""
+        kept = []
+        dropped = 0
+        for message in messages:
+            header = message.get("Attributes", {}).get(recursion.SQS_TRACE_ATTRIBUTE)
+            if recursion.is_recursive_loop(mapping.function_arn, header):
+                dropped += 1
+            else:
+                kept.append(message)
+        if dropped:
+            function_name = mapping.function_arn.split(":")[6]
+            logger.warning(
+                "mapping %s: recursive loop detected, %d message(s) from %s not delivered to %s",
+                mapping.uuid,
+                dropped,
+                mapping.queue_name,
+                function_name,
+            )
+            self._cloudwatch.put_metric_data(
+                Namespace="AWS/Lambda",
+                MetricData=[
+                    {
+                        "MetricName": "RecursiveInvocationsDropped",
+                        "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+                        "Value": float(dropped),
+                        "Unit": "Count",
+                    }
+                ],
+            )
+        return kept
 
     def _queue_url(self, mapping: MappingConfig, sqs: Any) -> str:
         url = self._queue_urls.get(mapping.queue_arn)
@@ -537,6 +585,11 @@ class EventSourcePoller(MappingSupervisor):
             for failure in response.get("Failed", []):
                 # Typically a receipt handle that expired: the message will simply be delivered again.
                 logger.warning("could not delete a processed message from %s: %s", queue_url, failure)
+
+    def _add_trace_header(self, params: dict[str, Any], **_kwargs: Any) -> None:
+        header = getattr(self._trace, "header", None)
+        if header:
+            params["headers"][recursion.TRACE_HEADER] = header
 
     def _invoke_lambda(self, function_arn: str, event: dict[str, Any]) -> InvokeResult:
         response = self._lambda_client.invoke(

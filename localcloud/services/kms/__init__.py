@@ -1,0 +1,1 @@
+"""KMS: customer-managed keys from CloudFormation, and in the saved state (`keys`)."""
