@@ -14,7 +14,7 @@ import pytest
 from localcloud.services.iam.authorization import Caller, Check, NamedPolicy, Reason, authorize
 from localcloud.services.iam.policy import Principal
 from tests.infra.conftest import Synthesized
-from tests.infra.template_tools import only, policy_statements, render
+from tests.infra.template_tools import policy_statements, render
 
 CONTEXT = {"aws:SecureTransport": "true"}
 
@@ -28,17 +28,23 @@ def _rendered(value: Any) -> Any:
 def _caller(template: dict[str, Any], role: str) -> Caller:
     statements = [
         {**statement, "Resource": _rendered(statement["Resource"])}
-        for statement in policy_statements(template, f"{role}DefaultPolicy")
+        # The role's policies: its inline default policy, or (strict) its customer-managed one.
+        for statement in policy_statements(template, role)
     ]
     document = {"Version": "2012-10-17", "Statement": statements}
     principal = Principal.session(
         f"arn:aws:sts::123456789012:assumed-role/{role}/fn", f"arn:aws:iam::123456789012:role/{role}"
     )
-    return Caller(principal, (NamedPolicy(f"{role}DefaultPolicy", document),))
+    return Caller(principal, (NamedPolicy(f"{role}Policy", document),))
 
 
 def _versioned(synth: Synthesized) -> bool:
-    bucket = only(synth.stateful, "AWS::S3::Bucket")["Properties"]
+    # The data bucket (strict adds the access-log bucket beside it).
+    (bucket,) = [
+        resource["Properties"]
+        for logical_id, resource in synth.stateful["Resources"].items()
+        if resource["Type"] == "AWS::S3::Bucket" and logical_id.startswith("DataBucket")
+    ]
     return bool((bucket.get("VersioningConfiguration") or {}).get("Status") == "Enabled")
 
 
@@ -63,6 +69,9 @@ def _calls(synth: Synthesized, role: str) -> list[Check]:
     return [
         *reads,
         Check("s3:PutObject", f"{bucket}/out/job-1/part-00000.jsonl"),
+        # A gzip input's restart point: written beside the outputs, read back by the next segment.
+        Check("s3:PutObject", f"{bucket}/out/job-1/_access/gzip-1048576.gzidx"),
+        Check("s3:GetObject", f"{bucket}/out/job-1/_access/gzip-1048576.gzidx"),
         Check("dynamodb:GetItem", table),
         Check("dynamodb:UpdateItem", table),
     ]
