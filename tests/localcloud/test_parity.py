@@ -74,7 +74,31 @@ def _role() -> dict[str, Any]:
                         "Action": "sts:AssumeRole",
                     }
                 ],
-            }
+            },
+            # What the looper does as this role (the local cloud enforces IAM): its mapping reads its queue,
+            # and it sends to the same queue.
+            "Policies": [
+                {
+                    "PolicyName": "Looper",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": [
+                                    "sqs:ReceiveMessage",
+                                    "sqs:DeleteMessage",
+                                    "sqs:ChangeMessageVisibility",
+                                    "sqs:GetQueueAttributes",
+                                    "sqs:GetQueueUrl",
+                                    "sqs:SendMessage",
+                                ],
+                                "Resource": {"Fn::GetAtt": ["LoopQueue", "Arn"]},
+                            }
+                        ],
+                    },
+                }
+            ],
         },
     }
 
