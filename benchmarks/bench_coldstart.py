@@ -307,7 +307,7 @@ def one_round(aws: Aws, endpoint: str, number: int, samples: dict[str, list[floa
     for tracing in (False, True):
         label = "on" if tracing else "off"
         worker_job, failed_job = f"r{number}-{label}-worker", f"r{number}-{label}-failed"
-        payloads = {
+        payloads: dict[str, dict[str, Any]] = {
             "ingest": {"Records": [sqs_record(worker_job), sqs_record(failed_job)]},
             "worker": {"job_id": worker_job, "attempt": 1, "execution": 0, "segments_in_execution": 0},
             "failures": {
