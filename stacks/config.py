@@ -303,7 +303,10 @@ class EnvironmentConfig:
     powertools_layer_version: int | None
     # Powertools Tracer: subsegments for AWS calls and the handler, job_id annotated. Off where there is no
     # X-Ray (the local cloud's trace headers are never sampled and no daemon listens: every subsegment would be
-    # dropped with a warning).
+    # dropped with a warning), or where its cold-start cost is not worth it: off, the functions get
+    # POWERTOOLS_TRACE_DISABLED=true and the handlers neither construct the Tracer nor import the X-Ray SDK
+    # (handlers.observability; measured by benchmarks/bench_coldstart.py, priced in docs/cost.md). Lambda's
+    # own active tracing stays on.
     powertools_tracer: bool
     # Synthesized without the CDK bootstrap-version rule (moto cannot update that parameter).
     bootstrap_version_rule: bool

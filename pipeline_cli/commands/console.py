@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -110,11 +111,20 @@ def run_console(
         file=out,
         flush=True,
     )
+    # Ctrl-C, and `kill` (SIGTERM), stop it the same way, also where it was started as a background job,
+    # which inherits SIGINT ignored (Python then raises no KeyboardInterrupt of its own).
+    previous = {stop: signal.signal(stop, _interrupt) for stop in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.serve_forever()  # Werkzeug's returns on Ctrl-C
+        server.serve_forever()  # Werkzeug's returns on KeyboardInterrupt
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
     print("console stopped", file=out, flush=True)
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

@@ -224,8 +224,16 @@ def test_a_port_in_use_is_named(deployed: Deployed, run: Run) -> None:
     assert f"port {port} on 127.0.0.1 is in use: pick another with --port N" in result.err
 
 
+def _as_a_background_job() -> None:
+    # What `pipeline console &` in a script (or a CI runner's background step) hands the process: SIGINT
+    # ignored, in which case Python raises no KeyboardInterrupt of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+@pytest.mark.parametrize("started", ["in-a-terminal", "as-a-background-job"])
 def test_the_command_prints_its_address_serves_and_stops_on_ctrl_c(
-    local_cloud: LocalCloud, tmp_path: Path
+    local_cloud: LocalCloud, tmp_path: Path, stop: signal.Signals, started: str
 ) -> None:
     process = subprocess.Popen(
         [
@@ -243,6 +251,7 @@ def test_the_command_prints_its_address_serves_and_stops_on_ctrl_c(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_a_background_job if started == "as-a-background-job" else None,  # noqa: PLW1509
     )
     try:
         first = read_line(process, timeout=60)
@@ -252,7 +261,7 @@ def test_the_command_prints_its_address_serves_and_stops_on_ctrl_c(
         with urllib.request.urlopen(f"{match.group(1)}jobs", timeout=10) as response:
             assert response.status == 200
             assert "Jobs" in response.read().decode()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         out, _ = process.communicate(timeout=30)
     finally:
         if process.poll() is None:

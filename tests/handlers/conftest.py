@@ -72,6 +72,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     from jobcore import aws as jobcore_aws
 
     jobcore_aws._client.cache_clear()
+    jobcore_aws._session.cache_clear()
     # moto's executing Step Functions backend, with the local cloud's versions: the ingest starts a job on
     # the state machine version it pins (moto alone cannot).
     monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
@@ -161,3 +162,4 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         worker._settings.cache_clear()
     undo_versions()
     jobcore_aws._client.cache_clear()
+    jobcore_aws._session.cache_clear()

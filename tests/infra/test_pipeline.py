@@ -78,6 +78,16 @@ def test_ingest_event_source_reports_partial_batch_failures(synth: Synthesized) 
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": synth.config.ingest.max_concurrency}
 
 
+def test_tracing_in_the_functions_is_a_switch_per_environment(synth: Synthesized) -> None:
+    """Config `powertools_tracer` decides, per environment, whether the handlers construct Powertools' Tracer
+    (and import the X-Ray SDK at every cold start, see benchmarks/README.md) or none; local has it off."""
+    expected = "false" if synth.config.powertools_tracer else "true"
+    for handler in ("ingest", "worker", "failures", "events"):
+        variables = _function(synth, f"handlers.{handler}.handler")["Environment"]["Variables"]
+        assert variables["POWERTOOLS_TRACE_DISABLED"] == expected, handler
+    assert synth.config.powertools_tracer is (synth.env != "local")
+
+
 def test_functions_have_resilient_defaults(synth: Synthesized) -> None:
     for handler, config in (
         ("handlers.ingest.handler", synth.config.ingest.function),

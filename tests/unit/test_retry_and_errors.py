@@ -147,6 +147,21 @@ def test_clients_make_one_attempt_with_timeouts_that_fit_the_invocation(budget_m
     assert timeouts.read_s >= 1 and timeouts.connect_s >= 1
 
 
+def test_clients_share_one_session_so_a_cold_start_reads_the_sdks_data_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A session per client read botocore's endpoints, partitions and defaults again for every client: about
+    # 100 ms of the ingest's first invocation (four clients), measured by benchmarks/bench_coldstart.py.
+    from jobcore.aws import call_timeouts, client
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    clients = [
+        client(service, call_timeouts(budget)) for service in ("sqs", "s3") for budget in (2_000, 60_000)
+    ]
+    assert len({id(c) for c in clients}) == 4, "a client per service and timeouts, as before"
+    assert len({id(c._loader) for c in clients}) == 1, "one session: its loader (and what it read) shared"
+
+
 def test_an_attempt_that_could_outlive_the_invocation_is_never_started() -> None:
     fn, calls = failing(0, KeyError("unused"))
     deadline = retry.Deadline(remaining_ms=lambda: 2_500, reserve_ms=1_000, attempt_ms=2_000)
