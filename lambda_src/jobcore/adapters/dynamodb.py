@@ -48,6 +48,9 @@ _ALWAYS_NAMED = frozenset(
         "worker_memory_mb",
     }
 )
+# Named only when this checkpoint writes them (a compressed input's restart point and text size, a long
+# line's head, the first rejects).
+_SOMETIMES_NAMED = ("restart_point", "text_bytes", "long_line_head", "first_rejects")
 _INT_FIELDS = (
     "attempt",
     "cursor",
@@ -404,34 +407,11 @@ class DynamoJobStore:
                 ),
                 ConditionExpression=f"{moved_from} AND #status = :running AND #attempt = :attempt",
                 ExpressionAttributeNames=shard_names
+                | {f"#{name}": name for name in _ALWAYS_NAMED}
                 | {
                     f"#{name}": name
-                    for name in (
-                        "cursor",
-                        "status",
-                        "attempt",
-                        "input_bytes",
-                        "chunk_ms",
-                        "updated_at",
-                        "records_in",
-                        "records_out",
-                        "records_rejected",
-                        "records_transformed",
-                        "records_filtered",
-                        "records_blank",
-                        "bytes_in",
-                        "segments",
-                        "long_line_from",
-                        "chunks",
-                        "parts_written",
-                        "worker_ms",
-                        "worker_memory_mb",
-                        "restart_point",
-                        "text_bytes",
-                        "long_line_head",
-                        "first_rejects",
-                    )
-                    if f"#{name}" in "".join((extra, long_line, moved_from)) or name in _ALWAYS_NAMED
+                    for name in _SOMETIMES_NAMED
+                    if f"#{name}" in "".join((extra, long_line, moved_from))
                 },
                 ExpressionAttributeValues=values,
             )

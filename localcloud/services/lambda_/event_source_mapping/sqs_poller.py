@@ -37,6 +37,29 @@ MAX_BACKOFF_SECONDS = 30.0
 _PATCH_MARK = "_localcloud_sqs_push_disabled"
 
 
+def switch_off_push(model_cls: type, mark: str, *, poller: str) -> bool:
+    """Make moto's `lambda_event_source_mappings` on `model_cls` always read as empty (writes dropped), which
+    switches off moto's push to Lambda inside the sending call, for existing instances too. A data
+    descriptor on the class takes precedence over the instance __dict__, so moto's __init__ assignment
+    lands in the setter. False when it was switched off already."""
+    if getattr(model_cls, mark, False):
+        return False
+
+    def _no_mappings(_model: Any) -> dict[str, Any]:
+        return {}
+
+    def _drop_mapping(_model: Any, _value: Any) -> None:
+        return None
+
+    setattr(  # noqa: B010
+        model_cls,
+        "lambda_event_source_mappings",
+        property(_no_mappings, _drop_mapping, doc=f"Disabled by localcloud: the {poller} polls."),
+    )
+    setattr(model_cls, mark, True)
+    return True
+
+
 def disable_moto_sqs_push() -> None:
     """Stop moto from invoking Lambda functions inside SendMessage (idempotent; process-wide).
 
@@ -45,24 +68,8 @@ def disable_moto_sqs_push() -> None:
     reads as empty (and drops writes) switches the push off without copying any of moto's code, and also
     covers queues and mappings that already exist. Kinesis and DynamoDB streams are left as they are.
     """
-    queue_cls = sqs_models.Queue
-    if getattr(queue_cls, _PATCH_MARK, False):
+    if not switch_off_push(sqs_models.Queue, _PATCH_MARK, poller="EventSourcePoller"):
         return
-
-    def _no_mappings(_queue: Any) -> dict[str, Any]:
-        return {}
-
-    def _drop_mapping(_queue: Any, _value: Any) -> None:
-        return None
-
-    # setattr: the attribute is declared as a plain dict in moto's __init__; a data descriptor on the class
-    # takes precedence over the instance __dict__, so __init__'s own assignment lands in `_drop_mapping`.
-    setattr(  # noqa: B010
-        queue_cls,
-        "lambda_event_source_mappings",
-        property(_no_mappings, _drop_mapping, doc="Disabled by localcloud: the EventSourcePoller polls."),
-    )
-    setattr(queue_cls, _PATCH_MARK, True)
     logger.info("moto's SQS push to Lambda is disabled; the local event-source poller delivers instead")
 
 

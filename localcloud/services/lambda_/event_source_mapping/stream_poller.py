@@ -38,6 +38,7 @@ from localcloud.services.lambda_.event_source_mapping.sqs_poller import (
     InvokeResult,
     MappingSupervisor,
     access_denied,
+    switch_off_push,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,23 +64,8 @@ def disable_moto_dynamodb_push() -> None:
     filter, no retry, and empties the stream shard after a successful invoke (so GetRecords loses them).
     A property that always reads as empty switches it off, for existing tables too (as for SQS in
     `localcloud.services.lambda_.event_source_mapping.sqs_poller`)."""
-    table_cls = dynamodb_table.Table
-    if getattr(table_cls, _PATCH_MARK, False):
+    if not switch_off_push(dynamodb_table.Table, _PATCH_MARK, poller="StreamPoller"):
         return
-
-    def _no_mappings(_table: Any) -> dict[str, Any]:
-        return {}
-
-    def _drop_mapping(_table: Any, _value: Any) -> None:
-        return None
-
-    # A data descriptor over the instance attribute, as in sqs_poller.disable_moto_sqs_push.
-    setattr(  # noqa: B010
-        table_cls,
-        "lambda_event_source_mappings",
-        property(_no_mappings, _drop_mapping, doc="Disabled by localcloud: the StreamPoller polls."),
-    )
-    setattr(table_cls, _PATCH_MARK, True)
     logger.info("moto's DynamoDB stream push to Lambda is disabled; the local stream poller delivers instead")
 
 
