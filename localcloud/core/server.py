@@ -41,7 +41,7 @@ from localcloud.services.s3 import bucket_policy
 from localcloud.services.s3 import notifications as s3_notifications
 from localcloud.services.sns import topic_policy
 from localcloud.services.sqs import message_size, queue_policy
-from localcloud.services.stepfunctions import execution_role, history_limit, program_cache, sfn
+from localcloud.services.stepfunctions import execution_role, history_limit, json_paths, program_cache, sfn
 from localcloud.services.stepfunctions import versions as sfn_versions
 
 LOG = logging.getLogger("localcloud.core.server")
@@ -153,6 +153,7 @@ def _install_models() -> list[Callable[[], None]]:
     return [
         sfn.install(),
         program_cache.install(),
+        json_paths.install(),
         sfn_versions.install(),
         lambda_versions.install(),
         function_layers.install(),
