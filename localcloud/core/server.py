@@ -25,7 +25,7 @@ from moto.cloudformation import parsing as cfn_parsing
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud.core import chaos, persistence, state
+from localcloud.core import chaos, persistence, request_threads, state
 from localcloud.core.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
 from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
@@ -253,6 +253,7 @@ def start_cloud(
     server.start()
     # Nothing is saved before the first periodic save, so a request in the moment before this is harmless.
     persistence.gate_server(gate, server)
+    undo.append(request_threads.install(server))
     cloud = RunningCloud(port=port, home=home, server=server, runner=runner, store=store, undo=undo)
     LOG.info("moto %s serving %s (home %s)", _moto_version(), endpoint, home)
     _start_services(
