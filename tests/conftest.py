@@ -30,7 +30,12 @@ import botocore.loaders
 import botocore.session
 import pytest
 
+from tests import worker_groups
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# tests/unit/test_worker_groups.py runs pytest on generated test files.
+pytest_plugins = ("pytester",)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,41 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(TierClock(), "tier-clock")
 
 
-def _shared_fixtures(item: pytest.Item) -> list[str]:
-    """The session-scoped fixtures defined in this project's conftests that `item` uses."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return []
-    shared = []
-    for name in info.names_closure:
-        definitions = info.name2fixturedefs.get(name)
-        if not definitions:
-            continue
-        definition = definitions[-1]
-        if definition.scope == "session" and definition.baseid.startswith("tests"):
-            shared.append(name)
-    return shared
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Union-find over the shared fixtures: a test using `pipeline` and one using `local_cloud` share the
-    # cloud (`pipeline` depends on it), so both land in one group, named after its first fixture.
-    parent: dict[str, str] = {}
-
-    def find(name: str) -> str:
-        while parent.setdefault(name, name) != name:
-            name = parent[name]
-        return name
-
-    uses = {item.nodeid: _shared_fixtures(item) for item in items}
-    for names in uses.values():
-        for other in names[1:]:
-            parent[find(other)] = find(names[0])
-    for item in items:
-        names = uses[item.nodeid]
-        group = f"session:{find(names[0])}" if names else item.nodeid.split("::", maxsplit=1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    worker_groups.assign(items)
 
 
 @dataclass
