@@ -26,13 +26,25 @@ CDK := node_modules/.bin/cdk --no-notices
 LOCK := requirements-dev.lock
 LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra cdk --extra lambda --group dev --group install \
 	--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes --quiet
+# What the Lambda functions import besides the standard library, pinned with hashes for the deployed runtime
+# (python3.14 on arm64) from pyproject.toml's `lambda` extra alone: stacks/lambda_deps.py sorts each pin into
+# what Lambda's runtime provides, what the Powertools layer provides, and what the asset bundles.
+LAMBDA_LOCK := requirements-lambda.lock
+LAMBDA_EXTRA = $(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lambda"]))'
+LAMBDA_LOCK_COMPILE = $(LAMBDA_EXTRA) | $(BIN)/uv pip compile - --python-version 3.14 \
+	--python-platform aarch64-manylinux_2_28 --generate-hashes --quiet
+# Their wheels, for arm64/cp314 (the assets) and for this machine (the local cloud), downloaded by `make
+# install` (network) into the user's wheel cache (stacks/lambda_deps.py: ~/.cache/resilient-pipeline/
+# lambda-wheels, shared by every checkout) so that synth reads only that cache (offline). This stamp says
+# this checkout's lock was fetched.
+LAMBDA_WHEELS_STAMP := $(VENV)/lambda-wheels.downloaded
 # `make wheelhouse` downloads every locked wheel here once; while it has wheels, installs read only from
 # it (no index, no network). Delete it to install from the package index again.
 WHEELHOUSE := wheelhouse
 PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE))
 PIP_INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_SOURCE)
 
-.PHONY: help install lock lock-upgrade lock-check wheelhouse demo test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down local-reset chaos bench snapshot-update clean
+.PHONY: help install lock lock-upgrade lock-check wheelhouse demo demo-recursion test test-unit test-handlers test-infra test-localcloud test-integration lint format synth deploy diff local-up local-down local-reset chaos bench snapshot-update clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -54,22 +66,37 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(BIN)/.installed node_modules/.installed ## Create .venv from requirements-dev.lock and install the pinned CDK CLI
+$(LAMBDA_WHEELS_STAMP): $(LAMBDA_LOCK) $(BIN)/.installed
+	$(BIN)/python -m stacks.lambda_deps download
+	touch $@
 
-lock: $(BIN)/.installed ## Re-resolve requirements-dev.lock after editing dependencies in pyproject.toml (other pins kept)
+install: $(BIN)/.installed node_modules/.installed $(LAMBDA_WHEELS_STAMP) ## Create .venv from requirements-dev.lock, install the pinned CDK CLI, fetch the Lambda functions' wheels
+
+lock: $(BIN)/.installed ## Re-resolve requirements-dev.lock and requirements-lambda.lock after editing pyproject.toml (other pins kept)
 	$(LOCK_COMPILE) -o $(LOCK)
+	$(LAMBDA_LOCK_COMPILE) -o $(LAMBDA_LOCK)
 
 lock-upgrade: $(BIN)/.installed ## Move every dependency not pinned in pyproject.toml to its newest release
 	$(LOCK_COMPILE) --upgrade -o $(LOCK)
+	$(LAMBDA_LOCK_COMPILE) --upgrade -o $(LAMBDA_LOCK)
 
-lock-check: $(BIN)/.installed ## Fail if requirements-dev.lock is not what pyproject.toml resolves to (asks PyPI)
+lock-check: $(BIN)/.installed ## Fail if requirements-dev.lock or requirements-lambda.lock is not what pyproject.toml resolves to (asks PyPI)
 	cp -p $(LOCK) $(VENV)/lock-check.before
+	cp -p $(LAMBDA_LOCK) $(VENV)/lambda-lock-check.before
 	$(LOCK_COMPILE) -o $(LOCK)
+	$(LAMBDA_LOCK_COMPILE) -o $(LAMBDA_LOCK)
 	@# Unchanged: keep its timestamp too, so that the next target does not re-run the install.
-	@if cmp -s $(VENV)/lock-check.before $(LOCK); then touch -r $(VENV)/lock-check.before $(LOCK); else \
+	@status=0; \
+	if cmp -s $(VENV)/lock-check.before $(LOCK); then touch -r $(VENV)/lock-check.before $(LOCK); else \
 		diff -u $(VENV)/lock-check.before $(LOCK) | head -60; \
 		echo "error: $(LOCK) did not match pyproject.toml; it is regenerated now: review it and commit it"; \
-		exit 1; fi
+		status=1; fi; \
+	if cmp -s $(VENV)/lambda-lock-check.before $(LAMBDA_LOCK); then \
+		touch -r $(VENV)/lambda-lock-check.before $(LAMBDA_LOCK); else \
+		diff -u $(VENV)/lambda-lock-check.before $(LAMBDA_LOCK) | head -60; \
+		echo "error: $(LAMBDA_LOCK) did not match the lambda extra; it is regenerated now: review it and commit it"; \
+		status=1; fi; \
+	exit $$status
 
 wheelhouse: ## Download every locked wheel into wheelhouse/ (again after the lock changes); installs then need no network
 	$(PYTHON) -m pip download --quiet --disable-pip-version-check --require-hashes --only-binary :all: \
@@ -77,6 +104,9 @@ wheelhouse: ## Download every locked wheel into wheelhouse/ (again after the loc
 
 demo: install ## Start the local cloud (PORT=N: on that port), deploy env=local with the CDK CLI, run five real jobs and check them, then serve the console on 127.0.0.1:8765 until Ctrl-C
 	$(BIN)/pipeline demo$(PORT_ARG) --console --allow-actions
+
+demo-recursion: install ## The same long job through the pipeline and through a queue that feeds itself (examples/self-recursion): the loop is stopped at 16 hops and pages, the pipeline finishes
+	$(BIN)/python examples/self-recursion/demo.py$(PORT_ARG)
 
 test: install ## Run every test tier (unit, infrastructure, local cloud, integration)
 	$(BIN)/python -m pytest
@@ -139,5 +169,5 @@ bench: install ## Benchmarks: the worker chunk loop (peak RSS, records/s vs a na
 snapshot-update: install ## Re-record the template snapshots after an intended infrastructure change
 	$(BIN)/python -m pytest tests/infra --snapshot-update
 
-clean: ## Remove build output (keeps .venv and node_modules)
+clean: ## Remove build output (keeps .venv, node_modules and the Lambda wheel cache)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -64,6 +64,18 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
         {"CodeSha256", "Description", "FunctionName", "ProvisionedConcurrencyConfig", "RuntimePolicy"}
     ),
     "AWS::Lambda::Alias": frozenset({"FunctionName", "Name"}),
+    # Immutable: every property of a layer version makes a new one (the local environment's Powertools
+    # stand-in is the app's only layer).
+    "AWS::Lambda::LayerVersion": frozenset(
+        {
+            "CompatibleArchitectures",
+            "CompatibleRuntimes",
+            "Content",
+            "Description",
+            "LayerName",
+            "LicenseInfo",
+        }
+    ),
     "AWS::Logs::LogGroup": frozenset({"LogGroupName"}),
     "AWS::IAM::Role": frozenset({"RoleName", "Path"}),
     "AWS::CloudWatch::Alarm": frozenset({"AlarmName"}),

@@ -230,15 +230,16 @@ def up(
     home: Path | None = None,
     progress: Progress | None = None,
     context: Mapping[str, str] | None = None,
+    iam: bool | None = None,
 ) -> LocalCloudState:
     """A running local cloud (started, or the one already running) with the `local` environment deployed
-    again (with the CDK `context` given); its outputs are in the returned state. Raises
-    `cloud.LocalCloudError` saying what to do."""
+    again (with the CDK `context` given); its outputs are in the returned state. `iam`: IAM enforcement on
+    or off (None: as it is; a new cloud enforces). Raises `cloud.LocalCloudError` saying what to do."""
 
     def deploy_step(state: LocalCloudState, home: Path, progress: Progress) -> dict[str, str]:
         return deploy_app(state, home, progress, context=context)
 
-    return cloud.up(port=port, home=home or local_home(), deploy=deploy_step, progress=progress)
+    return cloud.up(port=port, home=home or local_home(), deploy=deploy_step, progress=progress, iam=iam)
 
 
 def deploy_app(

@@ -298,16 +298,21 @@ class EnvironmentConfig:
     dlq_retention_days: int
     job_ttl_days: int
     output_expiration_days: int
-    # None: the layer is left out (the local cloud cannot hold the public layer; see docs).
+    # None: the public layer is left out (the local cloud cannot hold it; see docs): a stand-in layer built
+    # from requirements-lambda.lock takes its place where the functions run on this machine.
     powertools_layer_version: int | None
     # Powertools Tracer: subsegments for AWS calls and the handler, job_id annotated. Off where there is no
-    # X-Ray (the local cloud sets no trace header, so every subsegment would be dropped with a warning), or
-    # where its cold-start cost is not worth it: off, the functions get POWERTOOLS_TRACE_DISABLED=true and
-    # the handlers neither construct the Tracer nor import the X-Ray SDK (handlers.observability; measured
-    # by benchmarks/bench_coldstart.py, priced in docs/cost.md). Lambda's own active tracing stays on.
+    # X-Ray (the local cloud's trace headers are never sampled and no daemon listens: every subsegment would be
+    # dropped with a warning), or where its cold-start cost is not worth it: off, the functions get
+    # POWERTOOLS_TRACE_DISABLED=true and the handlers neither construct the Tracer nor import the X-Ray SDK
+    # (handlers.observability; measured by benchmarks/bench_coldstart.py, priced in docs/cost.md). Lambda's
+    # own active tracing stays on.
     powertools_tracer: bool
     # Synthesized without the CDK bootstrap-version rule (moto cannot update that parameter).
     bootstrap_version_rule: bool
+    # The local cloud runs the functions on this machine's Python: their bundled packages and the Powertools
+    # stand-in are built for it (elsewhere: for Lambda's python3.14 on arm64).
+    functions_run_locally: bool = False
     ingest: IngestConfig
     worker: WorkerConfig
     state_machine: StateMachineConfig
@@ -571,6 +576,7 @@ _CONFIGS: dict[str, EnvironmentConfig] = {
         powertools_layer_version=None,
         powertools_tracer=False,
         bootstrap_version_rule=False,
+        functions_run_locally=True,
         ingest=IngestConfig(
             function=FunctionConfig(memory_mb=256, timeout_seconds=10),
             batch_size=10,

@@ -11,6 +11,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as lambda_destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
@@ -18,6 +19,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from pipeline_contract import ACCESS_DIR, DEFAULT_EVENT_BUS, Env
+from stacks import lambda_deps
 from stacks.config import EnvironmentConfig, Location
 from stacks.constructs.alarms import PipelineAlarms, PipelineMetrics, Severity, Sustained, WatchedFunction
 from stacks.constructs.dashboard import PipelineDashboard
@@ -25,7 +27,7 @@ from stacks.constructs.function_network import FunctionNetwork
 from stacks.constructs.ingest_queue import IngestQueue, queue_encryption
 from stacks.constructs.job_events import JobEventStream
 from stacks.constructs.object_triggers import ObjectTriggers, TriggerSource
-from stacks.constructs.pipeline_function import FunctionPlacement, PipelineFunction
+from stacks.constructs.pipeline_function import RUNTIME, FunctionPlacement, PipelineFunction
 from stacks.constructs.pipeline_key import log_group_prefix, role_path
 from stacks.constructs.roles import DEFAULT_ROLES, RoleStyle
 from stacks.constructs.segmented_job import RetryPolicy, SegmentedJobStateMachine
@@ -36,7 +38,7 @@ from stacks.nag import (
     acknowledge_pipeline,
     acknowledge_strict_pipeline,
 )
-from stacks.user_code import UserCode, code_digest, function_code
+from stacks.user_code import UserCode, code_digest, function_code, powertools_standin_code
 
 
 class PipelineStack(Stack):
@@ -92,8 +94,20 @@ class PipelineStack(Stack):
             retention_period=Duration.days(14),
         )
         locations = _Locations(self, config, data_bucket=bucket)
-        code = function_code(user_code)
+        target = lambda_deps.host_target() if config.functions_run_locally else lambda_deps.ARM64
+        code = function_code(user_code, target)
         digest = code_digest(user_code)
+        standin = (
+            lambda_.LayerVersion(
+                self,
+                "PowertoolsStandIn",
+                code=powertools_standin_code(target),
+                compatible_runtimes=[RUNTIME],
+                description="Powertools for AWS Lambda from requirements-lambda.lock: the public layer's stand-in",
+            )
+            if config.powertools_layer_version is None
+            else None
+        )
         worker = PipelineFunction(
             self,
             "Worker",
@@ -116,6 +130,7 @@ class PipelineStack(Stack):
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_standin=standin,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
             log_group_name=_log_group_name(config, "worker"),
@@ -145,6 +160,7 @@ class PipelineStack(Stack):
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_standin=standin,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
             log_group_name=_log_group_name(config, "failures"),
@@ -209,6 +225,7 @@ class PipelineStack(Stack):
             },
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_standin=standin,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
             log_group_name=_log_group_name(config, "ingest"),
@@ -265,6 +282,7 @@ class PipelineStack(Stack):
             environment={Env.ENVIRONMENT: config.name, Env.EVENT_BUS_NAME: bus.event_bus_name},
             log_retention_days=config.log_retention_days,
             powertools_layer_version=config.powertools_layer_version,
+            powertools_standin=standin,
             powertools_tracer=config.powertools_tracer,
             removal_policy=removal,
             log_group_name=_log_group_name(config, "events"),

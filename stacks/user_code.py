@@ -6,8 +6,10 @@ transform name registered twice, fails `cdk synth` with the file and the error i
 cold start in production. It also yields the registry (built-ins and the team's names), which the stack
 exports for the CLI (`pipeline submit --transform` checks names against what is deployed).
 
-The bundling copies the Lambda source and the user code (as `user_code/`) into the asset, locally (no
-Docker), and hashes the output, so that any change to the user code is a new asset.
+The bundling copies the Lambda source, the user code (as `user_code/`) and the third-party packages the
+functions import (`stacks.lambda_deps`: unpacked from hash-checked wheels for the target's runtime and
+architecture) into the asset, locally (no Docker), and hashes the output, so that any change to any of
+them is a new asset.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any
 
 import aws_cdk as cdk
 import jsii
+
+from stacks import lambda_deps
 
 LAMBDA_SOURCE_DIR = Path(__file__).resolve().parents[1] / "lambda_src"
 # Never shipped to Lambda: tests, caches and editor droppings would change the asset hash for nothing.
@@ -96,18 +100,48 @@ def inspect_user_code(directory: Path | None) -> UserCode:
 
 
 @jsii.implements(cdk.ILocalBundling)
-class _CopyWithUserCode:
-    """Local bundling: the Lambda source, then the user code under `user_code/`. No Docker involved."""
+class _FunctionBundle:
+    """Local bundling: the Lambda source, the user code under `user_code/`, and the bundled packages for
+    the target at the top (where Lambda's /var/task puts them first on the path). No Docker involved."""
 
-    def __init__(self, user_code: Path) -> None:
+    def __init__(self, user_code: Path | None, target: lambda_deps.Target) -> None:
         self._user_code = user_code
+        self._target = target
 
     def try_bundle(self, output_dir: str, _options: Any = None) -> bool:  # jsii passes the options struct
         shutil.copytree(LAMBDA_SOURCE_DIR, output_dir, ignore=_IGNORE, dirs_exist_ok=True)
-        shutil.copytree(
-            self._user_code, Path(output_dir) / ASSET_DIR_NAME, ignore=_IGNORE, dirs_exist_ok=True
-        )
+        if self._user_code is not None:
+            shutil.copytree(
+                self._user_code, Path(output_dir) / ASSET_DIR_NAME, ignore=_IGNORE, dirs_exist_ok=True
+            )
+        lambda_deps.install(lambda_deps.BUNDLED, self._target, Path(output_dir))
         return True
+
+
+@jsii.implements(cdk.ILocalBundling)
+class _LayerBundle:
+    """Local bundling of a layer: the locked packages of `place` under `python/` (Lambda's /opt/python)."""
+
+    def __init__(self, place: str, target: lambda_deps.Target) -> None:
+        self._place = place
+        self._target = target
+
+    def try_bundle(self, output_dir: str, _options: Any = None) -> bool:
+        lambda_deps.install(self._place, self._target, Path(output_dir) / "python")
+        return True
+
+
+def _local_bundling(local: Any, *, what: list[str]) -> cdk.BundlingOptions:
+    return cdk.BundlingOptions(
+        # Never pulled: local bundling always succeeds, and synth needs no Docker.
+        image=cdk.DockerImage.from_registry("resilient-pipeline/local-bundling-only"),
+        # Never run either. CDK caches a bundle per source directory and bundling options for the whole
+        # process, and sees nothing of `local`: this is what tells two bundles of lambda_src apart (the
+        # functions and the layer, each target, each user code directory).
+        command=what,
+        # jsii.implements declares the interface to jsii; mypy needs telling.
+        local=typing.cast(cdk.ILocalBundling, local),
+    )
 
 
 def _asset_files(root: Path, *, under: str = "") -> Iterator[tuple[str, Path]]:
@@ -120,10 +154,13 @@ def _asset_files(root: Path, *, under: str = "") -> Iterator[tuple[str, Path]]:
 
 
 def code_digest(user_code: UserCode) -> str:
-    """A digest of the code the functions run (the Lambda source, with its built-in transforms, and the
-    team's user code): the same files give the same digest on any machine, and any change gives another.
+    """A digest of the code the functions run (the Lambda source, with its built-in transforms, the team's
+    user code and the bundled packages): the same files give the same digest on any machine, and any
+    change gives another.
     Jobs record it (`code_version`) and the worker writes it on every part, beside its version number."""
     digest = hashlib.sha256()
+    # The bundled packages by their pins and hashes: the same on every machine and for every target.
+    digest.update(lambda_deps.bundled_digest(lambda_deps.LOCK))
     files = list(_asset_files(LAMBDA_SOURCE_DIR))
     if user_code.directory is not None:
         files += _asset_files(user_code.directory, under=f"{ASSET_DIR_NAME}/")
@@ -132,17 +169,29 @@ def code_digest(user_code: UserCode) -> str:
     return digest.hexdigest()[:CODE_DIGEST_CHARS]
 
 
-def function_code(user_code: UserCode) -> cdk.aws_lambda.Code:
-    """The functions' asset: the Lambda source alone, or with the user code bundled in."""
-    if user_code.directory is None:
-        return cdk.aws_lambda.Code.from_asset(str(LAMBDA_SOURCE_DIR), exclude=ASSET_EXCLUDES)
+def function_code(user_code: UserCode, target: lambda_deps.Target) -> cdk.aws_lambda.Code:
+    """The functions' asset for `target`: the Lambda source, the user code if any, the bundled packages.
+    Raises lambda_deps.LambdaDependencyError (naming `make install`) when a wheel is not in the cache."""
+    # Checked here, outside jsii's callback, so that the error reaches the user as it is.
+    for pin in lambda_deps.pins_in(lambda_deps.BUNDLED):
+        lambda_deps.wheel_for(pin, target)
     return cdk.aws_lambda.Code.from_asset(
         str(LAMBDA_SOURCE_DIR),
         asset_hash_type=cdk.AssetHashType.OUTPUT,
-        bundling=cdk.BundlingOptions(
-            # Never pulled: local bundling always succeeds, and synth needs no Docker.
-            image=cdk.DockerImage.from_registry("resilient-pipeline/local-bundling-only"),
-            # jsii.implements declares the interface to jsii; mypy needs telling.
-            local=typing.cast(cdk.ILocalBundling, _CopyWithUserCode(user_code.directory)),
+        bundling=_local_bundling(
+            _FunctionBundle(user_code.directory, target),
+            what=["functions", target.name, str(user_code.directory or "")],
         ),
+    )
+
+
+def powertools_standin_code(target: lambda_deps.Target) -> cdk.aws_lambda.Code:
+    """The Powertools layer's packages from the lock, for environments that cannot use the public layer
+    (the local cloud): the same pins the functions are tested with."""
+    for pin in lambda_deps.pins_in(lambda_deps.LAYER):
+        lambda_deps.wheel_for(pin, target)
+    return cdk.aws_lambda.Code.from_asset(
+        str(LAMBDA_SOURCE_DIR),
+        asset_hash_type=cdk.AssetHashType.OUTPUT,
+        bundling=_local_bundling(_LayerBundle(lambda_deps.LAYER, target), what=["layer", target.name]),
     )

@@ -567,8 +567,10 @@ def _same_request(existing: JobRecord, new: JobRecord) -> bool:
 
 
 def _string_field(body: str, name: str) -> str:
+    """A field of a rejected request, for the record: cut like the request itself, since a request is
+    rejected precisely when its fields are out of bounds, and a DynamoDB item holds 400 KB at most."""
     try:
         value = json.loads(body).get(name)
     except (ValueError, AttributeError):
         return ""
-    return value if isinstance(value, str) else ""
+    return value[:MAX_REASON_CHARS] if isinstance(value, str) else ""

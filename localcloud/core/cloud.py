@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from localcloud.core.state import (
     LocalCloudState,
@@ -79,9 +81,12 @@ def up(
     deploy: Deploy | None = None,
     progress: Progress | None = None,
     save_interval_seconds: float | None = None,
+    iam: bool | None = None,
 ) -> LocalCloudState:
     """A running local cloud, with what `deploy` deploys deployed (again) when it is given. A cloud started
-    here saves its state every `save_interval_seconds` while in use (default: the server's)."""
+    here saves its state every `save_interval_seconds` while in use (default: the server's). `iam` switches
+    IAM enforcement on or off, in a running cloud too (None: a new cloud's default, on unless
+    $LOCALCLOUD_IAM=off; a running one's as it is)."""
     say = progress or _quiet
     home = (home or default_home()).resolve()
     make_private_dir(home)
@@ -110,7 +115,9 @@ def up(
             saved = read_saved_cloud(home)
             if port is None and saved.port is not None and not port_in_use(saved.port):
                 port = saved.port  # the same endpoint as before `down`
-            state = _start(port=port, home=home, say=say, save_interval_seconds=save_interval_seconds)
+            state = _start(
+                port=port, home=home, say=say, save_interval_seconds=save_interval_seconds, iam=iam
+            )
             if restoring:
                 # The server restored the resources these outputs name.
                 state = replace(state, outputs=saved.outputs)
@@ -121,6 +128,10 @@ def up(
             _record(state, home)
         else:
             say(f"reusing the local cloud at {state.endpoint} (pid {state.pid})")
+            if iam is not None:
+                set_iam(state.endpoint, enforced=iam)
+        if iam is not None:
+            say(f"IAM enforcement {'on' if iam else 'OFF (--no-iam): every caller is an administrator'}")
         if deploy is not None:
             state = replace(state, outputs=deploy(state, home, say))
             _record(state, home)
@@ -229,6 +240,31 @@ def answers(endpoint: str, timeout: float = 2.0) -> bool:
         return False
 
 
+IAM_CONTROL_PATH = "/_localcloud/iam"
+
+
+def iam_status(endpoint: str) -> dict[str, Any]:
+    """The running cloud's IAM enforcement: {"enforced": bool, "denials": [...]} (the control API)."""
+    with urllib.request.urlopen(f"{endpoint}{IAM_CONTROL_PATH}", timeout=5) as response:  # noqa: S310 - http://localhost only
+        document: dict[str, Any] = json.loads(response.read())
+    return document
+
+
+def set_iam(endpoint: str, *, enforced: bool) -> None:
+    """Switch the running cloud's IAM enforcement on or off."""
+    request = urllib.request.Request(  # noqa: S310 - http://localhost only
+        f"{endpoint}{IAM_CONTROL_PATH}",
+        data=json.dumps({"enforced": enforced}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - http://localhost only
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        raise LocalCloudError(f"could not switch IAM enforcement at {endpoint}: {error}") from error
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -242,13 +278,21 @@ def port_in_use(port: int) -> bool:
 
 
 def start_server(
-    *, port: int, home: Path, log_path: Path, save_interval_seconds: float | None = None
+    *,
+    port: int,
+    home: Path,
+    log_path: Path,
+    save_interval_seconds: float | None = None,
+    iam: bool | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Launch the server process detached from this one (new session, output to `log_path`)."""
+    """Launch the server process detached from this one (new session, output to `log_path`). `iam` None:
+    the server's default (on unless $LOCALCLOUD_IAM=off)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", SERVER_MODULE, "--port", str(port), "--home", str(home)]
     if save_interval_seconds is not None:
         command += ["--save-interval", str(save_interval_seconds)]
+    if iam is not None:
+        command.append("--iam" if iam else "--no-iam")
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - this interpreter running our own module
             command,
@@ -264,7 +308,7 @@ def start_server(
 
 
 def _start(
-    *, port: int | None, home: Path, say: Progress, save_interval_seconds: float | None
+    *, port: int | None, home: Path, say: Progress, save_interval_seconds: float | None, iam: bool | None
 ) -> LocalCloudState:
     if port is None:
         port = free_port()
@@ -273,7 +317,7 @@ def _start(
     log_path = home / "server.log"
     say(f"starting the local cloud on http://localhost:{port} (log: {log_path})")
     process = start_server(
-        port=port, home=home, log_path=log_path, save_interval_seconds=save_interval_seconds
+        port=port, home=home, log_path=log_path, save_interval_seconds=save_interval_seconds, iam=iam
     )
     endpoint = f"http://localhost:{port}"
     deadline = time.monotonic() + START_TIMEOUT_SECONDS

@@ -1,6 +1,6 @@
 """The local cloud's long-running process: moto on loopback plus the glue that runs the deployed app.
 
-    python -m localcloud.core.server --port N --home DIR
+    python -m localcloud.core.server --port N --home DIR [--no-iam]
 
 How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudcoreserverpy
 """
@@ -30,15 +30,18 @@ from localcloud.core.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
 from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
 from localcloud.services.dynamodb import dynamodb_items, dynamodb_table
-from localcloud.services.events import events
+from localcloud.services.events import entry_size, events
+from localcloud.services.iam import enforcement
 from localcloud.services.kms import keys as kms_keys
-from localcloud.services.lambda_ import event_invoke_config
+from localcloud.services.lambda_ import event_invoke_config, function_layers, recursion
 from localcloud.services.lambda_ import runner as lambda_runner
 from localcloud.services.lambda_ import versions as lambda_versions
 from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
+from localcloud.services.s3 import bucket_policy
 from localcloud.services.s3 import notifications as s3_notifications
 from localcloud.services.sns import topic_policy
-from localcloud.services.stepfunctions import sfn
+from localcloud.services.sqs import message_size, queue_policy
+from localcloud.services.stepfunctions import execution_role, history_limit, sfn
 from localcloud.services.stepfunctions import versions as sfn_versions
 
 LOG = logging.getLogger("localcloud.core.server")
@@ -136,11 +139,39 @@ def _check_cloudformation_models() -> None:
         cloudwatch_alarm.CloudWatchAlarmResource,
         event_invoke_config.LambdaEventInvokeConfigResource,
         topic_policy.SNSTopicPolicyResource,
+        bucket_policy.S3BucketPolicyResource,
+        queue_policy.SQSQueuePolicyResource,
         sfn_versions.StateMachineVersionResource,
     )
     for model in models:
         if cfn_parsing.get_model_map().get(model.cloudformation_type()) is not model:
             raise RuntimeError(f"moto did not pick up the {model.cloudformation_type()} model")
+
+
+def _install_models() -> list[Callable[[], None]]:
+    """The services' patches over moto's models: what moto lacks or gets wrong, each undone in reverse."""
+    return [
+        sfn.install(),
+        sfn_versions.install(),
+        lambda_versions.install(),
+        function_layers.install(),
+        updates.install(),
+        cloudwatch_alarm.install(),
+        topic_policy.install(),
+        bucket_policy.install(),
+        queue_policy.install(),
+        dynamodb_table.install(),
+        dynamodb_items.install(),
+        stack_exports.install(),
+        kms_keys.install(),
+        s3_notifications.install(),
+    ]
+
+
+def _install_parity() -> list[Callable[[], None]]:
+    """AWS's quotas where moto has none (or counts differently), each refused in the service's wire shape,
+    and the trace lineage Lambda's recursive loop detection counts (moto drops the header)."""
+    return [message_size.install(), entry_size.install(), history_limit.install(), recursion.install()]
 
 
 def _prepare_process_environment(port: int, region: str) -> None:
@@ -162,10 +193,12 @@ def start_cloud(
     region: str = REGION,
     persist: bool = True,
     save_interval_seconds: float = SAVE_INTERVAL_SECONDS,
+    iam: bool = True,
 ) -> RunningCloud:
     """Patch moto, restore the saved state (`persist`), start its HTTP server and the background services;
-    returns when requests are served. Raises persistence.SnapshotError when the saved state cannot be
-    restored (nothing is started then, and the saved state is left as it is)."""
+    returns when requests are served. `iam`: role sessions' calls are authorized (`--no-iam`: not). Raises
+    persistence.SnapshotError when the saved state cannot be restored (nothing is started then, and the
+    saved state is left as it is)."""
     _prepare_process_environment(port, region)
     state.make_private_dir(home)
     endpoint = f"http://localhost:{port}"
@@ -174,18 +207,12 @@ def start_cloud(
     previous = dict(default_user_config.get("stepfunctions", {}))
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     undo.append(lambda: default_user_config.update({"stepfunctions": previous}))  # type: ignore[typeddict-item]
-    undo.append(sfn.install())
-    undo.append(sfn_versions.install())
-    undo.append(lambda_versions.install())
-    undo.append(updates.install())
-    undo.append(cloudwatch_alarm.install())
-    undo.append(topic_policy.install())
-    undo.append(dynamodb_table.install())
-    undo.append(dynamodb_items.install())
-    undo.append(stack_exports.install())
-    undo.append(kms_keys.install())
-    undo.append(s3_notifications.install())
+    undo += _install_models()
+    undo += _install_parity()
     _check_cloudformation_models()
+    # IAM: the functions, the state machines' integrations and the pollers call as their roles' sessions,
+    # authorized here; installed before chaos, which therefore sees every request first.
+    authorizer = _install_iam(iam, undo)
     # Fault injection for every caller of this server, and for the Lambda environments it runs.
     chaos_store = chaos.ChaosStore()
     undo.append(chaos.install(chaos_store))
@@ -207,6 +234,8 @@ def start_cloud(
         region=region,
         on_invocation=lambda_runner.cloudwatch_publisher(region=region),
         faults=chaos_store.lambda_fault,
+        # Lambda's session of the execution role is named after the function.
+        credentials=lambda spec: _session_of(authorizer, spec.role_arn, spec.name),
     )
     undo.append(lambda_runner.install(runner))
     # After sfn: execution status changes become EventBridge events, delivered in the background.
@@ -224,7 +253,13 @@ def start_cloud(
     persistence.gate_server(gate, server)
     cloud = RunningCloud(port=port, home=home, server=server, runner=runner, store=store, undo=undo)
     LOG.info("moto %s serving %s (home %s)", _moto_version(), endpoint, home)
-    _start_services(cloud, deliverer, endpoint=endpoint, region=region)
+    _start_services(
+        cloud,
+        deliverer,
+        endpoint=endpoint,
+        region=region,
+        role_credentials=lambda role_arn, name: _session_of(authorizer, role_arn, name),
+    )
     # After the server and the Lambda runner are up: the executions call them.
     sfn.resume_saved_executions()
     if store is not None and save_interval_seconds > 0:
@@ -237,24 +272,50 @@ def start_cloud(
 
 
 def _start_services(
-    cloud: RunningCloud, deliverer: events.EventDeliverer, *, endpoint: str, region: str
+    cloud: RunningCloud,
+    deliverer: events.EventDeliverer,
+    *,
+    endpoint: str,
+    region: str,
+    role_credentials: Callable[[str, str], dict[str, str]],
 ) -> None:
     """The background services that do what AWS does between requests, once the server answers."""
     services: list[Service] = [
         deliverer,
-        sqs_poller.EventSourcePoller(endpoint, region),
+        # Lambda reads a mapping's source with the function's role (sessions named after the function).
+        sqs_poller.EventSourcePoller(endpoint, region, role_credentials=role_credentials),
         # Positions on moto's mappings: saved with the state, so a restored cloud resumes each stream.
         stream_poller.StreamPoller(
             endpoint,
             region,
             positions=stream_poller.MotoPositions(),
             iterator_age=stream_poller.iterator_age_publisher(region=region),
+            role_credentials=role_credentials,
         ),
         alarm_evaluator.AlarmEvaluator(endpoint, region),
     ]
     for service in services:
         service.start()
         cloud.services.append(service)
+
+
+# The name of the session Step Functions' integrations run as (AWS does not document its own).
+STATES_SESSION = "StepFunctions"
+
+
+def _install_iam(iam: bool, undo: list[Callable[[], None]]) -> enforcement.Enforcement:
+    authorizer = enforcement.Enforcement(enabled=iam)
+    undo.append(enforcement.install(authorizer))
+    undo.append(execution_role.install(lambda role_arn: _session_of(authorizer, role_arn, STATES_SESSION)))
+    return authorizer
+
+
+def _session_of(authorizer: enforcement.Enforcement, role_arn: str, session_name: str) -> dict[str, str]:
+    """The environment variables of a session of `role_arn`; the administrator's dummy credentials when
+    there is no role (moto accepts a function without one; AWS does not)."""
+    if not role_arn:
+        return dict(DUMMY_CREDENTIALS)
+    return authorizer.sessions.issue(role_arn, session_name).environment()
 
 
 def _check_port_free(port: int) -> None:
@@ -306,6 +367,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="save the state this often while in use, 0 for only when stopping (default %(default)s)",
     )
+    parser.add_argument(
+        "--iam",
+        action=argparse.BooleanOptionalAction,
+        default=enforcement.enabled_by_environment(os.environ.get(enforcement.ENV_VARIABLE)),
+        help="authorize the calls of functions, state machines and event source mappings against their "
+        f"roles (--no-iam: every caller is an administrator; default on unless ${enforcement.ENV_VARIABLE}=off)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     return parser.parse_args(argv)
 
@@ -329,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             region=args.region,
             persist=not args.ephemeral,
             save_interval_seconds=args.save_interval,
+            iam=args.iam,
         )
     except OSError as error:
         LOG.error("cannot serve on 127.0.0.1:%d: %s", args.port, error)

@@ -46,6 +46,14 @@ def register(subparsers: Any) -> None:
         "--no-deploy", dest="deploy", action="store_false", help="only start the emulator, deploy nothing"
     )
     up.add_argument(
+        "--iam",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="authorize what the deployed functions, state machines and event source mappings do against "
+        "their IAM roles, as AWS does (the default); --no-iam turns it off (for debugging: every caller is "
+        "then an administrator), in a running cloud too",
+    )
+    up.add_argument(
         "--context",
         action="append",
         default=[],
@@ -96,9 +104,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         if args.deploy:
-            state = local_deploy.up(port=args.port, home=local_home(), progress=_progress, context=context)
+            state = local_deploy.up(
+                port=args.port, home=local_home(), progress=_progress, context=context, iam=args.iam
+            )
         else:
-            state = cloud.up(port=args.port, home=local_home(), progress=_progress)
+            state = cloud.up(port=args.port, home=local_home(), progress=_progress, iam=args.iam)
     except cloud.LocalCloudError as error:
         message = str(error)
         if "the saved state" in message and "delete it to start empty" in message:
@@ -184,7 +194,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iam_enforced(state: LocalCloudState) -> bool | None:
+    """Whether the running cloud enforces IAM (None: it does not say)."""
+    try:
+        return bool(cloud.iam_status(state.endpoint)["enforced"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def print_state(state: LocalCloudState, *, as_json: bool, out: TextIO) -> None:
+    enforced = _iam_enforced(state)
     if as_json:
         document = {
             "endpoint": state.endpoint,
@@ -193,10 +212,18 @@ def print_state(state: LocalCloudState, *, as_json: bool, out: TextIO) -> None:
             "region": state.region,
             "account": state.account,
             "outputs": state.outputs,
+            "iam_enforced": enforced,
         }
         print(json.dumps(document, indent=2, sort_keys=True), file=out)
         return
     print(f"endpoint  {state.endpoint}  (pid {state.pid}, {state.account}/{state.region})", file=out)
+    if enforced is not None:
+        print(
+            "IAM       enforced (functions, state machines and mappings call as their roles)"
+            if enforced
+            else "IAM       NOT enforced (--no-iam): every caller is an administrator",
+            file=out,
+        )
     width = max((len(key) for key in state.outputs), default=0)
     for key, value in sorted(state.outputs.items()):
         print(f"  {key:<{width}}  {value}", file=out)

@@ -59,6 +59,18 @@ class WatchedFunction:
         return timeout_ms - self.safety_margin_ms // 2
 
 
+def lambda_metric(
+    function: lambda_.IFunction, name: str, *, period: Duration, statistic: str = "Sum"
+) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace="AWS/Lambda",
+        metric_name=name,
+        dimensions_map={"FunctionName": function.function_name},
+        statistic=statistic,
+        period=period,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class PipelineMetrics:
     """What to measure: the resources whose metrics the alarms and the dashboard read."""
@@ -75,13 +87,7 @@ class PipelineMetrics:
     def lambda_metric(
         self, function: lambda_.IFunction, name: str, statistic: str = "Sum"
     ) -> cloudwatch.Metric:
-        return cloudwatch.Metric(
-            namespace="AWS/Lambda",
-            metric_name=name,
-            dimensions_map={"FunctionName": function.function_name},
-            statistic=statistic,
-            period=self.period,
-        )
+        return lambda_metric(function, name, period=self.period, statistic=statistic)
 
     def error_rate(self, function: lambda_.IFunction, *, id_suffix: str = "") -> cloudwatch.MathExpression:
         """Errors per 100 invocations. Periods without invocations have no datapoint (not breaching).
@@ -136,6 +142,37 @@ class AlarmSpec:
     comparison: cloudwatch.ComparisonOperator = GT
     # None: the first breaching datapoint fires it.
     sustained: Sustained | None = None
+
+
+def recursive_loop_spec(label: str, function: lambda_.IFunction, *, period: Duration) -> AlarmSpec:
+    """The alarm for Lambda's recursive loop detection stopping `function` (any function that sends to
+    what triggers it: examples/self-recursion/ deploys it for the anti-pattern)."""
+    return AlarmSpec(
+        id=f"{label}RecursiveInvocationsDropped",
+        severity=Severity.CRITICAL,
+        metric=lambda_metric(function, "RecursiveInvocationsDropped", period=period),
+        threshold=0,
+        description=(
+            f"Lambda stopped a recursive loop through the {label.lower()} function (it re-enqueued work that "
+            "triggers itself). The dropped event is in the DLQ. First: find the code path that sends "
+            "to its own trigger; long work belongs in the state machine."
+        ),
+    )
+
+
+def build_alarm(scope: Construct, spec: AlarmSpec) -> cloudwatch.Alarm:
+    """The CloudWatch alarm of a spec: missing data is not a breach (an idle pipeline is healthy)."""
+    return cloudwatch.Alarm(
+        scope,
+        spec.id,
+        metric=spec.metric,
+        threshold=spec.threshold,
+        comparison_operator=spec.comparison,
+        evaluation_periods=spec.sustained.periods if spec.sustained else 1,
+        datapoints_to_alarm=spec.sustained.datapoints if spec.sustained else 1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarm_description=f"[{spec.severity.value}] {spec.description}",
+    )
 
 
 def alarm_specs(
@@ -225,17 +262,7 @@ def alarm_specs(
     for label, watched in metrics.functions.items():
         function, name = watched.function, label.lower()
         specs += [
-            AlarmSpec(
-                id=f"{label}RecursiveInvocationsDropped",
-                severity=critical,
-                metric=metrics.lambda_metric(function, "RecursiveInvocationsDropped"),
-                threshold=0,
-                description=(
-                    f"Lambda stopped a recursive loop through the {name} function (it re-enqueued work that "
-                    "triggers itself). The dropped event is in the DLQ. First: find the code path that sends "
-                    "to its own trigger; long work belongs in the state machine."
-                ),
-            ),
+            recursive_loop_spec(label, function, period=metrics.period),
             AlarmSpec(
                 id=f"{label}ErrorRate",
                 severity=warning,
@@ -367,17 +394,7 @@ class PipelineAlarms(Construct):
             events_delay_warning_minutes=events_delay_warning_minutes,
             sustained=sustained,
         ):
-            alarm = cloudwatch.Alarm(
-                self,
-                spec.id,
-                metric=spec.metric,
-                threshold=spec.threshold,
-                comparison_operator=spec.comparison,
-                evaluation_periods=spec.sustained.periods if spec.sustained else 1,
-                datapoints_to_alarm=spec.sustained.datapoints if spec.sustained else 1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"[{spec.severity.value}] {spec.description}",
-            )
+            alarm = build_alarm(self, spec)
             action = cw_actions.SnsAction(self._topics[spec.severity])
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)

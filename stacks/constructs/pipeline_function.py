@@ -126,6 +126,7 @@ class PipelineFunction(Construct):
         log_retention_days: int,
         powertools_layer_version: int | None,
         powertools_tracer: bool,
+        powertools_standin: lambda_.ILayerVersion | None = None,
         removal_policy: RemovalPolicy,
         encryption_key: kms.IKey | None = None,
         log_group_name: str | None = None,
@@ -166,6 +167,8 @@ class PipelineFunction(Construct):
                     powertools_layer_arn(region=Stack.of(self).region, version=powertools_layer_version),
                 )
             )
+        elif powertools_standin is not None:
+            layers.append(powertools_standin)
         self._function = lambda_.Function(
             self,
             "Function",

@@ -139,3 +139,20 @@ def test_make_demo_passes_port_to_the_demo() -> None:
 
     assert demo_command("PORT=4599").endswith("pipeline demo --port 4599 --console --allow-actions")
     assert demo_command().endswith("pipeline demo --console --allow-actions")
+
+
+def test_no_iam_turns_enforcement_off_and_iam_back_on_in_the_running_cloud(
+    run: Run, per_user_home: Path
+) -> None:
+    up = run("local", "up", "--no-deploy", "--no-iam", "--json")
+    assert up.code == 0, up.err
+    assert "IAM enforcement OFF" in up.err
+    endpoint = json.loads(up.out)["endpoint"]
+    assert json.loads(up.out)["iam_enforced"] is False
+    assert cloud.iam_status(endpoint)["enforced"] is False
+    again = run("local", "up", "--no-deploy", "--iam")
+    assert again.code == 0, again.err
+    assert cloud.iam_status(endpoint)["enforced"] is True
+    # Without either flag a running cloud is left as it is.
+    assert run("local", "up", "--no-deploy").code == 0
+    assert cloud.iam_status(endpoint)["enforced"] is True

@@ -235,3 +235,31 @@ def test_a_job_id_reused_by_another_request_is_rejected_and_the_job_left_alone(a
         "already used by a different request" in message["MessageAttributes"]["error_message"]["StringValue"]
     )
     assert [e["name"] for e in aws.executions()] == ["job-1-a1-e0"]
+
+
+@pytest.fixture
+def sqs_message_quota() -> Any:
+    """SQS's message size as SQS counts it (body and attributes), as the local cloud enforces it."""
+    from localcloud.services.sqs import message_size
+
+    undo = message_size.install()
+    yield
+    undo()
+
+
+def test_a_request_near_the_sqs_limit_reaches_the_dlq_with_its_reason_cut_to_fit(
+    aws: Aws, sqs_message_quota: None
+) -> None:
+    # The request filled its message: the same body plus the reason attributes would be over 1 MiB.
+    head = '{"job_id": "job-big", "input": "s3://data-bucket/in/a.jsonl", "transform": "'
+    body = head + "x" * (1024 * 1024 - len(head) - 300) + '"}'
+    record = sqs_record(body, message_id="m-big")
+    assert invoke(record) == {"batchItemFailures": []}, "acknowledged, never retried"
+    (message,) = aws.dlq_messages()
+    assert message["Body"] == body, "the original body, whole"
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes["error_type"] == "ValidationError"
+    assert attributes["source_message_id"] == "m-big"
+    assert attributes["job_id"] == "job-big"
+    size = len(body.encode()) + sum(len(k) + len("String") + len(v.encode()) for k, v in attributes.items())
+    assert size <= 1024 * 1024

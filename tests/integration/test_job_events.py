@@ -40,7 +40,22 @@ class Subscriber:
             "Attributes"
         ]["QueueArn"]
         self.rule = name
-        self.events.put_rule(Name=name, EventPattern=json.dumps(PATTERN), State="ENABLED")
+        rule_arn = self.events.put_rule(Name=name, EventPattern=json.dumps(PATTERN), State="ENABLED")[
+            "RuleArn"
+        ]
+        # As the README says: EventBridge may send to the queue for this rule (the local cloud, like AWS,
+        # delivers nothing to a queue whose policy does not let it).
+        statement = {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+        }
+        self.sqs.set_queue_attributes(
+            QueueUrl=self.queue_url,
+            Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})},
+        )
         self.events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": queue_arn}])
         self.received: list[dict[str, Any]] = []
         self._lock = threading.Lock()

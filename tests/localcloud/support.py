@@ -50,6 +50,39 @@ def client(endpoint: str, service: str) -> Any:
     )
 
 
+def grant(endpoint: str, role_name: str, *statements: dict[str, Any], name: str = "grants") -> None:
+    """An inline policy of `role_name` allowing `statements` (`Action`/`Resource` pairs): what a role needs
+    for the local cloud's IAM enforcement to let its function or state machine make its calls."""
+    client(endpoint, "iam").put_role_policy(
+        RoleName=role_name,
+        PolicyName=name,
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **s} for s in statements]}
+        ),
+    )
+
+
+def allow_eventbridge(endpoint: str, queue_url: str) -> str:
+    """Give the queue the policy CDK's SqsQueue target adds (EventBridge may send for this account's rules),
+    without which EventBridge cannot deliver to it; returns the queue's ARN."""
+    sqs = client(endpoint, "sqs")
+    arn = str(
+        sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    )
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": arn,
+        "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:events:*:{arn.split(':')[4]}:rule/*"}},
+    }
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url,
+        Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})},
+    )
+    return arn
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 15.0, message: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -100,10 +133,12 @@ def cdk_topic_policy(*, allow_cloudwatch: bool) -> dict[str, Any]:
     return dict(json.loads(text.replace(json.dumps({"Ref": topic_id}), json.dumps({"Ref": "Topic"}))))
 
 
-def role_and_function(handler_code: str) -> dict[str, Any]:
+def role_and_function(handler_code: str, *grants: dict[str, Any]) -> dict[str, Any]:
     """Template resources `Role` (assumable by Lambda and Step Functions) and `Function` (an inline Python
-    handler `index.handler` running under it): what the server-tier stacks are built around."""
-    return {
+    handler `index.handler` running under it): what the server-tier stacks are built around. `grants`
+    (`Action`/`Resource` statements) go into the role's policy `RolePolicy`: the local cloud enforces IAM,
+    so a state machine or function under the role may make exactly those calls."""
+    resources = {
         "Role": {
             "Type": "AWS::IAM::Role",
             "Properties": {
@@ -130,3 +165,16 @@ def role_and_function(handler_code: str) -> dict[str, Any]:
             },
         },
     }
+    if grants:
+        resources["RolePolicy"] = {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": "RolePolicy",
+                "Roles": [{"Ref": "Role"}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", **grant} for grant in grants],
+                },
+            },
+        }
+    return resources

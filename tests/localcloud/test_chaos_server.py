@@ -19,7 +19,7 @@ import pytest
 
 from localcloud.core import cloud
 from localcloud.core.state import LocalCloudState
-from tests.localcloud.support import client, wait_until
+from tests.localcloud.support import client, grant, wait_until
 from tests.localcloud.test_chaos import control
 
 HANDLER = """
@@ -133,6 +133,15 @@ def machine(server: LocalCloudState) -> dict[str, str]:
         definition=json.dumps(definition(table, function["FunctionArn"], queue_url, child_arn)),
         roleArn=role,
     )["stateMachineArn"]
+    # The integrations run as the machine's role (the local cloud enforces IAM): exactly what they call.
+    grant(
+        endpoint,
+        f"chaos-{suffix}",
+        {"Action": "dynamodb:UpdateItem", "Resource": f"arn:aws:dynamodb:*:*:table/{table}"},
+        {"Action": "lambda:InvokeFunction", "Resource": function["FunctionArn"]},
+        {"Action": "sqs:SendMessage", "Resource": f"arn:aws:sqs:*:*:done-{suffix}"},
+        {"Action": "states:StartExecution", "Resource": child_arn},
+    )
     return {"arn": machine_arn, "function": function["FunctionName"], "queue": queue_url, "table": table}
 
 

@@ -31,7 +31,7 @@ from localcloud.services.events.events import Delivery, DeliveryFailed, EventDel
 from localcloud.services.lambda_ import runner as lambda_runner
 from localcloud.services.lambda_.runner import LambdaRunner
 from localcloud.services.stepfunctions import sfn
-from tests.localcloud.support import client, moto_server, wait_until
+from tests.localcloud.support import allow_eventbridge, client, grant, moto_server, wait_until
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -103,6 +103,9 @@ class Inbox:
         self.arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
+        # What CDK's SqsQueue target (and a DeadLetterConfig) adds: without it EventBridge cannot deliver
+        # to the queue, on AWS as here.
+        allow_eventbridge(cloud.endpoint, self.url)
         self.messages: list[dict[str, Any]] = []
 
     def collect(self) -> list[dict[str, Any]]:
@@ -593,6 +596,9 @@ def test_a_failing_function_is_retried_by_lambda_and_ends_in_its_on_failure_dest
         MaximumRetryAttempts=2,
         DestinationConfig={"OnFailure": {"Destination": on_failure.arn}},
     )
+    # Lambda sends to a destination with the function's role: it needs the grant, on AWS as here.
+    role = lam.get_function_configuration(FunctionName=name)["Role"]
+    grant(cloud.endpoint, role.rsplit("/", 1)[1], {"Action": "sqs:SendMessage", "Resource": on_failure.arn})
     source = unique("source")
     arn = rule_to(
         cloud, {"source": [source]}, {"Arn": function_arn, "DeadLetterConfig": {"Arn": target_dlq.arn}}

@@ -8,6 +8,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,32 @@ def decimals(event, context):
 
 def unmarshallable(event, context):
     return {"value": object()}
+
+
+def allocate(event, context):
+    # Written to, so that every page is resident (a bare bytearray may be left untouched by the kernel).
+    block = b"x" * (event["mib"] << 20)
+    return {"allocated": len(block), "pid": os.getpid()}
+
+
+def imports(event, context):
+    import importlib
+    found = {}
+    for name in event["modules"]:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as error:
+            found[name] = f"ImportError: {error}"
+        else:
+            found[name] = getattr(module, "__file__", None)
+    return {"found": found, "path": sys.path}
+
+
+def allocate_in_child(event, context):
+    import subprocess
+    code = f"b = b'x' * ({event['mib']} << 20); import time; time.sleep(5)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return {"pid": os.getpid()}
 """
 
 ERRORS = """
@@ -120,14 +147,16 @@ CODE = build_zip()
 SHA = "0" * 63 + "1"
 
 
-def spec(handler: str, *, timeout: float = 3.0, reserved: int | None = None, **env: str) -> FunctionSpec:
+def spec(
+    handler: str, *, timeout: float = 3.0, reserved: int | None = None, memory_mb: int = 256, **env: str
+) -> FunctionSpec:
     return FunctionSpec(
         name=f"fixture-{handler.replace('.', '-')}",
         arn=f"arn:aws:lambda:us-east-1:123456789012:function:fixture-{handler.replace('.', '-')}",
         handler=handler,
         runtime="python3.14",
         timeout_seconds=timeout,
-        memory_mb=256,
+        memory_mb=memory_mb,
         version="$LATEST",
         environment={"FIXTURE": "yes", **env},
         code_sha256=SHA,
@@ -400,3 +429,90 @@ def test_async_retries_follow_the_event_invoke_config(
     too_old = invoke_async(async_runner, spec("app.transient"), AsyncConfig(maximum_event_age_seconds=0.05))
     assert (too_old.condition, too_old.attempts) == ("EventAgeExceeded", 1)
     assert len(published) == 2
+
+
+def _report(log: str, request_id: str) -> str:
+    (line,) = [line for line in log.splitlines() if line.startswith(f"REPORT RequestId: {request_id}")]
+    return line
+
+
+def test_over_its_memory_size_the_environment_is_killed_as_out_of_memory(
+    runner: LambdaRunner, tmp_path: Path
+) -> None:
+    function = spec("app.allocate", memory_mb=128, timeout=10)
+    warm = json.loads(invoke(runner, function, {"mib": 1}).payload)
+    result = invoke(runner, function, {"mib": 400})
+    assert result.error_type == "Runtime.OutOfMemory"
+    document = json.loads(result.payload)
+    assert document["errorType"] == "Runtime.OutOfMemory"
+    assert document["errorMessage"] == (
+        f"RequestId: {result.request_id} Error: Runtime exited with error: signal: killed"
+    )
+    log = (tmp_path / "logs" / f"{function.name}.log").read_text()
+    report = _report(log, result.request_id)
+    assert "Memory Size: 128 MB" in report
+    assert "Status: error\tError Type: Runtime.OutOfMemory" in report
+    # The measured peak: at the limit or just over it when the watcher struck, never the 400 MiB asked for.
+    used = int(report.split("Max Memory Used: ")[1].split()[0])
+    assert 128 <= used < 400
+    after = json.loads(invoke(runner, function, {"mib": 1}).payload)
+    assert after["pid"] != warm["pid"]
+
+
+def test_max_memory_used_is_the_measured_peak_and_within_the_limit_all_is_well(
+    runner: LambdaRunner, tmp_path: Path
+) -> None:
+    function = spec("app.allocate", memory_mb=512, timeout=10)
+    result = invoke(runner, function, {"mib": 200})
+    assert not result.failed, result.payload
+    log = (tmp_path / "logs" / f"{function.name}.log").read_text()
+    used = int(_report(log, result.request_id).split("Max Memory Used: ")[1].split()[0])
+    # 200 MiB allocated on top of the interpreter's own baseline.
+    assert 200 <= used < 512
+
+
+def test_a_child_process_counts_against_the_function_memory(runner: LambdaRunner) -> None:
+    function = spec("app.allocate_in_child", memory_mb=128, timeout=10)
+    result = invoke(runner, function, {"mib": 300})
+    assert result.error_type == "Runtime.OutOfMemory"
+
+
+def _layer_zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def test_a_function_sees_its_asset_its_layers_and_the_runtime_boto3_not_the_host_virtualenv(
+    runner: LambdaRunner, tmp_path: Path
+) -> None:
+    layer = _layer_zip({"python/layered/__init__.py": "VALUE = 'from the layer'\n"})
+    function = replace(spec("app.imports"), layers=("layer-digest",))
+    result = runner.invoke(
+        function,
+        json.dumps({"modules": ["helpers.errors", "layered", "boto3", "botocore", "yaml", "moto"]}).encode(),
+        code=lambda: CODE,
+        layers={"layer-digest": lambda: layer},
+    )
+    assert not result.failed, result.payload
+    answer = json.loads(result.payload)
+    found = answer["found"]
+    assert found["helpers.errors"].startswith(str(tmp_path / "functions"))
+    assert found["layered"].startswith(str(tmp_path / "layers" / "layer-digest" / "python"))
+    # Lambda's runtime provides boto3 and botocore: the host's pinned ones, from the runtime directory.
+    assert found["boto3"].startswith(str(tmp_path / "runtime"))
+    assert found["botocore"].startswith(str(tmp_path / "runtime"))
+    # Installed in the host's virtualenv, in no asset, layer or runtime: on Lambda an ImportError.
+    assert found["yaml"].startswith("ImportError")
+    assert found["moto"].startswith("ImportError")
+    assert not any("site-packages" in entry and "layers" not in entry for entry in answer["path"])
+
+
+def test_a_handler_importing_what_only_the_host_has_fails_its_init_as_on_lambda(runner: LambdaRunner) -> None:
+    code = _layer_zip({"needs_yaml.py": "import yaml\n\ndef handler(event, context):\n    return 1\n"})
+    function = replace(spec("needs_yaml.handler"), code_sha256="yaml" + "0" * 60)
+    result = runner.invoke(function, b"{}", code=lambda: code)
+    assert result.error_type == "Runtime.ImportModuleError"
+    assert "No module named 'yaml'" in json.loads(result.payload)["errorMessage"]

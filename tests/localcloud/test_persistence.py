@@ -40,7 +40,7 @@ from localcloud.core.state import (
     snapshot_path,
 )
 from localcloud.services.dynamodb import dynamodb_items
-from tests.localcloud.support import client, free_port, moto_server, wait_until
+from tests.localcloud.support import client, free_port, grant, moto_server, wait_until
 
 BUCKET = "kept-bucket"
 TABLE = "kept-table"
@@ -157,6 +157,11 @@ def build_world(state: LocalCloudState) -> dict[str, Any]:
     machine = sfn.create_state_machine(
         name=MACHINE, roleArn=role, definition=json.dumps(checkpointing_machine(TABLE))
     )["stateMachineArn"]
+    grant(
+        endpoint,
+        "kept-role",
+        {"Action": "dynamodb:UpdateItem", "Resource": f"arn:aws:dynamodb:*:*:table/{TABLE}"},
+    )
     finished = sfn.start_execution(
         stateMachineArn=machine, name="finished", input=json.dumps({"job": "job-0"})
     )
@@ -471,6 +476,16 @@ def test_a_stream_mapping_resumes_after_up_where_it_was_at_down(home: Path) -> N
         Handler="handler.handler",
         Code={"ZipFile": code.getvalue()},
         Environment={"Variables": {"SEEN_QUEUE": "seen"}},
+    )
+    # What the function calls, and what its stream mapping reads with (CDK's grantStreamRead).
+    grant(
+        endpoint,
+        "recorder",
+        {"Action": ["sqs:GetQueueUrl", "sqs:SendMessage"], "Resource": "arn:aws:sqs:*:*:seen"},
+        {
+            "Action": ["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"],
+            "Resource": stream_arn,
+        },
     )
     lambda_.create_event_source_mapping(
         EventSourceArn=stream_arn, FunctionName="recorder", StartingPosition="TRIM_HORIZON", BatchSize=10

@@ -400,3 +400,23 @@ def test_an_unknown_operator_never_allows_and_always_denies(caplog: pytest.LogCa
     # A condition that is definitely false still decides, unknown operator or not.
     both = {**unknown, "StringEquals": {"aws:SourceAccount": OTHER_ACCOUNT}}
     assert decide(statement(Sid="A"), statement(Effect="Deny", Condition=both)).allowed
+
+
+def test_a_role_session_is_named_by_its_session_arn_or_its_roles_arn() -> None:
+    session = Principal.session(
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/worker/fn", f"arn:aws:iam::{ACCOUNT}:role/worker"
+    )
+    request = Request(session, "sns:Publish", TOPIC)
+    assert allowed(statement(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:role/worker"}), request=request)
+    assert allowed(
+        statement(Principal={"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/worker/fn"}), request=request
+    )
+    assert not allowed(statement(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:role/other"}), request=request)
+    # Through its account it matches too, but such an Allow only delegates to the account's IAM policies.
+    through_account = decide(statement(Sid="Account", Principal={"AWS": ACCOUNT}), request=request)
+    assert through_account.allowed and not through_account.grants_alone
+    assert through_account.through_account == ("Account",)
+    assert decide(
+        statement(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:role/worker"}), request=request
+    ).grants_alone
+    assert decide(statement(Principal="*"), request=request).grants_alone

@@ -75,7 +75,10 @@ def template(*, failed_threshold: float = 0) -> str:
     return json.dumps(
         {
             "Resources": {
-                **role_and_function(FAILING_HANDLER),
+                **role_and_function(
+                    FAILING_HANDLER,
+                    {"Action": "lambda:InvokeFunction", "Resource": {"Fn::GetAtt": ["Function", "Arn"]}},
+                ),
                 "Machine": {
                     "Type": "AWS::StepFunctions::StateMachine",
                     "Properties": {

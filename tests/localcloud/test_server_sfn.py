@@ -150,7 +150,20 @@ def template(fail_cause: str = "see the DLQ") -> str:
     return json.dumps(
         {
             "Resources": {
-                **role_and_function(HANDLER),
+                **role_and_function(
+                    HANDLER,
+                    # What the definition's integrations call, as the state machine's role.
+                    {"Action": "dynamodb:UpdateItem", "Resource": {"Fn::GetAtt": ["Table", "Arn"]}},
+                    {"Action": "lambda:InvokeFunction", "Resource": {"Fn::GetAtt": ["Function", "Arn"]}},
+                    {
+                        "Action": "states:StartExecution",
+                        "Resource": {
+                            "Fn::Sub": "arn:aws:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+                            + MACHINE
+                        },
+                    },
+                    {"Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}},
+                ),
                 "Table": {
                     "Type": "AWS::DynamoDB::Table",
                     "Properties": {

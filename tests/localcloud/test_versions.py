@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from localcloud.core import cloud
-from tests.localcloud.support import client, role_and_function, wait_until
+from tests.localcloud.support import allow_eventbridge, client, role_and_function, wait_until
 
 STACK = "versions-fixture"
 CODE_BUCKET = "versions-fixture-code"
@@ -243,9 +243,7 @@ def test_the_status_change_event_of_a_version_execution_names_both_arns(
     machine = first["Machine"]
     sqs, events = client(endpoint, "sqs"), client(endpoint, "events")
     queue = sqs.create_queue(QueueName="versions-events")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+    queue_arn = allow_eventbridge(endpoint, queue)
     pattern = {
         "source": ["aws.states"],
         "detail-type": ["Step Functions Execution Status Change"],

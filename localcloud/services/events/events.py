@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import fnmatch
 import heapq
 import itertools
 import json
@@ -33,6 +32,10 @@ from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.utilities.arns import parse_arn
 from werkzeug.exceptions import HTTPException
 
+from localcloud.services.iam import enforcement
+from localcloud.services.iam.authorization import Check
+from localcloud.services.iam.policy import Principal, Request
+from localcloud.services.iam.policy import evaluate as evaluate_policy
 from localcloud.services.stepfunctions import sfn
 from localcloud.services.stepfunctions import versions as sfn_versions
 
@@ -282,39 +285,62 @@ def _failure(error: Exception) -> DeliveryFailed:
     return DeliveryFailed("INTERNAL_ERROR", f"{name}: {message}", retriable=True)
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _allows_events(statement: dict[str, Any], rule: RuleRef) -> bool:
-    if statement.get("Effect", "Allow") != "Allow":
-        return False
-    actions = [str(a).lower() for a in _as_list(statement.get("Action", []))]
-    if not {"lambda:invokefunction", "lambda:*", "*"} & set(actions):
-        return False
-    principal = statement.get("Principal")
-    if principal != "*":
-        services = _as_list((principal or {}).get("Service", [])) if isinstance(principal, dict) else []
-        if "events.amazonaws.com" not in services and (principal or {}).get("AWS") != "*":
-            return False
-    for operator, conditions in (statement.get("Condition") or {}).items():
-        for key, expected in (conditions or {}).items():
-            actual = {"aws:sourcearn": rule.arn, "aws:sourceaccount": rule.account_id}.get(key.lower())
-            if actual is None:
-                continue  # a condition key that says nothing about EventBridge
-            patterns = [str(p) for p in _as_list(expected)]
-            if operator.lower().endswith("like"):
-                if not any(fnmatch.fnmatchcase(actual, p) for p in patterns):
-                    return False
-            elif actual not in patterns:
-                return False
-    return True
+EVENTS_PRINCIPAL = "events.amazonaws.com"
+# The session EventBridge assumes a target's RoleArn as (its name is EventBridge's business on AWS).
+EVENTS_SESSION = "EventBridge"
 
 
 def lambda_permits(function: Any, rule: RuleRef) -> bool:
     """Whether the function's resource policy (AWS::Lambda::Permission, AddPermission) lets EventBridge
-    invoke it for `rule`, as AWS requires of a Lambda target."""
-    return any(_allows_events(statement, rule) for statement in function.policy.statements)
+    invoke it for `rule`, as AWS requires of a Lambda target: the policy evaluator's answer for the request
+    EventBridge makes (principal events.amazonaws.com, aws:SourceArn the rule, aws:SourceAccount its
+    account). The deliveries ask `enforcement` instead, which answers the same and can be switched off."""
+    statements = list(function.policy.statements)
+    if not statements:
+        return False
+    request = Request(
+        Principal.service(EVENTS_PRINCIPAL), "lambda:InvokeFunction", "*", _delivery_context(rule)
+    )
+    # A permission's Resource is the function's ARN (unqualified, or with the qualifier it was added for):
+    # the question is whether one lets EventBridge in for this rule, whichever it names.
+    return evaluate_policy({"Statement": [{**s, "Resource": "*"} for s in statements]}, request).allowed
+
+
+def _delivery_context(rule: RuleRef) -> dict[str, str]:
+    return {"aws:SourceArn": rule.arn, "aws:SourceAccount": rule.account_id, "aws:SecureTransport": "true"}
+
+
+def _authorized(delivery: Delivery, action: str, resource: str) -> None:
+    """EventBridge's right to deliver to the target (raises DeliveryFailed NO_PERMISSIONS): the target's
+    resource policy for events.amazonaws.com (SQS queue, SNS topic, Lambda function), or, with a RoleArn
+    (a Step Functions target), the role's own policies."""
+    active = enforcement.active()
+    role_arn = delivery.target.get("RoleArn")
+    check = Check(action, resource)
+    operation = f"events:deliver rule={delivery.rule.name}"
+    if role_arn:
+        denial = active.authorize_role(
+            str(role_arn), EVENTS_SESSION, [check], operation=operation, region=delivery.rule.region
+        )
+    elif action == "states:StartExecution":
+        # EventBridge starts an execution only with a role it can assume: there is no resource policy.
+        if not active.enabled:
+            return
+        raise DeliveryFailed(
+            "NO_PERMISSIONS",
+            f"the target {resource} has no RoleArn for EventBridge to start it",
+            retriable=False,
+        )
+    else:
+        denial = active.authorize_service(
+            EVENTS_PRINCIPAL,
+            check,
+            source_arn=delivery.rule.arn,
+            source_account=delivery.rule.account_id,
+            operation=operation,
+        )
+    if denial is not None:
+        raise DeliveryFailed("NO_PERMISSIONS", denial.message, retriable=False)
 
 
 def _require_json(text: str, what: str) -> None:
@@ -339,15 +365,21 @@ def send_to_target(delivery: Delivery) -> None:
         raise DeliveryFailed("INVALID_PARAMETER", str(error), retriable=False) from error
     try:
         if arn.service == "sqs":
+            # A missing target is NO_RESOURCE, whatever its (absent) policy would say.
+            sqs_backends[arn.account][arn.region].get_queue(arn.resource_id)
+            _authorized(delivery, "sqs:SendMessage", delivery.target_arn)
             group_id = (delivery.target.get("SqsParameters") or {}).get("MessageGroupId")
             sqs_backends[arn.account][arn.region].send_message(
                 queue_name=arn.resource_id, message_body=text, group_id=group_id
             )
         elif arn.service == "sns":
+            sns_backends[arn.account][arn.region].get_topic(delivery.target_arn)
+            _authorized(delivery, "sns:Publish", delivery.target_arn)
             sns_backends[arn.account][arn.region].publish(message=text, arn=delivery.target_arn)
         elif arn.service == "lambda":
             _invoke_function(delivery, text)
         elif arn.service == "states":
+            _authorized(delivery, "states:StartExecution", delivery.target_arn)
             _require_json(text, "the state machine input")
             stepfunctions_backend(arn.account, arn.region).start_execution(
                 delivery.target_arn, name=str(uuid.uuid4()), execution_input=text
@@ -363,13 +395,8 @@ def send_to_target(delivery: Delivery) -> None:
 def _invoke_function(delivery: Delivery, text: str) -> None:
     arn = parse_arn(delivery.target_arn)
     function = lambda_backends[arn.account][arn.region].get_function(delivery.target_arn)
-    if not lambda_permits(function, delivery.rule):
-        raise DeliveryFailed(
-            "NO_PERMISSIONS",
-            f"EventBridge is not allowed to invoke {delivery.target_arn} for {delivery.rule.arn}: "
-            "no resource policy statement (AWS::Lambda::Permission) for events.amazonaws.com",
-            retriable=False,
-        )
+    # The function's resource policy (AWS::Lambda::Permission for events.amazonaws.com, scoped to the rule).
+    _authorized(delivery, "lambda:InvokeFunction", delivery.target_arn)
     _require_json(text, "the Lambda payload")
     # Asynchronous, as EventBridge invokes: accepted at once, run by the Lambda runner in the background
     # (with Lambda's own retries of function errors); a function error is not a delivery failure.
@@ -572,6 +599,8 @@ def _send_to_dead_letter_queue(
     if exhausted:
         attributes["EXHAUSTED_RETRY_CONDITION"] = exhausted
     arn = parse_arn(queue_arn)
+    # The queue's policy must let EventBridge send for this rule, as for a target.
+    _authorized(delivery, "sqs:SendMessage", queue_arn)
     sqs_backends[arn.account][arn.region].send_message(
         queue_name=arn.resource_id,
         message_body=json.dumps(delivery.event),

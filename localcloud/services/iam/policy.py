@@ -1,5 +1,6 @@
-"""Resource-based policy evaluation: one request against one policy, decided the way AWS decides it. Pure
-functions over the policy JSON; no moto, no AWS calls.
+"""Policy evaluation: one request against one policy document (resource-based, or an identity policy, whose
+statements name no principal), decided the way AWS decides it. Pure functions over the policy JSON; no moto,
+no AWS calls. How several policies combine: `localcloud.services.iam.authorization`.
 
 How it models AWS, and where it differs: docs/local-cloud-internals.md#localcloudservicesiampolicypy
 """
@@ -30,10 +31,12 @@ class PolicyError(ValueError):
 @dataclass(frozen=True)
 class Principal:
     """Who makes the request: `AWS` (an account id or IAM ARN), `Service`, `Federated`, `CanonicalUser`
-    or `Anonymous`."""
+    or `Anonymous`. A role session (`session`) is its `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`
+    ARN, with the role's ARN in `role_arn`: a resource policy may name either."""
 
     type: str
     identifier: str = ""
+    role_arn: str = ""
 
     @classmethod
     def service(cls, name: str) -> Principal:
@@ -42,6 +45,10 @@ class Principal:
     @classmethod
     def aws(cls, arn_or_account: str) -> Principal:
         return cls("AWS", arn_or_account)
+
+    @classmethod
+    def session(cls, session_arn: str, role_arn: str) -> Principal:
+        return cls("AWS", session_arn, role_arn)
 
     @property
     def account(self) -> str | None:
@@ -79,10 +86,19 @@ class Decision:
     statements: tuple[str, ...] = ()
     # Statements left out, or applied as a Deny, because of a condition operator this module does not know.
     unsupported: tuple[str, ...] = ()
+    # The Allows among `statements` whose Principal names the caller only through its account (`{"AWS":
+    # ACCOUNT}`, `arn:aws:iam::ACCOUNT:root`): in a resource policy, such a statement lets the account's
+    # own IAM policies decide; it grants nothing on its own to a role of that account.
+    through_account: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:
         return self.outcome is Outcome.ALLOWED
+
+    @property
+    def grants_alone(self) -> bool:
+        """An Allow names the caller itself (its ARN, its role's, a service, or everyone: `*`)."""
+        return self.allowed and len(self.through_account) < len(self.statements)
 
     @property
     def reason(self) -> str:
@@ -103,6 +119,7 @@ def evaluate(policy: str | Mapping[str, Any], request: Request) -> Decision:
     statements = _statements(policy)
     context = {str(k).lower(): v for k, v in request.context.items()}
     allows: list[str] = []
+    through_account: list[str] = []
     denies: list[str] = []
     unsupported: list[str] = []
     for index, statement in enumerate(statements):
@@ -110,8 +127,9 @@ def evaluate(policy: str | Mapping[str, Any], request: Request) -> Decision:
         effect = statement.get("Effect")
         if effect not in ("Allow", "Deny"):
             raise PolicyError(f"statement {label}: Effect must be Allow or Deny, not {effect!r}")
+        match = _principal_matches(statement, request.principal, label)
         if not (
-            _principal_matches(statement, request.principal, label)
+            match is not _Match.NONE
             and _action_matches(statement, request.action, label)
             and _resource_matches(statement, request.resource)
         ):
@@ -124,21 +142,17 @@ def evaluate(policy: str | Mapping[str, Any], request: Request) -> Decision:
             applies = result
         if applies:
             (denies if effect == "Deny" else allows).append(label)
+            if effect == "Allow" and match is _Match.ACCOUNT:
+                through_account.append(label)
     if denies:
         return Decision(Outcome.EXPLICIT_DENY, tuple(denies), tuple(unsupported))
     if allows:
-        return Decision(Outcome.ALLOWED, tuple(allows), tuple(unsupported))
+        return Decision(Outcome.ALLOWED, tuple(allows), tuple(unsupported), tuple(through_account))
     return Decision(Outcome.IMPLICIT_DENY, (), tuple(unsupported))
 
 
 def _statements(policy: str | Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    if isinstance(policy, str):
-        try:
-            document = json.loads(policy)
-        except ValueError as error:
-            raise PolicyError(f"not JSON: {error}") from error
-    else:
-        document = policy
+    document = _parsed(policy) if isinstance(policy, str) else policy
     if not isinstance(document, Mapping) or "Statement" not in document:
         raise PolicyError("no Statement")
     statements = document["Statement"]
@@ -147,6 +161,15 @@ def _statements(policy: str | Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if not isinstance(statements, list) or not all(isinstance(s, Mapping) for s in statements):
         raise PolicyError("Statement must be an object or a list of objects")
     return statements
+
+
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> Any:
+    # Every request of a role session reads the same few documents; nothing here mutates what it parsed.
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise PolicyError(f"not JSON: {error}") from error
 
 
 def _strings(value: Any) -> list[str]:
@@ -161,26 +184,41 @@ _ACCOUNT_ID = re.compile(r"\d{12}")
 _ACCOUNT_ROOT = re.compile(r"arn:[^:]+:iam::(\d{12}):root")
 
 
-def _principal_matches(statement: Mapping[str, Any], principal: Principal, label: str) -> bool:
+class _Match(enum.Enum):
+    NONE = 0
+    # Through the caller's account only (`{"AWS": ACCOUNT}`, the account's root ARN).
+    ACCOUNT = 1
+    # The caller itself, or everyone.
+    DIRECT = 2
+
+
+def _principal_matches(statement: Mapping[str, Any], principal: Principal, label: str) -> _Match:
     if "Principal" in statement and "NotPrincipal" in statement:
         raise PolicyError(f"statement {label}: both Principal and NotPrincipal")
     if "Principal" in statement:
         return _principal_in(statement["Principal"], principal, label)
     if "NotPrincipal" in statement:
-        return not _principal_in(statement["NotPrincipal"], principal, label)
-    return True
+        inside = _principal_in(statement["NotPrincipal"], principal, label)
+        return _Match.DIRECT if inside is _Match.NONE else _Match.NONE
+    return _Match.DIRECT
 
 
-def _principal_in(spec: Any, principal: Principal, label: str) -> bool:
+def _principal_in(spec: Any, principal: Principal, label: str) -> _Match:
     if spec == "*":
-        return True
+        return _Match.DIRECT
     if not isinstance(spec, Mapping):
         raise PolicyError(f'statement {label}: Principal must be "*" or an object')
+    best = _Match.NONE
     for kind, identifiers in spec.items():
         for identifier in _strings(identifiers):
             if kind == "AWS":
-                if identifier == "*" or (principal.type == "AWS" and _aws_principal(identifier, principal)):
-                    return True
+                if identifier == "*":
+                    return _Match.DIRECT
+                if principal.type == "AWS":
+                    found = _aws_principal(identifier, principal)
+                    if found is _Match.DIRECT:
+                        return found
+                    best = max(best, found, key=lambda m: m.value)
             elif kind == principal.type:
                 same = (
                     identifier.lower() == principal.identifier.lower()
@@ -188,16 +226,19 @@ def _principal_in(spec: Any, principal: Principal, label: str) -> bool:
                     else identifier == principal.identifier
                 )
                 if same:
-                    return True
-    return False
+                    return _Match.DIRECT
+    return best
 
 
-def _aws_principal(identifier: str, principal: Principal) -> bool:
+def _aws_principal(identifier: str, principal: Principal) -> _Match:
     root = _ACCOUNT_ROOT.fullmatch(identifier)
     account = identifier if _ACCOUNT_ID.fullmatch(identifier) else root.group(1) if root else None
     if account is not None:
-        return principal.account == account
-    return identifier == principal.identifier
+        return _Match.ACCOUNT if principal.account == account else _Match.NONE
+    # A role session is named by its session ARN or by its role's ARN.
+    if identifier == principal.identifier or (principal.role_arn and identifier == principal.role_arn):
+        return _Match.DIRECT
+    return _Match.NONE
 
 
 def _action_matches(statement: Mapping[str, Any], action: str, label: str) -> bool:

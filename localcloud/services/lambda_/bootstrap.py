@@ -2,15 +2,16 @@
 
 `runner` starts it with the server's own interpreter as
 
-    python -P bootstrap.py CODE_DIR HANDLER REQUEST_FD RESPONSE_FD
+    python -P -S bootstrap.py CODE_DIR HANDLER REQUEST_FD RESPONSE_FD [PATH ...]
 
 It imports the handler once (the *init* phase, so module-level state survives between invocations as it
 does on Lambda), then serves invocations one at a time. Requests and responses travel as length-prefixed
 JSON frames on two inherited pipe descriptors; fd 1 and fd 2 belong to the handler (its logs and EMF
 metrics go to the function's log file), so nothing the handler prints can corrupt the protocol.
 
-Only the standard library is used here: the handler's own imports must come from its code directory
-first, as on Lambda (`/var/task` precedes the runtime's packages).
+Only the standard library is used here, and the interpreter starts without `site` (no virtualenv): the
+handler's imports come from its code directory first, then the PATH entries (its layers' `/opt/python`,
+then the runtime's boto3), as on Lambda (`/var/task` precedes the layers and the runtime's packages).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import decimal
 import importlib
 import json
 import os
-import resource
 import struct
 import sys
 import threading
@@ -172,21 +172,7 @@ def invoke(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
                 "payload": json.dumps(_fault("Runtime.MarshalError", f"Unable to marshal response: {exc}")),
             }
     outcome["duration_ms"] = (time.monotonic() - started) * 1000
-    outcome["max_memory_mb"] = _peak_memory_mb()
     return outcome
-
-
-def _peak_memory_mb() -> int:
-    """Peak RSS of this process: Lambda's "Max Memory Used" in the REPORT line."""
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would report the server's size.
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def _exit_with_parent() -> None:
@@ -202,11 +188,14 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def serve(code_dir: str, handler_spec: str, request_fd: int, response_fd: int) -> int:
+def serve(
+    code_dir: str, handler_spec: str, request_fd: int, response_fd: int, path: list[str] | None = None
+) -> int:
     _exit_with_parent()
-    # Lambda's working directory is the code directory, and the code directory comes first on sys.path.
+    # Lambda's working directory is the code directory, and the code directory comes first on sys.path,
+    # then the layers and the runtime's packages, before the standard library.
     os.chdir(code_dir)
-    sys.path.insert(0, code_dir)
+    sys.path[0:0] = [code_dir, *(path or [])]
     started = time.monotonic()
     handler, fault = load_handler(handler_spec)
     init_ms = (time.monotonic() - started) * 1000
@@ -228,8 +217,8 @@ def serve(code_dir: str, handler_spec: str, request_fd: int, response_fd: int) -
 
 
 def main(argv: list[str]) -> int:
-    code_dir, handler_spec, request_fd, response_fd = argv
-    return serve(code_dir, handler_spec, int(request_fd), int(response_fd))
+    code_dir, handler_spec, request_fd, response_fd, *path = argv
+    return serve(code_dir, handler_spec, int(request_fd), int(response_fd), path)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -24,7 +26,7 @@ import uuid
 import zipfile
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,9 @@ from moto.sqs.models import sqs_backends
 
 from localcloud.core.chaos import CRASH, LambdaFault
 from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
+from localcloud.services.iam import enforcement
+from localcloud.services.iam.authorization import Check
+from localcloud.services.lambda_ import recursion
 from localcloud.services.lambda_.bootstrap import ProtocolClosed, write_frame
 
 LOG = logging.getLogger(__name__)
@@ -53,6 +58,12 @@ IDLE_SECONDS = 600.0
 # invocation waits for a free environment instead (it is not throttled and its timeout has not started).
 DEFAULT_MAX_ENVIRONMENTS = 8
 LOG_TAIL_BYTES = 4096
+# Lambda's invocation payload quotas (the Invoke API reference: 6 MB synchronous, 1 MB asynchronous), in
+# the bytes its own messages name. A response may be 100 bytes longer than a request: Lambda's error says
+# 6291556 where its request error says 6291456.
+SYNC_REQUEST_LIMIT_BYTES = 6 * 1024 * 1024
+ASYNC_REQUEST_LIMIT_BYTES = 1024 * 1024
+SYNC_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024 + 100
 # Lambda retries a failed asynchronous invocation about one minute, then two minutes, after the failure.
 ASYNC_RETRY_DELAYS_SECONDS = (60.0, 120.0)
 ASYNC_MAXIMUM_RETRY_ATTEMPTS = 2
@@ -61,9 +72,17 @@ ASYNC_MAXIMUM_EVENT_AGE_SECONDS = 21_600.0
 ASYNC_THROTTLE_BACKOFF_SECONDS = (1.0, 60.0)
 # How many recent durations of a function place an injected crash or hang within an invocation.
 RECENT_DURATIONS = 20
+# How often the memory watcher samples an environment's process tree while it initialises or invokes. It
+# reads each process's VmHWM (its peak RSS), so a spike shorter than this is still seen at the next sample.
+MEMORY_SAMPLE_SECONDS = 0.01
+
+# What Lambda answers when the OOM killer ends the runtime (errorType Runtime.OutOfMemory).
+OUT_OF_MEMORY_EXIT = "Runtime exited with error: signal: killed"
 
 CHAOS_LOG = logging.getLogger("localcloud.core.chaos")
 FaultSource = Callable[[str], LambdaFault | None]
+# The credentials an environment runs with (the variables boto3 reads), from its function's spec.
+CredentialSource = Callable[["FunctionSpec"], Mapping[str, str]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +99,10 @@ class FunctionSpec:
     environment: Mapping[str, str]
     code_sha256: str
     reserved_concurrency: int | None = None
+    # The code digests of the function's layers, in order (what Lambda unpacks into /opt).
+    layers: tuple[str, ...] = ()
+    # The execution role: the environment's calls run as a session of it.
+    role_arn: str = ""
 
     @property
     def config_key(self) -> str:
@@ -90,7 +113,9 @@ class FunctionSpec:
                 self.timeout_seconds,
                 self.memory_mb,
                 self.code_sha256,
+                list(self.layers),
                 sorted(self.environment.items()),
+                self.role_arn,
             ]
         )
         return hashlib.sha256(parts.encode()).hexdigest()
@@ -149,13 +174,117 @@ def _error_document(error_type: str, message: str, request_id: str) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": error_type, "requestId": request_id}).encode()
 
 
+def _proc_status_kb(pid: int, field: str) -> int:
+    """One `kB` field of /proc/PID/status (VmRSS, VmHWM), 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
+                found += [int(child) for child in children.read().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def tree_memory_kb(pid: int) -> int:
+    """Resident memory of a process tree, as a cgroup would count it: the root's peak RSS (VmHWM: a spike
+    between two samples still counts) plus the current RSS of every descendant."""
+    total = _proc_status_kb(pid, "VmHWM:")
+    pending = _children(pid)
+    seen = {pid}
+    while pending:
+        child = pending.pop()
+        if child in seen:
+            continue
+        seen.add(child)
+        total += _proc_status_kb(child, "VmRSS:")
+        pending += _children(child)
+    return total
+
+
+MEMORY_WATCH_SUPPORTED = Path("/proc/self/status").is_file()
+
+
+class _MemoryWatch:
+    """Holds one environment to its function's MemorySize while it initialises or serves an invocation:
+    Lambda's cgroup kills the runtime the moment its resident memory goes over the limit. A thread samples
+    the process tree (`tree_memory_kb`) and SIGKILLs it once over; the invoking thread then reads EOF and
+    reports `Runtime.OutOfMemory`. Resident memory, not address space: an rlimit on the address space would
+    refuse mmap-heavy libraries (numpy, pyarrow reserve far more than they touch) that run fine on Lambda."""
+
+    def __init__(self, process: subprocess.Popen[bytes], limit_mb: int) -> None:
+        self._process = process
+        self._limit_kb = limit_mb * 1024
+        self._stop = threading.Event()
+        self.peak_kb = 0
+        self.exceeded = False
+        self._thread = threading.Thread(target=self._watch, name=f"lambda-memory-{process.pid}", daemon=True)
+
+    def __enter__(self) -> _MemoryWatch:
+        if MEMORY_WATCH_SUPPORTED:
+            self._sample()
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        # One last look: an answer may have come between two samples, after the peak.
+        if MEMORY_WATCH_SUPPORTED and not self.exceeded:
+            self._sample()
+
+    @property
+    def peak_mb(self) -> int:
+        return self.peak_kb // 1024
+
+    def _sample(self) -> None:
+        used = tree_memory_kb(self._process.pid)
+        self.peak_kb = max(self.peak_kb, used)
+        if used > self._limit_kb and not self.exceeded:
+            self.exceeded = True
+            _signal_quietly(self._process, signal.SIGKILL)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(MEMORY_SAMPLE_SECONDS):
+            self._sample()
+            if self.exceeded:
+                return
+
+
 class _Environment:
     """One execution environment: a bootstrap subprocess and the two ends of its protocol pipes."""
 
-    def __init__(self, spec: FunctionSpec, *, code_dir: Path, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        code_dir: Path,
+        path: Sequence[Path],
+        log_path: Path,
+        env: dict[str, str],
+    ) -> None:
         self.config_key = spec.config_key
+        self.memory_mb = spec.memory_mb
         self.closed = False
         self.last_used = time.monotonic()
+        # Lambda reports the environment's peak, which carries over warm invocations.
+        self.peak_memory_mb = 0
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
         with log_path.open("ab") as log:
@@ -163,11 +292,16 @@ class _Environment:
                 [
                     sys.executable,
                     "-P",  # the bootstrap's own directory must not shadow the function's modules
+                    # No site: the host's virtualenv is not on the path. What the function imports comes
+                    # from its asset, its layers and the runtime's boto3 (`path`), as on Lambda, so a
+                    # package missing from the asset fails here as it would there.
+                    "-S",
                     str(BOOTSTRAP),
                     str(code_dir),
                     spec.handler,
                     str(request_read),
                     str(response_write),
+                    *[str(entry) for entry in path],
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -184,15 +318,23 @@ class _Environment:
     def pid(self) -> int:
         return self.process.pid
 
-    def wait_init(self) -> dict[str, Any]:
-        return self._read(time.monotonic() + INIT_TIMEOUT_SECONDS)
+    def watch_memory(self) -> _MemoryWatch:
+        return _MemoryWatch(self.process, self.memory_mb)
 
-    def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
-        try:
-            write_frame(self._request_write, request)
-        except OSError as error:
-            raise ProtocolClosed from error
-        return self._read(deadline)
+    def wait_init(self, watch: _MemoryWatch) -> dict[str, Any]:
+        with watch:
+            return self._read(time.monotonic() + INIT_TIMEOUT_SECONDS)
+
+    def call(self, request: dict[str, Any], deadline: float, watch: _MemoryWatch) -> dict[str, Any]:
+        with watch:
+            try:
+                write_frame(self._request_write, request)
+            except OSError as error:
+                raise ProtocolClosed from error
+            try:
+                return self._read(deadline)
+            finally:
+                self.peak_memory_mb = max(self.peak_memory_mb, watch.peak_mb)
 
     def _read(self, deadline: float) -> dict[str, Any]:
         header = self._read_exactly(4, deadline)
@@ -266,8 +408,12 @@ class LambdaRunner:
         on_invocation: Callable[[FunctionSpec, InvocationResult], None] | None = None,
         async_retry_delays: Sequence[float] = ASYNC_RETRY_DELAYS_SECONDS,
         faults: FaultSource | None = None,
+        credentials: CredentialSource | None = None,
     ) -> None:
+        self._home = home
         self._functions_dir = home / "functions"
+        self._layers_dir = home / "layers"
+        self._runtime: Path | None = None
         self._logs_dir = home / "logs"
         self._functions_dir.mkdir(parents=True, exist_ok=True)
         self._logs_dir.mkdir(parents=True, exist_ok=True)
@@ -287,6 +433,9 @@ class LambdaRunner:
         # Chaos: crash and timeout faults per invocation (`localcloud.core.chaos`), placed within the
         # function's recent durations.
         self._faults = faults
+        # Lambda gives each environment its execution role's credentials; without a source (tests of the
+        # runner alone), the local cloud's dummy administrator credentials.
+        self._credentials = credentials
         self._durations: dict[str, deque[float]] = {}
 
     # -- public API -----------------------------------------------------------------------------------
@@ -298,8 +447,12 @@ class LambdaRunner:
         *,
         code: Callable[[], bytes],
         client_context: Any = None,
+        trace: str | None = None,
+        layers: Mapping[str, Callable[[], bytes]] | None = None,
     ) -> InvocationResult:
-        """Run one invocation of `spec` with the JSON `payload`. `code` returns the zip when it is needed."""
+        """Run one invocation of `spec` with the JSON `payload`. `code` returns the zip when it is needed;
+        `trace` is the X-Amzn-Trace-Id the invocation came with (its lineage, see `recursion`); `layers`
+        returns each layer's zip by its digest (spec.layers), when it is needed."""
         request_id = str(uuid.uuid4())
         try:
             environment = self._acquire(spec)
@@ -317,7 +470,7 @@ class LambdaRunner:
         keep = False
         try:
             if environment is None:
-                environment, init_ms, init_error = self._start_environment(spec, code)
+                environment, init_ms, init_error = self._start_environment(spec, code, layers or {})
                 if environment is None or init_error is not None:
                     self._log(
                         log_path, f"INIT_REPORT Init Duration: {init_ms:.2f} ms Phase: init Status: error"
@@ -339,6 +492,7 @@ class LambdaRunner:
                 client_context=client_context,
                 init_ms=init_ms,
                 fault=fault,
+                trace=recursion.invocation_trace(spec.arn, trace),
             )
             return self._finish(spec, result, log_path, log_start)
         finally:
@@ -352,12 +506,15 @@ class LambdaRunner:
         code: Callable[[], bytes],
         config: AsyncConfig = AsyncConfig(),
         on_outcome: Callable[[AsyncOutcome], None] | None = None,
+        trace: str | None = None,
+        layers: Mapping[str, Callable[[], bytes]] | None = None,
     ) -> None:
         """An asynchronous (Event) invocation: returns at once; the event runs in the background with
         Lambda's retries, and `on_outcome` gets how it ended (for destinations)."""
         threading.Thread(
             target=self._run_async,
             args=(spec, payload, code, config, on_outcome),
+            kwargs={"trace": trace, "layers": layers},
             name=f"lambda-event-{spec.name}",
             daemon=True,
         ).start()
@@ -369,6 +526,9 @@ class LambdaRunner:
         code: Callable[[], bytes],
         config: AsyncConfig,
         on_outcome: Callable[[AsyncOutcome], None] | None,
+        *,
+        trace: str | None = None,
+        layers: Mapping[str, Callable[[], bytes]] | None = None,
     ) -> None:
         received = time.time()
         attempts = 0
@@ -377,7 +537,7 @@ class LambdaRunner:
         condition = "EventAgeExceeded"
         while True:
             try:
-                result = self.invoke(spec, payload, code=code)
+                result = self.invoke(spec, payload, code=code, trace=trace, layers=layers)
             except FunctionThrottled:
                 # Kept in Lambda's queue and tried again later; a throttle is not a retry attempt.
                 throttles += 1
@@ -519,25 +679,41 @@ class LambdaRunner:
                 environment.close(kill=True)
 
     def _start_environment(
-        self, spec: FunctionSpec, code: Callable[[], bytes]
+        self, spec: FunctionSpec, code: Callable[[], bytes], layers: Mapping[str, Callable[[], bytes]]
     ) -> tuple[_Environment | None, float, bytes | None]:
         """A ready environment, or None and the init error document (the environment is then gone)."""
         code_dir = self._unpack(spec.code_sha256, code)
+        path: list[Path] = []
+        for digest in spec.layers:
+            # Lambda unpacks every layer into /opt; Python finds its packages in /opt/python (and in
+            # /opt/python/lib/pythonX.Y/site-packages), after the function's own code.
+            opt = self._unpack(digest, layers[digest], directory=self._layers_dir)
+            versioned = opt / "python" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+            path += [versioned / "site-packages", opt / "python"]
+        path.append(self._runtime_dir())
         environment = _Environment(
-            spec, code_dir=code_dir, log_path=self.log_path(spec.name), env=self._process_env(spec, code_dir)
+            spec,
+            code_dir=code_dir,
+            path=path,
+            log_path=self.log_path(spec.name),
+            env=self._process_env(spec, code_dir),
         )
         with self._lock:
             self._live = {env for env in self._live if not env.closed}
             self._live.add(environment)
         started = time.monotonic()
+        watch = environment.watch_memory()
         try:
-            message = environment.wait_init()
+            message = environment.wait_init(watch)
         except TimeoutError:
             environment.close(kill=True)
             failure = _error_document("Sandbox.Timedout", "INIT phase timed out", "")
             return None, (time.monotonic() - started) * 1000, failure
         except ProtocolClosed:
-            failure = _error_document("Runtime.ExitError", environment.exit_description(), "")
+            if watch.exceeded:
+                failure = _error_document("Runtime.OutOfMemory", OUT_OF_MEMORY_EXIT, "")
+            else:
+                failure = _error_document("Runtime.ExitError", environment.exit_description(), "")
             environment.close(kill=True)
             return None, (time.monotonic() - started) * 1000, failure
         init_ms = float(message.get("init_ms", (time.monotonic() - started) * 1000))
@@ -556,6 +732,7 @@ class LambdaRunner:
         client_context: Any,
         init_ms: float | None,
         fault: LambdaFault | None = None,
+        trace: str | None = None,
     ) -> tuple[InvocationResult, bool]:
         log_path = self.log_path(spec.name)
         self._log(log_path, f"START RequestId: {request_id} Version: {spec.version}")
@@ -567,11 +744,13 @@ class LambdaRunner:
             "deadline_ms": deadline_ms,
             "invoked_function_arn": spec.arn,
             "client_context": client_context,
-            "trace_id": _trace_id(),
+            "trace_id": trace or recursion.invocation_trace(spec.arn, None),
         }
         keep = True
+        watch = environment.watch_memory()
+        status = ""
         try:
-            message = self._call(environment, spec, request, started, fault)
+            message = self._call(environment, spec, request, started, fault, watch=watch)
         except TimeoutError:
             keep = False
             duration_ms = spec.timeout_seconds * 1000
@@ -584,20 +763,23 @@ class LambdaRunner:
                 duration_ms=duration_ms,
                 init_ms=init_ms,
             )
-            max_memory = "-"
+            status = "\tStatus: timeout"
         except ProtocolClosed:
             keep = False
             duration_ms = (time.monotonic() - started) * 1000
-            text = f"RequestId: {request_id} Error: {environment.exit_description()}"
-            self._log(log_path, text)
+            # Killed by the memory watcher: what Lambda says when its cgroup's OOM killer ends the runtime.
+            error_type = "Runtime.OutOfMemory" if watch.exceeded else "Runtime.ExitError"
+            exit_text = OUT_OF_MEMORY_EXIT if watch.exceeded else environment.exit_description()
+            text = f"RequestId: {request_id} Error: {exit_text}"
+            self._log(log_path, f"{text}\n{error_type}")
             result = InvocationResult(
                 request_id=request_id,
-                payload=_error_document("Runtime.ExitError", text, request_id),
-                error_type="Runtime.ExitError",
+                payload=_error_document(error_type, text, request_id),
+                error_type=error_type,
                 duration_ms=duration_ms,
                 init_ms=init_ms,
             )
-            max_memory = "-"
+            status = f"\tStatus: error\tError Type: {error_type}"
         else:
             duration_ms = float(message.get("duration_ms", (time.monotonic() - started) * 1000))
             body = str(message["payload"]).encode("utf-8")
@@ -608,15 +790,16 @@ class LambdaRunner:
                 duration_ms=duration_ms,
                 init_ms=init_ms,
             )
-            max_memory = str(message.get("max_memory_mb", "-"))
             self._record_duration(spec.name, duration_ms)
+        # Measured by the watcher, not reported by the handler's process: a child's memory counts too.
+        max_memory = max(environment.peak_memory_mb, watch.peak_mb) if MEMORY_WATCH_SUPPORTED else "-"
         self._log(log_path, f"END RequestId: {request_id}")
         init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms is not None else ""
         self._log(
             log_path,
             f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
             f"Billed Duration: {int(duration_ms) + 1} ms\tMemory Size: {spec.memory_mb} MB\t"
-            f"Max Memory Used: {max_memory} MB{init}",
+            f"Max Memory Used: {max_memory} MB{init}{status}",
         )
         return result, keep
 
@@ -627,11 +810,13 @@ class LambdaRunner:
         request: dict[str, Any],
         started: float,
         fault: LambdaFault | None,
+        *,
+        watch: _MemoryWatch,
     ) -> dict[str, Any]:
         """One request/response with the environment; a chaos `fault` raises as the real failure would."""
         deadline = started + spec.timeout_seconds + TIMEOUT_GRACE_SECONDS
         if fault is None:
-            return environment.call(request, deadline)
+            return environment.call(request, deadline, watch)
         # The fault strikes at a point within the function's recent durations (its timeout before it has
         # any): SIGKILL for a crash (OOM, host failure), SIGSTOP for a hang that overruns the timeout.
         span = self._fault_span(spec)
@@ -649,7 +834,7 @@ class LambdaRunner:
         timer.daemon = True
         timer.start()
         try:
-            environment.call(request, deadline)  # the answer, if any, is discarded below
+            environment.call(request, deadline, watch)  # the answer, if any, is discarded below
         finally:
             timer.cancel()
         # The handler answered before the fault struck: its side effects happened, its answer is lost.
@@ -696,14 +881,25 @@ class LambdaRunner:
         except Exception:  # a metrics problem must never fail the invocation itself
             LOG.exception("publishing invocation metrics of %s failed", spec.name)
 
-    def _unpack(self, code_sha256: str, code: Callable[[], bytes]) -> Path:
-        target = self._functions_dir / code_sha256
+    def _runtime_dir(self) -> Path:
+        """What Lambda's Python runtime provides besides the standard library: boto3, botocore and their
+        dependencies. Here the host's pinned ones (the lock this checkout installs), linked into a
+        directory of their own so that nothing else of the host's virtualenv comes with them."""
+        with self._unpack_lock:
+            if self._runtime is None:
+                self._runtime = build_runtime_dir(self._home / "runtime")
+            return self._runtime
+
+    def _unpack(self, code_sha256: str, code: Callable[[], bytes], *, directory: Path | None = None) -> Path:
+        directory = directory or self._functions_dir
+        target = directory / code_sha256
         if target.is_dir():
             return target
         with self._unpack_lock:
             if target.is_dir():
                 return target
-            staging = self._functions_dir / f".{code_sha256}.{os.getpid()}.tmp"
+            directory.mkdir(parents=True, exist_ok=True)
+            staging = directory / f".{code_sha256}.{os.getpid()}.tmp"
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             with zipfile.ZipFile(_BytesReader(code())) as archive:
@@ -734,7 +930,7 @@ class LambdaRunner:
             "AWS_REGION": self._region,
             "AWS_DEFAULT_REGION": self._region,
             "AWS_ENDPOINT_URL": self._endpoint,
-            **DUMMY_CREDENTIALS,
+            **(self._credentials(spec) if self._credentials is not None else DUMMY_CREDENTIALS),
             # The host's AWS config and instance metadata must not leak in (nor slow down boto3).
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
@@ -799,11 +995,6 @@ def _error_type(payload: bytes) -> str:
     return "Unhandled"
 
 
-def _trace_id() -> str:
-    epoch = f"{int(time.time()):08x}"
-    return f"Root=1-{epoch}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
-
-
 def _file_size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -823,6 +1014,33 @@ def _read_tail(path: Path, start: int) -> str:
         return ""
 
 
+# The distributions Lambda's Python runtime ships (stacks.lambda_deps.RUNTIME_PROVIDED, which decides what
+# the asset leaves out; a test keeps the two equal).
+RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+# The deployed runtime's standard library (python3.14) has modules this interpreter's lacks; their backports
+# stand in for them here, as the runtime provides them there (requirements-lambda.lock, resolved for 3.14,
+# rightly leaves them out of the asset). compression.zstd: jobcore.compressed reads zstd inputs with it.
+STDLIB_BACKPORTS = ("backports.zstd",) if sys.version_info < (3, 14) else ()
+
+
+def build_runtime_dir(directory: Path) -> Path:
+    """A directory of links to the host's installs of RUNTIME_DISTRIBUTIONS (their packages, modules and
+    .dist-info), built anew each time the server starts (the venv may have been reinstalled)."""
+    staging = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in RUNTIME_DISTRIBUTIONS + STDLIB_BACKPORTS:
+        dist = importlib.metadata.distribution(name)
+        tops = {Path(str(file)).parts[0] for file in dist.files or [] if not str(file).startswith("..")}
+        for top in sorted(tops - {"__pycache__"}):
+            source = Path(str(dist.locate_file(top)))
+            if source.exists():
+                (staging / top).symlink_to(source)
+    shutil.rmtree(directory, ignore_errors=True)
+    staging.rename(directory)
+    return directory
+
+
 # -- moto glue ----------------------------------------------------------------------------------------
 
 
@@ -831,6 +1049,20 @@ class TooManyRequestsException(JsonRESTError):
 
     def __init__(self) -> None:
         super().__init__("TooManyRequestsException", "Rate Exceeded.")
+
+
+class RequestEntityTooLargeException(JsonRESTError):
+    code = 413
+
+    def __init__(self, message: str) -> None:
+        super().__init__("RequestEntityTooLargeException", message)
+
+
+class RecursiveInvocationException(JsonRESTError):
+    code = 400
+
+    def __init__(self) -> None:
+        super().__init__("RecursiveInvocationException", recursion.RECURSIVE_INVOCATION_MESSAGE)
 
 
 class InvalidRequestContentException(JsonRESTError):
@@ -858,7 +1090,30 @@ def spec_from_moto(function: Any) -> FunctionSpec:
         environment={str(k): str(v) for k, v in (function.environment_vars or {}).items()},
         code_sha256=getattr(function, "code_digest", "") or hashlib.sha256(function.code_bytes).hexdigest(),
         reserved_concurrency=None if reserved in (None, "") else int(reserved),
+        role_arn=str(function.role or ""),
+        layers=tuple(digest for digest, _ in _layer_versions(function)),
     )
+
+
+def _layer_versions(function: Any) -> list[tuple[str, Any]]:
+    """(code digest, moto LayerVersion) of each layer the function declares, in order."""
+    backend = lambda_backends[function.account_id][function.region]
+    found = []
+    for layer in function.layers or []:
+        version = backend.layers_versions_by_arn(layer["Arn"])
+        if version is not None:
+            # moto holds the digest in base64 (as Lambda's API shows it): a directory name wants hex.
+            found.append((base64.b64decode(version.code_sha_256).hex(), version))
+    return found
+
+
+def layer_code(function: Any) -> dict[str, Callable[[], bytes]]:
+    """Each of the function's layers' zip by its digest, read when an environment needs it."""
+    return {digest: functools.partial(_code_bytes, version) for digest, version in _layer_versions(function)}
+
+
+def _code_bytes(model: Any) -> bytes:
+    return bytes(model.code_bytes)
 
 
 def cloudwatch_publisher(
@@ -884,6 +1139,25 @@ def cloudwatch_publisher(
     return publish
 
 
+def publish_recursion_dropped(
+    function_name: str, count: int = 1, *, account_id: str = ACCOUNT_ID, region: str = REGION
+) -> None:
+    """AWS/Lambda RecursiveInvocationsDropped for the function, as Lambda publishes it for each invocation
+    its recursive loop detection stops."""
+    backend = cloudwatch_backends[account_id][region]
+    backend.put_metric_data(
+        "AWS/Lambda",
+        [
+            {
+                "MetricName": "RecursiveInvocationsDropped",
+                "Value": float(count),
+                "Unit": "Count",
+                "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+            }
+        ],
+    )
+
+
 def install(runner: LambdaRunner) -> Callable[[], None]:
     """Replace moto's `LambdaFunction.invoke` with the runner; returns a function that restores it."""
     original = LambdaFunction.invoke
@@ -894,6 +1168,7 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
         headers = request_headers or {}
         invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
         payload = body if isinstance(body, bytes) else (body or "").encode("utf-8")
+        check_request_size(len(payload), invocation_type)
         if not payload.strip():
             payload = b"{}"
         try:
@@ -905,6 +1180,15 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
         response_headers["x-amz-executed-version"] = spec.version
         if invocation_type == "DryRun":
             return b""
+        # A function's own calls carry its lineage in X-Amzn-Trace-Id (botocore sends _X_AMZN_TRACE_ID);
+        # SNS and S3 deliver inside the publishing request, whose header this thread remembers.
+        trace = _header(headers, recursion.TRACE_HEADER) or recursion.current_trace()
+        if recursion.is_recursive_loop(spec.arn, trace):
+            publish_recursion_dropped(spec.name)
+            LOG.warning("recursive loop detected: invocation of %s dropped (%s)", spec.name, trace)
+            if invocation_type == "Event":
+                return b""  # accepted by the API, never run: what Lambda does with an async event
+            raise RecursiveInvocationException()
         if invocation_type == "Event":
             runner.invoke_async(
                 spec,
@@ -912,14 +1196,22 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
                 code=lambda: bytes(self.code_bytes),
                 config=async_config_from_moto(self),
                 on_outcome=send_to_destination,
+                trace=trace,
+                layers=layer_code(self),
             )
             return b""
         try:
             result = runner.invoke(
-                spec, payload, code=lambda: bytes(self.code_bytes), client_context=client_context
+                spec,
+                payload,
+                code=lambda: bytes(self.code_bytes),
+                client_context=client_context,
+                trace=trace,
+                layers=layer_code(self),
             )
         except FunctionThrottled:
             raise TooManyRequestsException() from None
+        result = check_response_size(result)
         if result.failed:
             response_headers["x-amz-function-error"] = "Unhandled"
         response_headers["x-amz-log-result"] = base64.b64encode(
@@ -933,6 +1225,33 @@ def install(runner: LambdaRunner) -> Callable[[], None]:
         LambdaFunction.invoke = original  # type: ignore[method-assign]
 
     return undo
+
+
+def check_request_size(size: int, invocation_type: str) -> None:
+    """Refuse a payload over Lambda's quota for its invocation type, with Lambda's 413 and message."""
+    if invocation_type == "Event" and size > ASYNC_REQUEST_LIMIT_BYTES:
+        raise RequestEntityTooLargeException(
+            f"{size} byte payload is too large for the Event invocation type (limit {ASYNC_REQUEST_LIMIT_BYTES} bytes)"
+        )
+    if size > SYNC_REQUEST_LIMIT_BYTES:
+        raise RequestEntityTooLargeException(
+            f"Request must be smaller than {SYNC_REQUEST_LIMIT_BYTES} bytes for the InvokeFunction operation"
+        )
+
+
+def check_response_size(result: InvocationResult) -> InvocationResult:
+    """A response over the synchronous quota is not returned: the invocation fails with Lambda's
+    Function.ResponseSizeTooLarge (a function error, so Step Functions and callers see it as one)."""
+    if len(result.payload) <= SYNC_RESPONSE_LIMIT_BYTES:
+        return result
+    message = (
+        f"Response payload size exceeded maximum allowed payload size ({SYNC_RESPONSE_LIMIT_BYTES} bytes)."
+    )
+    return replace(
+        result,
+        payload=json.dumps({"errorMessage": message, "errorType": "Function.ResponseSizeTooLarge"}).encode(),
+        error_type="Function.ResponseSizeTooLarge",
+    )
 
 
 def async_config_from_moto(function: Any) -> AsyncConfig:
@@ -981,12 +1300,38 @@ def invocation_record(outcome: AsyncOutcome) -> dict[str, Any]:
     return record
 
 
+_DESTINATION_ACTIONS = {
+    "sqs": "sqs:SendMessage",
+    "sns": "sns:Publish",
+    "lambda": "lambda:InvokeFunction",
+    "events": "events:PutEvents",
+}
+
+
 def send_to_destination(outcome: AsyncOutcome) -> None:
     """Send the invocation record to the outcome's destination, in this process's moto backends."""
     destination = outcome.destination
     if destination is None:
         return
     _, _, service, region, account, resource = destination.split(":", 5)
+    # Lambda sends to a destination with the function's execution role.
+    action = _DESTINATION_ACTIONS.get(service)
+    if action is not None and outcome.spec.role_arn:
+        denial = enforcement.active().authorize_role(
+            outcome.spec.role_arn,
+            outcome.spec.name,
+            [Check(action, destination)],
+            operation=f"lambda:destination {outcome.condition}",
+            region=region,
+        )
+        if denial is not None:
+            LOG.warning(
+                "the %s destination of %s was not sent: %s",
+                outcome.condition,
+                outcome.spec.name,
+                denial.message,
+            )
+            return
     record = json.dumps(invocation_record(outcome))
     if service == "sqs":
         sqs_backends[account][region].send_message(queue_name=resource, message_body=record)

@@ -21,6 +21,8 @@ from botocore.config import Config
 from moto.sqs import models as sqs_models
 
 from localcloud.core.state import DUMMY_CREDENTIALS
+from localcloud.services.iam.role_clients import RoleClients, SessionCredentials
+from localcloud.services.lambda_ import recursion
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +127,7 @@ class BatchOutcome:
     mapping_uuid: str
     message_ids: tuple[str, ...]
     failed_ids: tuple[str, ...]
-    outcome: str  # "success", "partial", "function_error", "invalid_response"
+    outcome: str  # "success", "partial", "function_error", "invalid_response", "recursive"
 
 
 def is_sqs_mapping(esm: Mapping[str, Any]) -> bool:
@@ -195,6 +197,13 @@ def failed_message_ids(payload: Any, message_ids: list[str]) -> list[str] | None
         if identifier not in failed:
             failed.append(identifier)
     return failed
+
+
+def access_denied(error: BaseException) -> bool:
+    """Whether an SDK error is IAM's refusal (AccessDenied in any service's spelling)."""
+    response = getattr(error, "response", None)
+    code = str((response or {}).get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    return code in ("AccessDenied", "AccessDeniedException", "AuthorizationError", "403")
 
 
 def _payload_size(message: Mapping[str, Any]) -> int:
@@ -291,6 +300,7 @@ class EventSourcePoller(MappingSupervisor):
         wait_time_seconds: int = 1,
         default_max_concurrency: int = 2,
         mapping_filter: Callable[[MappingConfig], bool] | None = None,
+        role_credentials: SessionCredentials | None = None,
     ) -> None:
         super().__init__(endpoint, refresh_interval_seconds)
         # Lets a caller (tests sharing one in-process moto) poll only the mappings it owns.
@@ -306,14 +316,16 @@ class EventSourcePoller(MappingSupervisor):
             region_name=region,
         )
         # Clients are created once, here: boto3 clients are thread-safe, session.client() is not.
-        self._sqs = session.client(
-            "sqs",
-            endpoint_url=endpoint,
-            config=Config(
-                max_pool_connections=64,
-                read_timeout=self._wait_time + 30,
-                retries={"mode": "standard", "max_attempts": 3},
-            ),
+        sqs_config = Config(
+            max_pool_connections=64,
+            read_timeout=self._wait_time + 30,
+            retries={"mode": "standard", "max_attempts": 3},
+        )
+        self._sqs = session.client("sqs", endpoint_url=endpoint, config=sqs_config)
+        # Lambda reads a mapping's queue with the function's execution role (the local cloud's server does
+        # this, so that IAM is enforced on the reads); without it, with the poller's own credentials.
+        self._role_clients = (
+            RoleClients(endpoint, region, session, sqs_config, role_credentials) if role_credentials else None
         )
         self._lambda_client = session.client(
             "lambda",
@@ -327,6 +339,10 @@ class EventSourcePoller(MappingSupervisor):
                 retries={"total_max_attempts": 1},
             ),
         )
+        self._cloudwatch = session.client("cloudwatch", endpoint_url=endpoint)
+        # The trace header of the batch a worker thread is invoking with (sent as X-Amzn-Trace-Id).
+        self._trace = threading.local()
+        self._lambda_client.meta.events.register("before-call.lambda.Invoke", self._add_trace_header)
         self._invoke: InvokeFn = invoke or self._invoke_lambda
         self._mappings: dict[str, MappingConfig] = {}
         # (mapping uuid, worker number) -> its thread
@@ -397,22 +413,46 @@ class EventSourcePoller(MappingSupervisor):
             try:
                 self.poll_once(mapping)
                 backoff = 0.0
-            except Exception:
+            except Exception as error:
                 # Never let one bad batch or a missing queue kill the mapping's delivery for good.
                 backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2))
-                logger.exception("mapping %s: polling failed; retrying in %.1fs", uuid, backoff)
+                if access_denied(error):
+                    # The function's role lacks a grant: the enforcement logged which; no traceback.
+                    logger.warning(
+                        "mapping %s: the function's role may not read %s (%s); retrying in %.1fs",
+                        uuid,
+                        mapping.queue_name,
+                        error,
+                        backoff,
+                    )
+                else:
+                    logger.exception("mapping %s: polling failed; retrying in %.1fs", uuid, backoff)
                 self._stop.wait(backoff)
 
     # -- one batch -------------------------------------------------------------------------------------
 
+    def _sqs_for(self, mapping: MappingConfig) -> Any:
+        if self._role_clients is None:
+            return self._sqs
+        return self._role_clients.client(mapping.function_arn, "sqs")
+
     def poll_once(self, mapping: MappingConfig) -> BatchOutcome | None:
         """Receive one batch for `mapping`, invoke its function and settle the batch. None when idle."""
-        queue_url = self._queue_url(mapping)
-        messages = self._receive_batch(mapping, queue_url)
+        sqs = self._sqs_for(mapping)
+        queue_url = self._queue_url(mapping, sqs)
+        messages = self._receive_batch(mapping, queue_url, sqs)
         if not messages:
             return None
+        messages = self._drop_recursive(mapping, messages)
+        if not messages:
+            return BatchOutcome(mapping_uuid=mapping.uuid, message_ids=(), failed_ids=(), outcome="recursive")
         records = [to_lambda_record(m, queue_arn=mapping.queue_arn) for m in messages]
         ids = [r["messageId"] for r in records]
+        # The invocation carries the lineage on (the batch's furthest along): what it sends is one hop more.
+        self._trace.header = recursion.deepest(
+            (m.get("Attributes", {}).get(recursion.SQS_TRACE_ATTRIBUTE) for m in messages),
+            mapping.function_arn,
+        )
         try:
             result = self._invoke(mapping.function_arn, {"Records": records})
         except Exception:
@@ -432,7 +472,7 @@ class EventSourcePoller(MappingSupervisor):
                 failed, outcome = reported, ("partial" if reported else "success")
 
         failed_set = set(failed)
-        self._delete(queue_url, [m for m in messages if m["MessageId"] not in failed_set])
+        self._delete(sqs, queue_url, [m for m in messages if m["MessageId"] not in failed_set])
         log = logger.warning if outcome in ("function_error", "invalid_response") else logger.info
         log(
             "mapping %s: batch of %d from %s -> %s: %s, %d failed%s",
@@ -448,19 +488,54 @@ class EventSourcePoller(MappingSupervisor):
             mapping_uuid=mapping.uuid, message_ids=tuple(ids), failed_ids=tuple(failed), outcome=outcome
         )
 
-    def _queue_url(self, mapping: MappingConfig) -> str:
+    def _drop_recursive(self, mapping: MappingConfig, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Lambda's recursive loop detection: a message whose lineage has already invoked this function 16
+        times is not delivered. It is not deleted either: it becomes visible again after the queue's
+        visibility timeout, each receive counts, and the queue's redrive policy moves it to the DLQ, as
+        on AWS. Each one counts in AWS/Lambda RecursiveInvocationsDropped."""
+        kept = []
+        dropped = 0
+        for message in messages:
+            header = message.get("Attributes", {}).get(recursion.SQS_TRACE_ATTRIBUTE)
+            if recursion.is_recursive_loop(mapping.function_arn, header):
+                dropped += 1
+            else:
+                kept.append(message)
+        if dropped:
+            function_name = mapping.function_arn.split(":")[6]
+            logger.warning(
+                "mapping %s: recursive loop detected, %d message(s) from %s not delivered to %s",
+                mapping.uuid,
+                dropped,
+                mapping.queue_name,
+                function_name,
+            )
+            self._cloudwatch.put_metric_data(
+                Namespace="AWS/Lambda",
+                MetricData=[
+                    {
+                        "MetricName": "RecursiveInvocationsDropped",
+                        "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+                        "Value": float(dropped),
+                        "Unit": "Count",
+                    }
+                ],
+            )
+        return kept
+
+    def _queue_url(self, mapping: MappingConfig, sqs: Any) -> str:
         url = self._queue_urls.get(mapping.queue_arn)
         if url is None:
             url = str(
-                self._sqs.get_queue_url(
-                    QueueName=mapping.queue_name, QueueOwnerAWSAccountId=mapping.queue_account
-                )["QueueUrl"]
+                sqs.get_queue_url(QueueName=mapping.queue_name, QueueOwnerAWSAccountId=mapping.queue_account)[
+                    "QueueUrl"
+                ]
             )
             self._queue_urls[mapping.queue_arn] = url
         return url
 
-    def _receive(self, queue_url: str, count: int, wait_seconds: int) -> list[dict[str, Any]]:
-        response = self._sqs.receive_message(
+    def _receive(self, sqs: Any, queue_url: str, count: int, wait_seconds: int) -> list[dict[str, Any]]:
+        response = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=max(1, min(SQS_MAX_MESSAGES_PER_RECEIVE, count)),
             WaitTimeSeconds=wait_seconds,
@@ -470,12 +545,12 @@ class EventSourcePoller(MappingSupervisor):
         )
         return list(response.get("Messages", []))
 
-    def _receive_batch(self, mapping: MappingConfig, queue_url: str) -> list[dict[str, Any]]:
+    def _receive_batch(self, mapping: MappingConfig, queue_url: str, sqs: Any) -> list[dict[str, Any]]:
         """Up to BatchSize messages: the first receive long-polls briefly; then, like Lambda, keep
         gathering until the batch is full, the batching window has passed, or the payload limit is near."""
         try:
-            messages = self._receive(queue_url, mapping.batch_size, self._wait_time)
-        except self._sqs.exceptions.QueueDoesNotExist:
+            messages = self._receive(sqs, queue_url, mapping.batch_size, self._wait_time)
+        except sqs.exceptions.QueueDoesNotExist:
             self._queue_urls.pop(mapping.queue_arn, None)
             raise
         if not messages:
@@ -492,7 +567,7 @@ class EventSourcePoller(MappingSupervisor):
             if window > 0 and remaining <= 0:
                 break
             wait = int(min(remaining, self._wait_time)) if window > 0 else 0
-            more = self._receive(queue_url, mapping.batch_size - len(messages), wait)
+            more = self._receive(sqs, queue_url, mapping.batch_size - len(messages), wait)
             if not more:
                 if window <= 0:
                     break  # no window: deliver what is there now
@@ -507,16 +582,21 @@ class EventSourcePoller(MappingSupervisor):
             unique[message["MessageId"]] = message
         return list(unique.values())
 
-    def _delete(self, queue_url: str, messages: list[dict[str, Any]]) -> None:
+    def _delete(self, sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), SQS_MAX_MESSAGES_PER_RECEIVE):
             chunk = messages[start : start + SQS_MAX_MESSAGES_PER_RECEIVE]
-            response = self._sqs.delete_message_batch(
+            response = sqs.delete_message_batch(
                 QueueUrl=queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
             for failure in response.get("Failed", []):
                 # Typically a receipt handle that expired: the message will simply be delivered again.
                 logger.warning("could not delete a processed message from %s: %s", queue_url, failure)
+
+    def _add_trace_header(self, params: dict[str, Any], **_kwargs: Any) -> None:
+        header = getattr(self._trace, "header", None)
+        if header:
+            params["headers"][recursion.TRACE_HEADER] = header
 
     def _invoke_lambda(self, function_arn: str, event: dict[str, Any]) -> InvokeResult:
         response = self._lambda_client.invoke(

@@ -30,12 +30,14 @@ from moto.dynamodbstreams.models import dynamodbstreams_backends
 
 from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
 from localcloud.services.events.events import pattern_matches
+from localcloud.services.iam.role_clients import RoleClients, SessionCredentials
 from localcloud.services.lambda_.event_source_mapping.sqs_poller import (
     LAMBDA_MAX_TIMEOUT_SECONDS,
     MAX_BACKOFF_SECONDS,
     InvokeFn,
     InvokeResult,
     MappingSupervisor,
+    access_denied,
     switch_off_push,
 )
 
@@ -327,6 +329,7 @@ class StreamPoller(MappingSupervisor):
         clock: Callable[[], float] = time.time,
         positions: Positions | None = None,
         iterator_age: IteratorAgeFn | None = None,
+        role_credentials: SessionCredentials | None = None,
     ) -> None:
         super().__init__(endpoint, refresh_interval_seconds)
         self._poll_interval = poll_interval_seconds
@@ -343,6 +346,11 @@ class StreamPoller(MappingSupervisor):
         self._streams = session.client("dynamodbstreams", endpoint_url=endpoint, config=retries)
         self._sqs = session.client("sqs", endpoint_url=endpoint, config=retries)
         self._sns = session.client("sns", endpoint_url=endpoint, config=retries)
+        # Lambda reads a stream, and sends to the mapping's on-failure destination, with the function's
+        # execution role (the local cloud's server does this, so that IAM is enforced on those calls).
+        self._role_clients = (
+            RoleClients(endpoint, region, session, retries, role_credentials) if role_credentials else None
+        )
         self._lambda_client = session.client(
             "lambda",
             endpoint_url=endpoint,
@@ -418,12 +426,26 @@ class StreamPoller(MappingSupervisor):
                 backoff = 0.0
                 if not outcomes:
                     self._stop.wait(self._poll_interval)
-            except Exception:
+            except Exception as error:
                 backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2))
-                logger.exception(
-                    "stream mapping %s: polling failed; retrying in %.1fs", mapping_uuid, backoff
-                )
+                if access_denied(error):
+                    # The function's role lacks a grant: the enforcement logged which; no traceback.
+                    logger.warning(
+                        "stream mapping %s: the function's role may not read its stream (%s); retrying in %.1fs",
+                        mapping_uuid,
+                        error,
+                        backoff,
+                    )
+                else:
+                    logger.exception(
+                        "stream mapping %s: polling failed; retrying in %.1fs", mapping_uuid, backoff
+                    )
                 self._stop.wait(backoff)
+
+    def _client(self, mapping: StreamMapping, service: str) -> Any:
+        if self._role_clients is None:
+            return {"dynamodbstreams": self._streams, "sqs": self._sqs, "sns": self._sns}[service]
+        return self._role_clients.client(mapping.function_arn, service)
 
     # -- reading a shard -------------------------------------------------------------------------------
 
@@ -431,19 +453,21 @@ class StreamPoller(MappingSupervisor):
         """The stream's shards, described again at most every refresh interval (not at every poll)."""
         described_at, shard_ids = self._shards.get(mapping.stream_arn, (0.0, []))
         if time.monotonic() - described_at >= self._refresh_interval or not shard_ids:
-            description = self._streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]
+            streams = self._client(mapping, "dynamodbstreams")
+            description = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]
             shard_ids = [str(shard["ShardId"]) for shard in description.get("Shards", [])]
             self._shards[mapping.stream_arn] = (time.monotonic(), shard_ids)
         return shard_ids
 
     def _iterator(self, mapping: StreamMapping, shard_id: str, after: str) -> str:
         """An iterator just after sequence number `after` ("" : the shard's oldest record)."""
+        streams = self._client(mapping, "dynamodbstreams")
         if not after:
-            response = self._streams.get_shard_iterator(
+            response = streams.get_shard_iterator(
                 StreamArn=mapping.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
             )
         else:
-            response = self._streams.get_shard_iterator(
+            response = streams.get_shard_iterator(
                 StreamArn=mapping.stream_arn,
                 ShardId=shard_id,
                 ShardIteratorType="AFTER_SEQUENCE_NUMBER",
@@ -470,7 +494,8 @@ class StreamPoller(MappingSupervisor):
         return records
 
     def _get_records(self, mapping: StreamMapping, iterator: str) -> tuple[list[dict[str, Any]], str | None]:
-        response = self._streams.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
+        streams = self._client(mapping, "dynamodbstreams")
+        response = streams.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
         _forget_iterators(mapping, (iterator, response.get("NextShardIterator")))
         records = [to_lambda_record(r, stream_arn=mapping.stream_arn) for r in response.get("Records", [])]
         return records, response.get("NextShardIterator")
@@ -665,10 +690,11 @@ class StreamPoller(MappingSupervisor):
         service = mapping.on_failure_arn.split(":")[2]
         if service == "sqs":
             name, account = mapping.on_failure_arn.split(":")[5], mapping.on_failure_arn.split(":")[4]
-            url = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-            self._sqs.send_message(QueueUrl=url, MessageBody=body)
+            sqs = self._client(mapping, "sqs")
+            url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=body)
         elif service == "sns":
-            self._sns.publish(TopicArn=mapping.on_failure_arn, Message=body)
+            self._client(mapping, "sns").publish(TopicArn=mapping.on_failure_arn, Message=body)
         else:
             logger.warning(
                 "stream mapping %s: destination %s not supported here", mapping.uuid, mapping.on_failure_arn
