@@ -108,7 +108,7 @@ demo: install ## Start the local cloud (PORT=N: on that port), deploy env=local 
 demo-recursion: install ## The same long job through the pipeline and through a queue that feeds itself (examples/self-recursion): the loop is stopped at 16 hops and pages, the pipeline finishes
 	$(BIN)/python examples/self-recursion/demo.py$(PORT_ARG)
 
-test: install ## Run every test tier (unit, infrastructure, local cloud, integration)
+test: install ## Run every test tier (unit, handlers, CLI, console, diff, infrastructure, local cloud, integration), then print each tier's time
 	$(BIN)/python -m pytest
 
 test-unit: install ## The domain's unit tests (pure: fakes, no AWS emulator; seconds)

@@ -82,7 +82,7 @@ REPLACING_PROPERTIES: Mapping[str, frozenset[str]] = {
     "AWS::CloudWatch::Dashboard": frozenset({"DashboardName"}),
     "AWS::Events::Rule": frozenset({"EventBusName", "Name"}),
     "AWS::Lambda::EventInvokeConfig": frozenset({"FunctionName", "Qualifier"}),
-    # The strict compliance profile's resources (README: Regulated accounts).
+    # The strict compliance profile's resources (docs/compliance.md).
     "AWS::KMS::Alias": frozenset({"AliasName"}),
     "AWS::IAM::ManagedPolicy": frozenset({"Description", "ManagedPolicyName", "Path"}),
     "AWS::Backup::BackupVault": frozenset({"BackupVaultName", "EncryptionKeyArn"}),

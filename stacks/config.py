@@ -55,8 +55,8 @@ TRIGGER_COMPRESSIONS = ("auto", "none", "gzip", "zstd")
 @dataclass(frozen=True, kw_only=True)
 class TriggerConfig:
     """Objects created under `prefix` (and ending in `suffix`) in `bucket` become jobs with these settings
-    (README "Start a job when an object arrives"): S3 sends "Object Created" to EventBridge (enabled on the
-    data bucket by the stack; on another bucket by its owner), a rule puts it on the ingest queue."""
+    (docs/jobs.md, "Start a job when an object arrives"): S3 sends "Object Created" to EventBridge (enabled on
+    the data bucket by the stack; on another bucket by its owner), a rule puts it on the ingest queue."""
 
     bucket: str | None = DATA_BUCKET
     prefix: str = ""
@@ -104,7 +104,7 @@ class IngestConfig:
     queue_retention_days: int = 4
     # A zstd input of one frame (what `zstd` writes by default) has no restart point: every resumed segment
     # decompresses it from its start. Accepted up to this size (compressed bytes); a larger one is REJECTED
-    # with how to recompress it in frames (README "Compressed inputs" has the measured cost).
+    # with how to recompress it in frames (docs/jobs.md, "Compressed inputs", has the measured cost).
     zstd_single_frame_max_bytes: int = 64 * 1024 * 1024
 
 
@@ -164,7 +164,7 @@ class AlarmConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class EventsConfig:
-    """Job lifecycle events (README: subscribing to job events)."""
+    """Job lifecycle events (docs/job-events.md: subscribing to job events)."""
 
     # The EventBridge bus they go to; None: the account's default bus. A named bus must exist already (the
     # stack neither creates nor deletes it); `-c eventBus=NAME` sets it per deploy.
@@ -229,8 +229,8 @@ class FunctionReservations:
 
 @dataclass(frozen=True, kw_only=True)
 class ComplianceConfig:
-    """`profile` "strict": the controls of NIST 800-53 R5, HIPAA Security and PCI DSS 3.2.1 (README:
-    Regulated accounts), checked by those cdk-nag packs at every synth. "default": the AwsSolutions and
+    """`profile` "strict": the controls of NIST 800-53 R5, HIPAA Security and PCI DSS 3.2.1
+    (docs/compliance.md), checked by those cdk-nag packs at every synth. "default": the AwsSolutions and
     Serverless packs only. `-c compliance=strict` sets it per deploy."""
 
     profile: str = DEFAULT_PROFILE

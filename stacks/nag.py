@@ -249,7 +249,7 @@ def acknowledge_job_events(
 # -- the strict profile ----------------------------------------------------------------------------------
 
 REPLICATION_REASON = (
-    "Cross-region replication is a documented choice (README: Regulated accounts), not a default: it needs a "
+    "Cross-region replication is a documented choice (docs/compliance.md), not a default: it needs a "
     "second bucket, key and stack in another region that this app does not deploy. Durability within the "
     "region is S3's (11 nines across zones); versioning and the retained bucket undo overwrites and deletes"
 )
@@ -331,5 +331,5 @@ def acknowledge_strict_pipeline(
             "Nothing is placed in the default security group (the functions and the endpoints have groups of "
             "their own, HTTPS only), and the VPC has no internet gateway or NAT. CloudFormation cannot remove "
             "the default group's rules; CDK does it with a custom-resource Lambda, which this project does not "
-            "deploy. README (Regulated accounts) gives the commands that empty it after the first deploy",
+            "deploy. docs/compliance.md gives the commands that empty it after the first deploy",
         )

@@ -187,7 +187,7 @@ def trim_index(index: bytes, text_offset: int) -> bytes:
 
 
 class GzipText:
-    """A gzip input's text, read through indexed_gzip (README: compressed inputs)."""
+    """A gzip input's text, read through indexed_gzip (docs/jobs.md: compressed inputs)."""
 
     random_access = False
     compression = GZIP
@@ -329,7 +329,7 @@ def _zstd_module() -> Any:
 
 
 class ZstdText:
-    """A zstd input's text, frame by frame (README: compressed inputs)."""
+    """A zstd input's text, frame by frame (docs/jobs.md: compressed inputs)."""
 
     random_access = False
     compression = ZSTD

@@ -316,5 +316,5 @@ class JobEvent:
 
     @property
     def dedupe_key(self) -> tuple[str, int, str]:
-        """What identifies the transition: a redelivered event repeats it (README: subscribing)."""
+        """What identifies the transition: a redelivered event repeats it (docs/job-events.md: delivery)."""
         return (str(self.detail["job_id"]), int(self.detail["attempt"]), self.detail_type)

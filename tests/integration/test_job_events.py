@@ -24,7 +24,7 @@ from tests.integration.test_shards import submit
 
 pytestmark = pytest.mark.integration
 
-# The README's example pattern: every job event of this pipeline.
+# docs/job-events.md's example pattern, widened: every job event of this pipeline.
 PATTERN = {"source": ["resilient-pipeline"]}
 
 
@@ -43,8 +43,8 @@ class Subscriber:
         rule_arn = self.events.put_rule(Name=name, EventPattern=json.dumps(PATTERN), State="ENABLED")[
             "RuleArn"
         ]
-        # As the README says: EventBridge may send to the queue for this rule (the local cloud, like AWS,
-        # delivers nothing to a queue whose policy does not let it).
+        # As docs/job-events.md says: EventBridge may send to the queue for this rule (the local cloud, like
+        # AWS, delivers nothing to a queue whose policy does not let it).
         statement = {
             "Effect": "Allow",
             "Principal": {"Service": "events.amazonaws.com"},

@@ -1,0 +1,55 @@
+"""Hooks for the whole test process: each tier's time, printed at the end of every run.
+
+A tier is a folder under tests/ (`make test-<tier>` runs one; `examples` is the example team code's own
+tests). Its time is the span from its first test's start to its last test's end, and the sum of its tests'
+own times (setup and teardown included), so a slow tier shows without a `--durations` run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(TierClock(), "tier-clock")
+
+
+@dataclass
+class _Span:
+    start: float
+    stop: float
+    spent: float = 0.0
+    tests: int = 0
+
+
+class TierClock:
+    def __init__(self) -> None:
+        self.spans: dict[str, _Span] = {}
+
+    @staticmethod
+    def tier_of(nodeid: str) -> str:
+        parts = Path(nodeid.split("::", maxsplit=1)[0]).parts
+        return parts[1] if len(parts) > 2 and parts[0] == "tests" else parts[0]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.start:
+            return
+        span = self.spans.setdefault(self.tier_of(report.nodeid), _Span(report.start, report.stop))
+        span.start = min(span.start, report.start)
+        span.stop = max(span.stop, report.stop)
+        span.spent += report.duration
+        if report.when == "call" or (report.when == "setup" and report.skipped):
+            span.tests += 1
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.spans:
+            return
+        terminalreporter.section("time per tier")
+        for tier, span in sorted(self.spans.items(), key=lambda kv: kv[1].start):
+            terminalreporter.write_line(
+                f"{tier:<12} {span.tests:>5} tests  {span.stop - span.start:7.1f} s"
+                f"  ({span.spent:.1f} s in its tests' setup, call and teardown)"
+            )
