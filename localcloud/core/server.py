@@ -29,7 +29,7 @@ from localcloud.core import chaos, persistence, request_threads, state
 from localcloud.core.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
 from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
-from localcloud.services.dynamodb import dynamodb_items, dynamodb_table
+from localcloud.services.dynamodb import attribute_values, dynamodb_items, dynamodb_table
 from localcloud.services.events import entry_size, events
 from localcloud.services.iam import enforcement
 from localcloud.services.kms import keys as kms_keys
@@ -164,6 +164,7 @@ def _install_models() -> list[Callable[[], None]]:
         queue_policy.install(),
         dynamodb_table.install(),
         dynamodb_items.install(),
+        attribute_values.install(),
         stack_exports.install(),
         kms_keys.install(),
         s3_notifications.install(),
