@@ -25,11 +25,11 @@ from moto.cloudformation import parsing as cfn_parsing
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud.core import chaos, persistence, request_threads, state
+from localcloud.core import chaos, persistence, request_threads, service_lookup, state
 from localcloud.core.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
 from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
-from localcloud.services.dynamodb import attribute_values, dynamodb_items, dynamodb_table
+from localcloud.services.dynamodb import attribute_values, dynamodb_items, dynamodb_table, update_expressions
 from localcloud.services.events import entry_size, events
 from localcloud.services.iam import enforcement
 from localcloud.services.kms import keys as kms_keys
@@ -165,6 +165,7 @@ def _install_models() -> list[Callable[[], None]]:
         dynamodb_table.install(),
         dynamodb_items.install(),
         attribute_values.install(),
+        update_expressions.install(),
         stack_exports.install(),
         kms_keys.install(),
         s3_notifications.install(),
@@ -255,6 +256,7 @@ def start_cloud(
     # Nothing is saved before the first periodic save, so a request in the moment before this is harmless.
     persistence.gate_server(gate, server)
     undo.append(request_threads.install(server))
+    undo.append(service_lookup.install())
     cloud = RunningCloud(port=port, home=home, server=server, runner=runner, store=store, undo=undo)
     LOG.info("moto %s serving %s (home %s)", _moto_version(), endpoint, home)
     _start_services(
