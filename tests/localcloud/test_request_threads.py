@@ -129,7 +129,10 @@ def test_moto_server_answers_every_request_on_reused_threads() -> None:
         one_after_another = threads.started
         with ThreadPoolExecutor(4) as pool:
             counts = list(
-                pool.map(lambda _: len(client(endpoint, "sqs").list_queues()["QueueUrls"]), range(8))
+                pool.map(
+                    lambda _: len(client(endpoint, "sqs").list_queues(QueueNamePrefix="reused")["QueueUrls"]),
+                    range(8),
+                )
             )
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
     finally:
