@@ -10,7 +10,6 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -562,57 +561,6 @@ def test_lambda_alarms_read_published_metrics(deployed: Deployed) -> None:
     duration = deployed.alarm("WorkerDurationNearTimeout")
     assert duration["StateValue"] == ALARM  # p99 read as the Maximum: 9500 > 8000
     assert duration["ExtendedStatistic"] == "p99"
-
-
-def test_statistics_read_in_process_are_the_apis(deployed: Deployed) -> None:
-    """The server's evaluator reads GetMetricStatistics from moto's backend in its own process: the same
-    datapoints as the API answers for the same query, and for an alarm the process does not hold (the
-    control), the API itself is asked."""
-    deployed.cw.put_metric_data(
-        Namespace="AWS/Lambda",
-        MetricData=[
-            {
-                "MetricName": "Duration",
-                "Dimensions": [{"Name": "FunctionName", "Value": deployed.function_name}],
-                "Value": value,
-                "Unit": "Milliseconds",
-            }
-            for value in (120.0, 300.5, 9500.0, 0.25)
-        ],
-    )
-    alarm = MetricAlarm.from_api(deployed.alarm("WorkerDurationNearTimeout"))
-    now = datetime.now(UTC)
-    query = {
-        "Namespace": "AWS/Lambda",
-        "MetricName": "Duration",
-        "Dimensions": [{"Name": "FunctionName", "Value": deployed.function_name}],
-        "StartTime": now - timedelta(seconds=600),
-        "EndTime": now + timedelta(seconds=1),
-        "Period": 60,
-        "Statistics": ["SampleCount", "Sum", "Minimum", "Maximum"],
-    }
-    answered = deployed.cw.get_metric_statistics(**query)["Datapoints"]
-    read = deployed.evaluator._statistics(alarm, query)
-    statistics = [{k: v for k, v in p.items() if k not in ("Unit", "Timestamp")} for p in answered]
-    assert read == statistics
-    assert read[0]["SampleCount"] == 4.0 and read[0]["Sum"] == 9920.75 and read[0]["Maximum"] == 9500.0
-
-    asked: list[dict[str, Any]] = []
-    original = deployed.evaluator._cw.get_metric_statistics
-
-    def counted(**arguments: Any) -> Any:
-        asked.append(arguments)
-        return original(**arguments)
-
-    deployed.evaluator._cw.get_metric_statistics = counted
-    deployed.evaluator._statistics(alarm, query)
-    assert asked == []
-    elsewhere = replace(alarm, name="an-alarm-of-another-process")
-    assert [
-        {k: v for k, v in p.items() if k not in ("Unit", "Timestamp")}
-        for p in deployed.evaluator._statistics(elsewhere, query)
-    ] == statistics
-    assert asked == [query]
 
 
 # -- metric math ------------------------------------------------------------------------------------------

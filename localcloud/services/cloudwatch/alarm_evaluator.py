@@ -18,7 +18,6 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from moto.cloudwatch.models import cloudwatch_backends
 from moto.sqs.models import sqs_backends
 
 from localcloud.core.state import DUMMY_CREDENTIALS
@@ -356,10 +355,6 @@ def aggregate(values: list[float], statistic: str) -> float | None:
     if statistic == "Minimum":
         return float(min(values))
     return float(max(values))  # Maximum, pNN
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def combine_statistics(buckets: list[Mapping[str, Any]], statistic: str) -> tuple[float, float] | None:
@@ -810,38 +805,10 @@ class AlarmEvaluator:
             }
             if alarm.unit:
                 kwargs["Unit"] = alarm.unit
-            buckets = self._statistics(alarm, kwargs)
+            buckets = self._cw.get_metric_statistics(**kwargs).get("Datapoints", [])
             combined = combine_statistics(buckets, statistic)
             points.append(Datapoint(start, combined[0], combined[1]) if combined is not None else None)
             end = start
-        return points
-
-    def _statistics(self, alarm: MetricAlarm, query: dict[str, Any]) -> list[Mapping[str, Any]]:
-        """GetMetricStatistics' datapoints (their statistics) for `query`: from moto's backend in this process when the alarm is
-        there (the server's evaluator: CloudWatch reads its own store, without a request to itself that
-        costs more to serialize and parse than to compute), else through the API."""
-        backend = cloudwatch_backends[alarm.account][self._region]
-        if alarm.name not in backend.alarms:
-            return list(self._cw.get_metric_statistics(**query).get("Datapoints", []))
-        # moto keeps naive UTC times, and its API parses a request's times into them.
-        buckets = backend.get_metric_statistics(
-            query["Namespace"],
-            query["MetricName"],
-            _naive_utc(query["StartTime"]),
-            _naive_utc(query["EndTime"]),
-            query["Period"],
-            query["Statistics"],
-            unit=query.get("Unit"),
-            dimensions=query["Dimensions"],
-        )
-        points: list[Mapping[str, Any]] = []
-        for bucket in buckets:
-            point: dict[str, Any] = {}  # the statistics; their buckets' times are never read
-            for statistic in query["Statistics"]:
-                value = bucket.get_statistics_for_type(statistic)
-                if value is not None:
-                    point[statistic] = float(value)
-            points.append(point)
         return points
 
     # -- output ----------------------------------------------------------------------------------------
