@@ -108,8 +108,13 @@ demo: install ## Start the local cloud (PORT=N: on that port), deploy env=local 
 demo-recursion: install ## The same long job through the pipeline and through a queue that feeds itself (examples/self-recursion): the loop is stopped at 16 hops and pages, the pipeline finishes
 	$(BIN)/python examples/self-recursion/demo.py$(PORT_ARG)
 
-test: install ## Run every test tier (unit, handlers, CLI, console, diff, infrastructure, local cloud, integration), then print each tier's time
-	$(BIN)/python -m pytest
+# `make test` spreads the tests over TEST_WORKERS processes (pytest-xdist; tests/conftest.py keeps what shares
+# a fixture in one worker). Two, for this machine's two cores: most of the suite waits on subprocesses (local
+# clouds, the CDK CLI, Lambda environments) as much as it computes. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
+test: install ## Run every test tier (unit, handlers, CLI, console, diff, infrastructure, local cloud, integration) in TEST_WORKERS processes, then print each tier's time
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-unit: install ## The domain's unit tests (pure: fakes, no AWS emulator; seconds)
 	$(BIN)/python -m pytest tests/unit
@@ -159,11 +164,12 @@ local-reset: install ## Stop the local cloud and delete its saved state: the nex
 chaos: install ## Fault matrix: cells F1-F11 x 5 seeds on a fresh local cloud, checked for lost/duplicated/missing/stuck (CHAOS_ARGS="--cells F6 --seeds 1")
 	$(BIN)/python -m faultmatrix $(CHAOS_ARGS)
 
-bench: install ## Benchmarks: the worker chunk loop (peak RSS, records/s vs a naive baseline), its codec (vs msgspec's floor and today's loop), compressed inputs (peak RSS, MiB/s compressed and decompressed, resume costs), then shards on the local cloud (wall time with 1, 2, 4, 8 shards under 300 ms S3 latency), and the handlers' cold starts (import plus first invocation, tracing off and on, against bare boto3's import)
+bench: install ## Benchmarks: the worker chunk loop (peak RSS, records/s vs a naive baseline), its codec (vs msgspec's floor and today's loop), compressed inputs (peak RSS, MiB/s compressed and decompressed, resume costs), then shards on the local cloud (wall time with 1, 2, 4, 8 shards under 300 ms S3 latency), the local cloud's job rate (300 jobs of 1,000 lines through the ingest queue: jobs/s and the server's CPU s per job), and the handlers' cold starts (import plus first invocation, tracing off and on, against bare boto3's import)
 	$(BIN)/python benchmarks/bench_worker.py
 	$(BIN)/python benchmarks/bench_codec.py
 	$(BIN)/python benchmarks/bench_compressed.py
 	$(BIN)/python benchmarks/bench_shards.py
+	$(BIN)/python benchmarks/bench_burst.py
 	$(BIN)/python benchmarks/bench_coldstart.py
 
 snapshot-update: install ## Re-record the template snapshots after an intended infrastructure change

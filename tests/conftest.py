@@ -1,4 +1,12 @@
-"""Hooks for the whole test process: each tier's time, printed at the end of every run.
+"""Hooks for the whole test process: how `make test` spreads the suite over worker processes, and each
+tier's time, printed at the end of every run.
+
+Workers (`pytest -n N --dist loadgroup`, pytest-xdist): every test gets an `xdist_group`, so that what shares
+a fixture runs in one process (tests/worker_groups.py). Tests that share a session-scoped fixture of this
+project (the integration tier's deployed local cloud, the infra tier's synthesized templates) form one group,
+found by following the fixtures they use, so each expensive fixture is built once; every other test is
+grouped by its file, so a module's fixture (a local cloud server, a moto backend) is built once too. Run
+without `-n`, the groups change nothing.
 
 A tier is a folder under tests/ (`make test-<tier>` runs one; `examples` is the example team code's own
 tests). Its time is the span from its first test's start to its last test's end, and the sum of its tests'
@@ -12,9 +20,19 @@ from pathlib import Path
 
 import pytest
 
+from tests import worker_groups
+
+# tests/unit/test_worker_groups.py runs pytest on generated test files.
+pytest_plugins = ("pytester",)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(TierClock(), "tier-clock")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    worker_groups.assign(items)
 
 
 @dataclass

@@ -407,6 +407,9 @@ class StateStore:
         """Hold requests, write the state, let them go. Raises SnapshotError (the previous snapshot stays).
         `final`: the server stops after this save: from its start on, every request is answered 503."""
         if final:
+            # Before the gate answers 503: an execution whose next call meets it ends, and must not be
+            # saved as ended.
+            sfn.hold_running_for_final_save()
             self.gate.close()
         with self._lock:
             started = time.monotonic()

@@ -25,11 +25,11 @@ from moto.cloudformation import parsing as cfn_parsing
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud.core import chaos, persistence, state
+from localcloud.core import chaos, persistence, request_threads, service_lookup, state
 from localcloud.core.state import DUMMY_CREDENTIALS, REGION, SAVED_DIR
 from localcloud.services.cloudformation import stack_exports, updates
 from localcloud.services.cloudwatch import alarm_evaluator, cloudwatch_alarm
-from localcloud.services.dynamodb import dynamodb_items, dynamodb_table
+from localcloud.services.dynamodb import attribute_values, dynamodb_items, dynamodb_table, update_expressions
 from localcloud.services.events import entry_size, events
 from localcloud.services.iam import enforcement
 from localcloud.services.kms import keys as kms_keys
@@ -40,8 +40,8 @@ from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_
 from localcloud.services.s3 import bucket_policy
 from localcloud.services.s3 import notifications as s3_notifications
 from localcloud.services.sns import topic_policy
-from localcloud.services.sqs import message_size, queue_policy
-from localcloud.services.stepfunctions import execution_role, history_limit, sfn
+from localcloud.services.sqs import message_size, queue_policy, retention
+from localcloud.services.stepfunctions import execution_role, history_limit, json_paths, program_cache, sfn
 from localcloud.services.stepfunctions import versions as sfn_versions
 
 LOG = logging.getLogger("localcloud.core.server")
@@ -152,6 +152,8 @@ def _install_models() -> list[Callable[[], None]]:
     """The services' patches over moto's models: what moto lacks or gets wrong, each undone in reverse."""
     return [
         sfn.install(),
+        program_cache.install(),
+        json_paths.install(),
         sfn_versions.install(),
         lambda_versions.install(),
         function_layers.install(),
@@ -160,8 +162,11 @@ def _install_models() -> list[Callable[[], None]]:
         topic_policy.install(),
         bucket_policy.install(),
         queue_policy.install(),
+        retention.install(),
         dynamodb_table.install(),
         dynamodb_items.install(),
+        attribute_values.install(),
+        update_expressions.install(),
         stack_exports.install(),
         kms_keys.install(),
         s3_notifications.install(),
@@ -251,6 +256,8 @@ def start_cloud(
     server.start()
     # Nothing is saved before the first periodic save, so a request in the moment before this is harmless.
     persistence.gate_server(gate, server)
+    undo.append(request_threads.install(server))
+    undo.append(service_lookup.install())
     cloud = RunningCloud(port=port, home=home, server=server, runner=runner, store=store, undo=undo)
     LOG.info("moto %s serving %s (home %s)", _moto_version(), endpoint, home)
     _start_services(

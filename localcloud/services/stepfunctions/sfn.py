@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from typing import Any
 
@@ -251,6 +251,8 @@ _listeners: list[StatusListener] = []
 # request can race for: whichever comes first decides the status, and only it notifies.
 _terminal_lock = threading.Lock()
 _TERMINAL_MARK = "_localcloud_terminal_status"
+# Set by `hold_running_for_final_save` on the executions RUNNING when the server's last save began.
+_RUNNING_AT_FINAL_SAVE = "_localcloud_running_at_final_save"
 
 
 def add_status_listener(listener: StatusListener) -> Undo:
@@ -260,6 +262,8 @@ def add_status_listener(listener: StatusListener) -> Undo:
 
 
 def _notify(execution: Any, status: str) -> None:
+    if getattr(execution, _RUNNING_AT_FINAL_SAVE, False) and status != ExecutionStatus.SUCCEEDED.value:
+        return  # the server is stopping: it is saved RUNNING and resumed, so it has not ended (no event, metric)
     for listener in list(_listeners):
         try:
             listener(execution, status)
@@ -374,6 +378,8 @@ def _publish_execution_metrics(execution: Any, status: str) -> None:
 
 # Set on an execution that was RUNNING when the state was saved: it is started again after a restore.
 _RESUME_MARK = "_localcloud_resume"
+# What a run sets when it ends; a resumed execution has none of it (moto's Execution.__init__ values).
+_END_ATTRIBUTES = {"stop_date": None, "output": None, "error": None, "cause": None}
 
 
 class _NoCallbacks:
@@ -429,7 +435,19 @@ def execution_state_to_save(execution: Any) -> dict[str, Any]:
     started with, and is marked to be started again by `resume_saved_executions` after a restore."""
     state = dict(execution.__dict__)
     worker = state.pop("exec_worker", None)
+    running_at_final_save = state.pop(_RUNNING_AT_FINAL_SAVE, False)
     if execution.exec_status == ExecutionStatus.RUNNING and getattr(execution, _TERMINAL_MARK, None) is None:
+        state["exec_worker"] = None
+        state[_RESUME_MARK] = True
+        return state
+    if running_at_final_save and execution.exec_status != ExecutionStatus.SUCCEEDED:
+        # It ended while the server was stopping: the final save answers every request 503, so its next
+        # call failed (seen: a Lambda task's 503 without a request id, a KeyError in moto's task, the
+        # execution FAILED) while nothing it did is kept. Saved as it was when the save began: RUNNING,
+        # resumed at the next start from its input, as the executions the save caught mid-task.
+        state.update(_END_ATTRIBUTES)
+        state.pop(_TERMINAL_MARK, None)
+        state["exec_status"] = ExecutionStatus.RUNNING
         state["exec_worker"] = None
         state[_RESUME_MARK] = True
         return state
@@ -442,6 +460,21 @@ def execution_state_to_save(execution: Any) -> dict[str, Any]:
         )
     state.pop(_RESUME_MARK, None)
     return state
+
+
+def hold_running_for_final_save(of: Iterable[Any] | None = None) -> int:
+    """Mark the executions RUNNING now (`of`: these instead of every execution), as the server's final save
+    begins: whatever ends them from here on is the shutdown, and they are saved to be resumed
+    (`execution_state_to_save`). Returns how many."""
+    running = [
+        execution
+        for execution in (executions() if of is None else of)
+        if execution.exec_status == ExecutionStatus.RUNNING
+        and getattr(execution, _TERMINAL_MARK, None) is None
+    ]
+    for execution in running:
+        setattr(execution, _RUNNING_AT_FINAL_SAVE, True)
+    return len(running)
 
 
 def executions() -> Iterator[Any]:
