@@ -149,7 +149,8 @@ def _check_cloudformation_models() -> None:
 
 
 def _install_models() -> list[Callable[[], None]]:
-    """The services' patches over moto's models: what moto lacks or gets wrong, each undone in reverse."""
+    """The services' patches over moto's models: what moto lacks, gets wrong or does slowly (the answers
+    unchanged), each undone in reverse."""
     return [
         sfn.install(),
         program_cache.install(),
