@@ -436,18 +436,15 @@ def execution_state_to_save(execution: Any) -> dict[str, Any]:
     state = dict(execution.__dict__)
     worker = state.pop("exec_worker", None)
     running_at_final_save = state.pop(_RUNNING_AT_FINAL_SAVE, False)
-    if execution.exec_status == ExecutionStatus.RUNNING and getattr(execution, _TERMINAL_MARK, None) is None:
-        state["exec_worker"] = None
-        state[_RESUME_MARK] = True
-        return state
-    if running_at_final_save and execution.exec_status != ExecutionStatus.SUCCEEDED:
-        # It ended while the server was stopping: the final save answers every request 503, so its next
-        # call failed (seen: a Lambda task's 503 without a request id, a KeyError in moto's task, the
-        # execution FAILED) while nothing it did is kept. Saved as it was when the save began: RUNNING,
-        # resumed at the next start from its input, as the executions the save caught mid-task.
-        state.update(_END_ATTRIBUTES)
-        state.pop(_TERMINAL_MARK, None)
-        state["exec_status"] = ExecutionStatus.RUNNING
+    running = _is_running(execution)
+    if running or (running_at_final_save and execution.exec_status != ExecutionStatus.SUCCEEDED):
+        if not running:
+            # It ended while the server was stopping: the final save answers every request 503, so its next
+            # call failed (seen: a Lambda task's 503 without a request id, a KeyError in moto's task, the
+            # execution FAILED) while nothing it did is kept. Saved as it was when the save began: RUNNING.
+            state.update(_END_ATTRIBUTES)
+            state.pop(_TERMINAL_MARK, None)
+            state["exec_status"] = ExecutionStatus.RUNNING
         state["exec_worker"] = None
         state[_RESUME_MARK] = True
         return state
@@ -462,16 +459,18 @@ def execution_state_to_save(execution: Any) -> dict[str, Any]:
     return state
 
 
+def _is_running(execution: Any) -> bool:
+    """RUNNING, and no terminal transition claimed yet (see `_execution_lifecycle`)."""
+    return bool(
+        execution.exec_status == ExecutionStatus.RUNNING and getattr(execution, _TERMINAL_MARK, None) is None
+    )
+
+
 def hold_running_for_final_save(of: Iterable[Any] | None = None) -> int:
     """Mark the executions RUNNING now (`of`: these instead of every execution), as the server's final save
     begins: whatever ends them from here on is the shutdown, and they are saved to be resumed
     (`execution_state_to_save`). Returns how many."""
-    running = [
-        execution
-        for execution in (executions() if of is None else of)
-        if execution.exec_status == ExecutionStatus.RUNNING
-        and getattr(execution, _TERMINAL_MARK, None) is None
-    ]
+    running = [execution for execution in (executions() if of is None else of) if _is_running(execution)]
     for execution in running:
         setattr(execution, _RUNNING_AT_FINAL_SAVE, True)
     return len(running)
