@@ -4,7 +4,9 @@ moto 5.2.5's interpreter hands every path it evaluates (`"job_id.$": "$.job_id"`
 a Choice's Variable) to jsonpath_ng's `parse`, which builds a new PLY lexer and parser each time: in a burst of
 small jobs that was 8% of the server's time. A parsed path is an immutable expression: `find` and
 `update_or_create` read it and change only the data they are given, so one parse serves every evaluation
-of the same text. A path that does not parse is not cached and fails at every evaluation, as before.
+of the same text. Two executions that miss the same text at the same moment may both parse it (lru_cache
+does not hold a lock while it calls), either result serving. A path that does not parse is not cached and
+fails at every evaluation, as before.
 """
 
 from __future__ import annotations
