@@ -4,9 +4,10 @@ tier's time, printed at the end of every run.
 Workers (`pytest -n N --dist loadgroup`, pytest-xdist): every test gets an `xdist_group`, so that what shares
 a fixture runs in one process (tests/worker_groups.py). Tests that share a session-scoped fixture of this
 project (the integration tier's deployed local cloud, the infra tier's synthesized templates) form one group,
-found by following the fixtures they use, so each expensive fixture is built once; every other test is
-grouped by its file, so a module's fixture (a local cloud server, a moto backend) is built once too. Run
-without `-n`, the groups change nothing.
+found by following the fixtures they use, so each expensive fixture is built once; a module's tests stay
+with their file's group when they share a module fixture (a local cloud server, a moto backend), even when
+some of them also use a session one, so that fixture is built once too; every other test is grouped by its
+file. Run without `-n`, the groups change nothing.
 
 A tier is a folder under tests/ (`make test-<tier>` runs one; `examples` is the example team code's own
 tests). Its time is the span from its first test's start to its last test's end, and the sum of its tests'
@@ -30,7 +31,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(TierClock(), "tier-clock")
 
 
-@pytest.hookimpl(trylast=True)
+# First: xdist's worker reads the `xdist_group` markers in its own pytest_collection_modifyitems, so they must
+# be there before it runs (run after it, they were ignored and every test was scheduled on its own).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     worker_groups.assign(items)
 

@@ -1,44 +1,64 @@
 """Which worker process runs each test under `make test` (pytest-xdist, `--dist loadgroup`): tests that share
-a session-scoped fixture of this project run in one worker, every other test with the rest of its file.
-tests/conftest.py says why."""
+a fixture of this project wider than a test run in one worker; every other test runs with the rest of its
+file. tests/conftest.py says why."""
 
 from __future__ import annotations
 
 import pytest
 
+# Scopes whose fixture value outlives one test. A module- or class-scoped fixture ties its users to their file
+# (a class is inside one); a session-scoped one ties every test that uses it, across files.
+_FILE_SCOPES = frozenset({"module", "class", "package"})
 
-def _shared_fixtures(item: pytest.Item) -> list[str]:
-    """The session-scoped fixtures defined in this project's conftests and test modules that `item` uses
-    (a plugin's or pytest's own, such as `tmp_path_factory`, have an empty base id: cheap, and per worker)."""
+
+def _shared_keys(item: pytest.Item) -> list[str]:
+    """What `item` shares with other tests through this project's fixtures: `session:NAME` for each
+    session-scoped fixture it uses, and its file when it uses a module-, class- or package-scoped one. A
+    plugin's or pytest's own fixtures (such as `tmp_path_factory`) have an empty base id: cheap, and per
+    worker, they tie nothing."""
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return []
-    shared = []
+    sessions, file_bound = [], False
     for name in info.names_closure:
         definitions = info.name2fixturedefs.get(name)
         if not definitions:
             continue
         definition = definitions[-1]
-        if definition.scope == "session" and definition.baseid:
-            shared.append(name)
-    return shared
+        if not definition.baseid:
+            continue
+        if definition.scope == "session":
+            sessions.append(f"session:{name}")
+        elif definition.scope in _FILE_SCOPES:
+            file_bound = True
+    return sessions + ([_file(item)] if file_bound else [])
+
+
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::", maxsplit=1)[0]
 
 
 def assign(items: list[pytest.Item]) -> None:
-    # Union-find over the shared fixtures: a test using `pipeline` and one using `local_cloud` share the
-    # cloud (`pipeline` depends on it), so both land in one group, named after its first fixture.
+    # Union-find over what tests share: a test using `pipeline` and one using `local_cloud` share the cloud
+    # (`pipeline` depends on it); a module's tests share its module fixture, even when one of them also uses
+    # the session's cloud. A group is named after its first session fixture, else after its file.
     parent: dict[str, str] = {}
 
-    def find(name: str) -> str:
-        while parent.setdefault(name, name) != name:
-            name = parent[name]
-        return name
+    def find(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
 
-    uses = {item.nodeid: _shared_fixtures(item) for item in items}
-    for names in uses.values():
-        for other in names[1:]:
-            parent[find(other)] = find(names[0])
+    keys = {item.nodeid: _shared_keys(item) for item in items}
+    for shared in keys.values():
+        for other in shared[1:]:
+            root, joined = find(shared[0]), find(other)
+            if root != joined:
+                # A session key stays the root, so the group keeps its session name.
+                if joined.startswith("session:") and not root.startswith("session:"):
+                    root, joined = joined, root
+                parent[joined] = root
     for item in items:
-        names = uses[item.nodeid]
-        group = f"session:{find(names[0])}" if names else item.nodeid.split("::", maxsplit=1)[0]
+        shared = keys[item.nodeid]
+        group = find(shared[0]) if shared else _file(item)
         item.add_marker(pytest.mark.xdist_group(group))
