@@ -10,8 +10,8 @@ some of them also use a session one, so that fixture is built once too; every ot
 file. Run without `-n`, the groups change nothing.
 
 A tier is a folder under tests/ (`make test-<tier>` runs one; `examples` is the example team code's own
-tests). Its time is the span from its first test's start to its last test's end, and the sum of its tests'
-own times (setup and teardown included), so a slow tier shows without a `--durations` run.
+tests). Its time is the sum of its tests' own times (setup and teardown included), printed with when it ran,
+so a slow tier shows without a `--durations` run.
 """
 
 from __future__ import annotations
@@ -68,9 +68,12 @@ class TierClock:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.spans:
             return
+        # With workers, tiers run side by side: a tier's cost is its tests' own time; when it ran (seconds from
+        # the first test's start) shows what overlapped.
+        began = min(span.start for span in self.spans.values())
         terminalreporter.section("time per tier")
-        for tier, span in sorted(self.spans.items(), key=lambda kv: kv[1].start):
+        for tier, span in sorted(self.spans.items(), key=lambda kv: -kv[1].spent):
             terminalreporter.write_line(
-                f"{tier:<12} {span.tests:>5} tests  {span.stop - span.start:7.1f} s"
-                f"  ({span.spent:.1f} s in its tests' setup, call and teardown)"
+                f"{tier:<12} {span.tests:>5} tests  {span.spent:7.1f} s in their setup, call and teardown"
+                f"  (ran from {span.start - began:.0f} s to {span.stop - began:.0f} s)"
             )

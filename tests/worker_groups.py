@@ -4,6 +4,8 @@ file. tests/conftest.py says why."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 # Scopes whose fixture value outlives one test. A module- or class-scoped fixture ties its users to their file
@@ -41,7 +43,7 @@ def _file(item: pytest.Item) -> str:
 def assign(items: list[pytest.Item]) -> None:
     # Union-find over what tests share: a test using `pipeline` and one using `local_cloud` share the cloud
     # (`pipeline` depends on it); a module's tests share its module fixture, even when one of them also uses
-    # the session's cloud. A group is named after its first session fixture, else after its file.
+    # the session's cloud.
     parent: dict[str, str] = {}
 
     def find(key: str) -> str:
@@ -52,13 +54,18 @@ def assign(items: list[pytest.Item]) -> None:
     keys = {item.nodeid: _shared_keys(item) for item in items}
     for shared in keys.values():
         for other in shared[1:]:
-            root, joined = find(shared[0]), find(other)
-            if root != joined:
-                # A session key stays the root, so the group keeps its session name.
-                if joined.startswith("session:") and not root.startswith("session:"):
-                    root, joined = joined, root
-                parent[joined] = root
+            parent[find(other)] = find(shared[0])
+    # A group is named after the session fixture most of its tests use (the integration tier's is
+    # `session:local_cloud`), else after its file.
+    uses: dict[str, Counter[str]] = {}
+    for shared in keys.values():
+        for key in shared:
+            uses.setdefault(find(key), Counter())[key] += 1
+    names = {
+        root: min(counted, key=lambda key: (not key.startswith("session:"), -counted[key], key))
+        for root, counted in uses.items()
+    }
     for item in items:
         shared = keys[item.nodeid]
-        group = find(shared[0]) if shared else _file(item)
+        group = names[find(shared[0])] if shared else _file(item)
         item.add_marker(pytest.mark.xdist_group(group))

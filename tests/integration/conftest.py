@@ -1,15 +1,20 @@
 """One local cloud per test session: `env=local` deployed with the real CDK CLI into the embedded
-emulator, and the demo's five scenarios run through it once (the tests then assert on what happened)."""
+emulator, and the demo's five scenarios run through it once (the tests then assert on what happened); and
+its fault injection API, for a test that needs a fault."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
+import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from localcloud.core import cloud
+from localcloud.core.chaos import CONTROL_PATH
 from localcloud.core.state import LocalCloudState
 from pipeline_cli import local_deploy
 from pipeline_cli.aws import Pipeline, connect_local
@@ -42,3 +47,36 @@ def demo_runs(pipeline: Pipeline) -> dict[str, ScenarioRun]:
     log = io.StringIO()
     runs = run_scenarios(pipeline, build_scenarios("it"), timeout=240, out=log)
     return {run.scenario.key: run for run in runs}
+
+
+class Chaos:
+    """The local cloud's fault injection API (`pipeline local chaos`), over HTTP."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.url = endpoint + CONTROL_PATH
+
+    def add(self, **rule: Any) -> dict[str, Any]:
+        request = urllib.request.Request(self.url, data=json.dumps(rule).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            document: dict[str, Any] = json.loads(response.read())
+        return document["rule"]
+
+    def rules(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(self.url, timeout=10) as response:
+            document = json.loads(response.read())
+        return list(document["rules"])
+
+    def clear(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(self.url, method="DELETE"), timeout=10).close()
+
+
+@pytest.fixture
+def chaos(pipeline: Pipeline, demo_runs: dict[str, ScenarioRun]) -> Iterator[Chaos]:
+    # After the demo scenarios (they must not see these faults); cleared whatever the test does.
+    assert pipeline.endpoint_url
+    faults = Chaos(pipeline.endpoint_url)
+    faults.clear()
+    try:
+        yield faults
+    finally:
+        faults.clear()

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from localcloud.core.chaos import CONTROL_PATH
 from pipeline_cli.aws import Pipeline
 from pipeline_cli.deadletters import peek_messages
 from pipeline_cli.main import main
 from pipeline_cli.records import build_request, get_record, send_request, upload_input
 from pipeline_cli.scenarios import ScenarioRun
+from tests.integration.conftest import Chaos
 from tests.integration.test_scenarios import executions_of, output_lines, wait_terminal
 
 pytestmark = pytest.mark.integration
@@ -34,39 +33,6 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
             return value
         time.sleep(0.25)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class Chaos:
-    """The local cloud's fault injection API (`pipeline local chaos`), over HTTP."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.url = endpoint + CONTROL_PATH
-
-    def add(self, **rule: Any) -> dict[str, Any]:
-        request = urllib.request.Request(self.url, data=json.dumps(rule).encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            document: dict[str, Any] = json.loads(response.read())
-        return document["rule"]
-
-    def rules(self) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(self.url, timeout=10) as response:
-            document = json.loads(response.read())
-        return list(document["rules"])
-
-    def clear(self) -> None:
-        urllib.request.urlopen(urllib.request.Request(self.url, method="DELETE"), timeout=10).close()
-
-
-@pytest.fixture
-def chaos(pipeline: Pipeline, demo_runs: dict[str, ScenarioRun]) -> Iterator[Chaos]:
-    # After the demo scenarios (they must not see these faults); cleared whatever the test does.
-    assert pipeline.endpoint_url
-    faults = Chaos(pipeline.endpoint_url)
-    faults.clear()
-    try:
-        yield faults
-    finally:
-        faults.clear()
 
 
 def function_name(pipeline: Pipeline, label: str) -> str:

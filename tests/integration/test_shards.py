@@ -13,6 +13,7 @@ import pytest
 from pipeline_cli.aws import Pipeline
 from pipeline_cli.main import main
 from pipeline_cli.records import build_request, get_record, send_request, upload_input
+from tests.integration.conftest import Chaos
 from tests.integration.test_integrity import dlq_messages_of, unique, wait_for
 from tests.integration.test_scenarios import executions_of, wait_terminal
 
@@ -87,9 +88,12 @@ def test_a_failing_shard_fails_the_job_once_naming_the_shard(pipeline: Pipeline,
     assert messages[0]["error_message"] == record["error"]["message"]
 
 
-def test_cancel_stops_every_shard(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_cancel_stops_every_shard(pipeline: Pipeline, chaos: Chaos, tmp_path: Path) -> None:
     body = body_of(30_000)
     job_id = unique("it-shardcancel")
+    # Every read of the input held 0.5 s (10 chunks a shard: 5 s or more), so that the cancel lands mid-job
+    # however fast the local cloud runs: the job at full speed ended before the cancel reached it.
+    chaos.add(service="s3", operation="GetObject", latency_ms=500)
     submit(pipeline, tmp_path, job_id, body, shards=4)
     wait_for(
         lambda: (get_record(pipeline, job_id) or {}).get("records_in", 0) > 0,
