@@ -514,6 +514,10 @@ class PeriodicSaver:
         self._thread = threading.Thread(target=self._run, name="localcloud-saver", daemon=True)
         self._thread.start()
 
+    def stopping(self) -> None:
+        """Start no further save; `stop` waits for one under way."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -565,6 +565,9 @@ class WaitingService:
     def start(self) -> None:
         pass
 
+    def stopping(self) -> None:
+        pass
+
     def stop(self) -> None:
         self.until.wait(self.timeout)
 
@@ -847,6 +850,9 @@ class RecordingService:
         self.stopped = False
 
     def start(self) -> None:
+        pass
+
+    def stopping(self) -> None:
         pass
 
     def stop(self) -> None:

@@ -511,6 +511,10 @@ class AlarmEvaluator:
         self._thread.start()
         logger.info("alarm evaluator started on %s", self._endpoint)
 
+    def stopping(self) -> None:
+        """Evaluate no further alarm; `stop` waits for the thread."""
+        self._stop.set()
+
     def stop(self, timeout_seconds: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:

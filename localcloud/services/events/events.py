@@ -474,6 +474,12 @@ class EventDeliverer:
         for thread in self._threads:
             thread.start()
 
+    def stopping(self) -> None:
+        """Take no further delivery (a send in flight ends on its own); `stop` waits for the workers."""
+        with self._lock:
+            self._stopped = True
+            self._lock.notify_all()
+
     def stop(self) -> None:
         """Stop delivering; pending deliveries (and retries not yet due) are dropped, as the process ends."""
         with self._lock:

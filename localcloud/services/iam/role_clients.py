@@ -32,8 +32,12 @@ class RoleClients:
         admin: boto3.session.Session,
         config: Config,
         credentials: SessionCredentials,
+        *,
+        prepare: Callable[[Any], Any] | None = None,
     ) -> None:
+        """`prepare`: applied to each client made (the pollers' retry rule while stopping)."""
         self._endpoint = endpoint
+        self._prepare = prepare
         self._region = region
         self._config = config
         self._credentials = credentials
@@ -68,9 +72,10 @@ class RoleClients:
             session = self._sessions.setdefault((role_arn, name), session)
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = session.client(
-                    service, endpoint_url=self._endpoint, config=self._config
-                )
+                client = session.client(service, endpoint_url=self._endpoint, config=self._config)
+                if self._prepare is not None:
+                    client = self._prepare(client)
+                self._clients[key] = client
         return client
 
     def _role_of(self, function_arn: str) -> str:

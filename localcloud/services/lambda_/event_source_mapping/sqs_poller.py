@@ -211,6 +211,10 @@ def _payload_size(message: Mapping[str, Any]) -> int:
     return len(str(message.get("Body", "")).encode()) + 1024
 
 
+class Stopping(Exception):
+    """Raised in place of retrying a failed call once the poller is stopping."""
+
+
 class MappingSupervisor:
     """What the event-source pollers share (SQS here, DynamoDB streams in `stream_poller` beside it): a
     supervisor thread calls `refresh()` every `refresh_interval_seconds` (backing off while listing fails),
@@ -241,6 +245,26 @@ class MappingSupervisor:
         self._supervisor = threading.Thread(target=self._supervise, name=name, daemon=True)
         self._supervisor.start()
         logger.info("%s poller started on %s", self.kind, self._endpoint)
+
+    def stopping(self) -> None:
+        """Start no further poll; `stop` waits for the threads."""
+        self._stop.set()
+
+    def without_retries_when_stopping(self, client: Any) -> Any:
+        """`client`, whose failed calls are not retried once the poller is stopping: from the cloud's final
+        save until it stops every call is answered 503, and a poll in flight then retried with backoff,
+        holding up the poller's stop (and `down`) by seconds."""
+        client.meta.events.register_first("needs-retry", self._refuse_retry_when_stopping)
+        return client
+
+    def _refuse_retry_when_stopping(
+        self, response: Any = None, caught_exception: Any = None, **_: Any
+    ) -> None:
+        # botocore asks this after every attempt; a successful one goes on as usual.
+        if not self._stop.is_set():
+            return
+        if caught_exception is not None or (response is not None and response[0].status_code >= 500):
+            raise Stopping("the poller is stopping: the failed call is not retried")
 
     def stop(self, timeout_seconds: float = 10.0) -> None:
         self._stop.set()
@@ -321,11 +345,22 @@ class EventSourcePoller(MappingSupervisor):
             read_timeout=self._wait_time + 30,
             retries={"mode": "standard", "max_attempts": 3},
         )
-        self._sqs = session.client("sqs", endpoint_url=endpoint, config=sqs_config)
+        self._sqs = self.without_retries_when_stopping(
+            session.client("sqs", endpoint_url=endpoint, config=sqs_config)
+        )
         # Lambda reads a mapping's queue with the function's execution role (the local cloud's server does
         # this, so that IAM is enforced on the reads); without it, with the poller's own credentials.
         self._role_clients = (
-            RoleClients(endpoint, region, session, sqs_config, role_credentials) if role_credentials else None
+            RoleClients(
+                endpoint,
+                region,
+                session,
+                sqs_config,
+                role_credentials,
+                prepare=self.without_retries_when_stopping,
+            )
+            if role_credentials
+            else None
         )
         self._lambda_client = session.client(
             "lambda",
@@ -413,6 +448,8 @@ class EventSourcePoller(MappingSupervisor):
             try:
                 self.poll_once(mapping)
                 backoff = 0.0
+            except Stopping:
+                return
             except Exception as error:
                 # Never let one bad batch or a missing queue kill the mapping's delivery for good.
                 backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2))

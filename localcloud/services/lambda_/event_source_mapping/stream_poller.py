@@ -37,6 +37,7 @@ from localcloud.services.lambda_.event_source_mapping.sqs_poller import (
     InvokeFn,
     InvokeResult,
     MappingSupervisor,
+    Stopping,
     access_denied,
     switch_off_push,
 )
@@ -343,13 +344,16 @@ class StreamPoller(MappingSupervisor):
             region_name=region,
         )
         retries = Config(max_pool_connections=32, retries={"mode": "standard", "max_attempts": 3})
-        self._streams = session.client("dynamodbstreams", endpoint_url=endpoint, config=retries)
-        self._sqs = session.client("sqs", endpoint_url=endpoint, config=retries)
-        self._sns = session.client("sns", endpoint_url=endpoint, config=retries)
+        guarded = self.without_retries_when_stopping
+        self._streams = guarded(session.client("dynamodbstreams", endpoint_url=endpoint, config=retries))
+        self._sqs = guarded(session.client("sqs", endpoint_url=endpoint, config=retries))
+        self._sns = guarded(session.client("sns", endpoint_url=endpoint, config=retries))
         # Lambda reads a stream, and sends to the mapping's on-failure destination, with the function's
         # execution role (the local cloud's server does this, so that IAM is enforced on those calls).
         self._role_clients = (
-            RoleClients(endpoint, region, session, retries, role_credentials) if role_credentials else None
+            RoleClients(endpoint, region, session, retries, role_credentials, prepare=guarded)
+            if role_credentials
+            else None
         )
         self._lambda_client = session.client(
             "lambda",
@@ -426,6 +430,8 @@ class StreamPoller(MappingSupervisor):
                 backoff = 0.0
                 if not outcomes:
                     self._stop.wait(self._poll_interval)
+            except Stopping:
+                return
             except Exception as error:
                 backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2))
                 if access_denied(error):
