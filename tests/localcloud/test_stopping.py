@@ -73,7 +73,10 @@ def attempts_of(client: Any) -> list[str]:
 
 POLLERS = {
     "sqs": lambda endpoint: (poller := sqs_poller.EventSourcePoller(endpoint, "us-east-1"), poller._sqs),
-    "streams": lambda endpoint: (poller := stream_poller.StreamPoller(endpoint, "us-east-1"), poller._streams),
+    "streams": lambda endpoint: (
+        poller := stream_poller.StreamPoller(endpoint, "us-east-1"),
+        poller._streams,
+    ),
 }
 
 
