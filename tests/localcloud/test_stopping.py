@@ -1,6 +1,6 @@
 """A stopping local cloud stops at once (localcloud.core.server.RunningCloud.stop): every background service
-is told to start nothing new before the final save closes the gate, and the pollers do not retry a failed
-call once stopping.
+is told to start nothing new before the final save closes the gate, and the pollers and the alarm evaluator
+do not retry a failed call once stopping (localcloud.core.stopping).
 
 Found timing the test suite: each `down` of a deployed cloud took 5 to 11 s after its final save, the alarm
 evaluator and the pollers in turn retrying their in-flight calls against the closed gate's 503s (botocore's
@@ -9,6 +9,7 @@ standard retries, with backoff) before each one's stop could return."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +18,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from localcloud.core.server import RunningCloud
+from localcloud.core.stopping import Stopping
+from localcloud.services.cloudwatch.alarm_evaluator import AlarmEvaluator
 from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
 
 
@@ -71,32 +74,41 @@ def attempts_of(client: Any) -> list[str]:
     return sent
 
 
-POLLERS = {
-    "sqs": lambda endpoint: (poller := sqs_poller.EventSourcePoller(endpoint, "us-east-1"), poller._sqs),
-    "streams": lambda endpoint: (
+# Each background service that calls the cloud, with a call to make and the client it goes through.
+SERVICES: dict[str, Callable[[str], tuple[Any, Callable[[], Any], Any]]] = {
+    "sqs poller": lambda endpoint: (
+        poller := sqs_poller.EventSourcePoller(endpoint, "us-east-1"),
+        poller._sqs.list_queues,
+        poller._sqs,
+    ),
+    "stream poller": lambda endpoint: (
         poller := stream_poller.StreamPoller(endpoint, "us-east-1"),
+        poller._streams.list_streams,
         poller._streams,
+    ),
+    "alarm evaluator": lambda endpoint: (
+        evaluator := AlarmEvaluator(endpoint, "us-east-1"),
+        evaluator._cw.describe_alarms,
+        evaluator._cw,
     ),
 }
 
 
-@pytest.mark.parametrize("kind", sorted(POLLERS))
-def test_a_stopping_poller_does_not_retry_a_failed_call(kind: str) -> None:
-    poller, client = POLLERS[kind](closed_port_endpoint())
+@pytest.mark.parametrize("kind", sorted(SERVICES))
+def test_a_stopping_service_does_not_retry_a_failed_call(kind: str) -> None:
+    service, call, client = SERVICES[kind](closed_port_endpoint())
     sent = attempts_of(client)
-    poller.stopping()
-    call = client.list_queues if kind == "sqs" else client.list_streams
-    with pytest.raises(sqs_poller.Stopping):
+    service.stopping()
+    with pytest.raises(Stopping):
         call()
     assert len(sent) == 1
 
 
-@pytest.mark.parametrize("kind", sorted(POLLERS))
-def test_a_running_poller_still_retries_a_failed_call(kind: str) -> None:
-    # The control: the same failure is retried while the poller runs.
-    _, client = POLLERS[kind](closed_port_endpoint())
+@pytest.mark.parametrize("kind", sorted(SERVICES))
+def test_a_running_service_still_retries_a_failed_call(kind: str) -> None:
+    # The control: the same failure is retried while the service runs.
+    _, call, client = SERVICES[kind](closed_port_endpoint())
     sent = attempts_of(client)
-    call = client.list_queues if kind == "sqs" else client.list_streams
     with pytest.raises(EndpointConnectionError):
         call()
     assert len(sent) > 1

@@ -21,6 +21,7 @@ from botocore.config import Config
 from moto.sqs.models import sqs_backends
 
 from localcloud.core.state import DUMMY_CREDENTIALS
+from localcloud.core.stopping import Stopping, without_retries_when
 from localcloud.services.cloudwatch import metric_math
 from localcloud.services.iam import policy
 
@@ -487,12 +488,18 @@ class AlarmEvaluator:
             region_name=region,
         )
         config = Config(retries={"mode": "standard", "max_attempts": 3}, read_timeout=30)
-        self._cw = session.client("cloudwatch", endpoint_url=endpoint, config=config)
-        self._sqs = session.client("sqs", endpoint_url=endpoint, config=config)
-        self._sns = session.client("sns", endpoint_url=endpoint, config=config)
+        self._stop = threading.Event()
+        self._cw = without_retries_when(
+            self._stop, session.client("cloudwatch", endpoint_url=endpoint, config=config)
+        )
+        self._sqs = without_retries_when(
+            self._stop, session.client("sqs", endpoint_url=endpoint, config=config)
+        )
+        self._sns = without_retries_when(
+            self._stop, session.client("sns", endpoint_url=endpoint, config=config)
+        )
 
         self._lock = threading.RLock()
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen: dict[str, _Seen] = {}
         self._warned: set[str] = set()
@@ -531,6 +538,8 @@ class AlarmEvaluator:
                 self.evaluate()
                 backoff = 0.0
                 self._stop.wait(self._interval)
+            except Stopping:
+                return
             except Exception:
                 # Never let a hiccup of the emulator end alarm evaluation for good.
                 backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))

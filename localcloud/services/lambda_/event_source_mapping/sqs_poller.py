@@ -21,6 +21,7 @@ from botocore.config import Config
 from moto.sqs import models as sqs_models
 
 from localcloud.core.state import DUMMY_CREDENTIALS
+from localcloud.core.stopping import Stopping, without_retries_when
 from localcloud.services.iam.role_clients import RoleClients, SessionCredentials
 from localcloud.services.lambda_ import recursion
 
@@ -211,10 +212,6 @@ def _payload_size(message: Mapping[str, Any]) -> int:
     return len(str(message.get("Body", "")).encode()) + 1024
 
 
-class Stopping(Exception):
-    """Raised in place of retrying a failed call once the poller is stopping."""
-
-
 class MappingSupervisor:
     """What the event-source pollers share (SQS here, DynamoDB streams in `stream_poller` beside it): a
     supervisor thread calls `refresh()` every `refresh_interval_seconds` (backing off while listing fails),
@@ -251,20 +248,8 @@ class MappingSupervisor:
         self._stop.set()
 
     def without_retries_when_stopping(self, client: Any) -> Any:
-        """`client`, whose failed calls are not retried once the poller is stopping: from the cloud's final
-        save until it stops every call is answered 503, and a poll in flight then retried with backoff,
-        holding up the poller's stop (and `down`) by seconds."""
-        client.meta.events.register_first("needs-retry", self._refuse_retry_when_stopping)
-        return client
-
-    def _refuse_retry_when_stopping(
-        self, response: Any = None, caught_exception: Any = None, **_: Any
-    ) -> None:
-        # botocore asks this after every attempt; a successful one goes on as usual.
-        if not self._stop.is_set():
-            return
-        if caught_exception is not None or (response is not None and response[0].status_code >= 500):
-            raise Stopping("the poller is stopping: the failed call is not retried")
+        """`client`, whose failed calls are not retried once the poller is stopping (core.stopping)."""
+        return without_retries_when(self._stop, client)
 
     def stop(self, timeout_seconds: float = 10.0) -> None:
         self._stop.set()

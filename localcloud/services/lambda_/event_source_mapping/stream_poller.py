@@ -29,6 +29,7 @@ from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 
 from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
+from localcloud.core.stopping import Stopping
 from localcloud.services.events.events import pattern_matches
 from localcloud.services.iam.role_clients import RoleClients, SessionCredentials
 from localcloud.services.lambda_.event_source_mapping.sqs_poller import (
@@ -37,7 +38,6 @@ from localcloud.services.lambda_.event_source_mapping.sqs_poller import (
     InvokeFn,
     InvokeResult,
     MappingSupervisor,
-    Stopping,
     access_denied,
     switch_off_push,
 )
