@@ -109,12 +109,13 @@ demo-recursion: install ## The same long job through the pipeline and through a 
 	$(BIN)/python examples/self-recursion/demo.py$(PORT_ARG)
 
 # `make test` spreads the tests over TEST_WORKERS processes (pytest-xdist; tests/conftest.py keeps what shares
-# a fixture in one worker). Two, for this machine's two cores: most of the suite waits on subprocesses (local
+# a fixture in one worker and hands the slow tiers' groups out first, in its own order: hence
+# --no-loadscope-reorder). Two, for this machine's two cores: most of the suite waits on subprocesses (local
 # clouds, the CDK CLI, Lambda environments) as much as it computes. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
 test: install ## Run every test tier (unit, handlers, CLI, console, diff, infrastructure, local cloud, integration) in TEST_WORKERS processes, then print each tier's time
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-unit: install ## The domain's unit tests (pure: fakes, no AWS emulator; seconds)
 	$(BIN)/python -m pytest tests/unit

@@ -7,7 +7,8 @@ project (the integration tier's deployed local cloud, the infra tier's synthesiz
 found by following the fixtures they use, so each expensive fixture is built once; a module's tests stay
 with their file's group when they share a module fixture (a local cloud server, a moto backend), even when
 some of them also use a session one, so that fixture is built once too; every other test is grouped by its
-file. Run without `-n`, the groups change nothing.
+file. Under workers the groups are handed out slow tiers first (tests/worker_groups.py: `order`), so the
+workers end together; run without `-n`, the groups and the order change nothing.
 
 A tier is a folder under tests/ (`make test-<tier>` runs one; `examples` is the example team code's own
 tests). Its time is the sum of its tests' own times (setup and teardown included), printed with when it ran,
@@ -17,7 +18,6 @@ so a slow tier shows without a `--durations` run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -35,7 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
 # be there before it runs (run after it, they were ignored and every test was scheduled on its own).
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    worker_groups.assign(items)
+    groups = worker_groups.assign(items)
+    if config.getoption("dist", "no") != "no":
+        worker_groups.order(items, groups)
 
 
 @dataclass
@@ -50,15 +52,10 @@ class TierClock:
     def __init__(self) -> None:
         self.spans: dict[str, _Span] = {}
 
-    @staticmethod
-    def tier_of(nodeid: str) -> str:
-        parts = Path(nodeid.split("::", maxsplit=1)[0]).parts
-        return parts[1] if len(parts) > 2 and parts[0] == "tests" else parts[0]
-
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not report.start:
             return
-        span = self.spans.setdefault(self.tier_of(report.nodeid), _Span(report.start, report.stop))
+        span = self.spans.setdefault(worker_groups.tier_of(report.nodeid), _Span(report.start, report.stop))
         span.start = min(span.start, report.start)
         span.stop = max(span.stop, report.stop)
         span.spent += report.duration

@@ -5,8 +5,15 @@ file. tests/conftest.py says why."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
+
+# The order groups are handed to workers in, by the tier of their first test: the slow tiers first, each of
+# whose groups builds a local cloud or runs jobs on one, so that the last groups to start are short ones and
+# the workers end together (xdist's own order, by number of tests, started the one-test integration modules of
+# 35 s last, while the other worker sat idle).
+TIER_ORDER = ("integration", "localcloud", "cli", "diff", "infra", "handlers", "examples", "unit", "console")
 
 # Scopes whose fixture value outlives one test. A module- or class-scoped fixture ties its users to their file
 # (a class is inside one); a session-scoped one ties every test that uses it, across files.
@@ -40,7 +47,7 @@ def _file(item: pytest.Item) -> str:
     return item.nodeid.split("::", maxsplit=1)[0]
 
 
-def assign(items: list[pytest.Item]) -> None:
+def assign(items: list[pytest.Item]) -> dict[str, str]:
     # Union-find over what tests share: a test using `pipeline` and one using `local_cloud` share the cloud
     # (`pipeline` depends on it); a module's tests share its module fixture, even when one of them also uses
     # the session's cloud.
@@ -65,7 +72,40 @@ def assign(items: list[pytest.Item]) -> None:
         root: min(counted, key=lambda key: (not key.startswith("session:"), -counted[key], key))
         for root, counted in uses.items()
     }
+    groups = {}
     for item in items:
         shared = keys[item.nodeid]
-        group = names[find(shared[0])] if shared else _file(item)
+        group = groups[item.nodeid] = names[find(shared[0])] if shared else _file(item)
         item.add_marker(pytest.mark.xdist_group(group))
+    return groups
+
+
+def order(items: list[pytest.Item], groups: dict[str, str]) -> None:
+    """Reorders `items` (in place) group by group: groups of slower tiers first (TIER_ORDER), within a tier
+    the session-wide groups, then the larger ones; tests keep their order within a group. For
+    `--dist loadgroup` with `--no-loadscope-reorder`, which hands groups out in this order."""
+    first: dict[str, int] = {}
+    size: dict[str, int] = {}
+    for position, item in enumerate(items):
+        group = groups[item.nodeid]
+        first.setdefault(group, position)
+        size[group] = size.get(group, 0) + 1
+
+    def rank(group: str) -> tuple[int, bool, int, int]:
+        tier = tier_of(items[first[group]].nodeid)
+        return (
+            TIER_ORDER.index(tier) if tier in TIER_ORDER else len(TIER_ORDER),
+            not group.startswith("session:"),
+            -size[group],
+            first[group],
+        )
+
+    ranks = {group: rank(group) for group in first}
+    # A stable sort: each group's tests stay in their collected order.
+    items.sort(key=lambda item: ranks[groups[item.nodeid]])
+
+
+def tier_of(nodeid: str) -> str:
+    """A test's tier: its folder under tests/, or the top folder of a test outside tests/ (`examples`)."""
+    parts = Path(nodeid.split("::", maxsplit=1)[0]).parts
+    return parts[1] if len(parts) > 2 and parts[0] == "tests" else parts[0]

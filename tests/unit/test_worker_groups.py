@@ -128,3 +128,33 @@ def test_under_xdist_a_module_fixture_is_built_once_per_run(
     result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadgroup", "-p", "xdist", "-q")
     result.assert_outcomes(passed=40)
     assert sorted(built.read_text().split()) == ["test_one", "test_two"]
+
+
+def test_groups_are_handed_out_slow_tiers_first_each_group_whole(pytester: pytest.Pytester) -> None:
+    """`order`: integration before the local cloud's tier before unit tests; within a tier the session-wide
+    group first, then the larger groups; each group's tests together and in their own order."""
+    for tier in ("unit", "localcloud", "integration"):
+        (pytester.path / "tests" / tier).mkdir(parents=True)
+    (pytester.path / "tests" / "conftest.py").write_text(CONFTEST)
+    files = {
+        "unit/test_u.py": "def test_u1(): pass\ndef test_u2(): pass\n",
+        "localcloud/test_small.py": "def test_s1(): pass\n",
+        "localcloud/test_large.py": "def test_l1(): pass\ndef test_l2(): pass\ndef test_l3(): pass\n",
+        "integration/test_alone.py": "def test_a1(): pass\n",
+        "integration/test_cloud.py": "def test_c1(cloud): pass\ndef test_c2(deployed): pass\n",
+    }
+    for name, text in files.items():
+        (pytester.path / "tests" / name).write_text(text)
+    items, _ = pytester.inline_genitems("tests")
+    worker_groups.order(items, worker_groups.assign(items))
+    assert [item.name for item in items] == [
+        "test_c1",
+        "test_c2",
+        "test_a1",
+        "test_l1",
+        "test_l2",
+        "test_l3",
+        "test_s1",
+        "test_u1",
+        "test_u2",
+    ]
