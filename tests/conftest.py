@@ -36,7 +36,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     groups = worker_groups.assign(items)
-    if config.getoption("dist", "no") != "no":
+    # In a worker, xdist sets `loadgroup` (and `dist` to "no"); the workers' collections are what it schedules.
+    if getattr(config.option, "loadgroup", False):
         worker_groups.order(items, groups)
 
 

@@ -1,5 +1,5 @@
-"""The per-tier times `make test` prints (tests/conftest.py): which tier a test belongs to, and each tier's
-span and total from the reports pytest hands over."""
+"""The per-tier times `make test` prints (tests/conftest.py): which tier a test belongs to
+(tests/worker_groups.py), and each tier's span and total from the reports pytest hands over."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from tests.conftest import TierClock
+from tests.worker_groups import tier_of
 
 
 def report(nodeid: str, when: str, start: float, stop: float, *, skipped: bool = False) -> Any:
@@ -16,8 +17,10 @@ def report(nodeid: str, when: str, start: float, stop: float, *, skipped: bool =
 
 
 def test_a_test_belongs_to_the_folder_under_tests() -> None:
-    assert TierClock.tier_of("tests/integration/test_iam.py::test_x[a/b]") == "integration"
-    assert TierClock.tier_of("examples/user-code/tests/test_masking.py::test_y") == "examples"
+    assert tier_of("tests/integration/test_iam.py::test_x[a/b]") == "integration"
+    # As xdist names a test of a group in the controller's reports.
+    assert tier_of("tests/integration/test_iam.py::test_x@session:local_cloud") == "integration"
+    assert tier_of("examples/user-code/tests/test_masking.py::test_y") == "examples"
 
 
 def test_each_tier_spans_its_first_start_to_its_last_end_and_counts_its_tests() -> None:
