@@ -104,10 +104,10 @@ def test_a_stopping_service_does_not_retry_a_failed_call(kind: str) -> None:
     assert len(sent) == 1
 
 
-@pytest.mark.parametrize("kind", sorted(SERVICES))
-def test_a_running_service_still_retries_a_failed_call(kind: str) -> None:
-    # The control: the same failure is retried while the service runs.
-    _, call, client = SERVICES[kind](closed_port_endpoint())
+def test_a_running_service_still_retries_a_failed_call() -> None:
+    # The control: the same failure is retried while the service runs. One service is enough, the rule is
+    # one function for all three (and each retry waits out botocore's backoff: seconds a service).
+    _, call, client = SERVICES["sqs poller"](closed_port_endpoint())
     sent = attempts_of(client)
     with pytest.raises(EndpointConnectionError):
         call()
