@@ -9,14 +9,14 @@ import bz2
 import gzip
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from pipeline_cli.aws import Pipeline
 from pipeline_cli.records import build_request, get_record, send_request
-from tests.integration.test_integrity import Chaos, dlq_messages_of, function_name, wait_for
+from tests.integration.conftest import Chaos
+from tests.integration.test_integrity import dlq_messages_of, function_name, wait_for
 from tests.integration.test_scenarios import executions_of, output_lines, wait_terminal
 
 try:
@@ -25,19 +25,6 @@ except ImportError:
     from backports import zstd  # type: ignore[import-not-found,no-redef]
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def chaos(pipeline: Pipeline) -> Iterator[Chaos]:
-    """The local cloud's fault injection, cleared whatever the test does (these tests wait for their own
-    jobs to end, so no other job meets the faults)."""
-    assert pipeline.endpoint_url
-    faults = Chaos(pipeline.endpoint_url)
-    faults.clear()
-    try:
-        yield faults
-    finally:
-        faults.clear()
 
 
 def unique(prefix: str) -> str:

@@ -6,6 +6,7 @@ How it models AWS, and where it differs: docs/local-cloud-internals.md#localclou
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import operator
@@ -489,15 +490,10 @@ class AlarmEvaluator:
         )
         config = Config(retries={"mode": "standard", "max_attempts": 3}, read_timeout=30)
         self._stop = threading.Event()
-        self._cw = without_retries_when(
-            self._stop, session.client("cloudwatch", endpoint_url=endpoint, config=config)
-        )
-        self._sqs = without_retries_when(
-            self._stop, session.client("sqs", endpoint_url=endpoint, config=config)
-        )
-        self._sns = without_retries_when(
-            self._stop, session.client("sns", endpoint_url=endpoint, config=config)
-        )
+        guarded = functools.partial(without_retries_when, self._stop)
+        self._cw = guarded(session.client("cloudwatch", endpoint_url=endpoint, config=config))
+        self._sqs = guarded(session.client("sqs", endpoint_url=endpoint, config=config))
+        self._sns = guarded(session.client("sns", endpoint_url=endpoint, config=config))
 
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
