@@ -5,18 +5,15 @@ its fault injection API, for a test that needs a fault."""
 from __future__ import annotations
 
 import io
-import json
 import os
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from localcloud.core import cloud
-from localcloud.core.chaos import CONTROL_PATH
 from localcloud.core.state import LocalCloudState
-from pipeline_cli import local_deploy
+from pipeline_cli import chaos_api, local_deploy
 from pipeline_cli.aws import Pipeline, connect_local
 from pipeline_cli.scenarios import ScenarioRun, build_scenarios, run_scenarios
 
@@ -50,24 +47,19 @@ def demo_runs(pipeline: Pipeline) -> dict[str, ScenarioRun]:
 
 
 class Chaos:
-    """The local cloud's fault injection API (`pipeline local chaos`), over HTTP."""
+    """The local cloud's fault injection API, through the client `pipeline local chaos` uses."""
 
     def __init__(self, endpoint: str) -> None:
-        self.url = endpoint + CONTROL_PATH
+        self.endpoint = endpoint
 
     def add(self, **rule: Any) -> dict[str, Any]:
-        request = urllib.request.Request(self.url, data=json.dumps(rule).encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            document: dict[str, Any] = json.loads(response.read())
-        return document["rule"]
+        return dict(chaos_api.call("POST", rule, endpoint=self.endpoint)[1]["rule"])
 
     def rules(self) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(self.url, timeout=10) as response:
-            document = json.loads(response.read())
-        return list(document["rules"])
+        return list(chaos_api.call("GET", endpoint=self.endpoint)[1]["rules"])
 
     def clear(self) -> None:
-        urllib.request.urlopen(urllib.request.Request(self.url, method="DELETE"), timeout=10).close()
+        chaos_api.call("DELETE", endpoint=self.endpoint)
 
 
 @pytest.fixture

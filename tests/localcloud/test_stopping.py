@@ -8,7 +8,6 @@ standard retries, with backoff) before each one's stop could return."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +20,7 @@ from localcloud.core.server import RunningCloud
 from localcloud.core.stopping import Stopping
 from localcloud.services.cloudwatch.alarm_evaluator import AlarmEvaluator
 from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_poller
+from tests.localcloud.support import free_port
 
 
 class Recorded:
@@ -62,10 +62,7 @@ def test_every_service_hears_of_the_stop_before_the_final_save_closes_the_gate(t
 
 def closed_port_endpoint() -> str:
     # A port nothing listens on: every attempt fails at once with a connection error.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def attempts_of(client: Any) -> list[str]:
