@@ -8,6 +8,7 @@ standard retries, with backoff) before each one's stop could return."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -109,3 +110,40 @@ def test_a_running_service_still_retries_a_failed_call() -> None:
     with pytest.raises(EndpointConnectionError):
         call()
     assert len(sent) > 1
+
+
+class ListingFails(sqs_poller.MappingSupervisor):
+    """A supervisor whose listing of the mappings fails (as it does against the closed gate's 503s), the
+    stop arriving during the call when `stop_during_call` is set."""
+
+    def __init__(self, *, stop_during_call: bool) -> None:
+        super().__init__(closed_port_endpoint(), refresh_interval_seconds=60.0)
+        self.stop_during_call = stop_during_call
+        self.calls = 0
+
+    def refresh(self) -> None:
+        self.calls += 1
+        if self.stop_during_call or self.calls > 1:
+            self.stopping()
+        if self.calls == 1:
+            raise EndpointConnectionError(endpoint_url=self._endpoint)
+
+
+def test_a_listing_failed_by_the_stop_is_not_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    # Found re-timing `down`: a `down` just after `up` logged a traceback for the supervisor's listing,
+    # whose (one-attempt) Lambda client met the closed gate.
+    supervisor = ListingFails(stop_during_call=True)
+    supervisor._supervise()
+    assert supervisor.calls == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_listing_that_fails_while_running_is_logged_and_retried(caplog: pytest.LogCaptureFixture) -> None:
+    # The control: the same failure while the poller runs is an error worth a traceback, then a retry
+    # (after the supervisor's one-second backoff).
+    supervisor = ListingFails(stop_during_call=False)
+    supervisor._supervise()
+    assert supervisor.calls == 2
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["listing event source mappings failed; retrying in 1.0s"]
+    assert errors[0].exc_info is not None

@@ -273,6 +273,10 @@ class MappingSupervisor:
                 backoff = 0.0
                 self._stop.wait(self._refresh_interval)
             except Exception:
+                if self._stop.is_set():
+                    # Stopping: the listing met the closed gate (its Lambda client makes one attempt, so
+                    # it is not one of the clients that raise Stopping). Nothing went wrong.
+                    return
                 backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
                 logger.exception("listing event source mappings failed; retrying in %.1fs", backoff)
                 self._stop.wait(backoff)
