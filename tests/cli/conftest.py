@@ -4,7 +4,7 @@ Two honest ways in, matching how the CLI finds an environment:
 - `deployed`: moto in-process (`mock_aws`) with the two stacks created through CloudFormation, so the CLI
   resolves `--env dev` through DescribeStacks exactly as on AWS (table with the by-status GSI, queues with
   a redrive policy, bucket, state machine).
-- `local_cloud`: a ThreadedMotoServer on loopback plus a local cloud state file, as `pipeline local up`
+- `local_cloud`: a moto server on loopback plus a local cloud state file, as `pipeline local up`
   leaves them, so `--env local` goes over HTTP with dummy credentials.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
+from localcloud.core.server import MotoServer
 from localcloud.core.state import LocalCloudState, write_state
 from pipeline_cli import aws, deadletters
 from pipeline_cli.main import main
@@ -299,7 +299,7 @@ class LocalCloud:
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[int]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = MotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
         yield server._server.server_port  # type: ignore[union-attr]

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from localcloud.core.persistence import RequestGate, gate_server
+from localcloud.core.server import MotoServer
 from localcloud.core.state import DUMMY_CREDENTIALS, REGION
 
 
@@ -27,10 +27,10 @@ def free_port() -> int:
 
 @contextmanager
 def moto_server(gate: RequestGate | None = None) -> Iterator[str]:
-    """A ThreadedMotoServer on a free port (behind `gate`, as the local cloud's server is); yields its
-    endpoint (`localhost`, as the local cloud uses)."""
+    """The local cloud's moto server (MotoServer) on a free port, behind `gate` as in the local cloud; yields
+    its endpoint (`localhost`, as the local cloud uses)."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = MotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     if gate is not None:
         gate_server(gate, server)

@@ -51,6 +51,9 @@ def test_up_without_deploy_starts_a_detached_server_and_down_stops_it(home: Path
     assert cloud.down(home) is True
     assert not pid_alive(state.pid)
     assert not state_path(home).exists()
+    # The server exits without the interpreter's teardown (server.exit_now): its log is complete anyway.
+    last_line = (home / "server.log").read_text().splitlines()[-1]
+    assert last_line.endswith(f"local cloud on port {state.port} stopped")
 
 
 def test_up_refuses_a_port_in_use(home: Path) -> None:
