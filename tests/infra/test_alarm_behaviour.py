@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from localcloud.services.cloudwatch.alarm_evaluator import ALARM, OK, AlarmEvaluator
+from localcloud.services.cloudwatch.alarm_evaluator import ALARM, OK, AlarmEvaluator, dummy_session
 from stacks.config import ENVIRONMENT_NAMES
 from tests.infra.conftest import Synthesized
 from tests.infra.template_tools import resources
-from tests.localcloud.support import client, moto_server
+from tests.localcloud.support import moto_server
 
 REGION = "us-east-1"
 PERIOD = 60
@@ -53,10 +54,20 @@ def synth(request: pytest.FixtureRequest, synthesized: dict[str, Synthesized]) -
     return synthesized[request.param]
 
 
+@dataclass(frozen=True)
+class Moto:
+    endpoint: str
+    # One session for the module's evaluators and clients: each new one parses botocore's data files again
+    # (0.3 s an evaluation, most of this file's time, before it was shared).
+    session: Any
+    cloudwatch: Any
+
+
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
+def moto() -> Iterator[Moto]:
     with moto_server() as url:
-        yield url
+        session = dummy_session(REGION)
+        yield Moto(url, session, session.client("cloudwatch", endpoint_url=url))
 
 
 def _resolve(value: Any, function_name: str) -> Any:
@@ -85,7 +96,7 @@ def error_alarms(synth: Synthesized) -> dict[str, dict[str, Any]]:
     }
 
 
-def _put_alarm(endpoint: str, name: str, properties: dict[str, Any], function_name: str) -> None:
+def _put_alarm(moto: Moto, name: str, properties: dict[str, Any], function_name: str) -> None:
     resolved = _resolve(properties, function_name)
     kwargs: dict[str, Any] = {
         "AlarmName": name,
@@ -102,10 +113,10 @@ def _put_alarm(endpoint: str, name: str, properties: dict[str, Any], function_na
         for key in ("Namespace", "MetricName", "Dimensions", "Period", "Statistic", "ExtendedStatistic"):
             if key in resolved:
                 kwargs[key] = resolved[key]
-    client(endpoint, "cloudwatch").put_metric_alarm(**kwargs)
+    moto.cloudwatch.put_metric_alarm(**kwargs)
 
 
-def _put_minutes(endpoint: str, function_name: str, minutes: Minutes, now: datetime) -> None:
+def _put_minutes(moto: Moto, function_name: str, minutes: Minutes, now: datetime) -> None:
     data = []
     for age, (invocations, errors) in enumerate(minutes):
         # In the middle of the evaluator's window `age` (windows end at `now`, one period each).
@@ -120,17 +131,19 @@ def _put_minutes(endpoint: str, function_name: str, minutes: Minutes, now: datet
             },
             {"MetricName": "Errors", "Dimensions": dimensions, "Timestamp": timestamp, "Value": errors},
         ]
-    client(endpoint, "cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=data)
+    moto.cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data)
 
 
-def evaluate(endpoint: str, properties: dict[str, Any], minutes: Minutes) -> str:
+def evaluate(moto: Moto, properties: dict[str, Any], minutes: Minutes) -> str:
     """The state the alarm defined by `properties` takes after `minutes` of one function's traffic."""
     prefix = f"behaviour-{uuid.uuid4().hex[:8]}-"
     function_name = f"fn-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
-    _put_minutes(endpoint, function_name, minutes, now)
-    _put_alarm(endpoint, f"{prefix}alarm", properties, function_name)
-    evaluator = AlarmEvaluator(endpoint, REGION, alarm_name_prefix=prefix, clock=lambda: now)
+    _put_minutes(moto, function_name, minutes, now)
+    _put_alarm(moto, f"{prefix}alarm", properties, function_name)
+    evaluator = AlarmEvaluator(
+        moto.endpoint, REGION, alarm_name_prefix=prefix, clock=lambda: now, session=moto.session
+    )
     (state,) = evaluator.evaluate().values()
     return state
 
@@ -139,24 +152,24 @@ def test_every_function_has_an_error_alarm(synth: Synthesized) -> None:
     assert len(error_alarms(synth)) == 4
 
 
-def test_retried_transient_errors_do_not_alarm(endpoint: str, synth: Synthesized) -> None:
+def test_retried_transient_errors_do_not_alarm(moto: Moto, synth: Synthesized) -> None:
     for logical_id, properties in error_alarms(synth).items():
         for pattern, minutes in _transient_patterns(synth).items():
-            assert evaluate(endpoint, properties, minutes) == OK, f"{synth.env} {logical_id}: {pattern}"
+            assert evaluate(moto, properties, minutes) == OK, f"{synth.env} {logical_id}: {pattern}"
 
 
-def test_a_sustained_failure_alarms(endpoint: str, synth: Synthesized) -> None:
+def test_a_sustained_failure_alarms(moto: Moto, synth: Synthesized) -> None:
     for logical_id, properties in error_alarms(synth).items():
-        assert evaluate(endpoint, properties, SUSTAINED_FAILURE) == ALARM, f"{synth.env} {logical_id}"
+        assert evaluate(moto, properties, SUSTAINED_FAILURE) == ALARM, f"{synth.env} {logical_id}"
 
 
 def test_a_sustained_error_rate_over_the_environments_threshold_alarms(
-    endpoint: str, synth: Synthesized
+    moto: Moto, synth: Synthesized
 ) -> None:
     """Three minutes just over the configured rate alarm; the same minutes just under it do not."""
     percent = synth.config.alarms.error_rate_percent
     over: Minutes = [(1000, int(percent * 10) + 1)] * 3 + [(1000, 0)] * 2
     under: Minutes = [(1000, int(percent * 10))] * 5
     for logical_id, properties in error_alarms(synth).items():
-        assert evaluate(endpoint, properties, over) == ALARM, f"{synth.env} {logical_id}: over"
-        assert evaluate(endpoint, properties, under) == OK, f"{synth.env} {logical_id}: under"
+        assert evaluate(moto, properties, over) == ALARM, f"{synth.env} {logical_id}: over"
+        assert evaluate(moto, properties, under) == OK, f"{synth.env} {logical_id}: under"

@@ -457,6 +457,17 @@ class _Seen:
     state: str
 
 
+def dummy_session(region: str) -> boto3.session.Session:
+    """A boto3 session with the local cloud's dummy credentials: whatever the host environment holds never
+    leaves for the emulator. One costs a tenth of a second or more (botocore parses its data files for
+    each): a caller making many evaluators (a test evaluating alarm after alarm) makes one and passes it."""
+    return boto3.session.Session(
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=region,
+    )
+
+
 class AlarmEvaluator:
     """Evaluates the alarms in CloudWatch every `interval_seconds`, in one background thread.
 
@@ -474,6 +485,7 @@ class AlarmEvaluator:
         publish_interval_seconds: float = 60.0,
         alarm_name_prefix: str = "",
         clock: Callable[[], datetime] | None = None,
+        session: boto3.session.Session | None = None,
     ) -> None:
         self._endpoint = endpoint
         # The evaluation's "now" (ages, windows, timestamps): injectable so a test can let time pass.
@@ -482,12 +494,7 @@ class AlarmEvaluator:
         self._interval = interval_seconds
         self._publish_interval = publish_interval_seconds
         self._alarm_name_prefix = alarm_name_prefix
-        # Dummy credentials on purpose: whatever the host environment holds never leaves for the emulator.
-        session = boto3.session.Session(
-            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=region,
-        )
+        session = session or dummy_session(region)
         config = Config(retries={"mode": "standard", "max_attempts": 3}, read_timeout=30)
         self._stop = threading.Event()
         guarded = functools.partial(without_retries_when, self._stop)
