@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 JOB = "kept-long-job"
 CHUNK = 64 * 1024  # the local environment's chunk: one per segment
+LINES = 12_000
 
 
 @pytest.fixture
@@ -78,9 +79,11 @@ def test_a_running_job_resumes_after_down_and_up_with_exact_output(home: Path, t
     pipeline = connect_local()
     source = tmp_path / "input.jsonl"
     # passthrough writes every valid line byte for byte: the output must be the input, exactly.
-    source.write_text("".join(json.dumps({"n": n, "pad": "x" * 200}) + "\n" for n in range(8000)))
+    source.write_text("".join(json.dumps({"n": n, "pad": "x" * 200}) + "\n" for n in range(LINES)))
     size = source.stat().st_size
-    assert size > 25 * CHUNK  # dozens of segments, over more than one execution
+    # Two executions' worth of segments (20 each): the execution resumed after `up` starts its count again,
+    # so with fewer a slow `down` (segments going on until the final save) let it finish the job alone.
+    assert size > 38 * CHUNK
     send_request(
         pipeline, {"job_id": JOB, "input": upload_input(pipeline, source, JOB), "transform": "passthrough"}
     )
@@ -106,7 +109,7 @@ def test_a_running_job_resumes_after_down_and_up_with_exact_output(home: Path, t
 
     final = wait_for(pipeline, lambda r: r["status"] in TERMINAL, timeout=120, what="a terminal status")
     assert final["status"] == "SUCCEEDED", final
-    assert (final["records_in"], final["records_out"], final["records_rejected"]) == (8000, 8000, 0)
+    assert (final["records_in"], final["records_out"], final["records_rejected"]) == (LINES, LINES, 0)
     assert output_of(pipeline) == source.read_bytes()
     # The execution that was running at `down` ran again under its own name, and handed over as usual.
     statuses = execution_statuses(pipeline)
