@@ -128,11 +128,23 @@ def list_jobs(pipeline: Pipeline, *, status: str | None, limit: int) -> list[dic
     """Newest first. Without a status, one Query per status on the index, merged: never a Scan (a Scan
     reads, and bills, the whole table to show 20 rows)."""
     statuses = (status,) if status else STATUSES
-    records: list[dict[str, Any]] = []
+    latest: dict[str, dict[str, Any]] = {}
     for each in statuses:
-        records.extend(query_status(pipeline, each, limit=limit))
-    records.sort(key=lambda record: (str(record.get("updated_at", "")), str(record["job_id"])), reverse=True)
+        for record in query_status(pipeline, each, limit=limit):
+            # A job whose status changed between two of the queries is in both answers (a PENDING job
+            # started after the PENDING query is RUNNING in the next one): it is listed once, as it was
+            # last updated.
+            seen = latest.get(record["job_id"])
+            if seen is None or _updated(record) >= _updated(seen):
+                latest[record["job_id"]] = record
+    records = sorted(
+        latest.values(), key=lambda record: (_updated(record), str(record["job_id"])), reverse=True
+    )
     return records[:limit]
+
+
+def _updated(record: dict[str, Any]) -> str:
+    return str(record.get("updated_at", ""))
 
 
 def query_status(pipeline: Pipeline, status: str, *, limit: int) -> list[dict[str, Any]]:

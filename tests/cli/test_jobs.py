@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import pipeline_contract as contract
-from pipeline_cli import output
+from pipeline_cli import aws, output
 from pipeline_cli.commands import jobs
 
 from .conftest import Deployed, Result, drain
@@ -499,6 +499,35 @@ def test_jobs_without_status_merges_one_query_per_status_never_a_scan(
         params["ExpressionAttributeValues"][":s"]["S"] for name, params in api_calls if name == "Query"
     )
     assert queried == sorted(contract.STATUSES)
+
+
+def test_a_job_changing_status_between_the_queries_is_listed_once_as_it_is_now(
+    deployed: Deployed, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the console's browser test: a job started between the PENDING and the RUNNING query was in
+    # both answers, and the jobs list showed it twice (PENDING and RUNNING).
+    deployed.put_job("moving", "PENDING", "2026-11-23T10:00:00.000Z")
+    deployed.put_job("still", "PENDING", "2026-11-23T09:00:00.000Z")
+    original = aws.Pipeline.client
+
+    def start_the_job_after_the_pending_query(parsed: dict[str, Any], **_: Any) -> None:
+        if any(
+            item["job_id"]["S"] == "moving" and item["status"]["S"] == "PENDING" for item in parsed["Items"]
+        ):
+            deployed.put_job("moving", "RUNNING", "2026-11-23T10:00:01.000Z")
+
+    def client(self: aws.Pipeline, service: str, *, max_attempts: int | None = None) -> Any:
+        created = original(self, service, max_attempts=max_attempts)
+        created.meta.events.register("after-call.dynamodb.Query", start_the_job_after_the_pending_query)
+        return created
+
+    monkeypatch.setattr(aws.Pipeline, "client", client)
+
+    result = run("jobs", "--env", "dev", "--json")
+
+    assert result.code == 0, result.err
+    listed = [(record["job_id"], record["status"]) for record in json.loads(result.out)]
+    assert listed == [("moving", "RUNNING"), ("still", "PENDING")]
 
 
 def test_jobs_says_when_there_are_none(deployed: Deployed, run: Run) -> None:
