@@ -17,8 +17,11 @@ so a slow tier shows without a `--durations` run.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Any
 
+import botocore.loaders
 import pytest
 
 from tests import worker_groups
@@ -29,6 +32,30 @@ pytest_plugins = ("pytester",)
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(TierClock(), "tier-clock")
+    parse_botocore_data_once()
+
+
+def parse_botocore_data_once() -> None:
+    """Each of botocore's JSON data files (service models, endpoints) is parsed once per test process.
+
+    moto's `mock_aws` replaces boto3's default session at every start, and the handlers' code makes a session
+    per test (its cache is cleared for each): every new session read and parsed the models of every client
+    it made again, which py-spy found to be most of the handlers tier's and the CLI tier's CPU. Within one
+    session botocore shares the parsed files between all its clients; this shares them between sessions."""
+    load_file = botocore.loaders.JSONFileLoader.load_file
+    if getattr(load_file, "shared", False):
+        return
+    parsed: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def load_file_once(self: botocore.loaders.JSONFileLoader, file_path: str) -> Any:
+        with lock:
+            if file_path not in parsed:
+                parsed[file_path] = load_file(self, file_path)
+            return parsed[file_path]
+
+    load_file_once.shared = True  # type: ignore[attr-defined]
+    botocore.loaders.JSONFileLoader.load_file = load_file_once  # type: ignore[method-assign]
 
 
 # First: xdist's worker reads the `xdist_group` markers in its own pytest_collection_modifyitems, so they must
