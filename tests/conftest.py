@@ -17,14 +17,11 @@ so a slow tier shows without a `--durations` run.
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass
-from typing import Any
 
-import botocore.loaders
 import pytest
 
+from localcloud.core import botocore_data
 from tests import worker_groups
 
 # tests/unit/test_worker_groups.py runs pytest on generated test files.
@@ -33,35 +30,8 @@ pytest_plugins = ("pytester",)
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(TierClock(), "tier-clock")
-    parse_botocore_data_once()
-
-
-def parse_botocore_data_once() -> None:
-    """Each of botocore's data files but the service models is parsed once per test process.
-
-    moto's `mock_aws` replaces boto3's default session at every start, and the handlers' code makes a session
-    per test (its cache is cleared for each): each new session parsed botocore's endpoints (85 ms), and each
-    client's endpoint rules, again. Measured in tests/handlers/test_ingest_handler.py: 7.5 s of its 13.6 s.
-    Within one session botocore shares what it parsed between all its clients; this shares it between
-    sessions. Not the service models (`service-2`): botocore and moto edit those in place for their session
-    (S3's request URIs, the SDK's and moto's extras), and the local cloud's request parsing reads them
-    unedited (sharing them failed tests/localcloud/test_iam_actions.py and test_chaos.py)."""
-    load_file = botocore.loaders.JSONFileLoader.load_file
-    if getattr(load_file, "shared", False):
-        return
-    parsed: dict[str, Any] = {}
-    lock = threading.Lock()
-
-    def load_file_once(self: botocore.loaders.JSONFileLoader, file_path: str) -> Any:
-        if os.path.basename(file_path).startswith("service-2"):
-            return load_file(self, file_path)
-        with lock:
-            if file_path not in parsed:
-                parsed[file_path] = load_file(self, file_path)
-            return parsed[file_path]
-
-    load_file_once.shared = True  # type: ignore[attr-defined]
-    botocore.loaders.JSONFileLoader.load_file = load_file_once  # type: ignore[method-assign]
+    # Each test makes botocore sessions of its own (moto's mock_aws, the handlers' per-test session).
+    botocore_data.share_parsed_files()
 
 
 # First: xdist's worker reads the `xdist_group` markers in its own pytest_collection_modifyitems, so they must

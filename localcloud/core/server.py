@@ -21,6 +21,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from localcloud.core import botocore_data
+
+# Before moto's import, which makes three botocore sessions (its EC2 region lists), each parsing the endpoints.
+botocore_data.share_parsed_files()
+
 from moto.cloudformation import parsing as cfn_parsing
 from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
