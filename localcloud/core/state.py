@@ -20,10 +20,23 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import BinaryIO
 
+import boto3
+
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 # moto accepts any credentials; these make boto3 and the CDK CLI sign requests without a real account.
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def dummy_session(region: str) -> boto3.session.Session:
+    """A boto3 session for the cloud's own services, with the dummy credentials on purpose: whatever the host
+    environment holds never leaves for the emulator. Each costs a few tenths of a second of botocore parsing
+    (the service models, for each client): a caller making many (a test) makes one and passes it on."""
+    return boto3.session.Session(
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=region,
+    )
 
 
 HOME_VARIABLE = "LOCALCLOUD_HOME"

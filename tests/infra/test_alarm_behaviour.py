@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from localcloud.services.cloudwatch.alarm_evaluator import ALARM, OK, AlarmEvaluator, dummy_session
+from localcloud.core.state import dummy_session
+from localcloud.services.cloudwatch.alarm_evaluator import ALARM, OK, AlarmEvaluator
 from stacks.config import ENVIRONMENT_NAMES
 from tests.infra.conftest import Synthesized
 from tests.infra.template_tools import resources

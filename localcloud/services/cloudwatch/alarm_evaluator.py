@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from moto.sqs.models import sqs_backends
 
-from localcloud.core.state import DUMMY_CREDENTIALS
+from localcloud.core.state import dummy_session
 from localcloud.core.stopping import Stopping, without_retries_when
 from localcloud.services.cloudwatch import metric_math
 from localcloud.services.iam import policy
@@ -455,17 +455,6 @@ class _Seen:
 
     configured_at: datetime | None
     state: str
-
-
-def dummy_session(region: str) -> boto3.session.Session:
-    """A boto3 session with the local cloud's dummy credentials: whatever the host environment holds never
-    leaves for the emulator. One costs a tenth of a second or more (botocore parses its data files for
-    each): a caller making many evaluators (a test evaluating alarm after alarm) makes one and passes it."""
-    return boto3.session.Session(
-        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region_name=region,
-    )
 
 
 class AlarmEvaluator:

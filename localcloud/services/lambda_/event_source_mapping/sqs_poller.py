@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from moto.sqs import models as sqs_models
 
-from localcloud.core.state import DUMMY_CREDENTIALS
+from localcloud.core.state import dummy_session
 from localcloud.core.stopping import Stopping, without_retries_when
 from localcloud.services.iam.role_clients import RoleClients, SessionCredentials
 from localcloud.services.lambda_ import recursion
@@ -322,12 +321,7 @@ class EventSourcePoller(MappingSupervisor):
         # Short long-polls: a worker notices stop() within about this long.
         self._wait_time = max(0, min(20, int(wait_time_seconds)))
         self._default_max_concurrency = max(1, default_max_concurrency)
-        # Dummy credentials on purpose: whatever the host environment holds never leaves for the emulator.
-        session = boto3.session.Session(
-            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=region,
-        )
+        session = dummy_session(region)
         # Clients are created once, here: boto3 clients are thread-safe, session.client() is not.
         sqs_config = Config(
             max_pool_connections=64,

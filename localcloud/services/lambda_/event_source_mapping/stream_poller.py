@@ -21,14 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from moto.awslambda.models import lambda_backends
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 
-from localcloud.core.state import ACCOUNT_ID, DUMMY_CREDENTIALS, REGION
+from localcloud.core.state import ACCOUNT_ID, REGION, dummy_session
 from localcloud.core.stopping import Stopping
 from localcloud.services.events.events import pattern_matches
 from localcloud.services.iam.role_clients import RoleClients, SessionCredentials
@@ -338,11 +337,7 @@ class StreamPoller(MappingSupervisor):
         self._retry_cap = retry_cap_seconds
         self._mapping_filter = mapping_filter
         self._clock = clock
-        session = boto3.session.Session(
-            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=region,
-        )
+        session = dummy_session(region)
         retries = Config(max_pool_connections=32, retries={"mode": "standard", "max_attempts": 3})
         guarded = self.without_retries_when_stopping
         self._streams = guarded(session.client("dynamodbstreams", endpoint_url=endpoint, config=retries))
