@@ -130,15 +130,21 @@ def _moment(value: Any) -> dt.datetime:
 
 def active_pins(pipeline: Pipeline) -> dict[str, list[str]]:
     """Version ARN -> the PENDING and RUNNING jobs pinned to it."""
+    # By job: a job started between the PENDING and the RUNNING query is in both answers (its pin is the
+    # same in both), and is named once.
+    active = {
+        str(record["job_id"]): record
+        for status in ACTIVE
+        for record in query_status(pipeline, status, limit=ACTIVE_JOBS_PAGE)
+    }
     pinned: dict[str, list[str]] = {}
-    for status in ACTIVE:
-        for record in query_status(pipeline, status, limit=ACTIVE_JOBS_PAGE):
-            pin = record.get("code_pin")
-            if not isinstance(pin, Mapping):
-                continue
-            for key in PIN_KEYS.values():
-                if pin.get(key):
-                    pinned.setdefault(str(pin[key]), []).append(str(record["job_id"]))
+    for job_id, record in active.items():
+        pin = record.get("code_pin")
+        if not isinstance(pin, Mapping):
+            continue
+        for key in PIN_KEYS.values():
+            if pin.get(key):
+                pinned.setdefault(str(pin[key]), []).append(job_id)
     return pinned
 
 
