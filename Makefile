@@ -167,13 +167,17 @@ local-reset: install ## Stop the local cloud and delete its saved state: the nex
 chaos: install ## Fault matrix: cells F1-F11 x 5 seeds on a fresh local cloud, checked for lost/duplicated/missing/stuck (CHAOS_ARGS="--cells F6 --seeds 1")
 	$(BIN)/python -m faultmatrix $(CHAOS_ARGS)
 
-bench: install ## Benchmarks: the worker chunk loop (peak RSS, records/s vs a naive baseline), its codec (vs msgspec's floor and today's loop), compressed inputs (peak RSS, MiB/s compressed and decompressed, resume costs), then shards on the local cloud (wall time with 1, 2, 4, 8 shards under 300 ms S3 latency), the local cloud's job rate (300 jobs of 1,000 lines through the ingest queue: jobs/s and the server's CPU s per job), and the handlers' cold starts (import plus first invocation, tracing off and on, against bare boto3's import)
-	$(BIN)/python benchmarks/bench_worker.py
-	$(BIN)/python benchmarks/bench_codec.py
-	$(BIN)/python benchmarks/bench_compressed.py
-	$(BIN)/python benchmarks/bench_shards.py
-	$(BIN)/python benchmarks/bench_burst.py
-	$(BIN)/python benchmarks/bench_coldstart.py
+# `make bench BENCH="burst coldstart"`: only those parts, in that order.
+BENCH ?= worker codec compressed shards burst coldstart
+bench: install ## Benchmarks (BENCH="burst coldstart" runs some): the worker chunk loop (peak RSS, records/s vs a naive baseline), its codec (vs msgspec's floor and today's loop), compressed inputs (peak RSS, MiB/s compressed and decompressed, resume costs), then shards on the local cloud (wall time with 1, 2, 4, 8 shards under 300 ms S3 latency), the local cloud's job rate (300 jobs of 1,000 lines through the ingest queue: jobs/s and the server's CPU s per job), and the handlers' cold starts (import plus first invocation, tracing off and on, against bare boto3's import)
+	@# Every part runs, a failing one too (a slow hour's job rate must not hide the cold starts): the
+	@# command fails at the end, naming the parts that did.
+	@failed=""; for part in $(BENCH); do \
+		echo "$(BIN)/python benchmarks/bench_$$part.py"; \
+		$(BIN)/python benchmarks/bench_$$part.py || failed="$$failed $$part"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make bench: FAIL in$$failed (of: $(BENCH))"; exit 1; fi; \
+	echo "make bench: every part PASS ($(BENCH))"
 
 snapshot-update: install ## Re-record the template snapshots after an intended infrastructure change
 	$(BIN)/python -m pytest tests/infra --snapshot-update
