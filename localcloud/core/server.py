@@ -47,7 +47,7 @@ from localcloud.services.lambda_.event_source_mapping import sqs_poller, stream_
 from localcloud.services.s3 import bucket_policy
 from localcloud.services.s3 import notifications as s3_notifications
 from localcloud.services.sns import topic_policy
-from localcloud.services.sqs import message_size, queue_policy, retention
+from localcloud.services.sqs import message_counts, message_size, queue_policy, retention
 from localcloud.services.stepfunctions import execution_role, history_limit, json_paths, program_cache, sfn
 from localcloud.services.stepfunctions import versions as sfn_versions
 
@@ -198,6 +198,7 @@ def _install_models() -> list[Callable[[], None]]:
         bucket_policy.install(),
         queue_policy.install(),
         retention.install(),
+        message_counts.install(),
         dynamodb_table.install(),
         dynamodb_items.install(),
         attribute_values.install(),
