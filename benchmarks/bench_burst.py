@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -177,9 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    home = Path(tempfile.mkdtemp(prefix="bench-burst-"))
-    os.environ["LOCALCLOUD_HOME"] = str(home)
-    try:
+    with cloud.scratch_home("bench-burst-", say=lambda m: say(f"    {m}")) as home:
+        os.environ["LOCALCLOUD_HOME"] = str(home)
         say(f"==> a fresh local cloud in {home}")
         state = local_deploy.up(home=home, progress=lambda m: say(f"    {m}"), iam=args.iam)
         pipeline = connect_local()
@@ -200,8 +198,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = {str(record["job_id"]): record for record in batch_get(pipeline, job_ids)}
         for job, job_id in enumerate(job_ids):
             check_job(pipeline, job, records[job_id], args.lines)
-    finally:
-        cloud.down(home=home)
 
     rate = args.jobs / wall
     say(f"  sent in {sent:.1f} s; last SUCCEEDED after {wall:.1f} s")

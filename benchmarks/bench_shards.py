@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -96,9 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.shards[0] != 1:
         parser.error("--shards must start with 1: the ratios are against one shard")
 
-    home = Path(tempfile.mkdtemp(prefix="bench-shards-"))
-    os.environ["LOCALCLOUD_HOME"] = str(home)
-    try:
+    with cloud.scratch_home("bench-shards-", say=lambda m: say(f"    {m}")) as home:
+        os.environ["LOCALCLOUD_HOME"] = str(home)
         say(f"==> a fresh local cloud in {home}")
         local_deploy.up(home=home, progress=lambda m: say(f"    {m}"))
         pipeline = connect_local()
@@ -128,8 +126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{int(record['chunks'])} chunks ({int(record['worker_ms']) / max(1, int(record['chunks'])):.0f} "
                 f"ms a chunk)  ~{usage.state_transitions} transitions  ${usage.total():.5f}"
             )
-    finally:
-        cloud.down(home=home)
 
     base = results[1][0]
     failed = False

@@ -11,12 +11,11 @@ every cell once per seed. Prints one row per cell and seed, and exits 1 when any
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from faultmatrix.cells import CELLS, CELLS_BY_KEY
 from faultmatrix.checker import CellReport, control_cases
@@ -103,13 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     started = time.monotonic()
-    home = None if args.reuse else Path(tempfile.mkdtemp(prefix="faultmatrix-"))
-    if home is not None:
-        os.environ["LOCALCLOUD_HOME"] = str(home)
-        say(f"==> a fresh local cloud in {home}")
-        local_deploy.up(home=home, progress=lambda m: say(f"    {m}"))
     reports: list[CellReport] = []
-    try:
+    with contextlib.ExitStack() as scratch:
+        if not args.reuse:
+            home = scratch.enter_context(cloud.scratch_home("faultmatrix-", say=lambda m: say(f"    {m}")))
+            os.environ["LOCALCLOUD_HOME"] = str(home)
+            say(f"==> a fresh local cloud in {home}")
+            local_deploy.up(home=home, progress=lambda m: say(f"    {m}"))
         harness = Harness(connect_local(), say=say)
         for key in args.cells:
             cell = CELLS_BY_KEY[key]
@@ -119,9 +118,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reports.append(report)
                 for problem in report.problems():
                     say(f"    {problem}")
-    finally:
-        if home is not None:
-            cloud.down(home=home)
     print(table(reports, markdown=args.markdown))
     failing = [r for r in reports if not r.ok]
     say(

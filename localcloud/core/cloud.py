@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -207,6 +208,23 @@ class ResetResult:
     # The saved-state directory deleted, and how many bytes it held; None when there was none.
     deleted: Path | None
     deleted_bytes: int
+
+
+@contextlib.contextmanager
+def scratch_home(prefix: str, *, say: Progress, parent: Path | None = None) -> Iterator[Path]:
+    """A new home for a local cloud that lives as long as one run (a benchmark, the fault matrix), in
+    `parent` (the system's temporary directory by default). At the end its cloud is stopped; the home is
+    deleted when the run finished, and kept, and named through `say`, when it raised: its server.log and
+    saved state are what there is to look at."""
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield home
+    except BaseException:
+        down(home)
+        say(f"the local cloud's home is kept for a look: {home}")
+        raise
+    down(home)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def reset(home: Path | None = None) -> ResetResult:
