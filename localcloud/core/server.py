@@ -59,6 +59,12 @@ REAP_INTERVAL_SECONDS = 60.0
 SAVE_INTERVAL_SECONDS = 30.0
 # Seconds between the HTTP server's checks for a stop (socketserver's default, 0.5, held up every `down`).
 SHUTDOWN_POLL_SECONDS = 0.05
+# How long a thread holds the GIL before one waiting asks for it (Python's default is 0.005). The server's
+# request threads are CPU-bound on moto; handing the GIL over four times less often cost less CPU per job
+# and raised the job rate in a 300-job burst (0.02 against 0.005, alternating, one sitting: 5.20 and 5.38
+# jobs/s against 4.92 and 5.19; 0.001 made it worse: 3.67 and 3.72 against 4.60 and 4.24). A thread waits
+# for the GIL at most this long more, which nothing the cloud times comes close to (timeouts are seconds).
+SWITCH_INTERVAL_SECONDS = 0.02
 
 
 class MotoServer(ThreadedMotoServer):
@@ -423,6 +429,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     _configure_logging(args.verbose)
     home = args.home.resolve()
     stop_requested = threading.Event()
