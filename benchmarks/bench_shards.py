@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,9 +28,9 @@ sys.path.insert(0, str(ROOT / "lambda_src"))
 sys.path.insert(0, str(ROOT))
 
 from localcloud.core import cloud  # noqa: E402 - after the path is set
-from localcloud.core.chaos import CONTROL_PATH  # noqa: E402
 from pipeline_cli import local_deploy  # noqa: E402
 from pipeline_cli.aws import Pipeline, connect_local  # noqa: E402
+from pipeline_cli.chaos_api import ChaosRules  # noqa: E402
 from pipeline_cli.cost import usage_of  # noqa: E402
 from pipeline_cli.records import build_request, get_record, send_request, upload_input  # noqa: E402
 from pipeline_contract import TERMINAL  # noqa: E402
@@ -52,13 +51,6 @@ def make_input(path: Path, chunks: int) -> None:
                 json.dumps({"id": line, "name": f" Item {line} ", "pad": "p" * (40 + line % 60)}) + "\n"
             )
             line += 1
-
-
-def chaos(pipeline: Pipeline, method: str, rule: dict[str, Any] | None = None) -> None:
-    assert pipeline.endpoint_url
-    data = json.dumps(rule).encode() if rule is not None else None
-    request = urllib.request.Request(pipeline.endpoint_url + CONTROL_PATH, data=data, method=method)
-    urllib.request.urlopen(request, timeout=10).close()
 
 
 def parts(pipeline: Pipeline, job_id: str) -> dict[str, tuple[int, str]]:
@@ -104,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         make_input(source, args.chunks)
         uri = upload_input(pipeline, source, "bench-shards")
         size = source.stat().st_size
-        chaos(pipeline, "POST", {"service": "s3", "operation": "GetObject", "latency_ms": args.latency_ms})
+        assert pipeline.endpoint_url
+        ChaosRules(pipeline.endpoint_url).add(service="s3", operation="GetObject", latency_ms=args.latency_ms)
         say(
             f"==> {size:,} bytes ({args.chunks} chunks of 64 KiB, one a segment), {args.latency_ms} ms on every "
             "S3 GetObject"

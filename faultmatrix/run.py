@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,33 +14,11 @@ from botocore.config import Config
 
 from faultmatrix.cells import WORKER, Cell, Job
 from faultmatrix.checker import TERMINAL, CellReport, DlqMessage, Observed, check
-from localcloud.core.chaos import CONTROL_PATH
 from pipeline_cli.aws import Pipeline
+from pipeline_cli.chaos_api import ChaosRules
 
 POLL_SECONDS = 0.5
 SETTLE_SECONDS = 60.0
-
-
-class ChaosApi:
-    """The local cloud's fault injection API over HTTP (the same one `pipeline local chaos` calls)."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.url = endpoint + CONTROL_PATH
-
-    def _call(self, method: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url, data=data, method=method)  # noqa: S310 - http://localhost
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the local endpoint
-            return json.loads(response.read() or b"{}")
-
-    def add(self, rule: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._call("POST", rule)["rule"])
-
-    def rules(self) -> list[dict[str, Any]]:
-        return list(self._call("GET")["rules"])
-
-    def clear(self) -> None:
-        self._call("DELETE")
 
 
 @dataclass
@@ -63,7 +40,7 @@ class Harness:
         self.pipeline = pipeline
         self.exclusive = exclusive
         self.say = say
-        self.chaos = ChaosApi(pipeline.endpoint_url)
+        self.chaos = ChaosRules(pipeline.endpoint_url)
         # The harness's own calls meet the injected faults too: let botocore ride them out.
         config = Config(retries={"mode": "standard", "total_max_attempts": 12}, read_timeout=30)
         session, endpoint = pipeline.session, pipeline.endpoint_url
@@ -99,7 +76,7 @@ class Harness:
             if job.input_key is not None:
                 self.s3.put_object(Bucket=bucket, Key=job.input_key, Body=job.input_bytes)
         for index, rule in enumerate(cell.rules):
-            self.chaos.add({**rule, "seed": seed * 1000 + index, **self._function(rule)})
+            self.chaos.add(**{**rule, "seed": seed * 1000 + index, **self._function(rule)})
         started = time.monotonic()
         sent = [self._send(job) for job in jobs]
         self._wait(sent, timeout=cell.timeout_seconds)
@@ -295,4 +272,4 @@ def _body_job_id(body: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-__all__ = ["TERMINAL", "ChaosApi", "Harness"]
+__all__ = ["TERMINAL", "Harness"]

@@ -1,6 +1,7 @@
 """The running local cloud's fault injection API (/_localcloud/chaos, see `localcloud.core.chaos`), as
 `pipeline local chaos` calls it: found through `pipeline_cli.local_home`, its refusals turned into one-line
-errors that name the command's flags.
+errors that name the command's flags. `ChaosRules` is the same client for programs that drive a cloud (the
+fault matrix, the benchmarks, the tests).
 """
 
 from __future__ import annotations
@@ -72,3 +73,19 @@ def _api_error(error: urllib.error.HTTPError) -> str | None:
     if isinstance(document, dict) and isinstance(document.get("error"), str):
         return str(document["error"])
     return None
+
+
+class ChaosRules:
+    """The rules of the local cloud at `endpoint`: add one, list them (with what each injected), clear them."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def add(self, **rule: Any) -> dict[str, Any]:
+        return dict(call("POST", rule, endpoint=self.endpoint)[1]["rule"])
+
+    def rules(self) -> list[dict[str, Any]]:
+        return list(call("GET", endpoint=self.endpoint)[1]["rules"])
+
+    def clear(self) -> None:
+        call("DELETE", endpoint=self.endpoint)

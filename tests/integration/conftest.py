@@ -7,14 +7,14 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from localcloud.core import cloud
 from localcloud.core.state import LocalCloudState
-from pipeline_cli import chaos_api, local_deploy
+from pipeline_cli import local_deploy
 from pipeline_cli.aws import Pipeline, connect_local
+from pipeline_cli.chaos_api import ChaosRules
 from pipeline_cli.scenarios import ScenarioRun, build_scenarios, run_scenarios
 
 
@@ -46,27 +46,11 @@ def demo_runs(pipeline: Pipeline) -> dict[str, ScenarioRun]:
     return {run.scenario.key: run for run in runs}
 
 
-class Chaos:
-    """The local cloud's fault injection API, through the client `pipeline local chaos` uses."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-
-    def add(self, **rule: Any) -> dict[str, Any]:
-        return dict(chaos_api.call("POST", rule, endpoint=self.endpoint)[1]["rule"])
-
-    def rules(self) -> list[dict[str, Any]]:
-        return list(chaos_api.call("GET", endpoint=self.endpoint)[1]["rules"])
-
-    def clear(self) -> None:
-        chaos_api.call("DELETE", endpoint=self.endpoint)
-
-
 @pytest.fixture
-def chaos(pipeline: Pipeline, demo_runs: dict[str, ScenarioRun]) -> Iterator[Chaos]:
+def chaos(pipeline: Pipeline, demo_runs: dict[str, ScenarioRun]) -> Iterator[ChaosRules]:
     # After the demo scenarios (they must not see these faults); cleared whatever the test does.
     assert pipeline.endpoint_url
-    faults = Chaos(pipeline.endpoint_url)
+    faults = ChaosRules(pipeline.endpoint_url)
     faults.clear()
     try:
         yield faults

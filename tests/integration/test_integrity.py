@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from pipeline_cli.aws import Pipeline
+from pipeline_cli.chaos_api import ChaosRules as Chaos
 from pipeline_cli.deadletters import peek_messages
 from pipeline_cli.main import main
 from pipeline_cli.records import build_request, get_record, send_request, upload_input
 from pipeline_cli.scenarios import ScenarioRun
-from tests.integration.conftest import Chaos
 from tests.integration.test_scenarios import executions_of, output_lines, wait_terminal
 
 pytestmark = pytest.mark.integration

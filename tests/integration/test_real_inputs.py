@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from pipeline_cli.aws import Pipeline
+from pipeline_cli.chaos_api import ChaosRules as Chaos
 from pipeline_cli.records import build_request, get_record, send_request
-from tests.integration.conftest import Chaos
 from tests.integration.test_integrity import dlq_messages_of, function_name, wait_for
 from tests.integration.test_scenarios import executions_of, output_lines, wait_terminal
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from pipeline_cli.aws import Pipeline
+from pipeline_cli.chaos_api import ChaosRules as Chaos
 from pipeline_cli.main import main
 from pipeline_cli.records import build_request, get_record, send_request, upload_input
-from tests.integration.conftest import Chaos
 from tests.integration.test_integrity import dlq_messages_of, unique, wait_for
 from tests.integration.test_scenarios import executions_of, wait_terminal
 
