@@ -22,7 +22,7 @@ from boto3.exceptions import Boto3Error
 from botocore import exceptions as botocore_errors
 from botocore.config import Config
 
-from localcloud.core.state import DUMMY_CREDENTIALS, LocalCloudState, read_state, state_path
+from localcloud.core.state import LocalCloudState, dummy_session, read_state, state_path
 from pipeline_cli.errors import CliError
 from pipeline_cli.local_home import local_home
 from pipeline_contract import ENVIRONMENTS, STACK_OUTPUTS, STACK_SUFFIXES, stack_name
@@ -226,11 +226,7 @@ def connect_local() -> Pipeline:
         ) from error
     if state is None or not port_answers(state.port):
         raise CliError(LOCAL_NOT_RUNNING)
-    session = boto3.Session(
-        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region_name=state.region,
-    )
+    session = dummy_session(state.region)
     outputs = local_outputs(state, session)
     return Pipeline(
         env=LOCAL_ENV, region=state.region, session=session, outputs=outputs, endpoint_url=state.endpoint
