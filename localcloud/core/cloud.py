@@ -220,10 +220,10 @@ def scratch_home(prefix: str, *, say: Progress, parent: Path | None = None) -> I
     try:
         yield home
     except BaseException:
-        down(home)
         say(f"the local cloud's home is kept for a look: {home}")
         raise
-    down(home)
+    finally:
+        down(home)
     shutil.rmtree(home, ignore_errors=True)
 
 
